@@ -1,0 +1,298 @@
+//! [`FieldCodec`]: how each field type is written to and read from the storage encoding.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
+
+use crate::encoding::{DecodeError, DecodeReason, Reader, Writer};
+
+/// How a field value is written to and read from the storage encoding (see the format in
+/// [`Writer`]'s module).
+///
+/// Implemented for the text, number, time, URL, list and map types the derive supports, for the
+/// secret types, and for `Option` of any of them. Implement it, together with
+/// [`PlainField`](crate::PlainField), to store a type of your own.
+///
+/// ```
+/// use credential::{DecodeError, FieldCodec, Reader, Writer};
+///
+/// #[derive(Debug, Clone, Copy, PartialEq)]
+/// enum Region { Eu, Us }
+///
+/// impl FieldCodec for Region {
+///     fn encode(&self, writer: &mut Writer) {
+///         writer.u8(match self { Region::Eu => 0, Region::Us => 1 });
+///     }
+///     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+///         match reader.u8()? {
+///             0 => Ok(Region::Eu),
+///             1 => Ok(Region::Us),
+///             _ => Err(DecodeError::invalid("unknown region")),
+///         }
+///     }
+/// }
+/// ```
+pub trait FieldCodec: Sized {
+    /// Writes the value. Called twice per encoding (sizing, then writing): it must write the same
+    /// bytes both times.
+    fn encode(&self, writer: &mut Writer);
+
+    /// Reads a value written by [`encode`](Self::encode).
+    ///
+    /// # Errors
+    /// A [`DecodeError`] for malformed input; never panics.
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError>;
+
+    /// The value a record without this field decodes to, if the type has a natural one (`None`
+    /// for `Option`). Returning `None` makes the field required.
+    fn missing() -> Option<Self> {
+        None
+    }
+}
+
+impl FieldCodec for String {
+    fn encode(&self, writer: &mut Writer) {
+        writer.len_prefixed(self.as_bytes());
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        reader.str().map(str::to_owned)
+    }
+}
+
+impl FieldCodec for SecretString {
+    fn encode(&self, writer: &mut Writer) {
+        writer.len_prefixed(self.expose_secret().as_bytes());
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        // `Box<str>::from(&str)` allocates exactly once, at the final size: no partial copy is
+        // left behind.
+        reader.str().map(|text| SecretString::new(Box::from(text)))
+    }
+}
+
+impl FieldCodec for SecretSlice<u8> {
+    fn encode(&self, writer: &mut Writer) {
+        writer.len_prefixed(self.expose_secret());
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        reader.len_prefixed().map(|bytes| SecretSlice::from(Box::<[u8]>::from(bytes)))
+    }
+}
+
+impl FieldCodec for bool {
+    fn encode(&self, writer: &mut Writer) {
+        writer.u8(u8::from(*self));
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match reader.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError::invalid("boolean is neither 0 nor 1")),
+        }
+    }
+}
+
+macro_rules! unsigned_codec {
+    ($($ty:ty),*) => {$(
+        impl FieldCodec for $ty {
+            fn encode(&self, writer: &mut Writer) {
+                writer.varint(*self as u64);
+            }
+
+            fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                <$ty>::try_from(reader.varint()?)
+                    .map_err(|_| DecodeError::new(DecodeReason::OutOfRange))
+            }
+        }
+    )*};
+}
+
+unsigned_codec!(u8, u16, u32, u64, usize);
+
+macro_rules! signed_codec {
+    ($($ty:ty),*) => {$(
+        impl FieldCodec for $ty {
+            fn encode(&self, writer: &mut Writer) {
+                writer.varint(zigzag(*self as i64));
+            }
+
+            fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                <$ty>::try_from(unzigzag(reader.varint()?))
+                    .map_err(|_| DecodeError::new(DecodeReason::OutOfRange))
+            }
+        }
+    )*};
+}
+
+signed_codec!(i8, i16, i32, i64, isize);
+
+fn zigzag(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
+}
+
+fn unzigzag(value: u64) -> i64 {
+    ((value >> 1) as i64) ^ -((value & 1) as i64)
+}
+
+impl FieldCodec for f64 {
+    fn encode(&self, writer: &mut Writer) {
+        writer.bytes(&self.to_le_bytes());
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let bytes = reader.bytes(8)?;
+        let mut array = [0u8; 8];
+        array.copy_from_slice(bytes);
+        Ok(f64::from_le_bytes(array))
+    }
+}
+
+impl FieldCodec for DateTime<Utc> {
+    fn encode(&self, writer: &mut Writer) {
+        writer.varint(zigzag(self.timestamp()));
+        writer.varint(u64::from(self.timestamp_subsec_nanos()));
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let seconds = unzigzag(reader.varint()?);
+        let nanos = u32::try_from(reader.varint()?)
+            .map_err(|_| DecodeError::new(DecodeReason::OutOfRange))?;
+        DateTime::from_timestamp(seconds, nanos).ok_or(DecodeError::new(DecodeReason::OutOfRange))
+    }
+}
+
+impl FieldCodec for url::Url {
+    fn encode(&self, writer: &mut Writer) {
+        writer.len_prefixed(self.as_str().as_bytes());
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        url::Url::parse(reader.str()?).map_err(|_| DecodeError::invalid("stored URL does not parse"))
+    }
+}
+
+impl<T: FieldCodec> FieldCodec for Option<T> {
+    fn encode(&self, writer: &mut Writer) {
+        match self {
+            None => writer.u8(0),
+            Some(value) => {
+                writer.u8(1);
+                value.encode(writer);
+            }
+        }
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match reader.u8()? {
+            0 => Ok(None),
+            1 => T::decode(reader).map(Some),
+            _ => Err(DecodeError::invalid("option tag is neither 0 nor 1")),
+        }
+    }
+
+    fn missing() -> Option<Self> {
+        Some(None)
+    }
+}
+
+impl<T: FieldCodec> FieldCodec for Vec<T> {
+    fn encode(&self, writer: &mut Writer) {
+        writer.varint(self.len() as u64);
+        for item in self {
+            item.encode(writer);
+        }
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        // `count` bounds the length by the remaining input; a zero-sized item type cannot make
+        // the loop longer than the input either.
+        let count = reader.count()?;
+        let mut items = Vec::with_capacity(count);
+        for _ in 0..count {
+            items.push(T::decode(reader)?);
+        }
+        Ok(items)
+    }
+}
+
+impl<T: FieldCodec> FieldCodec for BTreeMap<String, T> {
+    fn encode(&self, writer: &mut Writer) {
+        writer.varint(self.len() as u64);
+        for (key, value) in self {
+            writer.len_prefixed(key.as_bytes());
+            value.encode(writer);
+        }
+    }
+
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let count = reader.count()?;
+        let mut map = BTreeMap::new();
+        for _ in 0..count {
+            let key = reader.str()?.to_owned();
+            let value = T::decode(reader)?;
+            if map.insert(key, value).is_some() {
+                return Err(DecodeError::invalid("map key appears more than once"));
+            }
+        }
+        Ok(map)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip<T: FieldCodec>(value: &T) -> T {
+        let bytes = crate::encoding::encode_with("t", 0, |w| value.encode(w));
+        // Skip the header written by `encode_with`: version, kind, field count.
+        let mut reader = Reader::new(&bytes[4..]);
+        let decoded = T::decode(&mut reader).unwrap();
+        assert!(reader.is_empty());
+        decoded
+    }
+
+    #[test]
+    fn integers_round_trip_at_their_limits() {
+        assert_eq!(round_trip(&i64::MIN), i64::MIN);
+        assert_eq!(round_trip(&i64::MAX), i64::MAX);
+        assert_eq!(round_trip(&-1i8), -1);
+        assert_eq!(round_trip(&u64::MAX), u64::MAX);
+        assert_eq!(round_trip(&u16::MAX), u16::MAX);
+    }
+
+    #[test]
+    fn oversized_integer_is_out_of_range() {
+        let bytes = crate::encoding::encode_with("t", 0, |w| 70_000u32.encode(w));
+        let error = u16::decode(&mut Reader::new(&bytes[4..])).unwrap_err();
+        assert_eq!(error.reason(), &DecodeReason::OutOfRange);
+    }
+
+    #[test]
+    fn timestamps_keep_nanoseconds() {
+        let at = DateTime::from_timestamp(-1_234_567, 999_999_999).unwrap();
+        assert_eq!(round_trip(&at), at);
+    }
+
+    #[test]
+    fn invalid_bool_and_option_tags_are_errors() {
+        assert!(bool::decode(&mut Reader::new(&[2])).is_err());
+        assert!(Option::<bool>::decode(&mut Reader::new(&[7])).is_err());
+    }
+
+    #[test]
+    fn duplicate_map_keys_are_errors() {
+        let bytes = [2, 1, b'a', 1, 1, b'a', 0];
+        assert!(BTreeMap::<String, bool>::decode(&mut Reader::new(&bytes)).is_err());
+    }
+
+    #[test]
+    fn secret_text_round_trips() {
+        let secret = SecretString::from("s3cr3t ✓");
+        assert_eq!(round_trip(&secret).expose_secret(), "s3cr3t ✓");
+    }
+}
