@@ -1,9 +1,10 @@
 //! Typed attributes: `#[credential(...)]` on the struct, `#[credential(...)]` and `#[secret]` on
 //! fields. Unknown and duplicate keys are errors, recorded without stopping.
 
-use proc_macro2::TokenTree;
+use proc_macro2::{TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::meta::ParseNestedMeta;
+use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, Expr, LitInt, LitStr, Path, Token};
 
 use crate::ctxt::Ctxt;
@@ -206,37 +207,11 @@ impl FieldAttrs {
         } else if path.is_ident(CUSTOM) {
             RuleKind::Custom(parse_path_value(meta)?)
         } else if path.is_ident(LENGTH) {
-            let (mut min, mut max) = (Setting::new(MIN), Setting::new(MAX));
-            meta.parse_nested_meta(|bound| {
-                if bound.path.is_ident(MIN) {
-                    min.set(cx, &bound.path, bound.value()?.parse::<LitInt>()?);
-                } else if bound.path.is_ident(MAX) {
-                    max.set(cx, &bound.path, bound.value()?.parse::<LitInt>()?);
-                } else {
-                    unknown_key(cx, &bound, "`min` or `max`")?;
-                }
-                Ok(())
-            })?;
-            RuleKind::Length {
-                min: min.value.map(|(_, value)| value),
-                max: max.value.map(|(_, value)| value),
-            }
+            let (min, max) = parse_bounds(cx, meta, |value| value.parse::<LitInt>())?;
+            RuleKind::Length { min, max }
         } else if path.is_ident(RANGE) {
-            let (mut min, mut max) = (Setting::new(MIN), Setting::new(MAX));
-            meta.parse_nested_meta(|bound| {
-                if bound.path.is_ident(MIN) {
-                    min.set(cx, &bound.path, bound.value()?.parse::<Expr>()?);
-                } else if bound.path.is_ident(MAX) {
-                    max.set(cx, &bound.path, bound.value()?.parse::<Expr>()?);
-                } else {
-                    unknown_key(cx, &bound, "`min` or `max`")?;
-                }
-                Ok(())
-            })?;
-            RuleKind::Range {
-                min: min.value.map(|(_, value)| value),
-                max: max.value.map(|(_, value)| value),
-            }
+            let (min, max) = parse_bounds(cx, meta, |value| value.parse::<Expr>())?;
+            RuleKind::Range { min, max }
         } else {
             unknown_key(cx, meta, "`non_empty`, `length(..)`, `range(..)`, `url`, `pattern = \"..\"` or `custom = path`")?;
             return Ok(());
@@ -248,6 +223,33 @@ impl FieldAttrs {
         }
         Ok(())
     }
+}
+
+/// `(min = .., max = ..)` after `length` or `range`; either bound may be left out (the checks
+/// require at least one).
+fn parse_bounds<T>(
+    cx: &Ctxt,
+    meta: &ParseNestedMeta,
+    parse_value: impl Fn(ParseStream) -> syn::Result<T>,
+) -> syn::Result<(Option<T>, Option<T>)> {
+    let (mut min, mut max) = (Setting::new(MIN), Setting::new(MAX));
+    if !meta.input.peek(syn::token::Paren) {
+        return Ok((None, None));
+    }
+    let content;
+    syn::parenthesized!(content in meta.input);
+    let bounds = syn::meta::parser(|bound| {
+        if bound.path.is_ident(MIN) {
+            min.set(cx, &bound.path, parse_value(bound.value()?)?);
+        } else if bound.path.is_ident(MAX) {
+            max.set(cx, &bound.path, parse_value(bound.value()?)?);
+        } else {
+            unknown_key(cx, &bound, "`min` or `max`")?;
+        }
+        Ok(())
+    });
+    bounds.parse2(content.parse::<TokenStream>()?)?;
+    Ok((min.value.map(|(_, value)| value), max.value.map(|(_, value)| value)))
 }
 
 /// Records an unknown key and skips its value so parsing continues with the next key.

@@ -1,6 +1,6 @@
 //! Code generation from the checked model.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{GenericParam, Generics, LitByteStr, Path, WhereClause};
@@ -87,6 +87,7 @@ fn with_field_bounds(generics: &Generics, fields: &[Field], private: &TokenStrea
     }
     for field in fields {
         let ty = field.ty;
+        let private = respan(private, ty.span());
         let bound = if field.is_secret() {
             quote_spanned!(ty.span()=> #ty: #private::SecretField)
         } else {
@@ -138,39 +139,65 @@ fn validate_body(checked: &Checked, private: &TokenStream) -> TokenStream {
     }
 }
 
+/// One rule's check. Every token of the call is spanned at the rule, so a rule that does not fit
+/// the field's type is reported on the rule.
 fn rule_check(field: &Field, rule: &Rule, private: &TokenStream) -> TokenStream {
     let ident = field.ident;
     let name = field.stored_name();
     let span = rule.name.span();
-    let rules = quote!(#private::rules);
-    match &rule.kind {
-        RuleKind::NonEmpty => quote_spanned!(span=> #rules::non_empty(&mut __errors, #name, &self.#ident);),
+    let private = respan(private, span);
+    let rules = quote_spanned!(span=> #private::rules);
+    let check = match &rule.kind {
+        RuleKind::NonEmpty => quote_spanned!(span=> #rules::non_empty(&mut __errors, #name, __value);),
         RuleKind::Length { min, max } => {
             let (min, max) = (optional(min.as_ref()), optional(max.as_ref()));
-            quote_spanned!(span=> #rules::length(&mut __errors, #name, &self.#ident, #min, #max);)
+            quote_spanned!(span=> #rules::length(&mut __errors, #name, __value, #min, #max);)
         }
         RuleKind::Range { min, max } => {
             let (min, max) = (optional(min.as_ref()), optional(max.as_ref()));
-            quote_spanned!(span=> #rules::range(&mut __errors, #name, &self.#ident, #min, #max);)
+            quote_spanned!(span=> #rules::range(&mut __errors, #name, __value, #min, #max);)
         }
-        RuleKind::Url => quote_spanned!(span=> #rules::url(&mut __errors, #name, &self.#ident);),
+        RuleKind::Url => quote_spanned!(span=> #rules::url(&mut __errors, #name, __value);),
         RuleKind::Pattern(source) => quote_spanned! {span=>
-            {
-                static __PATTERN: #private::LazyLock<::core::option::Option<#private::Regex>> =
-                    #private::LazyLock::new(|| #private::compile_pattern(#source));
-                #rules::pattern(&mut __errors, #name, &self.#ident, __PATTERN.as_ref(), #source);
-            }
+            static __PATTERN: #private::LazyLock<::core::option::Option<#private::Regex>> =
+                #private::LazyLock::new(|| #private::compile_pattern(#source));
+            #rules::pattern(&mut __errors, #name, __value, __PATTERN.as_ref(), #source);
         },
         RuleKind::Custom(path) => {
             let rule_name = path_name(path);
-            quote_spanned!(path.span()=> #rules::custom(&mut __errors, #name, #rule_name, #path(&self.#ident));)
+            quote_spanned!(path.span()=> #rules::custom(&mut __errors, #name, #rule_name, #path(__value));)
+        }
+    };
+    quote! {
+        {
+            let __value = &self.#ident;
+            #check
         }
     }
 }
 
-fn optional(value: Option<&impl ToTokens>) -> TokenStream {
+/// `tokens` with every span set to `span`, so errors in generated code that names them point
+/// at the user's token instead of the derive.
+fn respan(tokens: &TokenStream, span: Span) -> TokenStream {
+    tokens
+        .clone()
+        .into_iter()
+        .map(|mut token| {
+            if let TokenTree::Group(group) = &token {
+                let mut respanned = Group::new(group.delimiter(), respan(&group.stream(), span));
+                respanned.set_span(span);
+                token = TokenTree::Group(respanned);
+            } else {
+                token.set_span(span);
+            }
+            token
+        })
+        .collect()
+}
+
+fn optional(value: Option<&(impl ToTokens + Spanned)>) -> TokenStream {
     match value {
-        Some(value) => quote!(::core::option::Option::Some(#value)),
+        Some(value) => quote_spanned!(value.span()=> ::core::option::Option::Some(#value)),
         None => quote!(::core::option::Option::None),
     }
 }
@@ -218,7 +245,11 @@ fn decode_body(fields: &[Field], private: &TokenStream) -> TokenStream {
         let ident = field.ident;
         let name = field.stored_name();
         match field.attrs.default.path() {
-            Some(default) => quote_spanned!(default.span()=> #ident: #private::or_default(#slot)),
+            Some(default) => {
+                let private = respan(private, default.span());
+                let slot = respan(&slot.to_token_stream(), default.span());
+                quote_spanned!(default.span()=> #ident: #private::or_default(#slot))
+            }
             None => quote!(#ident: #private::required(<Self as #private::Credential>::KIND, #slot, #name)?),
         }
     });

@@ -138,7 +138,7 @@ fn check_secret_marking(cx: &Ctxt, field: &Field) {
 fn check_rule(cx: &Ctxt, rule: &Rule) {
     match &rule.kind {
         RuleKind::Length { min: None, max: None } => {
-            cx.error_spanned_by(&rule.name, "`length` needs `min`, `max` or both");
+            cx.error_spanned_by(&rule.name, "`length` needs bounds: `length(min = 1, max = 64)`, either one or both");
         }
         RuleKind::Length { min, max } => {
             let parse = |literal: &Option<syn::LitInt>| {
@@ -155,7 +155,7 @@ fn check_rule(cx: &Ctxt, rule: &Rule) {
             }
         }
         RuleKind::Range { min: None, max: None } => {
-            cx.error_spanned_by(&rule.name, "`range` needs `min`, `max` or both");
+            cx.error_spanned_by(&rule.name, "`range` needs bounds: `range(min = 1, max = 65535)`, either one or both");
         }
         RuleKind::Range { min: Some(min), max: Some(max) } => {
             if let (Some(low), Some(high)) = (numeric_literal(min), numeric_literal(max))

@@ -1,0 +1,12 @@
+use credential::prelude::*;
+
+#[derive(Credential)]
+struct GitHub {
+    #[secret]
+    #[credential(default)]
+    token: SecretSlice<u8>,
+    #[credential(default)]
+    endpoint: credential::Url,
+}
+
+fn main() {}

@@ -1,0 +1,12 @@
+use credential::prelude::*;
+
+#[derive(Credential)]
+struct Login {
+    #[secret]
+    password: SecretString,
+    user: String,
+    #[credential(rename = "user")]
+    login: String,
+}
+
+fn main() {}

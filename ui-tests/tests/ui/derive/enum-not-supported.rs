@@ -1,0 +1,8 @@
+use credential::prelude::*;
+
+#[derive(Credential)]
+enum Token {
+    Bearer(SecretString),
+}
+
+fn main() {}

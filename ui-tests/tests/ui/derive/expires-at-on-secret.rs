@@ -1,0 +1,10 @@
+use credential::prelude::*;
+
+#[derive(Credential)]
+struct GitHub {
+    #[secret]
+    #[credential(expires_at)]
+    token: SecretString,
+}
+
+fn main() {}

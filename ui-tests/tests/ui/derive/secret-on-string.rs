@@ -1,0 +1,9 @@
+use credential::prelude::*;
+
+#[derive(Credential)]
+struct GitHub {
+    #[secret]
+    token: String,
+}
+
+fn main() {}

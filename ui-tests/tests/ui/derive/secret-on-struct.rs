@@ -1,0 +1,10 @@
+use credential::prelude::*;
+
+#[derive(Credential)]
+#[secret]
+struct GitHub {
+    #[secret]
+    token: SecretString,
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use credential::prelude::*;
+
+#[derive(Credential)]
+struct GitHub {
+    token: SecretString,
+    username: String,
+}
+
+fn main() {}

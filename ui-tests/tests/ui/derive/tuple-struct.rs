@@ -1,0 +1,6 @@
+use credential::prelude::*;
+
+#[derive(Credential)]
+struct Token(#[secret] SecretString);
+
+fn main() {}

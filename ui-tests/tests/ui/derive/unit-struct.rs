@@ -1,0 +1,6 @@
+use credential::prelude::*;
+
+#[derive(Credential)]
+struct Nothing;
+
+fn main() {}
