@@ -42,11 +42,17 @@ impl<'a> Input<'a> {
                 }
             },
             Data::Enum(data) => {
-                cx.error_spanned_by(data.enum_token, "`Credential` can only be derived for structs, not enums");
+                cx.error_spanned_by(
+                    data.enum_token,
+                    "`Credential` can only be derived for structs, not enums",
+                );
                 return None;
             }
             Data::Union(data) => {
-                cx.error_spanned_by(data.union_token, "`Credential` can only be derived for structs, not unions");
+                cx.error_spanned_by(
+                    data.union_token,
+                    "`Credential` can only be derived for structs, not unions",
+                );
                 return None;
             }
         };

@@ -68,7 +68,9 @@ impl Container {
                 if meta.path.is_ident(KIND) {
                     container.kind.set(cx, &meta.path, meta.value()?.parse()?);
                 } else if meta.path.is_ident(CRATE) {
-                    container.krate.set(cx, &meta.path, parse_path_value(&meta)?);
+                    container
+                        .krate
+                        .set(cx, &meta.path, parse_path_value(&meta)?);
                 } else if meta.path.is_ident(VALIDATE) {
                     if !meta.input.peek(Token![=]) {
                         cx.error_spanned_by(
@@ -77,7 +79,9 @@ impl Container {
                         );
                         return skip_value(&meta);
                     }
-                    container.validate.set(cx, &meta.path, parse_path_value(&meta)?);
+                    container
+                        .validate
+                        .set(cx, &meta.path, parse_path_value(&meta)?);
                 } else {
                     unknown_key(cx, &meta, "`kind`, `crate` or `validate`")?;
                 }
@@ -114,8 +118,14 @@ pub(crate) struct Rule {
 
 pub(crate) enum RuleKind {
     NonEmpty,
-    Length { min: Option<LitInt>, max: Option<LitInt> },
-    Range { min: Option<Expr>, max: Option<Expr> },
+    Length {
+        min: Option<LitInt>,
+        max: Option<LitInt>,
+    },
+    Range {
+        min: Option<Box<Expr>>,
+        max: Option<Box<Expr>>,
+    },
     Url,
     Pattern(LitStr),
     Custom(Path),
@@ -153,7 +163,10 @@ impl FieldAttrs {
             reveal_last: Setting::new(REVEAL_LAST),
         };
         if let syn::Meta::NameValue(name_value) = &attr.meta {
-            cx.error_spanned_by(name_value, "`#[secret]` takes no value; masks are `#[secret(reveal_last = 4)]`");
+            cx.error_spanned_by(
+                name_value,
+                "`#[secret]` takes no value; masks are `#[secret(reveal_last = 4)]`",
+            );
         } else if let syn::Meta::List(_) = &attr.meta {
             let parsed = attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident(REVEAL_FIRST) {
@@ -191,7 +204,11 @@ impl FieldAttrs {
         } else if meta.path.is_ident(SECRET) {
             cx.error_spanned_by(&meta.path, "`secret` is its own attribute: `#[secret]`");
         } else {
-            unknown_key(cx, meta, "`rename`, `default`, `expires_at` or `validate(...)`")?;
+            unknown_key(
+                cx,
+                meta,
+                "`rename`, `default`, `expires_at` or `validate(...)`",
+            )?;
         }
         Ok(())
     }
@@ -210,16 +227,27 @@ impl FieldAttrs {
             let (min, max) = parse_bounds(cx, meta, |value| value.parse::<LitInt>())?;
             RuleKind::Length { min, max }
         } else if path.is_ident(RANGE) {
-            let (min, max) = parse_bounds(cx, meta, |value| value.parse::<Expr>())?;
+            let (min, max) = parse_bounds(cx, meta, |value| value.parse::<Expr>().map(Box::new))?;
             RuleKind::Range { min, max }
         } else {
-            unknown_key(cx, meta, "`non_empty`, `length(..)`, `range(..)`, `url`, `pattern = \"..\"` or `custom = path`")?;
+            unknown_key(
+                cx,
+                meta,
+                "`non_empty`, `length(..)`, `range(..)`, `url`, `pattern = \"..\"` or `custom = path`",
+            )?;
             return Ok(());
         };
-        if self.rules.iter().any(|rule| rule.name.get_ident() == path.get_ident()) {
+        if self
+            .rules
+            .iter()
+            .any(|rule| rule.name.get_ident() == path.get_ident())
+        {
             cx.error_spanned_by(path, format!("duplicate rule `{}`", path.to_token_stream()));
         } else {
-            self.rules.push(Rule { name: path.clone(), kind });
+            self.rules.push(Rule {
+                name: path.clone(),
+                kind,
+            });
         }
         Ok(())
     }
@@ -249,13 +277,19 @@ fn parse_bounds<T>(
         Ok(())
     });
     bounds.parse2(content.parse::<TokenStream>()?)?;
-    Ok((min.value.map(|(_, value)| value), max.value.map(|(_, value)| value)))
+    Ok((
+        min.value.map(|(_, value)| value),
+        max.value.map(|(_, value)| value),
+    ))
 }
 
 /// Records an unknown key and skips its value so parsing continues with the next key.
 fn unknown_key(cx: &Ctxt, meta: &ParseNestedMeta, expected: &str) -> syn::Result<()> {
     let name = meta.path.to_token_stream().to_string().replace(' ', "");
-    cx.error_spanned_by(&meta.path, format!("unknown key `{name}`; expected {expected}"));
+    cx.error_spanned_by(
+        &meta.path,
+        format!("unknown key `{name}`; expected {expected}"),
+    );
     skip_value(meta)
 }
 
@@ -280,7 +314,7 @@ fn parse_path_value(meta: &ParseNestedMeta) -> syn::Result<Path> {
 
 fn parse_u8(meta: &ParseNestedMeta) -> syn::Result<u8> {
     let literal: LitInt = meta.value()?.parse()?;
-    literal
-        .base10_parse::<u8>()
-        .map_err(|_| syn::Error::new_spanned(&literal, "expected a number of characters from 0 to 255"))
+    literal.base10_parse::<u8>().map_err(|_| {
+        syn::Error::new_spanned(&literal, "expected a number of characters from 0 to 255")
+    })
 }

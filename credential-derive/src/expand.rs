@@ -19,7 +19,10 @@ pub(crate) fn expand(checked: &Checked) -> TokenStream {
     let generics = with_field_bounds(input.generics, &input.fields, &private);
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
 
-    let schema = input.fields.iter().map(|field| field_schema(field, &private));
+    let schema = input
+        .fields
+        .iter()
+        .map(|field| field_schema(field, &private));
     let validate = validate_body(checked, &private);
     let expires_at = expires_at_body(&input.fields, &private);
     let encode = encode_body(&input.fields, &private);
@@ -126,11 +129,15 @@ fn field_schema(field: &Field, private: &TokenStream) -> TokenStream {
 
 fn validate_body(checked: &Checked, private: &TokenStream) -> TokenStream {
     let checks = checked.input.fields.iter().flat_map(|field| {
-        field.attrs.rules.iter().map(move |rule| rule_check(field, rule, private))
+        field
+            .attrs
+            .rules
+            .iter()
+            .map(move |rule| rule_check(field, rule, private))
     });
-    let whole = checked.input.attrs.validate.get().map(|path| {
-        quote_spanned!(path.span()=> #private::rules::whole(&mut __errors, #path(self));)
-    });
+    let whole = checked.input.attrs.validate.get().map(
+        |path| quote_spanned!(path.span()=> #private::rules::whole(&mut __errors, #path(self));),
+    );
     quote! {
         let mut __errors = #private::ValidationErrors::new();
         #(#checks)*
@@ -148,7 +155,9 @@ fn rule_check(field: &Field, rule: &Rule, private: &TokenStream) -> TokenStream 
     let private = respan(private, span);
     let rules = quote_spanned!(span=> #private::rules);
     let check = match &rule.kind {
-        RuleKind::NonEmpty => quote_spanned!(span=> #rules::non_empty(&mut __errors, #name, __value);),
+        RuleKind::NonEmpty => {
+            quote_spanned!(span=> #rules::non_empty(&mut __errors, #name, __value);)
+        }
         RuleKind::Length { min, max } => {
             let (min, max) = (optional(min.as_ref()), optional(max.as_ref()));
             quote_spanned!(span=> #rules::length(&mut __errors, #name, __value, #min, #max);)
@@ -203,7 +212,10 @@ fn optional(value: Option<&(impl ToTokens + Spanned)>) -> TokenStream {
 }
 
 fn path_name(path: &Path) -> String {
-    path.segments.last().map(|segment| segment.ident.to_string()).unwrap_or_default()
+    path.segments
+        .last()
+        .map(|segment| segment.ident.to_string())
+        .unwrap_or_default()
 }
 
 fn expires_at_body(fields: &[Field], private: &TokenStream) -> TokenStream {
@@ -231,7 +243,9 @@ fn encode_body(fields: &[Field], private: &TokenStream) -> TokenStream {
 }
 
 fn decode_body(fields: &[Field], private: &TokenStream) -> TokenStream {
-    let slots: Vec<_> = (0..fields.len()).map(|index| format_ident!("__field{}", index)).collect();
+    let slots: Vec<_> = (0..fields.len())
+        .map(|index| format_ident!("__field{}", index))
+        .collect();
     let declarations = fields.iter().zip(&slots).map(|(field, slot)| {
         let ty = field.ty;
         quote!(let mut #slot: ::core::option::Option<#ty> = ::core::option::Option::None;)

@@ -51,7 +51,8 @@ fn check_kind(cx: &Ctxt, input: &Input) -> String {
         Some(literal) => (literal.value(), literal),
         None => (snake_case(&input.ident.to_string()), input.ident),
     };
-    let valid_char = |ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "_-./".contains(ch);
+    let valid_char =
+        |ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "_-./".contains(ch);
     let starts_well = kind.starts_with(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit());
     if !starts_well || kind.len() > MAX_KIND_LEN || !kind.chars().all(valid_char) {
         cx.error_spanned_by(
@@ -80,14 +81,20 @@ fn check_unique_names(cx: &Ctxt, fields: &[Field]) {
     for field in fields {
         let name = field.stored_name();
         if name.is_empty() {
-            cx.error_spanned_by(field.attrs.rename.get(), "a stored field name cannot be empty");
+            cx.error_spanned_by(
+                field.attrs.rename.get(),
+                "a stored field name cannot be empty",
+            );
         }
         if let Some(first) = seen.insert(name.clone(), field.ident) {
             let at: &dyn ToTokens = match field.attrs.rename.get() {
                 Some(rename) => rename,
                 None => field.ident,
             };
-            cx.error_spanned_by(at, format!("stored name `{name}` is already used by field `{first}`"));
+            cx.error_spanned_by(
+                at,
+                format!("stored name `{name}` is already used by field `{first}`"),
+            );
         }
     }
 }
@@ -95,15 +102,22 @@ fn check_unique_names(cx: &Ctxt, fields: &[Field]) {
 fn check_single_expiry(cx: &Ctxt, fields: &[Field]) {
     let mut first = None;
     for field in fields {
-        let Some(path) = field.attrs.expires_at.path() else { continue };
+        let Some(path) = field.attrs.expires_at.path() else {
+            continue;
+        };
         if field.is_secret() {
-            cx.error_spanned_by(path, "`expires_at` cannot be a secret field: expiry is metadata");
+            cx.error_spanned_by(
+                path,
+                "`expires_at` cannot be a secret field: expiry is metadata",
+            );
         }
         match first {
             None => first = Some(field.ident),
             Some(first) => cx.error_spanned_by(
                 path,
-                format!("`expires_at` is already set on field `{first}`: a credential has one expiry"),
+                format!(
+                    "`expires_at` is already set on field `{first}`: a credential has one expiry"
+                ),
             ),
         }
     }
@@ -113,11 +127,20 @@ fn check_single_expiry(cx: &Ctxt, fields: &[Field]) {
 /// bounds in the generated code catch the rest.
 fn check_secret_marking(cx: &Ctxt, field: &Field) {
     let type_name = innermost_type_name(field.ty);
-    let is_secret_type = type_name.as_deref().is_some_and(|name| name.starts_with("Secret"));
+    let is_secret_type = type_name
+        .as_deref()
+        .is_some_and(|name| name.starts_with("Secret"));
     match &field.attrs.secret {
         Some(_) => {
-            if let Some(name) = type_name.as_deref().filter(|name| ["String", "str", "Vec"].contains(name)) {
-                let suggestion = if name == "Vec" { "SecretSlice<u8>" } else { "SecretString" };
+            if let Some(name) = type_name
+                .as_deref()
+                .filter(|name| ["String", "str", "Vec"].contains(name))
+            {
+                let suggestion = if name == "Vec" {
+                    "SecretSlice<u8>"
+                } else {
+                    "SecretString"
+                };
                 cx.error_spanned_by(
                     field.ty,
                     format!("`{name}` is not a secret type: use `{suggestion}`, which is redacted and zeroized on drop"),
@@ -137,8 +160,14 @@ fn check_secret_marking(cx: &Ctxt, field: &Field) {
 
 fn check_rule(cx: &Ctxt, rule: &Rule) {
     match &rule.kind {
-        RuleKind::Length { min: None, max: None } => {
-            cx.error_spanned_by(&rule.name, "`length` needs bounds: `length(min = 1, max = 64)`, either one or both");
+        RuleKind::Length {
+            min: None,
+            max: None,
+        } => {
+            cx.error_spanned_by(
+                &rule.name,
+                "`length` needs bounds: `length(min = 1, max = 64)`, either one or both",
+            );
         }
         RuleKind::Length { min, max } => {
             let parse = |literal: &Option<syn::LitInt>| {
@@ -151,23 +180,42 @@ fn check_rule(cx: &Ctxt, rule: &Rule) {
             if let (Some(Ok(min)), Some(Ok(max))) = (parse(min), parse(max))
                 && min > max
             {
-                cx.error_spanned_by(&rule.name, format!("`length` has min {min} above max {max}"));
+                cx.error_spanned_by(
+                    &rule.name,
+                    format!("`length` has min {min} above max {max}"),
+                );
             }
         }
-        RuleKind::Range { min: None, max: None } => {
-            cx.error_spanned_by(&rule.name, "`range` needs bounds: `range(min = 1, max = 65535)`, either one or both");
+        RuleKind::Range {
+            min: None,
+            max: None,
+        } => {
+            cx.error_spanned_by(
+                &rule.name,
+                "`range` needs bounds: `range(min = 1, max = 65535)`, either one or both",
+            );
         }
-        RuleKind::Range { min: Some(min), max: Some(max) } => {
+        RuleKind::Range {
+            min: Some(min),
+            max: Some(max),
+        } => {
             if let (Some(low), Some(high)) = (numeric_literal(min), numeric_literal(max))
                 && low > high
             {
-                cx.error_spanned_by(&rule.name, format!("`range` has min {low} above max {high}"));
+                cx.error_spanned_by(
+                    &rule.name,
+                    format!("`range` has min {low} above max {high}"),
+                );
             }
         }
         RuleKind::Pattern(literal) => {
             if let Err(error) = regex_syntax::Parser::new().parse(&literal.value()) {
                 let reason = error.to_string();
-                let summary = reason.lines().last().unwrap_or("invalid syntax").trim_start_matches("error: ");
+                let summary = reason
+                    .lines()
+                    .last()
+                    .unwrap_or("invalid syntax")
+                    .trim_start_matches("error: ");
                 cx.error_spanned_by(literal, format!("invalid regular expression: {summary}"));
             }
         }
@@ -183,7 +231,9 @@ fn numeric_literal(expr: &Expr) -> Option<f64> {
             Lit::Float(float) => float.base10_parse::<f64>().ok(),
             _ => None,
         },
-        Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_)) => numeric_literal(&unary.expr).map(|value| -value),
+        Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_)) => {
+            numeric_literal(&unary.expr).map(|value| -value)
+        }
         Expr::Group(group) => numeric_literal(&group.expr),
         _ => None,
     }

@@ -52,20 +52,24 @@ pub trait FieldCodec: Sized {
 }
 
 impl FieldCodec for String {
+    #[inline]
     fn encode(&self, writer: &mut Writer) {
         writer.len_prefixed(self.as_bytes());
     }
 
+    #[inline]
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         reader.str().map(str::to_owned)
     }
 }
 
 impl FieldCodec for SecretString {
+    #[inline]
     fn encode(&self, writer: &mut Writer) {
         writer.len_prefixed(self.expose_secret().as_bytes());
     }
 
+    #[inline]
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         // `Box<str>::from(&str)` allocates exactly once, at the final size: no partial copy is
         // left behind.
@@ -74,20 +78,26 @@ impl FieldCodec for SecretString {
 }
 
 impl FieldCodec for SecretSlice<u8> {
+    #[inline]
     fn encode(&self, writer: &mut Writer) {
         writer.len_prefixed(self.expose_secret());
     }
 
+    #[inline]
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        reader.len_prefixed().map(|bytes| SecretSlice::from(Box::<[u8]>::from(bytes)))
+        reader
+            .len_prefixed()
+            .map(|bytes| SecretSlice::from(Box::<[u8]>::from(bytes)))
     }
 }
 
 impl FieldCodec for bool {
+    #[inline]
     fn encode(&self, writer: &mut Writer) {
         writer.u8(u8::from(*self));
     }
 
+    #[inline]
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         match reader.u8()? {
             0 => Ok(false),
@@ -100,11 +110,13 @@ impl FieldCodec for bool {
 macro_rules! unsigned_codec {
     ($($ty:ty),*) => {$(
         impl FieldCodec for $ty {
-            fn encode(&self, writer: &mut Writer) {
+            #[inline]
+    fn encode(&self, writer: &mut Writer) {
                 writer.varint(*self as u64);
             }
 
-            fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            #[inline]
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
                 <$ty>::try_from(reader.varint()?)
                     .map_err(|_| DecodeError::new(DecodeReason::OutOfRange))
             }
@@ -117,11 +129,13 @@ unsigned_codec!(u8, u16, u32, u64, usize);
 macro_rules! signed_codec {
     ($($ty:ty),*) => {$(
         impl FieldCodec for $ty {
-            fn encode(&self, writer: &mut Writer) {
+            #[inline]
+    fn encode(&self, writer: &mut Writer) {
                 writer.varint(zigzag(*self as i64));
             }
 
-            fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+            #[inline]
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
                 <$ty>::try_from(unzigzag(reader.varint()?))
                     .map_err(|_| DecodeError::new(DecodeReason::OutOfRange))
             }
@@ -140,10 +154,12 @@ fn unzigzag(value: u64) -> i64 {
 }
 
 impl FieldCodec for f64 {
+    #[inline]
     fn encode(&self, writer: &mut Writer) {
         writer.bytes(&self.to_le_bytes());
     }
 
+    #[inline]
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let bytes = reader.bytes(8)?;
         let mut array = [0u8; 8];
@@ -153,11 +169,13 @@ impl FieldCodec for f64 {
 }
 
 impl FieldCodec for DateTime<Utc> {
+    #[inline]
     fn encode(&self, writer: &mut Writer) {
         writer.varint(zigzag(self.timestamp()));
         writer.varint(u64::from(self.timestamp_subsec_nanos()));
     }
 
+    #[inline]
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let seconds = unzigzag(reader.varint()?);
         let nanos = u32::try_from(reader.varint()?)
@@ -167,16 +185,20 @@ impl FieldCodec for DateTime<Utc> {
 }
 
 impl FieldCodec for url::Url {
+    #[inline]
     fn encode(&self, writer: &mut Writer) {
         writer.len_prefixed(self.as_str().as_bytes());
     }
 
+    #[inline]
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        url::Url::parse(reader.str()?).map_err(|_| DecodeError::invalid("stored URL does not parse"))
+        url::Url::parse(reader.str()?)
+            .map_err(|_| DecodeError::invalid("stored URL does not parse"))
     }
 }
 
 impl<T: FieldCodec> FieldCodec for Option<T> {
+    #[inline]
     fn encode(&self, writer: &mut Writer) {
         match self {
             None => writer.u8(0),
@@ -187,6 +209,7 @@ impl<T: FieldCodec> FieldCodec for Option<T> {
         }
     }
 
+    #[inline]
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         match reader.u8()? {
             0 => Ok(None),
@@ -201,6 +224,7 @@ impl<T: FieldCodec> FieldCodec for Option<T> {
 }
 
 impl<T: FieldCodec> FieldCodec for Vec<T> {
+    #[inline]
     fn encode(&self, writer: &mut Writer) {
         writer.varint(self.len() as u64);
         for item in self {
@@ -208,6 +232,7 @@ impl<T: FieldCodec> FieldCodec for Vec<T> {
         }
     }
 
+    #[inline]
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         // `count` bounds the length by the remaining input; a zero-sized item type cannot make
         // the loop longer than the input either.
@@ -221,6 +246,7 @@ impl<T: FieldCodec> FieldCodec for Vec<T> {
 }
 
 impl<T: FieldCodec> FieldCodec for BTreeMap<String, T> {
+    #[inline]
     fn encode(&self, writer: &mut Writer) {
         writer.varint(self.len() as u64);
         for (key, value) in self {
@@ -229,6 +255,7 @@ impl<T: FieldCodec> FieldCodec for BTreeMap<String, T> {
         }
     }
 
+    #[inline]
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let count = reader.count()?;
         let mut map = BTreeMap::new();

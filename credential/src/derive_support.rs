@@ -6,17 +6,18 @@ use zeroize::Zeroizing;
 
 use crate::{FieldCodec, FieldRef, Mask, PlainField, RedactedSecret, SecretField};
 
-/// Encodes a credential; see [`encoding::encode_with`].
+/// Encodes a credential; see `encoding::encode_with`.
 pub fn encode(kind: &str, field_count: usize, fields: impl Fn(&mut Writer)) -> Zeroizing<Vec<u8>> {
     encoding::encode_with(kind, field_count, fields)
 }
 
 /// Writes one field of the storage encoding.
+#[inline]
 pub fn write_field<T: FieldCodec>(writer: &mut Writer, name: &str, value: &T) {
     encoding::write_field(writer, name, value);
 }
 
-/// Walks the fields of a storage encoding; see [`encoding::decode_with`].
+/// Walks the fields of a storage encoding; see `encoding::decode_with`.
 pub fn decode<'a>(
     kind: &str,
     bytes: &'a [u8],
@@ -29,6 +30,7 @@ pub fn decode<'a>(
 ///
 /// # Errors
 /// The field's decode error, or a duplicate field.
+#[inline]
 pub fn decode_field<T: FieldCodec>(
     slot: &mut Option<T>,
     name: &'static str,
@@ -46,11 +48,17 @@ pub fn decode_field<T: FieldCodec>(
 ///
 /// # Errors
 /// [`crate::Error::Decode`] with [`DecodeReason::MissingField`].
-pub fn required<T: FieldCodec>(kind: &str, slot: Option<T>, name: &'static str) -> crate::Result<T> {
-    slot.or_else(T::missing).ok_or_else(|| crate::Error::Decode {
-        kind: kind.to_owned(),
-        source: DecodeError::new(DecodeReason::MissingField).in_field(name),
-    })
+#[inline]
+pub fn required<T: FieldCodec>(
+    kind: &str,
+    slot: Option<T>,
+    name: &'static str,
+) -> crate::Result<T> {
+    slot.or_else(T::missing)
+        .ok_or_else(|| crate::Error::Decode {
+            kind: kind.to_owned(),
+            source: DecodeError::new(DecodeReason::MissingField).in_field(name),
+        })
 }
 
 /// The decoded value of a `#[credential(default)]` field.

@@ -63,6 +63,7 @@ impl Writer {
     }
 
     /// Appends raw bytes.
+    #[inline]
     pub fn bytes(&mut self, bytes: &[u8]) {
         if self.counting {
             self.counted += bytes.len();
@@ -73,11 +74,13 @@ impl Writer {
     }
 
     /// Appends one byte.
+    #[inline]
     pub fn u8(&mut self, byte: u8) {
         self.bytes(&[byte]);
     }
 
     /// Appends an unsigned LEB128 integer.
+    #[inline]
     pub fn varint(&mut self, mut value: u64) {
         let mut scratch = [0u8; 10];
         let mut len = 0;
@@ -96,6 +99,7 @@ impl Writer {
     }
 
     /// Appends a length-prefixed byte string.
+    #[inline]
     pub fn len_prefixed(&mut self, bytes: &[u8]) {
         self.varint(bytes.len() as u64);
         self.bytes(bytes);
@@ -103,17 +107,23 @@ impl Writer {
 
     /// Grows the buffer by copying into a fresh allocation and wiping the old one, so the
     /// allocator never receives a block that still holds encoded secrets.
-    fn reserve(&mut self, additional: usize) {
-        let needed = self.buf.len() + additional;
-        if needed <= self.buf.capacity() {
-            return;
-        }
+    #[cold]
+    fn grow(&mut self, needed: usize) {
         let mut grown = Vec::with_capacity(needed.max(self.buf.capacity() * 2));
         grown.extend_from_slice(&self.buf);
         self.buf.zeroize();
         self.buf = Zeroizing::new(grown);
     }
 
+    #[inline]
+    fn reserve(&mut self, additional: usize) {
+        let needed = self.buf.len() + additional;
+        if needed > self.buf.capacity() {
+            self.grow(needed);
+        }
+    }
+
+    #[inline]
     fn len(&self) -> usize {
         if self.counting {
             self.counted
@@ -124,7 +134,11 @@ impl Writer {
 }
 
 /// Encodes a credential: `fields` is called once to size the output and once to write it.
-pub(crate) fn encode_with(kind: &str, field_count: usize, fields: impl Fn(&mut Writer)) -> Zeroizing<Vec<u8>> {
+pub(crate) fn encode_with(
+    kind: &str,
+    field_count: usize,
+    fields: impl Fn(&mut Writer),
+) -> Zeroizing<Vec<u8>> {
     let mut counter = Writer::counter();
     write_header(&mut counter, kind, field_count);
     fields(&mut counter);
@@ -145,8 +159,13 @@ pub(crate) fn write_field(writer: &mut Writer, name: &str, value: &impl crate::F
     writer.len_prefixed(name.as_bytes());
     let mut counter = Writer::counter();
     value.encode(&mut counter);
-    writer.varint(counter.len() as u64);
-    value.encode(writer);
+    let value_len = counter.len();
+    writer.varint(value_len as u64);
+    if writer.counting {
+        writer.counted += value_len;
+    } else {
+        value.encode(writer);
+    }
 }
 
 /// Reads field values from the storage encoding. Every read is bounds-checked.
@@ -161,6 +180,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Whether every byte has been read.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }
@@ -174,6 +194,7 @@ impl<'a> Reader<'a> {
     ///
     /// # Errors
     /// [`DecodeReason::Truncated`] when fewer bytes are left.
+    #[inline]
     pub fn bytes(&mut self, len: usize) -> Result<&'a [u8], DecodeError> {
         if len > self.bytes.len() {
             return Err(DecodeError::new(DecodeReason::Truncated));
@@ -187,6 +208,7 @@ impl<'a> Reader<'a> {
     ///
     /// # Errors
     /// [`DecodeReason::Truncated`] at the end of the input.
+    #[inline]
     pub fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.bytes(1)?[0])
     }
@@ -195,6 +217,7 @@ impl<'a> Reader<'a> {
     ///
     /// # Errors
     /// [`DecodeReason::Truncated`] or [`DecodeReason::OutOfRange`] for an over-long integer.
+    #[inline]
     pub fn varint(&mut self) -> Result<u64, DecodeError> {
         let mut value: u64 = 0;
         for index in 0..10 {
@@ -216,6 +239,7 @@ impl<'a> Reader<'a> {
     ///
     /// # Errors
     /// [`DecodeReason::Truncated`] when the count exceeds the remaining input.
+    #[inline]
     pub fn count(&mut self) -> Result<usize, DecodeError> {
         let value = self.varint()?;
         usize::try_from(value)
@@ -228,6 +252,7 @@ impl<'a> Reader<'a> {
     ///
     /// # Errors
     /// [`DecodeReason::Truncated`] when the prefix promises more than is left.
+    #[inline]
     pub fn len_prefixed(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = self.count()?;
         self.bytes(len)
@@ -237,6 +262,7 @@ impl<'a> Reader<'a> {
     ///
     /// # Errors
     /// [`DecodeReason::Truncated`] or [`DecodeReason::InvalidUtf8`].
+    #[inline]
     pub fn str(&mut self) -> Result<&'a str, DecodeError> {
         let bytes = self.len_prefixed()?;
         std::str::from_utf8(bytes).map_err(|_| DecodeError::new(DecodeReason::InvalidUtf8))
@@ -258,7 +284,9 @@ pub(crate) fn decode_with<'a>(
     let mut reader = Reader::new(bytes);
     let version = reader.u8().map_err(decode_error)?;
     if version != FORMAT_VERSION {
-        return Err(decode_error(DecodeError::new(DecodeReason::UnsupportedVersion(version))));
+        return Err(decode_error(DecodeError::new(
+            DecodeReason::UnsupportedVersion(version),
+        )));
     }
     let kind = reader.len_prefixed().map_err(decode_error)?;
     if kind != expected_kind.as_bytes() {
@@ -286,7 +314,11 @@ pub(crate) fn decode_with<'a>(
 fn printable_kind(kind: &[u8]) -> String {
     const MAX_SHOWN: usize = 64;
     let text = String::from_utf8_lossy(kind);
-    let mut shown: String = text.chars().take(MAX_SHOWN).flat_map(char::escape_debug).collect();
+    let mut shown: String = text
+        .chars()
+        .take(MAX_SHOWN)
+        .flat_map(char::escape_debug)
+        .collect();
     if text.chars().count() > MAX_SHOWN {
         shown.push('…');
     }
@@ -303,7 +335,10 @@ pub struct DecodeError {
 impl DecodeError {
     /// An error for the given reason, not yet tied to a field.
     pub fn new(reason: DecodeReason) -> Self {
-        Self { field: None, reason }
+        Self {
+            field: None,
+            reason,
+        }
     }
 
     /// An error for a value a codec refuses, with a fixed description (never the value).
@@ -364,7 +399,9 @@ impl fmt::Display for DecodeReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Truncated => f.write_str("input is truncated"),
-            Self::UnsupportedVersion(version) => write!(f, "unsupported encoding version {version}"),
+            Self::UnsupportedVersion(version) => {
+                write!(f, "unsupported encoding version {version}")
+            }
             Self::InvalidUtf8 => f.write_str("text is not valid UTF-8"),
             Self::OutOfRange => f.write_str("number out of range"),
             Self::TrailingBytes => f.write_str("unexpected trailing bytes"),
@@ -381,7 +418,16 @@ mod tests {
 
     #[test]
     fn varint_round_trips_edges() {
-        for value in [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX - 1, u64::MAX] {
+        for value in [
+            0,
+            1,
+            127,
+            128,
+            300,
+            u64::from(u32::MAX),
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
             let mut writer = Writer::with_capacity(0);
             writer.varint(value);
             let mut reader = Reader::new(&writer.buf);
@@ -393,15 +439,24 @@ mod tests {
     #[test]
     fn overlong_varint_is_out_of_range() {
         let mut reader = Reader::new(&[0xff; 11]);
-        assert_eq!(reader.varint().map_err(|e| e.reason), Err(DecodeReason::OutOfRange));
+        assert_eq!(
+            reader.varint().map_err(|e| e.reason),
+            Err(DecodeReason::OutOfRange)
+        );
         let mut reader = Reader::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]);
-        assert_eq!(reader.varint().map_err(|e| e.reason), Err(DecodeReason::OutOfRange));
+        assert_eq!(
+            reader.varint().map_err(|e| e.reason),
+            Err(DecodeReason::OutOfRange)
+        );
     }
 
     #[test]
     fn count_larger_than_input_is_truncated() {
         let mut reader = Reader::new(&[0x05, 1, 2]);
-        assert_eq!(reader.count().map_err(|e| e.reason), Err(DecodeReason::Truncated));
+        assert_eq!(
+            reader.count().map_err(|e| e.reason),
+            Err(DecodeReason::Truncated)
+        );
     }
 
     #[test]
@@ -411,7 +466,13 @@ mod tests {
             writer.bytes(&[chunk; 7]);
         }
         assert_eq!(writer.buf.len(), 700);
-        assert!(writer.buf.chunks(7).enumerate().all(|(i, c)| c.iter().all(|b| usize::from(*b) == i)));
+        assert!(
+            writer
+                .buf
+                .chunks(7)
+                .enumerate()
+                .all(|(i, c)| c.iter().all(|b| usize::from(*b) == i))
+        );
     }
 
     #[test]

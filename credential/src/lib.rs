@@ -15,8 +15,8 @@ mod secret;
 mod validation;
 
 pub use chrono::{DateTime, Utc};
-pub use url::Url;
 pub use secrecy::{ExposeSecret, SecretBox, SecretSlice, SecretString};
+pub use url::Url;
 pub use zeroize::{Zeroize, Zeroizing};
 
 pub use crate::codec::FieldCodec;

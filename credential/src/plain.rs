@@ -73,7 +73,9 @@ impl fmt::Display for PlainValue<'_> {
             Self::UInt(value) => value.fmt(f),
             Self::Float(value) => value.fmt(f),
             Self::Text(value) => f.write_str(value),
-            Self::Timestamp(value) => f.write_str(&value.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+            Self::Timestamp(value) => {
+                f.write_str(&value.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+            }
             Self::List(items) => {
                 f.write_str("[")?;
                 for (index, item) in items.iter().enumerate() {
@@ -168,7 +170,8 @@ impl PlainField for url::Url {
 
 impl<T: PlainField> PlainField for Option<T> {
     fn plain_value(&self) -> PlainValue<'_> {
-        self.as_ref().map_or(PlainValue::Null, PlainField::plain_value)
+        self.as_ref()
+            .map_or(PlainValue::Null, PlainField::plain_value)
     }
 }
 
@@ -180,7 +183,11 @@ impl<T: PlainField> PlainField for Vec<T> {
 
 impl<T: PlainField> PlainField for BTreeMap<String, T> {
     fn plain_value(&self) -> PlainValue<'_> {
-        PlainValue::Map(self.iter().map(|(key, value)| (key.as_str(), value.plain_value())).collect())
+        PlainValue::Map(
+            self.iter()
+                .map(|(key, value)| (key.as_str(), value.plain_value()))
+                .collect(),
+        )
     }
 }
 

@@ -155,17 +155,31 @@ pub fn length<T: LengthRule>(
     min: Option<usize>,
     max: Option<usize>,
 ) {
-    let Some(length) = value.rule_length() else { return };
+    let Some(length) = value.rule_length() else {
+        return;
+    };
     let unit = T::UNIT;
     match (min, max) {
         (Some(min), Some(max)) if length < min || length > max => {
-            errors.add(field, "length", format!("must be {min} to {max} {unit} long"));
+            errors.add(
+                field,
+                "length",
+                format!("must be {min} to {max} {unit} long"),
+            );
         }
         (Some(min), None) if length < min => {
-            errors.add(field, "length", format!("must be at least {min} {unit} long"));
+            errors.add(
+                field,
+                "length",
+                format!("must be at least {min} {unit} long"),
+            );
         }
         (None, Some(max)) if length > max => {
-            errors.add(field, "length", format!("must be at most {max} {unit} long"));
+            errors.add(
+                field,
+                "length",
+                format!("must be at most {max} {unit} long"),
+            );
         }
         _ => {}
     }
@@ -179,7 +193,9 @@ pub fn range<T: RangeRule>(
     min: Option<T::Bound>,
     max: Option<T::Bound>,
 ) {
-    let Some(value) = value.rule_value() else { return };
+    let Some(value) = value.rule_value() else {
+        return;
+    };
     let below = min.as_ref().is_some_and(|min| value < min);
     let above = max.as_ref().is_some_and(|max| value > max);
     if !(below || above) {
@@ -196,7 +212,9 @@ pub fn range<T: RangeRule>(
 
 /// `url`: the text parses as an absolute URL.
 pub fn url<T: TextRule>(errors: &mut ValidationErrors, field: &'static str, value: &T) {
-    let Some(text) = value.rule_text() else { return };
+    let Some(text) = value.rule_text() else {
+        return;
+    };
     match url::Url::parse(text) {
         Ok(parsed) => {
             // The parsed URL holds a copy of the text, which may be a secret.
@@ -216,14 +234,25 @@ pub fn pattern<T: TextRule>(
     regex: Option<&Regex>,
     source: &'static str,
 ) {
-    let Some(text) = value.rule_text() else { return };
+    let Some(text) = value.rule_text() else {
+        return;
+    };
     if !regex.is_some_and(|regex| regex.is_match(text)) {
-        errors.add(field, "pattern", format!("must match the pattern `{source}`"));
+        errors.add(
+            field,
+            "pattern",
+            format!("must match the pattern `{source}`"),
+        );
     }
 }
 
 /// `custom = path::to_fn`: the function, called with the field, accepts it.
-pub fn custom(errors: &mut ValidationErrors, field: &'static str, rule: &'static str, outcome: Result<(), RuleError>) {
+pub fn custom(
+    errors: &mut ValidationErrors,
+    field: &'static str,
+    rule: &'static str,
+    outcome: Result<(), RuleError>,
+) {
     if let Err(error) = outcome {
         errors.add(field, rule, error.message());
     }
@@ -277,7 +306,10 @@ mod tests {
     fn url_rule_rejects_relative_and_accepts_absolute() {
         let secret = SecretString::from("https://user:pw@example.com/hook?token=abc");
         assert!(failures(|e| url(e, "hook", &secret)).is_empty());
-        assert_eq!(failures(|e| url(e, "hook", &"/relative".to_owned())).len(), 1);
+        assert_eq!(
+            failures(|e| url(e, "hook", &"/relative".to_owned())).len(),
+            1
+        );
     }
 
     #[test]

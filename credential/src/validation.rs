@@ -96,7 +96,10 @@ impl ValidationErrors {
     }
 
     /// The failures of one field.
-    pub fn for_field<'a>(&'a self, field: &'a str) -> impl Iterator<Item = &'a ValidationError> + 'a {
+    pub fn for_field<'a>(
+        &'a self,
+        field: &'a str,
+    ) -> impl Iterator<Item = &'a ValidationError> + 'a {
         self.errors.iter().filter(move |error| error.field == field)
     }
 
