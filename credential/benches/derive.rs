@@ -1,6 +1,6 @@
 //! Encode + decode of a 5-field credential (2 secrets) next to a serde_json round trip of the same
 //! fields, in one run. Goal: the credential round trip costs at most 1.5× the JSON one.
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![allow(missing_docs, clippy::unwrap_used)]
 
 use std::hint::black_box;
 

@@ -29,6 +29,86 @@ pub enum Error {
         #[source]
         source: DecodeError,
     },
+
+    /// Sealed data cannot be opened: it is malformed or altered, belongs to another credential,
+    /// version or kind, or was sealed under a key the ring does not hold. Deliberately says no
+    /// more.
+    #[error("sealed data cannot be opened: wrong key, altered data, or another record's data")]
+    Decrypt,
+
+    /// The key ring does not hold the master key the data was sealed under.
+    #[error(
+        "wrong master key: the data is sealed under key `{key_id}`, which the key ring does not hold"
+    )]
+    WrongMasterKey {
+        /// The id of the key the data needs.
+        key_id: String,
+    },
+
+    /// A master key could not be read: unset, malformed or of the wrong length.
+    #[error("master key from {origin} is unusable: {reason}")]
+    InvalidMasterKey {
+        /// Where the key came from (an environment variable or file), never the key.
+        origin: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A key file that its group or others may access.
+    #[error("key file `{}` is accessible by group or others (mode {mode:03o}); run `chmod 600` on it", path.display())]
+    InsecureKeyFile {
+        /// The key file.
+        path: std::path::PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+
+    /// A key id that is not 1 to 64 characters of `a-z`, `0-9` and `-`.
+    #[error("invalid key id: expected 1 to 64 characters of `a-z`, `0-9` and `-`")]
+    InvalidKeyId,
+
+    /// The key ring does not hold the key named.
+    #[error("the key ring holds no key `{key_id}`")]
+    UnknownKey {
+        /// The key asked for.
+        key_id: String,
+    },
+
+    /// The current key cannot be retired.
+    #[error("key `{key_id}` is the current key: make another key current before retiring it")]
+    KeyInUse {
+        /// The current key.
+        key_id: String,
+    },
+
+    /// Invalid passphrase-derivation settings or an empty passphrase.
+    #[error("invalid key derivation: {reason}")]
+    InvalidKdf {
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The key derivation task was cancelled or panicked.
+    #[error("key derivation was interrupted")]
+    KdfInterrupted,
+
+    /// The operating system could not provide random bytes.
+    #[error("the operating system's random number generator is unavailable")]
+    RandomUnavailable,
+
+    /// A payload too large to seal (AES-GCM's limit is 64 GiB).
+    #[error("payload too large to seal")]
+    PayloadTooLarge,
+
+    /// An I/O operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// `Result` with [`Error`] as the default error type.

@@ -4,6 +4,7 @@
 
 mod codec;
 mod credential;
+mod crypto;
 mod derive_support;
 mod encoding;
 mod error;
@@ -21,6 +22,10 @@ pub use zeroize::{Zeroize, Zeroizing};
 
 pub use crate::codec::FieldCodec;
 pub use crate::credential::{Credential, FieldRef, FieldSchema};
+pub use crate::crypto::{
+    ENVELOPE_VERSION, KdfParams, KdfSettings, KeyId, KeyRing, MASTER_KEY_LEN, MasterKey,
+    SealContext, envelope_key_id,
+};
 pub use crate::encoding::{DecodeError, DecodeReason, Reader, Writer};
 pub use crate::error::{Error, Result};
 pub use crate::expiry::ExpiryField;

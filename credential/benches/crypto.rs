@@ -1,0 +1,119 @@
+//! Seal and open next to raw AES-256-GCM with a pre-built cipher, in one run; Argon2id with the
+//! default parameters; re-sealing 100,000 records in memory after a master-key rotation.
+//!
+//! Goals: seal ≤ 2× raw encrypt, open ≤ 2× raw decrypt, re-sealing 100,000 records ≤ 2 s.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Key, Nonce, Tag};
+use credential::{KdfParams, KdfSettings, KeyRing, MasterKey, SealContext, SecretString};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+
+fn context() -> SealContext<'static> {
+    SealContext::new("github/main", 3, "github")
+}
+
+fn seal_and_open(c: &mut Criterion) {
+    let ring = KeyRing::generate().unwrap();
+    let raw = Aes256Gcm::new(&Key::<Aes256Gcm>::from([7u8; 32]));
+    let nonce = Nonce::from([1u8; 12]);
+    let aad = [0u8; 60];
+    for size in [256usize, 4096] {
+        let plaintext = vec![0x42u8; size];
+        let mut group = c.benchmark_group(format!("seal_{size}"));
+        group.bench_function("raw_aes_gcm_encrypt", |b| {
+            b.iter(|| {
+                let mut buffer = black_box(&plaintext).clone();
+                let tag = raw
+                    .encrypt_inout_detached(&nonce, &aad, buffer.as_mut_slice().into())
+                    .unwrap();
+                (buffer, tag)
+            })
+        });
+        group.bench_function("key_ring_seal", |b| {
+            b.iter(|| ring.seal(&context(), black_box(&plaintext)).unwrap())
+        });
+        group.finish();
+
+        let mut ciphertext = plaintext.clone();
+        let tag: Tag = raw
+            .encrypt_inout_detached(&nonce, &aad, ciphertext.as_mut_slice().into())
+            .unwrap();
+        let sealed = ring.seal(&context(), &plaintext).unwrap();
+        let mut group = c.benchmark_group(format!("open_{size}"));
+        group.bench_function("raw_aes_gcm_decrypt", |b| {
+            b.iter(|| {
+                let mut buffer = black_box(&ciphertext).clone();
+                raw.decrypt_inout_detached(&nonce, &aad, buffer.as_mut_slice().into(), &tag)
+                    .unwrap();
+                buffer
+            })
+        });
+        group.bench_function("key_ring_open", |b| {
+            b.iter(|| ring.open(&context(), black_box(&sealed)).unwrap())
+        });
+        group.finish();
+    }
+}
+
+fn argon2id_default(c: &mut Criterion) {
+    let mut group = c.benchmark_group("argon2id");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
+    let settings = KdfSettings::generate(KdfParams::default()).unwrap();
+    let passphrase = SecretString::from("correct horse battery staple");
+    group.bench_function("derive_default_params", |b| {
+        b.iter(|| settings.derive_key(&passphrase).unwrap())
+    });
+    group.finish();
+}
+
+fn reseal_after_rotation(c: &mut Criterion) {
+    const RECORDS: usize = 100_000;
+    let mut ring = KeyRing::generate().unwrap();
+    let ids: Vec<String> = (0..RECORDS).map(|i| format!("service/{i}")).collect();
+    let sealed: Vec<Vec<u8>> = ids
+        .iter()
+        .map(|id| {
+            ring.seal(&SealContext::new(id, 1, "api_key"), &[0x42; 200])
+                .unwrap()
+        })
+        .collect();
+    let new = ring.add(MasterKey::generate().unwrap());
+    ring.make_current(&new).unwrap();
+
+    let mut group = c.benchmark_group("rotation");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    group.bench_function("reseal_100000_records_in_memory", |b| {
+        b.iter_batched(
+            || sealed.clone(),
+            |mut records| {
+                for (id, record) in ids.iter().zip(records.iter_mut()) {
+                    if let Some(moved) = ring
+                        .reseal(&SealContext::new(id, 1, "api_key"), record)
+                        .unwrap()
+                    {
+                        *record = moved;
+                    }
+                }
+                records
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    seal_and_open,
+    argon2id_default,
+    reseal_after_rotation
+);
+criterion_main!(benches);
