@@ -1,11 +1,11 @@
 //! Property tests: opening arbitrary or mutated bytes never panics and never succeeds by accident.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::LazyLock;
 
 use credential::{Error, KeyRing, SealContext, envelope_key_id};
 use proptest::prelude::*;
 
-#[allow(clippy::unwrap_used)] // A test fixture: no randomness means no test.
 static RING: LazyLock<KeyRing> = LazyLock::new(|| KeyRing::generate().unwrap());
 
 fn context() -> SealContext<'static> {
