@@ -139,12 +139,18 @@ pub(crate) fn encode_with(
     field_count: usize,
     fields: impl Fn(&mut Writer),
 ) -> Zeroizing<Vec<u8>> {
+    write_exact(|writer| {
+        write_header(writer, kind, field_count);
+        fields(writer);
+    })
+}
+
+/// Runs `write` once to count and once to write into a buffer of exactly the counted size.
+pub(crate) fn write_exact(write: impl Fn(&mut Writer)) -> Zeroizing<Vec<u8>> {
     let mut counter = Writer::counter();
-    write_header(&mut counter, kind, field_count);
-    fields(&mut counter);
+    write(&mut counter);
     let mut writer = Writer::with_capacity(counter.len());
-    write_header(&mut writer, kind, field_count);
-    fields(&mut writer);
+    write(&mut writer);
     writer.buf
 }
 

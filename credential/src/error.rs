@@ -54,10 +54,10 @@ pub enum Error {
         reason: String,
     },
 
-    /// A key file that its group or others may access.
-    #[error("key file `{}` is accessible by group or others (mode {mode:03o}); run `chmod 600` on it", path.display())]
-    InsecureKeyFile {
-        /// The key file.
+    /// A key file or store directory that its group or others may access.
+    #[error("`{}` is accessible by group or others (mode {mode:03o}); run `chmod go-rwx` on it", path.display())]
+    InsecurePermissions {
+        /// The file or directory.
         path: std::path::PathBuf,
         /// Its permission bits.
         mode: u32,
@@ -88,10 +88,6 @@ pub enum Error {
         reason: String,
     },
 
-    /// The key derivation task was cancelled or panicked.
-    #[error("key derivation was interrupted")]
-    KdfInterrupted,
-
     /// The operating system could not provide random bytes.
     #[error("the operating system's random number generator is unavailable")]
     RandomUnavailable,
@@ -99,6 +95,77 @@ pub enum Error {
     /// A payload too large to seal (AES-GCM's limit is 64 GiB).
     #[error("payload too large to seal")]
     PayloadTooLarge,
+
+    /// A write lost a race: the record changed (or appeared, or vanished) since it was read.
+    /// Nothing was written.
+    #[error("conflict on credential `{id}`: it was changed concurrently; reload and retry")]
+    Conflict {
+        /// The credential id.
+        id: String,
+    },
+
+    /// A credential id outside the allowlist.
+    #[error("invalid credential id `{id}`: {reason}")]
+    InvalidId {
+        /// The id, escaped and truncated.
+        id: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A stored record that cannot be read back.
+    #[error("corrupt record: {reason}")]
+    CorruptRecord {
+        /// What is wrong, and where.
+        reason: String,
+    },
+
+    /// A database written by a newer version of this crate.
+    #[error(
+        "the database has schema version {found}; this build supports up to {supported}: upgrade `credential`"
+    )]
+    UnsupportedSchema {
+        /// The schema version found.
+        found: i64,
+        /// The newest schema version this build knows.
+        supported: i64,
+    },
+
+    /// A write to a read-only store.
+    #[error("the {store} store is read-only")]
+    ReadOnly {
+        /// Which store.
+        store: &'static str,
+    },
+
+    /// A storage backend failed.
+    #[error("{backend} storage failed: {message}")]
+    Storage {
+        /// The backend.
+        backend: &'static str,
+        /// The backend's message.
+        message: String,
+    },
+
+    /// An environment variable a mapping needs is not set.
+    #[error("environment variable `{var}` is not set")]
+    MissingEnv {
+        /// The variable.
+        var: String,
+    },
+
+    /// An environment variable holds something other than what the mapping expects.
+    #[error("environment variable `{var}` is not {expected}")]
+    InvalidEnv {
+        /// The variable.
+        var: String,
+        /// What it should hold.
+        expected: &'static str,
+    },
+
+    /// Background work was cancelled or panicked.
+    #[error("a background task failed")]
+    TaskFailed,
 
     /// An I/O operation failed.
     #[error("{context}: {source}")]

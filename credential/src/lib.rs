@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod blocking;
 mod codec;
 mod credential;
 mod crypto;
@@ -13,6 +14,7 @@ mod plain;
 mod redacted;
 pub mod rules;
 mod secret;
+mod store;
 mod validation;
 
 pub use chrono::{DateTime, Utc};
@@ -32,6 +34,13 @@ pub use crate::expiry::ExpiryField;
 pub use crate::plain::{PlainField, PlainValue};
 pub use crate::redacted::Redacted;
 pub use crate::secret::{Mask, REDACTED, RedactedSecret, SecretField, SecretValue};
+#[cfg(any(test, feature = "testing"))]
+pub use crate::store::conformance;
+pub use crate::store::{
+    CompositeStore, EnvStore, EnvVars, FileStore, LifecycleState, ListFilter, MAX_ID_LEN,
+    MemoryStore, Precondition, Record, RecordMeta, SealedVersion, SqliteStore, Store, VersionState,
+    check_id,
+};
 pub use crate::validation::{RuleError, ValidationError, ValidationErrors};
 
 /// `#[derive(Credential)]`: see the [crate docs](crate) for the attributes it takes.

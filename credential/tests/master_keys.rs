@@ -87,7 +87,7 @@ fn group_or_world_readable_key_file_is_refused() {
     for mode in [0o640, 0o604, 0o660, 0o644] {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
         match KeyRing::from_file(&path) {
-            Err(Error::InsecureKeyFile { mode: found, .. }) => assert_eq!(found, mode),
+            Err(Error::InsecurePermissions { mode: found, .. }) => assert_eq!(found, mode),
             other => panic!("mode {mode:o} accepted: {other:?}"),
         }
     }

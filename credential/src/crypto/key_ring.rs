@@ -67,7 +67,7 @@ impl KeyRing {
     /// A ring with the key in a private key file; see [`MasterKey::from_file`].
     ///
     /// # Errors
-    /// [`Error::InsecureKeyFile`], [`Error::Io`], [`Error::InvalidMasterKey`].
+    /// [`Error::InsecurePermissions`], [`Error::Io`], [`Error::InvalidMasterKey`].
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         MasterKey::from_file(path).map(Self::new)
     }
@@ -83,7 +83,7 @@ impl KeyRing {
         let key = match tokio::runtime::Handle::try_current() {
             Ok(_) => tokio::task::spawn_blocking(derive)
                 .await
-                .map_err(|_| Error::KdfInterrupted)??,
+                .map_err(|_| Error::TaskFailed)??,
             Err(_) => derive()?,
         };
         Ok(Self::new(key))

@@ -122,7 +122,7 @@ impl MasterKey {
     /// that its group or others may read is refused.
     ///
     /// # Errors
-    /// [`Error::InsecureKeyFile`] for a group- or world-accessible file, [`Error::Io`] when it
+    /// [`Error::InsecurePermissions`] for a group- or world-accessible file, [`Error::Io`] when it
     /// cannot be read, [`Error::InvalidMasterKey`] when it holds no 32-byte key.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
@@ -220,7 +220,7 @@ fn check_private(path: &Path, metadata: &std::fs::Metadata) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let mode = metadata.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(Error::InsecureKeyFile {
+        return Err(Error::InsecurePermissions {
             path: path.to_owned(),
             mode,
         });

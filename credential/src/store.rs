@@ -1,0 +1,70 @@
+//! Storage: one small async trait that moves sealed records, and its backends.
+//!
+//! A [`Store`] never sees plaintext: it keeps [`Record`]s made of plaintext metadata and sealed
+//! versions. Every write and delete carries a [`Precondition`], so a writer that lost a race gets
+//! [`Error::Conflict`](crate::Error::Conflict) and changes nothing.
+//!
+//! Backends: [`MemoryStore`], [`FileStore`] (a file per record), [`SqliteStore`] (the embedded
+//! default), [`EnvStore`] (read-only, from environment variables) and [`CompositeStore`] (a
+//! primary plus read fallbacks). Each passes the conformance suite in `conformance` (enabled by
+//! the `testing` feature).
+
+mod composite;
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
+mod env;
+mod file;
+mod memory;
+mod record;
+mod record_codec;
+mod record_id;
+mod sqlite;
+
+use async_trait::async_trait;
+
+pub use composite::CompositeStore;
+pub use env::{EnvStore, EnvVars};
+pub use file::FileStore;
+pub use memory::MemoryStore;
+pub use record::{
+    LifecycleState, ListFilter, Precondition, Record, RecordMeta, SealedVersion, VersionState,
+};
+pub use record_id::{MAX_ID_LEN, check_id};
+pub use sqlite::SqliteStore;
+
+use crate::Result;
+
+/// Where sealed records live.
+///
+/// Implementations check ids with [`check_id`], enforce preconditions atomically, assign
+/// revisions (a new record gets revision 1; each write adds one), and keep blocking I/O off the
+/// async worker threads.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The record `id`, or `None`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidId`](crate::Error::InvalidId), or a backend failure.
+    async fn get(&self, id: &str) -> Result<Option<Record>>;
+
+    /// Writes `record` if `precondition` holds, setting its revision; returns the new revision.
+    /// The revision inside `record.meta` is ignored.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`](crate::Error::Conflict) when the precondition fails (nothing is
+    /// written), [`Error::InvalidId`](crate::Error::InvalidId),
+    /// [`Error::ReadOnly`](crate::Error::ReadOnly), or a backend failure.
+    async fn put(&self, record: Record, precondition: Precondition) -> Result<u64>;
+
+    /// Deletes record `id` if it is at `revision`.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`](crate::Error::Conflict) when it is absent or at another revision.
+    async fn delete(&self, id: &str, revision: u64) -> Result<()>;
+
+    /// The metadata of every record passing `filter`, ordered by id.
+    ///
+    /// # Errors
+    /// A backend failure.
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>>;
+}

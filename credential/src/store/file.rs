@@ -1,0 +1,248 @@
+//! A directory of record files: one file per record, atomic replacement, a cross-process lock.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+
+use super::memory::apply_put;
+use super::{ListFilter, Precondition, Record, RecordMeta, Store, check_id, record_codec};
+use crate::{Error, Result, blocking};
+
+const RECORD_SUFFIX: &str = ".rec";
+const TEMP_PREFIX: &str = ".tmp-";
+const LOCK_FILE: &str = ".lock";
+
+/// Records as files in one directory.
+///
+/// - A write goes to a temporary file, is flushed with `fsync`, renamed over the record and the
+///   directory is flushed: a crash leaves the old record or the new one, never a mix. Leftover
+///   temporary files of a crashed write are ignored and removed on the next open.
+/// - The directory is created `0700` and files `0600` from the start (no window for a `chmod`
+///   race); an existing directory that its group or others may access is refused.
+/// - Read-modify-write runs under an exclusive lock on `.lock`, so several processes can share
+///   the directory.
+/// - Ids pass [`check_id`]; `/` in an id is stored as `~` in the file name.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    temp_counter: AtomicU64,
+}
+
+impl FileStore {
+    /// Opens (creating if needed) the store in directory `dir`.
+    ///
+    /// # Errors
+    /// [`Error::InsecurePermissions`] for a directory open to group or others, [`Error::Io`].
+    pub async fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref().to_owned();
+        blocking::run(move || {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(io_error("creating store directory", &dir))?;
+            let mode = fs::metadata(&dir)
+                .map_err(io_error("reading", &dir))?
+                .permissions()
+                .mode()
+                & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(Error::InsecurePermissions { path: dir, mode });
+            }
+            let store = Self {
+                inner: Arc::new(Inner {
+                    dir,
+                    temp_counter: AtomicU64::new(0),
+                }),
+            };
+            let _lock = store.inner.lock()?;
+            store.inner.remove_leftovers()?;
+            Ok(store)
+        })
+        .await
+    }
+
+    /// The directory the records live in.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+}
+
+impl Inner {
+    fn record_path(&self, id: &str) -> PathBuf {
+        self.dir
+            .join(format!("{}{RECORD_SUFFIX}", id.replace('/', "~")))
+    }
+
+    fn lock(&self) -> Result<File> {
+        let path = self.dir.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_error("opening lock file", &path))?;
+        file.lock().map_err(io_error("locking", &path))?;
+        Ok(file)
+    }
+
+    fn read(&self, id: &str) -> Result<Option<Record>> {
+        let path = self.record_path(id);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(io_error("reading record", &path)(error)),
+        };
+        let record = record_codec::decode(&bytes).map_err(|error| in_file(error, &path))?;
+        if record.meta.id != id {
+            return Err(Error::CorruptRecord {
+                reason: format!("file `{}` holds another record's data", path.display()),
+            });
+        }
+        Ok(Some(record))
+    }
+
+    fn write(&self, record: &Record) -> Result<()> {
+        let path = self.record_path(&record.meta.id);
+        let temp = self.dir.join(format!(
+            "{TEMP_PREFIX}{}-{}-{}",
+            record.meta.id.replace('/', "~"),
+            std::process::id(),
+            self.temp_counter.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&temp)
+                .map_err(io_error("creating", &temp))?;
+            file.write_all(&record_codec::encode(record))
+                .map_err(io_error("writing", &temp))?;
+            file.sync_all().map_err(io_error("flushing", &temp))?;
+            fs::rename(&temp, &path).map_err(io_error("replacing", &path))?;
+            self.sync_dir()
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        result
+    }
+
+    fn sync_dir(&self) -> Result<()> {
+        File::open(&self.dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io_error("flushing directory", &self.dir))
+    }
+
+    fn remove_leftovers(&self) -> Result<()> {
+        for entry in fs::read_dir(&self.dir).map_err(io_error("listing", &self.dir))? {
+            let entry = entry.map_err(io_error("listing", &self.dir))?;
+            if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                fs::remove_file(entry.path())
+                    .map_err(io_error("removing leftover", &entry.path()))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
+        let mut metas = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(io_error("listing", &self.dir))? {
+            let entry = entry.map_err(io_error("listing", &self.dir))?;
+            let name = entry.file_name();
+            let Some(stem) = name
+                .to_str()
+                .and_then(|name| name.strip_suffix(RECORD_SUFFIX))
+            else {
+                continue;
+            };
+            if stem.starts_with('.') {
+                continue;
+            }
+            let id = stem.replace('~', "/");
+            if check_id(&id).is_err() {
+                continue;
+            }
+            if let Some(record) = self.read(&id)?
+                && filter.matches(&record.meta)
+            {
+                metas.push(record.meta);
+            }
+        }
+        metas.sort_by(|left, right| left.id.cmp(&right.id));
+        Ok(metas)
+    }
+}
+
+fn io_error<'a>(action: &'a str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::Io {
+        context: format!("{action} `{}`", path.display()),
+        source,
+    }
+}
+
+fn in_file(error: Error, path: &Path) -> Error {
+    match error {
+        Error::CorruptRecord { reason } => Error::CorruptRecord {
+            reason: format!("file `{}`: {reason}", path.display()),
+        },
+        other => other,
+    }
+}
+
+#[async_trait]
+impl Store for FileStore {
+    async fn get(&self, id: &str) -> Result<Option<Record>> {
+        check_id(id)?;
+        let (inner, id) = (Arc::clone(&self.inner), id.to_owned());
+        blocking::run(move || inner.read(&id)).await
+    }
+
+    async fn put(&self, record: Record, precondition: Precondition) -> Result<u64> {
+        check_id(&record.meta.id)?;
+        let inner = Arc::clone(&self.inner);
+        blocking::run(move || {
+            let _lock = inner.lock()?;
+            let current = inner.read(&record.meta.id)?;
+            let record = apply_put(current.as_ref(), record, precondition)?;
+            inner.write(&record)?;
+            Ok(record.meta.revision)
+        })
+        .await
+    }
+
+    async fn delete(&self, id: &str, revision: u64) -> Result<()> {
+        check_id(id)?;
+        let (inner, id) = (Arc::clone(&self.inner), id.to_owned());
+        blocking::run(move || {
+            let _lock = inner.lock()?;
+            match inner.read(&id)? {
+                Some(found) if found.meta.revision == revision => {
+                    let path = inner.record_path(&id);
+                    fs::remove_file(&path).map_err(io_error("removing", &path))?;
+                    inner.sync_dir()
+                }
+                _ => Err(Error::Conflict { id }),
+            }
+        })
+        .await
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
+        let (inner, filter) = (Arc::clone(&self.inner), filter.clone());
+        blocking::run(move || inner.list(&filter)).await
+    }
+}

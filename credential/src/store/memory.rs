@@ -1,0 +1,104 @@
+//! An in-memory store, for tests and ephemeral use.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+
+use super::{ListFilter, Precondition, Record, RecordMeta, Store, check_id};
+use crate::{Error, Result};
+
+/// Records in a map behind a mutex. Nothing survives the process.
+///
+/// ```
+/// use credential::{MemoryStore, Store, ListFilter};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> credential::Result<()> {
+/// let store = MemoryStore::new();
+/// assert!(store.list(&ListFilter::all()).await?.is_empty());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    records: Mutex<BTreeMap<String, Record>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn records(&self) -> MutexGuard<'_, BTreeMap<String, Record>> {
+        // A panic while holding the lock cannot leave a half-written record: every change is a
+        // single insert or remove.
+        self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Applies a write to a map of records under its precondition: shared by the stores that hold
+/// records as whole values.
+pub(crate) fn apply_put(
+    current: Option<&Record>,
+    mut record: Record,
+    precondition: Precondition,
+) -> Result<Record> {
+    let revision = match (precondition, current) {
+        (Precondition::Absent, None) => 1,
+        (Precondition::Revision(expected), Some(found)) if found.meta.revision == expected => {
+            expected + 1
+        }
+        _ => return Err(Error::Conflict { id: record.meta.id }),
+    };
+    record.meta.revision = revision;
+    Ok(record)
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn get(&self, id: &str) -> Result<Option<Record>> {
+        check_id(id)?;
+        Ok(self.records().get(id).cloned())
+    }
+
+    async fn put(&self, record: Record, precondition: Precondition) -> Result<u64> {
+        check_id(&record.meta.id)?;
+        let mut records = self.records();
+        let record = apply_put(records.get(&record.meta.id), record, precondition)?;
+        let revision = record.meta.revision;
+        records.insert(record.meta.id.clone(), record);
+        Ok(revision)
+    }
+
+    async fn delete(&self, id: &str, revision: u64) -> Result<()> {
+        check_id(id)?;
+        let mut records = self.records();
+        match records.get(id) {
+            Some(found) if found.meta.revision == revision => {
+                records.remove(id);
+                Ok(())
+            }
+            _ => Err(Error::Conflict { id: id.to_owned() }),
+        }
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
+        Ok(self
+            .records()
+            .values()
+            .filter(|record| filter.matches(&record.meta))
+            .map(|record| record.meta.clone())
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn memory_store_passes_the_conformance_suite() {
+        conformance::run_all(std::sync::Arc::new(MemoryStore::new())).await;
+    }
+}

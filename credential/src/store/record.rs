@@ -1,0 +1,211 @@
+//! What a store holds: plaintext metadata and sealed versions. Never a plaintext secret.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+
+use crate::Error;
+
+/// A stored credential: metadata in the clear, every version sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Plaintext metadata.
+    pub meta: RecordMeta,
+    /// The sealed versions, oldest first.
+    pub versions: Vec<SealedVersion>,
+}
+
+/// A record's plaintext metadata: what listing returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMeta {
+    /// The credential id (see [`check_id`](crate::check_id) for what is allowed).
+    pub id: String,
+    /// The credential kind.
+    pub kind: String,
+    /// The environment the credential belongs to (`dev`, `staging`, `production`, ...).
+    pub environment: String,
+    /// The lifecycle state.
+    pub state: LifecycleState,
+    /// Bumped by the store on every write; the compare-and-swap token.
+    pub revision: u64,
+    /// When the record was created.
+    pub created_at: DateTime<Utc>,
+    /// When the record was last written.
+    pub updated_at: DateTime<Utc>,
+    /// When the current version expires, if it does.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Free-form tags.
+    pub tags: BTreeSet<String>,
+    /// The id of the master key the versions are sealed under.
+    pub key_id: String,
+}
+
+/// One sealed version of a credential.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedVersion {
+    /// The version number, from 1.
+    pub version: u64,
+    /// What the version is for.
+    pub state: VersionState,
+    /// When it was sealed.
+    pub created_at: DateTime<Utc>,
+    /// The sealed envelope; empty once destroyed.
+    pub sealed: Vec<u8>,
+}
+
+impl fmt::Debug for SealedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealedVersion")
+            .field("version", &self.version)
+            .field("state", &self.state)
+            .field("created_at", &self.created_at)
+            .field("sealed_len", &self.sealed.len())
+            .finish()
+    }
+}
+
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)*
+        }
+
+        impl $name {
+            /// The stored text form.
+            pub fn as_str(&self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)*
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = Error;
+
+            fn from_str(text: &str) -> Result<Self, Error> {
+                match text {
+                    $($text => Ok(Self::$variant),)*
+                    _ => Err(Error::CorruptRecord {
+                        reason: format!(concat!("unknown ", stringify!($name), " `{}`"), text.escape_debug()),
+                    }),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// Where a credential is in its lifecycle.
+    LifecycleState {
+        /// Created, not yet served.
+        Draft = "draft",
+        /// Served.
+        Active = "active",
+        /// Served, with a pending version waiting for commit or rollback.
+        Rotating = "rotating",
+        /// Terminal: secrets destroyed, metadata kept.
+        Revoked = "revoked",
+    }
+);
+
+text_enum!(
+    /// What a sealed version is for.
+    VersionState {
+        /// The version being served.
+        Current = "current",
+        /// Sealed by a rotation, waiting for commit or rollback.
+        Pending = "pending",
+        /// Replaced; readable by explicit version during the grace period.
+        Deprecated = "deprecated",
+        /// Its payload was destroyed.
+        Destroyed = "destroyed",
+    }
+);
+
+/// What a write or delete expects to find: the compare-and-swap precondition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// The record must not exist.
+    Absent,
+    /// The record must exist at exactly this revision.
+    Revision(u64),
+}
+
+/// Which records [`Store::list`](crate::Store::list) returns; every set criterion must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ListFilter {
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Only this state.
+    pub state: Option<LifecycleState>,
+    /// Only this environment.
+    pub environment: Option<String>,
+    /// Only records carrying this tag.
+    pub tag: Option<String>,
+    /// Only ids starting with this prefix.
+    pub id_prefix: Option<String>,
+}
+
+impl ListFilter {
+    /// Everything.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Only `kind`.
+    pub fn kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = Some(kind.into());
+        self
+    }
+
+    /// Only `state`.
+    pub fn state(mut self, state: LifecycleState) -> Self {
+        self.state = Some(state);
+        self
+    }
+
+    /// Only `environment`.
+    pub fn environment(mut self, environment: impl Into<String>) -> Self {
+        self.environment = Some(environment.into());
+        self
+    }
+
+    /// Only records tagged `tag`.
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tag = Some(tag.into());
+        self
+    }
+
+    /// Only ids starting with `prefix`.
+    pub fn id_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.id_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Whether `meta` passes the filter.
+    pub fn matches(&self, meta: &RecordMeta) -> bool {
+        self.kind.as_ref().is_none_or(|kind| *kind == meta.kind)
+            && self.state.is_none_or(|state| state == meta.state)
+            && self
+                .environment
+                .as_ref()
+                .is_none_or(|environment| *environment == meta.environment)
+            && self.tag.as_ref().is_none_or(|tag| meta.tags.contains(tag))
+            && self
+                .id_prefix
+                .as_ref()
+                .is_none_or(|prefix| meta.id.starts_with(prefix.as_str()))
+    }
+}

@@ -1,0 +1,355 @@
+//! The embedded default: one SQLite file, safe to share between processes.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::{ListFilter, Precondition, Record, RecordMeta, Store, check_id, record_codec};
+use crate::{Error, Result, blocking};
+
+/// The schema this build reads and writes (`PRAGMA user_version`).
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+/// How long a write waits for another writer (another process, say) before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Reader connections kept open for reuse.
+const MAX_IDLE_READERS: usize = 8;
+
+const MIGRATIONS: [&str; 1] = ["CREATE TABLE records (
+        id          TEXT PRIMARY KEY NOT NULL,
+        kind        TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        revision    INTEGER NOT NULL,
+        record      BLOB NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX records_by_kind ON records (kind, id);"];
+
+/// Records in a SQLite database file.
+///
+/// - Write-ahead logging, `synchronous = FULL`: an acknowledged write survives a crash or power
+///   loss.
+/// - A busy timeout, and compare-and-swap in a single statement, so several processes can share
+///   one file safely.
+/// - The schema is versioned and migrated on open; a database written by a newer version is
+///   refused without being touched.
+/// - The file is created `0600`. Calls run where blocking is allowed, never on an async worker
+///   (see the crate's `blocking` note on [`Store`]).
+///
+/// ```
+/// use credential::{SqliteStore, Store, ListFilter};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> credential::Result<()> {
+/// # let dir = std::env::temp_dir().join(format!("credential-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// let store = SqliteStore::open(dir.join("credentials.db")).await?;
+/// assert!(store.list(&ListFilter::all()).await?.is_empty());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and migrates its schema.
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedSchema`] for a database from a newer version, [`Error::Storage`] for
+    /// a file that is not a usable SQLite database, [`Error::Io`].
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_owned();
+        blocking::run(move || {
+            create_private(&path)?;
+            let mut writer = connect(&path)?;
+            writer
+                .pragma_update(None, "journal_mode", "WAL")
+                .map_err(storage)?;
+            migrate(&mut writer)?;
+            Ok(Self {
+                inner: Arc::new(Inner {
+                    path,
+                    writer: Mutex::new(writer),
+                    readers: Mutex::new(Vec::new()),
+                }),
+            })
+        })
+        .await
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `work` with a direct connection to the database, for features that keep their own
+    /// tables beside the records (the audit trail, for one).
+    ///
+    /// # Errors
+    /// What `work` returns.
+    pub async fn with_connection<T, F>(&self, work: F) -> Result<T>
+    where
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        blocking::run(move || work(&inner.writer())).await
+    }
+}
+
+/// Creates the database file with mode 0600 if it does not exist, so it is never readable by
+/// others, not even briefly.
+fn create_private(path: &Path) -> Result<()> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(Error::Io {
+            context: format!("creating database `{}`", path.display()),
+            source,
+        }),
+    }
+}
+
+fn connect(path: &Path) -> Result<Connection> {
+    let connection = Connection::open(path).map_err(storage)?;
+    connection.busy_timeout(BUSY_TIMEOUT).map_err(storage)?;
+    connection
+        .pragma_update(None, "synchronous", "FULL")
+        .map_err(storage)?;
+    Ok(connection)
+}
+
+fn migrate(connection: &mut Connection) -> Result<()> {
+    let transaction = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(storage)?;
+    let found: i64 = transaction
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(storage)?;
+    if found > SCHEMA_VERSION {
+        return Err(Error::UnsupportedSchema {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (index, migration) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
+        transaction.execute_batch(migration).map_err(storage)?;
+        transaction
+            .pragma_update(None, "user_version", index as i64 + 1)
+            .map_err(storage)?;
+    }
+    transaction.commit().map_err(storage)
+}
+
+fn storage(error: rusqlite::Error) -> Error {
+    Error::Storage {
+        backend: "sqlite",
+        message: error.to_string(),
+    }
+}
+
+impl Inner {
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        // Every statement is atomic on its own: a panic cannot leave a half-done write behind.
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `read` on an idle reader connection (opening one if none is idle), so reads run in
+    /// parallel with each other and with the writer.
+    fn read<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let idle = self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let connection = match idle {
+            Some(connection) => connection,
+            None => connect(&self.path)?,
+        };
+        let result = read(&connection);
+        let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if readers.len() < MAX_IDLE_READERS {
+            readers.push(connection);
+        }
+        result
+    }
+
+    fn get(&self, id: &str) -> Result<Option<Record>> {
+        let blob = self.read(|connection| {
+            connection
+                .prepare_cached("SELECT record FROM records WHERE id = ?1")
+                .and_then(|mut statement| {
+                    statement
+                        .query_row([id], |row| row.get::<_, Vec<u8>>(0))
+                        .optional()
+                })
+                .map_err(storage)
+        })?;
+        blob.map(|blob| decode_row(id, &blob)).transpose()
+    }
+
+    fn put(&self, mut record: Record, precondition: Precondition) -> Result<u64> {
+        let writer = self.writer();
+        let changed = match precondition {
+            Precondition::Absent => {
+                record.meta.revision = 1;
+                writer
+                    .prepare_cached(
+                        "INSERT INTO records (id, kind, environment, state, revision, record)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
+                    )
+                    .and_then(|mut statement| {
+                        let meta = &record.meta;
+                        statement.execute(params![
+                            meta.id,
+                            meta.kind,
+                            meta.environment,
+                            meta.state.as_str(),
+                            1i64,
+                            record_codec::encode(&record)
+                        ])
+                    })
+            }
+            Precondition::Revision(expected) => {
+                record.meta.revision = expected + 1;
+                writer
+                    .prepare_cached(
+                        "UPDATE records SET kind = ?2, environment = ?3, state = ?4, revision = ?5, record = ?6
+                         WHERE id = ?1 AND revision = ?7",
+                    )
+                    .and_then(|mut statement| {
+                        let meta = &record.meta;
+                        statement.execute(params![
+                            meta.id,
+                            meta.kind,
+                            meta.environment,
+                            meta.state.as_str(),
+                            to_sql_int(meta.revision),
+                            record_codec::encode(&record),
+                            to_sql_int(expected)
+                        ])
+                    })
+            }
+        }
+        .map_err(storage)?;
+        if changed == 1 {
+            Ok(record.meta.revision)
+        } else {
+            Err(Error::Conflict { id: record.meta.id })
+        }
+    }
+
+    fn delete(&self, id: &str, revision: u64) -> Result<()> {
+        let changed = self
+            .writer()
+            .prepare_cached("DELETE FROM records WHERE id = ?1 AND revision = ?2")
+            .and_then(|mut statement| statement.execute(params![id, to_sql_int(revision)]))
+            .map_err(storage)?;
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(Error::Conflict { id: id.to_owned() })
+        }
+    }
+
+    fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
+        let rows = self.read(|connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT id, record FROM records
+                     WHERE (?1 IS NULL OR kind = ?1)
+                       AND (?2 IS NULL OR state = ?2)
+                       AND (?3 IS NULL OR environment = ?3)
+                       AND (?4 IS NULL OR substr(id, 1, length(?4)) = ?4)
+                     ORDER BY id",
+                )
+                .map_err(storage)?;
+            let rows = statement
+                .query_map(
+                    params![
+                        filter.kind,
+                        filter.state.map(|state| state.as_str()),
+                        filter.environment,
+                        filter.id_prefix
+                    ],
+                    |row| Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?)),
+                )
+                .map_err(storage)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
+        })?;
+        let mut metas = Vec::with_capacity(rows.len());
+        for (id, blob) in rows {
+            let record = decode_row(&id, &blob)?;
+            if filter.matches(&record.meta) {
+                metas.push(record.meta);
+            }
+        }
+        Ok(metas)
+    }
+}
+
+fn decode_row(id: &str, blob: &[u8]) -> Result<Record> {
+    let record = record_codec::decode(blob).map_err(|error| match error {
+        Error::CorruptRecord { reason } => Error::CorruptRecord {
+            reason: format!("row `{id}`: {reason}"),
+        },
+        other => other,
+    })?;
+    if record.meta.id != id {
+        return Err(Error::CorruptRecord {
+            reason: format!("row `{id}` holds another record's data"),
+        });
+    }
+    Ok(record)
+}
+
+/// SQLite integers are signed; revisions never come near `i64::MAX`.
+fn to_sql_int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn get(&self, id: &str) -> Result<Option<Record>> {
+        check_id(id)?;
+        let (inner, id) = (Arc::clone(&self.inner), id.to_owned());
+        blocking::run(move || inner.get(&id)).await
+    }
+
+    async fn put(&self, record: Record, precondition: Precondition) -> Result<u64> {
+        check_id(&record.meta.id)?;
+        let inner = Arc::clone(&self.inner);
+        blocking::run(move || inner.put(record, precondition)).await
+    }
+
+    async fn delete(&self, id: &str, revision: u64) -> Result<()> {
+        check_id(id)?;
+        let (inner, id) = (Arc::clone(&self.inner), id.to_owned());
+        blocking::run(move || inner.delete(&id, revision)).await
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
+        let (inner, filter) = (Arc::clone(&self.inner), filter.clone());
+        blocking::run(move || inner.list(&filter)).await
+    }
+}

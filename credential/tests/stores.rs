@@ -1,0 +1,258 @@
+//! Every backend passes the conformance suite; backend-specific guarantees and bad input.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+
+use credential::conformance::{self, sample_record};
+use credential::{
+    CompositeStore, Error, FileStore, ListFilter, MemoryStore, Precondition, SqliteStore, Store,
+};
+use support::scratch_dir;
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn file_store_passes_the_conformance_suite() {
+    let dir = scratch_dir("file-conformance").join("store");
+    conformance::run_all(Arc::new(FileStore::open(&dir).await.unwrap())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_store_passes_the_conformance_suite() {
+    let path = scratch_dir("sqlite-conformance").join("credentials.db");
+    conformance::run_all(Arc::new(SqliteStore::open(&path).await.unwrap())).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn sqlite_store_passes_the_conformance_suite_on_a_current_thread_runtime() {
+    let path = scratch_dir("sqlite-conformance-current").join("credentials.db");
+    conformance::run_all(Arc::new(SqliteStore::open(&path).await.unwrap())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn composite_store_passes_the_conformance_suite() {
+    let store = CompositeStore::new(MemoryStore::new()).with_fallback(MemoryStore::new());
+    conformance::run_all(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn composite_reads_fall_back_and_writes_go_to_the_primary() {
+    let fallback = MemoryStore::new();
+    fallback
+        .put(
+            sample_record("legacy/api", "api_key", b"old"),
+            Precondition::Absent,
+        )
+        .await
+        .unwrap();
+    fallback
+        .put(
+            sample_record("shared/id", "api_key", b"fallback"),
+            Precondition::Absent,
+        )
+        .await
+        .unwrap();
+    let primary = MemoryStore::new();
+    primary
+        .put(
+            sample_record("shared/id", "api_key", b"primary"),
+            Precondition::Absent,
+        )
+        .await
+        .unwrap();
+    let store = CompositeStore::new(primary).with_fallback(fallback);
+
+    assert_eq!(
+        store.get("legacy/api").await.unwrap().unwrap().versions[0].sealed,
+        b"old"
+    );
+    assert_eq!(
+        store.get("shared/id").await.unwrap().unwrap().versions[0].sealed,
+        b"primary"
+    );
+    let ids: Vec<_> = store
+        .list(&ListFilter::all())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(ids, ["legacy/api", "shared/id"]);
+    // A write of a fallback-only record lands in the primary.
+    store
+        .put(
+            sample_record("legacy/api", "api_key", b"migrated"),
+            Precondition::Absent,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get("legacy/api").await.unwrap().unwrap().versions[0].sealed,
+        b"migrated"
+    );
+}
+
+#[tokio::test]
+async fn file_store_creates_private_directory_and_files() {
+    let dir = scratch_dir("file-perms").join("nested/store");
+    let store = FileStore::open(&dir).await.unwrap();
+    store
+        .put(sample_record("a/b", "api_key", b"x"), Precondition::Absent)
+        .await
+        .unwrap();
+    assert_eq!(mode(&dir), 0o700);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        assert_eq!(mode(&entry.unwrap().path()), 0o600);
+    }
+}
+
+#[tokio::test]
+async fn file_store_refuses_a_directory_others_can_read() {
+    let dir = scratch_dir("file-open-dir").join("store");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(matches!(
+        FileStore::open(&dir).await,
+        Err(Error::InsecurePermissions { .. })
+    ));
+}
+
+#[tokio::test]
+async fn file_store_ignores_and_cleans_leftovers_of_a_crashed_write() {
+    let dir = scratch_dir("file-leftovers").join("store");
+    let store = FileStore::open(&dir).await.unwrap();
+    store
+        .put(sample_record("kept", "api_key", b"x"), Precondition::Absent)
+        .await
+        .unwrap();
+    let leftover = dir.join(".tmp-kept-999-0");
+    std::fs::write(&leftover, b"half a record").unwrap();
+    assert_eq!(store.list(&ListFilter::all()).await.unwrap().len(), 1);
+    drop(store);
+    let store = FileStore::open(&dir).await.unwrap();
+    assert!(!leftover.exists());
+    assert_eq!(store.get("kept").await.unwrap().unwrap().meta.revision, 1);
+}
+
+#[tokio::test]
+async fn a_corrupted_record_file_is_a_clear_error_and_touches_nothing_else() {
+    let dir = scratch_dir("file-corrupt").join("store");
+    let store = FileStore::open(&dir).await.unwrap();
+    store
+        .put(sample_record("good", "api_key", b"x"), Precondition::Absent)
+        .await
+        .unwrap();
+    store
+        .put(sample_record("bad", "api_key", b"y"), Precondition::Absent)
+        .await
+        .unwrap();
+    let bad = dir.join("bad.rec");
+    let mut bytes = std::fs::read(&bad).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&bad, &bytes).unwrap();
+
+    match store.get("bad").await {
+        Err(Error::CorruptRecord { reason }) => assert!(reason.contains("bad.rec"), "{reason}"),
+        other => panic!("expected CorruptRecord, got {other:?}"),
+    }
+    assert!(store.get("good").await.unwrap().is_some());
+    assert!(matches!(
+        store
+            .put(
+                sample_record("bad", "api_key", b"z"),
+                Precondition::Revision(1)
+            )
+            .await,
+        Err(Error::CorruptRecord { .. })
+    ));
+    assert_eq!(
+        std::fs::read(&bad).unwrap(),
+        bytes,
+        "the corrupt file was modified"
+    );
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_schema_is_refused_untouched() {
+    let path = scratch_dir("sqlite-newer").join("credentials.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store
+        .put(
+            sample_record("keep/me", "api_key", b"x"),
+            Precondition::Absent,
+        )
+        .await
+        .unwrap();
+    drop(store);
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection.pragma_update(None, "user_version", 99).unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    match SqliteStore::open(&path).await {
+        Err(Error::UnsupportedSchema { found, supported }) => {
+            assert_eq!((found, supported), (99, 1))
+        }
+        other => panic!("expected UnsupportedSchema, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_a_clear_error() {
+    let path = scratch_dir("sqlite-garbage").join("credentials.db");
+    std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+    assert!(matches!(
+        SqliteStore::open(&path).await,
+        Err(Error::Storage {
+            backend: "sqlite",
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn a_corrupted_row_is_a_clear_error_and_touches_nothing_else() {
+    let path = scratch_dir("sqlite-corrupt").join("credentials.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store
+        .put(sample_record("good", "api_key", b"x"), Precondition::Absent)
+        .await
+        .unwrap();
+    store
+        .put(sample_record("bad", "api_key", b"y"), Precondition::Absent)
+        .await
+        .unwrap();
+    store
+        .with_connection(|connection| {
+            connection
+                .execute(
+                    "UPDATE records SET record = x'00010203' WHERE id = 'bad'",
+                    [],
+                )
+                .map(drop)
+                .map_err(|error| Error::Storage {
+                    backend: "sqlite",
+                    message: error.to_string(),
+                })
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.get("bad").await,
+        Err(Error::CorruptRecord { .. })
+    ));
+    assert!(store.get("good").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn sqlite_database_file_is_created_private() {
+    let path = scratch_dir("sqlite-perms").join("credentials.db");
+    SqliteStore::open(&path).await.unwrap();
+    assert_eq!(mode(&path), 0o600);
+}
