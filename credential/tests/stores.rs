@@ -256,3 +256,93 @@ async fn sqlite_database_file_is_created_private() {
     SqliteStore::open(&path).await.unwrap();
     assert_eq!(mode(&path), 0o600);
 }
+
+#[derive(credential::Credential)]
+#[credential(kind = "postgres")]
+struct Postgres {
+    #[secret]
+    password: credential::SecretString,
+    user: String,
+    port: u16,
+}
+
+/// Runs in a child process whose environment the parent test sets.
+#[tokio::test]
+#[ignore = "run by env_store_reads_mapped_variables in a child process"]
+async fn env_store_child() {
+    use credential::{Credential, ExposeSecret, KeyRing, SealContext};
+    let ring = KeyRing::generate().unwrap();
+    let env = credential::EnvStore::new(ring.clone(), "production")
+        .credential("db/main", |env| {
+            Ok(Postgres {
+                password: env.secret("TEST_DB_PASSWORD")?,
+                user: env.text("TEST_DB_USER")?,
+                port: env.parse("TEST_DB_PORT")?,
+            })
+        })
+        .unwrap()
+        .credential("db/missing", |env| {
+            Ok(Postgres {
+                password: env.secret("TEST_DB_UNSET")?,
+                user: "u".into(),
+                port: 1,
+            })
+        })
+        .unwrap();
+
+    let record = env.get("db/main").await.unwrap().unwrap();
+    assert_eq!(record.meta.kind, "postgres");
+    let opened = ring
+        .open(
+            &SealContext::new("db/main", 1, "postgres"),
+            &record.versions[0].sealed,
+        )
+        .unwrap();
+    let db = Postgres::decode(&opened).unwrap();
+    assert_eq!(
+        (db.password.expose_secret(), db.user.as_str(), db.port),
+        ("env-canary-pw", "app", 5432)
+    );
+
+    let missing = env.get("db/missing").await.unwrap_err().to_string();
+    assert_eq!(missing, "environment variable `TEST_DB_UNSET` is not set");
+    assert!(env.get("db/unmapped").await.unwrap().is_none());
+    assert!(matches!(
+        env.put(record.clone(), Precondition::Revision(1)).await,
+        Err(Error::ReadOnly { .. })
+    ));
+    assert!(matches!(
+        env.delete("db/main", 1).await,
+        Err(Error::ReadOnly { .. })
+    ));
+    let listed: Vec<_> = env
+        .list(&ListFilter::all())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|meta| meta.id)
+        .collect();
+    assert_eq!(listed, ["db/main"]);
+    assert!(!format!("{env:?}").contains("env-canary-pw"));
+
+    // As the fallback of a composite: reads reach it, writes never do.
+    let composite = CompositeStore::new(MemoryStore::new()).with_fallback(env);
+    assert!(composite.get("db/main").await.unwrap().is_some());
+}
+
+#[test]
+fn env_store_reads_mapped_variables() {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "env_store_child"])
+        .env("TEST_DB_PASSWORD", "env-canary-pw")
+        .env("TEST_DB_USER", "app")
+        .env("TEST_DB_PORT", "5432")
+        .env_remove("TEST_DB_UNSET")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{stdout}"
+    );
+}

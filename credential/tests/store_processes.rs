@@ -1,0 +1,273 @@
+//! Stores shared between processes: compare-and-swap across processes, and crash safety under
+//! SIGKILL at random moments.
+//!
+//! Child processes are this test binary re-run with `--ignored --exact child_process` and their
+//! role in environment variables.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use credential::conformance::{self, sample_record};
+use credential::{
+    ExposeSecret, FileStore, KeyRing, MasterKey, Precondition, SealContext, SqliteStore, Store,
+};
+use support::scratch_dir;
+
+const RECORDS: u64 = 8;
+
+async fn open(backend: &str, path: &Path) -> Arc<dyn Store> {
+    match backend {
+        "file" => Arc::new(FileStore::open(path).await.unwrap()),
+        "sqlite" => Arc::new(SqliteStore::open(path).await.unwrap()),
+        other => panic!("unknown backend {other}"),
+    }
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_default()
+}
+
+fn record_id(index: u64) -> String {
+    format!("crash/record-{index}")
+}
+
+/// Entry point of every child process; does nothing when run directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "run as a child process by the tests below"]
+async fn child_process() {
+    let (backend, path) = (env("CHILD_BACKEND"), env("CHILD_PATH"));
+    match env("CHILD_ROLE").as_str() {
+        "incrementer" => {
+            let store = open(&backend, Path::new(&path)).await;
+            let tasks: u64 = env("CHILD_TASKS").parse().unwrap();
+            let increments: u64 = env("CHILD_INCREMENTS").parse().unwrap();
+            let handles: Vec<_> = (0..tasks)
+                .map(|_| {
+                    let store = Arc::clone(&store);
+                    tokio::spawn(async move {
+                        conformance::increment(store.as_ref(), "shared/counter", increments).await
+                    })
+                })
+                .collect();
+            for handle in handles {
+                handle.await.unwrap();
+            }
+        }
+        "writer" => write_until_killed(&backend, Path::new(&path)).await,
+        _ => {}
+    }
+}
+
+/// Rewrites the records in a loop, printing `ACK <record> <value>` after each acknowledged write.
+/// Values of record `r` are `r`, `r + RECORDS`, `r + 2 * RECORDS`, ...
+async fn write_until_killed(backend: &str, path: &Path) {
+    let store = open(backend, path).await;
+    let ring = KeyRing::new(MasterKey::from_text(&env("CHILD_KEY"), "test").unwrap());
+    let mut stdout = std::io::stdout();
+    for step in 0..200_000u64 {
+        let index = step % RECORDS;
+        let id = record_id(index);
+        let current = store.get(&id).await.unwrap();
+        let value = match &current {
+            Some(record) => stored_value(&ring, record) + RECORDS,
+            None => index,
+        };
+        let mut record = sample_record(&id, "counter", &[]);
+        record.versions[0].sealed = ring
+            .seal(&SealContext::new(&id, 1, "counter"), &value.to_be_bytes())
+            .unwrap();
+        let precondition = current.map_or(Precondition::Absent, |found| {
+            Precondition::Revision(found.meta.revision)
+        });
+        store.put(record, precondition).await.unwrap();
+        writeln!(stdout, "ACK {index} {value}").unwrap();
+        stdout.flush().unwrap();
+    }
+}
+
+fn stored_value(ring: &KeyRing, record: &credential::Record) -> u64 {
+    let opened = ring
+        .open(
+            &SealContext::new(&record.meta.id, 1, "counter"),
+            &record.versions[0].sealed,
+        )
+        .expect("a stored record does not open");
+    u64::from_be_bytes(opened.as_slice().try_into().unwrap())
+}
+
+fn child(role: &str, backend: &str, path: &Path) -> Command {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args([
+            "--ignored",
+            "--exact",
+            "child_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("CHILD_ROLE", role)
+        .env("CHILD_BACKEND", backend)
+        .env("CHILD_PATH", path);
+    command
+}
+
+async fn counter_across_two_processes(backend: &str) {
+    let dir = scratch_dir(&format!("two-processes-{backend}"));
+    let path = dir.join(if backend == "file" {
+        "store"
+    } else {
+        "credentials.db"
+    });
+    let store = open(backend, &path).await;
+    store
+        .put(
+            sample_record("shared/counter", "counter", &0u64.to_be_bytes()),
+            Precondition::Absent,
+        )
+        .await
+        .unwrap();
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            child("incrementer", backend, &path)
+                .env("CHILD_TASKS", "8")
+                .env("CHILD_INCREMENTS", "200")
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let record = store.get("shared/counter").await.unwrap().unwrap();
+    assert_eq!(conformance::counter_value(&record), 3_200);
+    assert_eq!(record.meta.revision, 3_201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_store_compare_and_swap_holds_across_two_processes() {
+    counter_across_two_processes("file").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_compare_and_swap_holds_across_two_processes() {
+    counter_across_two_processes("sqlite").await;
+}
+
+/// A small xorshift generator: kill timings need variety, not cryptographic quality.
+struct Timing(u64);
+
+impl Timing {
+    fn new() -> Self {
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        Self(seed | 1)
+    }
+
+    fn next_millis(&mut self, low: u64, high: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        low + self.0 % (high - low)
+    }
+}
+
+async fn survives_sigkill(backend: &str, kills: usize) {
+    let dir = scratch_dir(&format!("crash-{backend}-{kills}"));
+    let path = dir.join(if backend == "file" {
+        "store"
+    } else {
+        "credentials.db"
+    });
+    let key = MasterKey::generate().unwrap();
+    let ring = KeyRing::new(key.clone());
+    let mut acknowledged: HashMap<u64, u64> = HashMap::new();
+    let mut timing = Timing::new();
+    let mut writes_seen = 0;
+    for kill in 0..kills {
+        let mut child = child("writer", backend, &path)
+            .env("CHILD_KEY", key.to_base64().expose_secret())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(timing.next_millis(5, 60)));
+        child.kill().unwrap();
+        let output = child.wait_with_output().unwrap();
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            // The test harness may print its own text before the first acknowledgement.
+            let Some(at) = line.find("ACK ") else {
+                continue;
+            };
+            let mut parts = line[at + 4..].split(' ');
+            if let (Some(Ok(index)), Some(Ok(value))) =
+                (parts.next().map(str::parse), parts.next().map(str::parse))
+            {
+                let entry = acknowledged.entry(index).or_insert(value);
+                *entry = (*entry).max(value);
+                writes_seen += 1;
+            }
+        }
+
+        // After every kill: the store opens, every record opens, and each record holds the newest
+        // value known (acknowledged in this run, or seen after the previous kill) or the one
+        // write that was in flight when the child died; no acknowledged write is lost.
+        let store = open(backend, &path).await;
+        let mut in_flight = 0;
+        for index in 0..RECORDS {
+            let record = store.get(&record_id(index)).await.unwrap();
+            let known = acknowledged.get(&index).copied();
+            match (record, known) {
+                (Some(record), known) => {
+                    let value = stored_value(&ring, &record);
+                    let next = known.map_or(index, |known| known + RECORDS);
+                    if Some(value) != known {
+                        assert_eq!(
+                            value, next,
+                            "kill {kill}: record {index} holds {value}, known {known:?}"
+                        );
+                        in_flight += 1;
+                    }
+                    acknowledged.insert(index, value);
+                }
+                (None, Some(known)) => {
+                    panic!("kill {kill}: record {index} lost (acknowledged {known})")
+                }
+                (None, None) => {}
+            }
+        }
+        assert!(
+            in_flight <= 1,
+            "kill {kill}: {in_flight} unacknowledged writes survived; at most one was in flight"
+        );
+    }
+    assert!(
+        writes_seen > kills,
+        "the children acknowledged only {writes_seen} writes in {kills} runs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_store_survives_100_sigkills() {
+    survives_sigkill("file", 100).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_survives_100_sigkills() {
+    survives_sigkill("sqlite", 100).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long: 1,000 kills per backend"]
+async fn stores_survive_1000_sigkills() {
+    survives_sigkill("file", 1_000).await;
+    survives_sigkill("sqlite", 1_000).await;
+}
