@@ -12,6 +12,7 @@ mod error;
 mod expiry;
 mod plain;
 mod redacted;
+mod rekey;
 pub mod rules;
 mod secret;
 mod store;
@@ -33,6 +34,7 @@ pub use crate::error::{Error, Result};
 pub use crate::expiry::ExpiryField;
 pub use crate::plain::{PlainField, PlainValue};
 pub use crate::redacted::Redacted;
+pub use crate::rekey::{RekeyProgress, RekeyReport, rekey};
 pub use crate::secret::{Mask, REDACTED, RedactedSecret, SecretField, SecretValue};
 #[cfg(any(test, feature = "testing"))]
 pub use crate::store::conformance;
