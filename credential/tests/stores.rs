@@ -12,6 +12,13 @@ use credential::{
 };
 use support::scratch_dir;
 
+async fn seed(store: &dyn Store, id: &str, payload: &[u8]) {
+    store
+        .put(sample_record(id, "api_key", payload), Precondition::Absent)
+        .await
+        .unwrap();
+}
+
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -43,28 +50,10 @@ async fn composite_store_passes_the_conformance_suite() {
 #[tokio::test]
 async fn composite_reads_fall_back_and_writes_go_to_the_primary() {
     let fallback = MemoryStore::new();
-    fallback
-        .put(
-            sample_record("legacy/api", "api_key", b"old"),
-            Precondition::Absent,
-        )
-        .await
-        .unwrap();
-    fallback
-        .put(
-            sample_record("shared/id", "api_key", b"fallback"),
-            Precondition::Absent,
-        )
-        .await
-        .unwrap();
+    seed(&fallback, "legacy/api", b"old").await;
+    seed(&fallback, "shared/id", b"fallback").await;
     let primary = MemoryStore::new();
-    primary
-        .put(
-            sample_record("shared/id", "api_key", b"primary"),
-            Precondition::Absent,
-        )
-        .await
-        .unwrap();
+    seed(&primary, "shared/id", b"primary").await;
     let store = CompositeStore::new(primary).with_fallback(fallback);
 
     assert_eq!(
@@ -84,13 +73,7 @@ async fn composite_reads_fall_back_and_writes_go_to_the_primary() {
         .collect();
     assert_eq!(ids, ["legacy/api", "shared/id"]);
     // A write of a fallback-only record lands in the primary.
-    store
-        .put(
-            sample_record("legacy/api", "api_key", b"migrated"),
-            Precondition::Absent,
-        )
-        .await
-        .unwrap();
+    seed(&store, "legacy/api", b"migrated").await;
     assert_eq!(
         store.get("legacy/api").await.unwrap().unwrap().versions[0].sealed,
         b"migrated"
@@ -101,10 +84,7 @@ async fn composite_reads_fall_back_and_writes_go_to_the_primary() {
 async fn file_store_creates_private_directory_and_files() {
     let dir = scratch_dir("file-perms").join("nested/store");
     let store = FileStore::open(&dir).await.unwrap();
-    store
-        .put(sample_record("a/b", "api_key", b"x"), Precondition::Absent)
-        .await
-        .unwrap();
+    seed(&store, "a/b", b"x").await;
     assert_eq!(mode(&dir), 0o700);
     for entry in std::fs::read_dir(&dir).unwrap() {
         assert_eq!(mode(&entry.unwrap().path()), 0o600);
@@ -126,10 +106,7 @@ async fn file_store_refuses_a_directory_others_can_read() {
 async fn file_store_ignores_and_cleans_leftovers_of_a_crashed_write() {
     let dir = scratch_dir("file-leftovers").join("store");
     let store = FileStore::open(&dir).await.unwrap();
-    store
-        .put(sample_record("kept", "api_key", b"x"), Precondition::Absent)
-        .await
-        .unwrap();
+    seed(&store, "kept", b"x").await;
     let leftover = dir.join(".tmp-kept-999-0");
     std::fs::write(&leftover, b"half a record").unwrap();
     assert_eq!(store.list(&ListFilter::all()).await.unwrap().len(), 1);
@@ -143,14 +120,8 @@ async fn file_store_ignores_and_cleans_leftovers_of_a_crashed_write() {
 async fn a_corrupted_record_file_is_a_clear_error_and_touches_nothing_else() {
     let dir = scratch_dir("file-corrupt").join("store");
     let store = FileStore::open(&dir).await.unwrap();
-    store
-        .put(sample_record("good", "api_key", b"x"), Precondition::Absent)
-        .await
-        .unwrap();
-    store
-        .put(sample_record("bad", "api_key", b"y"), Precondition::Absent)
-        .await
-        .unwrap();
+    seed(&store, "good", b"x").await;
+    seed(&store, "bad", b"y").await;
     let bad = dir.join("bad.rec");
     let mut bytes = std::fs::read(&bad).unwrap();
     bytes.truncate(bytes.len() / 2);
@@ -181,13 +152,7 @@ async fn a_corrupted_record_file_is_a_clear_error_and_touches_nothing_else() {
 async fn a_database_from_a_newer_schema_is_refused_untouched() {
     let path = scratch_dir("sqlite-newer").join("credentials.db");
     let store = SqliteStore::open(&path).await.unwrap();
-    store
-        .put(
-            sample_record("keep/me", "api_key", b"x"),
-            Precondition::Absent,
-        )
-        .await
-        .unwrap();
+    seed(&store, "keep/me", b"x").await;
     drop(store);
     {
         let connection = rusqlite::Connection::open(&path).unwrap();
@@ -220,14 +185,8 @@ async fn a_file_that_is_not_a_database_is_a_clear_error() {
 async fn a_corrupted_row_is_a_clear_error_and_touches_nothing_else() {
     let path = scratch_dir("sqlite-corrupt").join("credentials.db");
     let store = SqliteStore::open(&path).await.unwrap();
-    store
-        .put(sample_record("good", "api_key", b"x"), Precondition::Absent)
-        .await
-        .unwrap();
-    store
-        .put(sample_record("bad", "api_key", b"y"), Precondition::Absent)
-        .await
-        .unwrap();
+    seed(&store, "good", b"x").await;
+    seed(&store, "bad", b"y").await;
     store
         .with_connection(|connection| {
             connection

@@ -209,49 +209,37 @@ impl Inner {
     }
 
     fn put(&self, mut record: Record, precondition: Precondition) -> Result<u64> {
-        let writer = self.writer();
-        let changed = match precondition {
-            Precondition::Absent => {
-                record.meta.revision = 1;
-                writer
-                    .prepare_cached(
-                        "INSERT INTO records (id, kind, environment, state, revision, record)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
-                    )
-                    .and_then(|mut statement| {
-                        let meta = &record.meta;
-                        statement.execute(params![
-                            meta.id,
-                            meta.kind,
-                            meta.environment,
-                            meta.state.as_str(),
-                            1i64,
-                            record_codec::encode(&record)
-                        ])
-                    })
-            }
-            Precondition::Revision(expected) => {
-                record.meta.revision = expected + 1;
-                writer
-                    .prepare_cached(
-                        "UPDATE records SET kind = ?2, environment = ?3, state = ?4, revision = ?5, record = ?6
-                         WHERE id = ?1 AND revision = ?7",
-                    )
-                    .and_then(|mut statement| {
-                        let meta = &record.meta;
-                        statement.execute(params![
-                            meta.id,
-                            meta.kind,
-                            meta.environment,
-                            meta.state.as_str(),
-                            to_sql_int(meta.revision),
-                            record_codec::encode(&record),
-                            to_sql_int(expected)
-                        ])
-                    })
-            }
-        }
-        .map_err(storage)?;
+        // Both statements bind the same parameters; ?7 is the expected revision (NULL: absent).
+        let (sql, expected) = match precondition {
+            Precondition::Absent => (
+                "INSERT INTO records (id, kind, environment, state, revision, record)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE ?7 IS NULL
+                 ON CONFLICT (id) DO NOTHING",
+                None,
+            ),
+            Precondition::Revision(expected) => (
+                "UPDATE records SET kind = ?2, environment = ?3, state = ?4, revision = ?5, record = ?6
+                 WHERE id = ?1 AND revision = ?7",
+                Some(expected),
+            ),
+        };
+        record.meta.revision = expected.map_or(1, |expected| expected + 1);
+        let meta = &record.meta;
+        let changed = self
+            .writer()
+            .prepare_cached(sql)
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    meta.id,
+                    meta.kind,
+                    meta.environment,
+                    meta.state.as_str(),
+                    to_sql_int(meta.revision),
+                    record_codec::encode(&record),
+                    expected.map(to_sql_int)
+                ])
+            })
+            .map_err(storage)?;
         if changed == 1 {
             Ok(record.meta.revision)
         } else {
