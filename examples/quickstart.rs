@@ -47,11 +47,7 @@ fn main() -> credential::Result<()> {
     println!("expires:  {:?}", github.expires_at());
 
     // Validation reports every failed rule at once, naming fields and rules, never values.
-    let broken = GitHub {
-        token: "hunter2".into(),
-        username: String::new(),
-        expires: None,
-    };
+    let broken = GitHub { token: "hunter2".into(), username: String::new(), expires: None };
     if let Err(errors) = broken.validate() {
         println!("rejected: {errors}");
     }
@@ -59,11 +55,7 @@ fn main() -> credential::Result<()> {
     // The storage encoding (the plaintext that gets sealed) lives in a zeroizing buffer.
     let encoded = github.encode();
     let decoded = GitHub::decode(&encoded)?;
-    println!(
-        "round trip: {} bytes, username {}",
-        encoded.len(),
-        decoded.username
-    );
+    println!("round trip: {} bytes, username {}", encoded.len(), decoded.username);
     assert_eq!(decoded.token.expose_secret(), github.token.expose_secret());
     Ok(())
 }

@@ -67,12 +67,7 @@ impl<'a> Input<'a> {
                 })
             })
             .collect();
-        Some(Self {
-            ident: &input.ident,
-            generics: &input.generics,
-            attrs,
-            fields,
-        })
+        Some(Self { ident: &input.ident, generics: &input.generics, attrs, fields })
     }
 }
 

@@ -68,9 +68,7 @@ impl Container {
                 if meta.path.is_ident(KIND) {
                     container.kind.set(cx, &meta.path, meta.value()?.parse()?);
                 } else if meta.path.is_ident(CRATE) {
-                    container
-                        .krate
-                        .set(cx, &meta.path, parse_path_value(&meta)?);
+                    container.krate.set(cx, &meta.path, parse_path_value(&meta)?);
                 } else if meta.path.is_ident(VALIDATE) {
                     if !meta.input.peek(Token![=]) {
                         cx.error_spanned_by(
@@ -79,9 +77,7 @@ impl Container {
                         );
                         return skip_value(&meta);
                     }
-                    container
-                        .validate
-                        .set(cx, &meta.path, parse_path_value(&meta)?);
+                    container.validate.set(cx, &meta.path, parse_path_value(&meta)?);
                 } else {
                     unknown_key(cx, &meta, "`kind`, `crate` or `validate`")?;
                 }
@@ -118,14 +114,8 @@ pub(crate) struct Rule {
 
 pub(crate) enum RuleKind {
     NonEmpty,
-    Length {
-        min: Option<LitInt>,
-        max: Option<LitInt>,
-    },
-    Range {
-        min: Option<Box<Expr>>,
-        max: Option<Box<Expr>>,
-    },
+    Length { min: Option<LitInt>, max: Option<LitInt> },
+    Range { min: Option<Box<Expr>>, max: Option<Box<Expr>> },
     Url,
     Pattern(LitStr),
     Custom(Path),
@@ -204,11 +194,7 @@ impl FieldAttrs {
         } else if meta.path.is_ident(SECRET) {
             cx.error_spanned_by(&meta.path, "`secret` is its own attribute: `#[secret]`");
         } else {
-            unknown_key(
-                cx,
-                meta,
-                "`rename`, `default`, `expires_at` or `validate(...)`",
-            )?;
+            unknown_key(cx, meta, "`rename`, `default`, `expires_at` or `validate(...)`")?;
         }
         Ok(())
     }
@@ -237,17 +223,10 @@ impl FieldAttrs {
             )?;
             return Ok(());
         };
-        if self
-            .rules
-            .iter()
-            .any(|rule| rule.name.get_ident() == path.get_ident())
-        {
+        if self.rules.iter().any(|rule| rule.name.get_ident() == path.get_ident()) {
             cx.error_spanned_by(path, format!("duplicate rule `{}`", path.to_token_stream()));
         } else {
-            self.rules.push(Rule {
-                name: path.clone(),
-                kind,
-            });
+            self.rules.push(Rule { name: path.clone(), kind });
         }
         Ok(())
     }
@@ -277,19 +256,13 @@ fn parse_bounds<T>(
         Ok(())
     });
     bounds.parse2(content.parse::<TokenStream>()?)?;
-    Ok((
-        min.value.map(|(_, value)| value),
-        max.value.map(|(_, value)| value),
-    ))
+    Ok((min.value.map(|(_, value)| value), max.value.map(|(_, value)| value)))
 }
 
 /// Records an unknown key and skips its value so parsing continues with the next key.
 fn unknown_key(cx: &Ctxt, meta: &ParseNestedMeta, expected: &str) -> syn::Result<()> {
     let name = meta.path.to_token_stream().to_string().replace(' ', "");
-    cx.error_spanned_by(
-        &meta.path,
-        format!("unknown key `{name}`; expected {expected}"),
-    );
+    cx.error_spanned_by(&meta.path, format!("unknown key `{name}`; expected {expected}"));
     skip_value(meta)
 }
 
@@ -305,11 +278,7 @@ fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
 /// `key = path` or `key = "path"`.
 fn parse_path_value(meta: &ParseNestedMeta) -> syn::Result<Path> {
     let value = meta.value()?;
-    if value.peek(LitStr) {
-        value.parse::<LitStr>()?.parse()
-    } else {
-        value.parse()
-    }
+    if value.peek(LitStr) { value.parse::<LitStr>()?.parse() } else { value.parse() }
 }
 
 fn parse_u8(meta: &ParseNestedMeta) -> syn::Result<u8> {

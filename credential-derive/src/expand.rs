@@ -19,10 +19,7 @@ pub(crate) fn expand(checked: &Checked) -> TokenStream {
     let generics = with_field_bounds(input.generics, &input.fields, &private);
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
 
-    let schema = input
-        .fields
-        .iter()
-        .map(|field| field_schema(field, &private));
+    let schema = input.fields.iter().map(|field| field_schema(field, &private));
     let validate = validate_body(checked, &private);
     let expires_at = expires_at_body(&input.fields, &private);
     let encode = encode_body(&input.fields, &private);
@@ -129,11 +126,7 @@ fn field_schema(field: &Field, private: &TokenStream) -> TokenStream {
 
 fn validate_body(checked: &Checked, private: &TokenStream) -> TokenStream {
     let checks = checked.input.fields.iter().flat_map(|field| {
-        field
-            .attrs
-            .rules
-            .iter()
-            .map(move |rule| rule_check(field, rule, private))
+        field.attrs.rules.iter().map(move |rule| rule_check(field, rule, private))
     });
     let whole = checked.input.attrs.validate.get().map(
         |path| quote_spanned!(path.span()=> #private::rules::whole(&mut __errors, #path(self));),
@@ -212,10 +205,7 @@ fn optional(value: Option<&(impl ToTokens + Spanned)>) -> TokenStream {
 }
 
 fn path_name(path: &Path) -> String {
-    path.segments
-        .last()
-        .map(|segment| segment.ident.to_string())
-        .unwrap_or_default()
+    path.segments.last().map(|segment| segment.ident.to_string()).unwrap_or_default()
 }
 
 fn expires_at_body(fields: &[Field], private: &TokenStream) -> TokenStream {
@@ -243,9 +233,7 @@ fn encode_body(fields: &[Field], private: &TokenStream) -> TokenStream {
 }
 
 fn decode_body(fields: &[Field], private: &TokenStream) -> TokenStream {
-    let slots: Vec<_> = (0..fields.len())
-        .map(|index| format_ident!("__field{}", index))
-        .collect();
+    let slots: Vec<_> = (0..fields.len()).map(|index| format_ident!("__field{}", index)).collect();
     let declarations = fields.iter().zip(&slots).map(|(field, slot)| {
         let ty = field.ty;
         quote!(let mut #slot: ::core::option::Option<#ty> = ::core::option::Option::None;)

@@ -27,10 +27,9 @@ pub fn derive_credential(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     let cx = Ctxt::new();
     let checked = ast::Input::from_syn(&cx, &input).map(|parsed| valid::check(&cx, parsed));
-    let krate = checked.as_ref().map_or_else(
-        || syn::parse_quote!(::credential),
-        |checked| checked.krate.clone(),
-    );
+    let krate = checked
+        .as_ref()
+        .map_or_else(|| syn::parse_quote!(::credential), |checked| checked.krate.clone());
     let expanded = match (cx.check(), checked) {
         (Ok(()), Some(checked)) => expand::expand(&checked),
         (Err(error), _) => fallback::expand(&input, &krate, &error),

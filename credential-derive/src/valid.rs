@@ -37,12 +37,7 @@ pub(crate) fn check<'a>(cx: &Ctxt, input: Input<'a>) -> Checked<'a> {
             check_rule(cx, rule);
         }
     }
-    let krate = input
-        .attrs
-        .krate
-        .get()
-        .cloned()
-        .unwrap_or_else(|| syn::parse_quote!(::credential));
+    let krate = input.attrs.krate.get().cloned().unwrap_or_else(|| syn::parse_quote!(::credential));
     Checked { input, kind, krate }
 }
 
@@ -81,10 +76,7 @@ fn check_unique_names(cx: &Ctxt, fields: &[Field]) {
     for field in fields {
         let name = field.stored_name();
         if name.is_empty() {
-            cx.error_spanned_by(
-                field.attrs.rename.get(),
-                "a stored field name cannot be empty",
-            );
+            cx.error_spanned_by(field.attrs.rename.get(), "a stored field name cannot be empty");
         }
         if let Some(first) = seen.insert(name.clone(), field.ident) {
             let at: &dyn ToTokens = match field.attrs.rename.get() {
@@ -106,10 +98,7 @@ fn check_single_expiry(cx: &Ctxt, fields: &[Field]) {
             continue;
         };
         if field.is_secret() {
-            cx.error_spanned_by(
-                path,
-                "`expires_at` cannot be a secret field: expiry is metadata",
-            );
+            cx.error_spanned_by(path, "`expires_at` cannot be a secret field: expiry is metadata");
         }
         match first {
             None => first = Some(field.ident),
@@ -127,20 +116,13 @@ fn check_single_expiry(cx: &Ctxt, fields: &[Field]) {
 /// bounds in the generated code catch the rest.
 fn check_secret_marking(cx: &Ctxt, field: &Field) {
     let type_name = innermost_type_name(field.ty);
-    let is_secret_type = type_name
-        .as_deref()
-        .is_some_and(|name| name.starts_with("Secret"));
+    let is_secret_type = type_name.as_deref().is_some_and(|name| name.starts_with("Secret"));
     match &field.attrs.secret {
         Some(_) => {
-            if let Some(name) = type_name
-                .as_deref()
-                .filter(|name| ["String", "str", "Vec"].contains(name))
+            if let Some(name) =
+                type_name.as_deref().filter(|name| ["String", "str", "Vec"].contains(name))
             {
-                let suggestion = if name == "Vec" {
-                    "SecretSlice<u8>"
-                } else {
-                    "SecretString"
-                };
+                let suggestion = if name == "Vec" { "SecretSlice<u8>" } else { "SecretString" };
                 cx.error_spanned_by(
                     field.ty,
                     format!("`{name}` is not a secret type: use `{suggestion}`, which is redacted and zeroized on drop"),
@@ -160,10 +142,7 @@ fn check_secret_marking(cx: &Ctxt, field: &Field) {
 
 fn check_rule(cx: &Ctxt, rule: &Rule) {
     match &rule.kind {
-        RuleKind::Length {
-            min: None,
-            max: None,
-        } => {
+        RuleKind::Length { min: None, max: None } => {
             cx.error_spanned_by(
                 &rule.name,
                 "`length` needs bounds: `length(min = 1, max = 64)`, either one or both",
@@ -180,42 +159,27 @@ fn check_rule(cx: &Ctxt, rule: &Rule) {
             if let (Some(Ok(min)), Some(Ok(max))) = (parse(min), parse(max))
                 && min > max
             {
-                cx.error_spanned_by(
-                    &rule.name,
-                    format!("`length` has min {min} above max {max}"),
-                );
+                cx.error_spanned_by(&rule.name, format!("`length` has min {min} above max {max}"));
             }
         }
-        RuleKind::Range {
-            min: None,
-            max: None,
-        } => {
+        RuleKind::Range { min: None, max: None } => {
             cx.error_spanned_by(
                 &rule.name,
                 "`range` needs bounds: `range(min = 1, max = 65535)`, either one or both",
             );
         }
-        RuleKind::Range {
-            min: Some(min),
-            max: Some(max),
-        } => {
+        RuleKind::Range { min: Some(min), max: Some(max) } => {
             if let (Some(low), Some(high)) = (numeric_literal(min), numeric_literal(max))
                 && low > high
             {
-                cx.error_spanned_by(
-                    &rule.name,
-                    format!("`range` has min {low} above max {high}"),
-                );
+                cx.error_spanned_by(&rule.name, format!("`range` has min {low} above max {high}"));
             }
         }
         RuleKind::Pattern(literal) => {
             if let Err(error) = regex_syntax::Parser::new().parse(&literal.value()) {
                 let reason = error.to_string();
-                let summary = reason
-                    .lines()
-                    .last()
-                    .unwrap_or("invalid syntax")
-                    .trim_start_matches("error: ");
+                let summary =
+                    reason.lines().last().unwrap_or("invalid syntax").trim_start_matches("error: ");
                 cx.error_spanned_by(literal, format!("invalid regular expression: {summary}"));
             }
         }

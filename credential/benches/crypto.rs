@@ -27,9 +27,8 @@ fn seal_and_open(c: &mut Criterion) {
         group.bench_function("raw_aes_gcm_encrypt", |b| {
             b.iter(|| {
                 let mut buffer = black_box(&plaintext).clone();
-                let tag = raw
-                    .encrypt_inout_detached(&nonce, &aad, buffer.as_mut_slice().into())
-                    .unwrap();
+                let tag =
+                    raw.encrypt_inout_detached(&nonce, &aad, buffer.as_mut_slice().into()).unwrap();
                 (buffer, tag)
             })
         });
@@ -39,9 +38,8 @@ fn seal_and_open(c: &mut Criterion) {
         group.finish();
 
         let mut ciphertext = plaintext.clone();
-        let tag: Tag = raw
-            .encrypt_inout_detached(&nonce, &aad, ciphertext.as_mut_slice().into())
-            .unwrap();
+        let tag: Tag =
+            raw.encrypt_inout_detached(&nonce, &aad, ciphertext.as_mut_slice().into()).unwrap();
         let sealed = ring.seal(&context(), &plaintext).unwrap();
         let mut group = c.benchmark_group(format!("open_{size}"));
         group.bench_function("raw_aes_gcm_decrypt", |b| {
@@ -61,9 +59,7 @@ fn seal_and_open(c: &mut Criterion) {
 
 fn argon2id_default(c: &mut Criterion) {
     let mut group = c.benchmark_group("argon2id");
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(5));
+    group.sample_size(10).measurement_time(Duration::from_secs(5));
     let settings = KdfSettings::generate(KdfParams::default()).unwrap();
     let passphrase = SecretString::from("correct horse battery staple");
     group.bench_function("derive_default_params", |b| {
@@ -78,26 +74,20 @@ fn reseal_after_rotation(c: &mut Criterion) {
     let ids: Vec<String> = (0..RECORDS).map(|i| format!("service/{i}")).collect();
     let sealed: Vec<Vec<u8>> = ids
         .iter()
-        .map(|id| {
-            ring.seal(&SealContext::new(id, 1, "api_key"), &[0x42; 200])
-                .unwrap()
-        })
+        .map(|id| ring.seal(&SealContext::new(id, 1, "api_key"), &[0x42; 200]).unwrap())
         .collect();
     let new = ring.add(MasterKey::generate().unwrap());
     ring.make_current(&new).unwrap();
 
     let mut group = c.benchmark_group("rotation");
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(10));
+    group.sample_size(10).measurement_time(Duration::from_secs(10));
     group.bench_function("reseal_100000_records_in_memory", |b| {
         b.iter_batched(
             || sealed.clone(),
             |mut records| {
                 for (id, record) in ids.iter().zip(records.iter_mut()) {
-                    if let Some(moved) = ring
-                        .reseal(&SealContext::new(id, 1, "api_key"), record)
-                        .unwrap()
+                    if let Some(moved) =
+                        ring.reseal(&SealContext::new(id, 1, "api_key"), record).unwrap()
                     {
                         *record = moved;
                     }
@@ -110,10 +100,5 @@ fn reseal_after_rotation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(
-    benches,
-    seal_and_open,
-    argon2id_default,
-    reseal_after_rotation
-);
+criterion_group!(benches, seal_and_open, argon2id_default, reseal_after_rotation);
 criterion_main!(benches);

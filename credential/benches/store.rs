@@ -25,46 +25,29 @@ fn scratch(name: &str) -> PathBuf {
 
 fn raw_connection(path: &std::path::Path) -> Connection {
     let connection = Connection::open(path).unwrap();
-    connection
-        .pragma_update(None, "journal_mode", "WAL")
-        .unwrap();
-    connection
-        .pragma_update(None, "synchronous", "FULL")
-        .unwrap();
+    connection.pragma_update(None, "journal_mode", "WAL").unwrap();
+    connection.pragma_update(None, "synchronous", "FULL").unwrap();
     connection
         .execute_batch("CREATE TABLE records (id TEXT PRIMARY KEY NOT NULL, record BLOB NOT NULL) STRICT, WITHOUT ROWID;")
         .unwrap();
     connection
-        .execute(
-            "INSERT INTO records VALUES (?1, ?2)",
-            params![ID, vec![7u8; SEALED_LEN + 120]],
-        )
+        .execute("INSERT INTO records VALUES (?1, ?2)", params![ID, vec![7u8; SEALED_LEN + 120]])
         .unwrap();
     connection
 }
 
 fn backends(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let file_dir = scratch("file");
     let sqlite_dir = scratch("sqlite");
     let stores: Vec<(&str, Arc<dyn Store>)> = runtime.block_on(async {
         vec![
             ("memory", Arc::new(MemoryStore::new()) as Arc<dyn Store>),
-            (
-                "file",
-                Arc::new(FileStore::open(file_dir.join("store")).await.unwrap()),
-            ),
+            ("file", Arc::new(FileStore::open(file_dir.join("store")).await.unwrap())),
             (
                 "sqlite",
-                Arc::new(
-                    SqliteStore::open(sqlite_dir.join("credentials.db"))
-                        .await
-                        .unwrap(),
-                ),
+                Arc::new(SqliteStore::open(sqlite_dir.join("credentials.db")).await.unwrap()),
             ),
         ]
     });
@@ -73,24 +56,19 @@ fn backends(c: &mut Criterion) {
     let raw = raw_connection(&scratch("raw-get").join("raw.db"));
     get.bench_function("raw_rusqlite_point_select", |b| {
         b.iter(|| {
-            let mut statement = raw
-                .prepare_cached("SELECT record FROM records WHERE id = ?1")
-                .unwrap();
-            statement
-                .query_row([ID], |row| row.get::<_, Vec<u8>>(0))
-                .unwrap()
+            let mut statement =
+                raw.prepare_cached("SELECT record FROM records WHERE id = ?1").unwrap();
+            statement.query_row([ID], |row| row.get::<_, Vec<u8>>(0)).unwrap()
         })
     });
     for (name, store) in &stores {
         runtime
-            .block_on(store.put(
-                sample_record(ID, "github", &[7; SEALED_LEN]),
-                Precondition::Absent,
-            ))
+            .block_on(
+                store.put(sample_record(ID, "github", &[7; SEALED_LEN]), Precondition::Absent),
+            )
             .unwrap();
         get.bench_function(*name, |b| {
-            b.to_async(&runtime)
-                .iter(|| async { store.get(ID).await.unwrap() })
+            b.to_async(&runtime).iter(|| async { store.get(ID).await.unwrap() })
         });
     }
     get.finish();
@@ -104,9 +82,8 @@ fn backends(c: &mut Criterion) {
             // SQLite skips the write, and so the fsync, of an update that changes nothing.
             counter += 1;
             payload[..8].copy_from_slice(&counter.to_be_bytes());
-            let mut statement = raw
-                .prepare_cached("UPDATE records SET record = ?1 WHERE id = ?2")
-                .unwrap();
+            let mut statement =
+                raw.prepare_cached("UPDATE records SET record = ?1 WHERE id = ?2").unwrap();
             statement.execute(params![payload, ID]).unwrap()
         })
     });
@@ -116,10 +93,8 @@ fn backends(c: &mut Criterion) {
         put.bench_function(*name, |b| {
             b.to_async(&runtime).iter(|| async {
                 let expected = revision.load(std::sync::atomic::Ordering::Relaxed);
-                let written = store
-                    .put(record.clone(), Precondition::Revision(expected))
-                    .await
-                    .unwrap();
+                let written =
+                    store.put(record.clone(), Precondition::Revision(expected)).await.unwrap();
                 revision.store(written, std::sync::atomic::Ordering::Relaxed);
             })
         });

@@ -16,9 +16,7 @@ where
         Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(work)
         }
-        Ok(_) => tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|_| Error::TaskFailed)?,
+        Ok(_) => tokio::task::spawn_blocking(work).await.map_err(|_| Error::TaskFailed)?,
         Err(_) => work(),
     }
 }

@@ -85,9 +85,7 @@ impl FieldCodec for SecretSlice<u8> {
 
     #[inline]
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        reader
-            .len_prefixed()
-            .map(|bytes| SecretSlice::from(Box::<[u8]>::from(bytes)))
+        reader.len_prefixed().map(|bytes| SecretSlice::from(Box::<[u8]>::from(bytes)))
     }
 }
 

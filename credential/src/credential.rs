@@ -98,11 +98,7 @@ pub struct FieldSchema {
 impl FieldSchema {
     #[doc(hidden)]
     pub const fn new(name: &'static str, rust_name: &'static str, secret: Option<Mask>) -> Self {
-        Self {
-            name,
-            rust_name,
-            secret,
-        }
+        Self { name, rust_name, secret }
     }
 
     /// Whether the field is `#[secret]`.

@@ -54,11 +54,10 @@ pub fn required<T: FieldCodec>(
     slot: Option<T>,
     name: &'static str,
 ) -> crate::Result<T> {
-    slot.or_else(T::missing)
-        .ok_or_else(|| crate::Error::Decode {
-            kind: kind.to_owned(),
-            source: DecodeError::new(DecodeReason::MissingField).in_field(name),
-        })
+    slot.or_else(T::missing).ok_or_else(|| crate::Error::Decode {
+        kind: kind.to_owned(),
+        source: DecodeError::new(DecodeReason::MissingField).in_field(name),
+    })
 }
 
 /// The decoded value of a `#[credential(default)]` field.

@@ -47,19 +47,11 @@ pub struct Writer {
 
 impl Writer {
     fn counter() -> Self {
-        Self {
-            buf: Zeroizing::new(Vec::new()),
-            counted: 0,
-            counting: true,
-        }
+        Self { buf: Zeroizing::new(Vec::new()), counted: 0, counting: true }
     }
 
     fn with_capacity(capacity: usize) -> Self {
-        Self {
-            buf: Zeroizing::new(Vec::with_capacity(capacity)),
-            counted: 0,
-            counting: false,
-        }
+        Self { buf: Zeroizing::new(Vec::with_capacity(capacity)), counted: 0, counting: false }
     }
 
     /// Appends raw bytes.
@@ -125,11 +117,7 @@ impl Writer {
 
     #[inline]
     fn len(&self) -> usize {
-        if self.counting {
-            self.counted
-        } else {
-            self.buf.len()
-        }
+        if self.counting { self.counted } else { self.buf.len() }
     }
 }
 
@@ -283,16 +271,12 @@ pub(crate) fn decode_with<'a>(
     bytes: &'a [u8],
     mut on_field: impl FnMut(&'a [u8], &mut Reader<'a>) -> Result<bool, DecodeError>,
 ) -> crate::Result<()> {
-    let decode_error = |source: DecodeError| crate::Error::Decode {
-        kind: expected_kind.to_owned(),
-        source,
-    };
+    let decode_error =
+        |source: DecodeError| crate::Error::Decode { kind: expected_kind.to_owned(), source };
     let mut reader = Reader::new(bytes);
     let version = reader.u8().map_err(decode_error)?;
     if version != FORMAT_VERSION {
-        return Err(decode_error(DecodeError::new(
-            DecodeReason::UnsupportedVersion(version),
-        )));
+        return Err(decode_error(DecodeError::new(DecodeReason::UnsupportedVersion(version))));
     }
     let kind = reader.len_prefixed().map_err(decode_error)?;
     if kind != expected_kind.as_bytes() {
@@ -320,11 +304,7 @@ pub(crate) fn decode_with<'a>(
 fn printable_kind(kind: &[u8]) -> String {
     const MAX_SHOWN: usize = 64;
     let text = String::from_utf8_lossy(kind);
-    let mut shown: String = text
-        .chars()
-        .take(MAX_SHOWN)
-        .flat_map(char::escape_debug)
-        .collect();
+    let mut shown: String = text.chars().take(MAX_SHOWN).flat_map(char::escape_debug).collect();
     if text.chars().count() > MAX_SHOWN {
         shown.push('…');
     }
@@ -341,10 +321,7 @@ pub struct DecodeError {
 impl DecodeError {
     /// An error for the given reason, not yet tied to a field.
     pub fn new(reason: DecodeReason) -> Self {
-        Self {
-            field: None,
-            reason,
-        }
+        Self { field: None, reason }
     }
 
     /// An error for a value a codec refuses, with a fixed description (never the value).
@@ -424,16 +401,7 @@ mod tests {
 
     #[test]
     fn varint_round_trips_edges() {
-        for value in [
-            0,
-            1,
-            127,
-            128,
-            300,
-            u64::from(u32::MAX),
-            u64::MAX - 1,
-            u64::MAX,
-        ] {
+        for value in [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX - 1, u64::MAX] {
             let mut writer = Writer::with_capacity(0);
             writer.varint(value);
             let mut reader = Reader::new(&writer.buf);
@@ -445,24 +413,15 @@ mod tests {
     #[test]
     fn overlong_varint_is_out_of_range() {
         let mut reader = Reader::new(&[0xff; 11]);
-        assert_eq!(
-            reader.varint().map_err(|e| e.reason),
-            Err(DecodeReason::OutOfRange)
-        );
+        assert_eq!(reader.varint().map_err(|e| e.reason), Err(DecodeReason::OutOfRange));
         let mut reader = Reader::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]);
-        assert_eq!(
-            reader.varint().map_err(|e| e.reason),
-            Err(DecodeReason::OutOfRange)
-        );
+        assert_eq!(reader.varint().map_err(|e| e.reason), Err(DecodeReason::OutOfRange));
     }
 
     #[test]
     fn count_larger_than_input_is_truncated() {
         let mut reader = Reader::new(&[0x05, 1, 2]);
-        assert_eq!(
-            reader.count().map_err(|e| e.reason),
-            Err(DecodeReason::Truncated)
-        );
+        assert_eq!(reader.count().map_err(|e| e.reason), Err(DecodeReason::Truncated));
     }
 
     #[test]
@@ -473,11 +432,7 @@ mod tests {
         }
         assert_eq!(writer.buf.len(), 700);
         assert!(
-            writer
-                .buf
-                .chunks(7)
-                .enumerate()
-                .all(|(i, c)| c.iter().all(|b| usize::from(*b) == i))
+            writer.buf.chunks(7).enumerate().all(|(i, c)| c.iter().all(|b| usize::from(*b) == i))
         );
     }
 

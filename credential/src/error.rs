@@ -163,6 +163,87 @@ pub enum Error {
         expected: &'static str,
     },
 
+    /// The principal may not do this, or the credential does not exist: deliberately the same
+    /// answer, so a denial says nothing about what exists.
+    #[error("access denied to credential `{id}`")]
+    AccessDenied {
+        /// The credential id asked for.
+        id: String,
+    },
+
+    /// No credential has this id.
+    #[error("credential `{id}` not found")]
+    NotFound {
+        /// The credential id.
+        id: String,
+    },
+
+    /// The credential was revoked.
+    #[error("credential `{id}` is revoked")]
+    Revoked {
+        /// The credential id.
+        id: String,
+    },
+
+    /// The credential's expiry has passed.
+    #[error("credential `{id}` has expired")]
+    Expired {
+        /// The credential id.
+        id: String,
+    },
+
+    /// The credential is not served in its current state (a draft).
+    #[error("credential `{id}` is not active (it is {state})")]
+    NotActive {
+        /// The credential id.
+        id: String,
+        /// Its state.
+        state: crate::LifecycleState,
+    },
+
+    /// A loaded credential is not in the state asked for.
+    #[error("credential `{id}` is {found}, not {expected}")]
+    WrongState {
+        /// The credential id.
+        id: String,
+        /// The state asked for.
+        expected: crate::LifecycleState,
+        /// The state it is in.
+        found: crate::LifecycleState,
+    },
+
+    /// A version that does not exist, was destroyed, or is past its grace period.
+    #[error("version {version} of credential `{id}` is not available")]
+    VersionUnavailable {
+        /// The credential id.
+        id: String,
+        /// The version asked for.
+        version: u64,
+    },
+
+    /// The audit sink could not record an event; the operation did not happen.
+    #[error("audit failed: {reason}")]
+    Audit {
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// The audit trail's hash chain is broken.
+    #[error("audit trail tampered with{}: {reason}", line.map(|line| format!(" at line {line}")).unwrap_or_default())]
+    AuditTampered {
+        /// The first line that fails the check, when known.
+        line: Option<u64>,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A manager was built with missing or invalid settings.
+    #[error("invalid configuration: {reason}")]
+    Config {
+        /// What is wrong.
+        reason: &'static str,
+    },
+
     /// Background work was cancelled or panicked.
     #[error("a background task failed")]
     TaskFailed,
@@ -176,6 +257,48 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl Error {
+    /// A short, stable name for the kind of error (`conflict`, `access_denied`, ...), as audit
+    /// events record it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation(_) => "validation",
+            Self::KindMismatch { .. } => "kind_mismatch",
+            Self::Decode { .. } => "decode",
+            Self::Decrypt => "decrypt",
+            Self::WrongMasterKey { .. } => "wrong_master_key",
+            Self::InvalidMasterKey { .. } => "invalid_master_key",
+            Self::InsecurePermissions { .. } => "insecure_permissions",
+            Self::InvalidKeyId => "invalid_key_id",
+            Self::UnknownKey { .. } => "unknown_key",
+            Self::KeyInUse { .. } => "key_in_use",
+            Self::InvalidKdf { .. } => "invalid_kdf",
+            Self::RandomUnavailable => "random_unavailable",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::Conflict { .. } => "conflict",
+            Self::InvalidId { .. } => "invalid_id",
+            Self::CorruptRecord { .. } => "corrupt_record",
+            Self::UnsupportedSchema { .. } => "unsupported_schema",
+            Self::ReadOnly { .. } => "read_only",
+            Self::Storage { .. } => "storage",
+            Self::MissingEnv { .. } => "missing_env",
+            Self::InvalidEnv { .. } => "invalid_env",
+            Self::AccessDenied { .. } => "access_denied",
+            Self::NotFound { .. } => "not_found",
+            Self::Revoked { .. } => "revoked",
+            Self::Expired { .. } => "expired",
+            Self::NotActive { .. } => "not_active",
+            Self::WrongState { .. } => "wrong_state",
+            Self::VersionUnavailable { .. } => "version_unavailable",
+            Self::Audit { .. } => "audit",
+            Self::AuditTampered { .. } => "audit_tampered",
+            Self::Config { .. } => "config",
+            Self::TaskFailed => "task_failed",
+            Self::Io { .. } => "io",
+        }
+    }
 }
 
 /// `Result` with [`Error`] as the default error type.

@@ -170,8 +170,7 @@ impl PlainField for url::Url {
 
 impl<T: PlainField> PlainField for Option<T> {
     fn plain_value(&self) -> PlainValue<'_> {
-        self.as_ref()
-            .map_or(PlainValue::Null, PlainField::plain_value)
+        self.as_ref().map_or(PlainValue::Null, PlainField::plain_value)
     }
 }
 
@@ -184,9 +183,7 @@ impl<T: PlainField> PlainField for Vec<T> {
 impl<T: PlainField> PlainField for BTreeMap<String, T> {
     fn plain_value(&self) -> PlainValue<'_> {
         PlainValue::Map(
-            self.iter()
-                .map(|(key, value)| (key.as_str(), value.plain_value()))
-                .collect(),
+            self.iter().map(|(key, value)| (key.as_str(), value.plain_value())).collect(),
         )
     }
 }

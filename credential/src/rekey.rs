@@ -57,23 +57,11 @@ pub async fn rekey(
         if reseal_record(store, ring, &meta.id).await? {
             resealed += 1;
         }
-        progress(RekeyProgress {
-            done: done + 1,
-            total,
-            resealed,
-        });
+        progress(RekeyProgress { done: done + 1, total, resealed });
     }
-    let keys_in_use = store
-        .list(&ListFilter::all())
-        .await?
-        .into_iter()
-        .map(|meta| meta.key_id)
-        .collect();
-    Ok(RekeyReport {
-        records: total,
-        resealed,
-        keys_in_use,
-    })
+    let keys_in_use =
+        store.list(&ListFilter::all()).await?.into_iter().map(|meta| meta.key_id).collect();
+    Ok(RekeyReport { records: total, resealed, keys_in_use })
 }
 
 /// Re-seals one record; `false` when it already was under the current key (or is gone).
@@ -84,11 +72,7 @@ async fn reseal_record(store: &dyn Store, ring: &KeyRing, id: &str) -> Result<bo
             return Ok(false);
         };
         let mut changed = record.meta.key_id != current;
-        for version in record
-            .versions
-            .iter_mut()
-            .filter(|version| !version.sealed.is_empty())
-        {
+        for version in record.versions.iter_mut().filter(|version| !version.sealed.is_empty()) {
             if envelope_key_id(&version.sealed)?.as_str() == current {
                 continue;
             }

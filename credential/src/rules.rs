@@ -161,25 +161,13 @@ pub fn length<T: LengthRule>(
     let unit = T::UNIT;
     match (min, max) {
         (Some(min), Some(max)) if length < min || length > max => {
-            errors.add(
-                field,
-                "length",
-                format!("must be {min} to {max} {unit} long"),
-            );
+            errors.add(field, "length", format!("must be {min} to {max} {unit} long"));
         }
         (Some(min), None) if length < min => {
-            errors.add(
-                field,
-                "length",
-                format!("must be at least {min} {unit} long"),
-            );
+            errors.add(field, "length", format!("must be at least {min} {unit} long"));
         }
         (None, Some(max)) if length > max => {
-            errors.add(
-                field,
-                "length",
-                format!("must be at most {max} {unit} long"),
-            );
+            errors.add(field, "length", format!("must be at most {max} {unit} long"));
         }
         _ => {}
     }
@@ -238,11 +226,7 @@ pub fn pattern<T: TextRule>(
         return;
     };
     if !regex.is_some_and(|regex| regex.is_match(text)) {
-        errors.add(
-            field,
-            "pattern",
-            format!("must match the pattern `{source}`"),
-        );
+        errors.add(field, "pattern", format!("must match the pattern `{source}`"));
     }
 }
 
@@ -306,10 +290,7 @@ mod tests {
     fn url_rule_rejects_relative_and_accepts_absolute() {
         let secret = SecretString::from("https://user:pw@example.com/hook?token=abc");
         assert!(failures(|e| url(e, "hook", &secret)).is_empty());
-        assert_eq!(
-            failures(|e| url(e, "hook", &"/relative".to_owned())).len(),
-            1
-        );
+        assert_eq!(failures(|e| url(e, "hook", &"/relative".to_owned())).len(), 1);
     }
 
     #[test]

@@ -41,8 +41,7 @@ impl SecretField for SecretSlice<u8> {
 
 impl<T: SecretField> SecretField for Option<T> {
     fn secret_value(&self) -> SecretValue<'_> {
-        self.as_ref()
-            .map_or(SecretValue::Absent, SecretField::secret_value)
+        self.as_ref().map_or(SecretValue::Absent, SecretField::secret_value)
     }
 }
 
@@ -75,10 +74,7 @@ pub struct Mask {
 
 impl Mask {
     /// No hint: the value is always `[REDACTED]`.
-    pub const NONE: Self = Self {
-        reveal_first: 0,
-        reveal_last: 0,
-    };
+    pub const NONE: Self = Self { reveal_first: 0, reveal_last: 0 };
 
     const REVEAL_AT_MOST_ONE_IN: usize = 4;
 }
@@ -170,28 +166,19 @@ mod tests {
 
     #[test]
     fn reveal_last_shows_only_the_tail() {
-        let mask = Mask {
-            reveal_first: 0,
-            reveal_last: 4,
-        };
+        let mask = Mask { reveal_first: 0, reveal_last: 4 };
         assert_eq!(shown("sk_live_0123456789abcd", mask), "****abcd");
     }
 
     #[test]
     fn reveal_first_and_last_count_characters_not_bytes() {
-        let mask = Mask {
-            reveal_first: 2,
-            reveal_last: 2,
-        };
+        let mask = Mask { reveal_first: 2, reveal_last: 2 };
         assert_eq!(shown("ééabcdefghijklmnopqrstuvwxyz✓✓", mask), "éé****✓✓");
     }
 
     #[test]
     fn short_secret_never_reveals_more_than_a_quarter() {
-        let mask = Mask {
-            reveal_first: 0,
-            reveal_last: 4,
-        };
+        let mask = Mask { reveal_first: 0, reveal_last: 4 };
         assert_eq!(shown("abcdefghijklmno", mask), REDACTED);
         assert_eq!(shown("abcdefghijklmnop", mask), "****mnop");
     }
@@ -199,25 +186,13 @@ mod tests {
     #[test]
     fn byte_secrets_never_show_a_hint() {
         let secret = SecretSlice::from(vec![1u8; 64]);
-        let mask = Mask {
-            reveal_first: 1,
-            reveal_last: 1,
-        };
-        assert_eq!(
-            RedactedSecret::new(secret.secret_value(), mask).to_string(),
-            REDACTED
-        );
+        let mask = Mask { reveal_first: 1, reveal_last: 1 };
+        assert_eq!(RedactedSecret::new(secret.secret_value(), mask).to_string(), REDACTED);
     }
 
     #[test]
     fn absent_optional_secret_shows_none() {
         let secret: Option<SecretString> = None;
-        assert_eq!(
-            format!(
-                "{:?}",
-                RedactedSecret::new(secret.secret_value(), Mask::NONE)
-            ),
-            "None"
-        );
+        assert_eq!(format!("{:?}", RedactedSecret::new(secret.secret_value(), Mask::NONE)), "None");
     }
 }

@@ -31,6 +31,7 @@ pub use record::{
 };
 pub use record_id::{MAX_ID_LEN, check_id};
 pub use sqlite::SqliteStore;
+pub(crate) use sqlite::storage as sqlite_error;
 
 use crate::Result;
 

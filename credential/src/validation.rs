@@ -68,11 +68,7 @@ impl ValidationErrors {
         rule: &'static str,
         message: impl Into<Cow<'static, str>>,
     ) {
-        self.errors.push(ValidationError {
-            field: field.into(),
-            rule,
-            message: message.into(),
-        });
+        self.errors.push(ValidationError { field: field.into(), rule, message: message.into() });
     }
 
     /// Appends all failures of `other`.

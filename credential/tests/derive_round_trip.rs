@@ -58,16 +58,10 @@ fn everything() -> Everything {
 fn every_field_type_round_trips() {
     let original = everything();
     let decoded = Everything::decode(&original.encode()).unwrap();
-    assert_eq!(
-        decoded.password.expose_secret(),
-        "correct horse battery staple"
-    );
+    assert_eq!(decoded.password.expose_secret(), "correct horse battery staple");
     assert_eq!(decoded.key.expose_secret(), &[0, 1, 2, 255]);
     assert_eq!(
-        decoded
-            .refresh
-            .as_ref()
-            .map(|r| r.expose_secret().to_owned()),
+        decoded.refresh.as_ref().map(|r| r.expose_secret().to_owned()),
         Some("refresh-me".into())
     );
     assert_eq!(decoded.port, 5432);
@@ -83,11 +77,7 @@ fn every_field_type_round_trips() {
 
 #[test]
 fn debug_redacts_secrets_and_shows_plain_fields() {
-    let github = GitHub {
-        token: "ghp_planted".into(),
-        username: "octocat".into(),
-        expires: None,
-    };
+    let github = GitHub { token: "ghp_planted".into(), username: "octocat".into(), expires: None };
     assert_eq!(
         format!("{github:?}"),
         r#"GitHub { token: [REDACTED], username: "octocat", expires: None }"#
@@ -98,11 +88,8 @@ fn debug_redacts_secrets_and_shows_plain_fields() {
 fn schema_lists_stored_names_and_secrets() {
     let names: Vec<_> = Everything::FIELDS.iter().map(|f| f.name).collect();
     assert!(names.contains(&"scope_list"));
-    let secrets: Vec<_> = Everything::FIELDS
-        .iter()
-        .filter(|f| f.is_secret())
-        .map(|f| f.name)
-        .collect();
+    let secrets: Vec<_> =
+        Everything::FIELDS.iter().filter(|f| f.is_secret()).map(|f| f.name).collect();
     assert_eq!(secrets, ["password", "key", "refresh"]);
     assert_eq!(GitHub::KIND, "github");
 }
@@ -112,10 +99,7 @@ fn decoding_another_kind_is_a_kind_mismatch() {
     let bytes = everything().encode();
     match GitHub::decode(&bytes) {
         Err(Error::KindMismatch { expected, found }) => {
-            assert_eq!(
-                (expected.as_str(), found.as_str()),
-                ("github", "everything")
-            );
+            assert_eq!((expected.as_str(), found.as_str()), ("github", "everything"));
         }
         other => panic!("expected KindMismatch, got {other:?}"),
     }
@@ -125,10 +109,7 @@ fn decoding_another_kind_is_a_kind_mismatch() {
 fn every_truncation_is_an_error() {
     let bytes = everything().encode();
     for len in 0..bytes.len() {
-        assert!(
-            Everything::decode(&bytes[..len]).is_err(),
-            "truncated to {len} bytes decoded"
-        );
+        assert!(Everything::decode(&bytes[..len]).is_err(), "truncated to {len} bytes decoded");
     }
 }
 

@@ -36,10 +36,7 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn timestamp() -> impl Strategy<Value = DateTime<Utc>> {
-    (
-        -8_000_000_000_000i64..8_000_000_000_000,
-        0u32..1_000_000_000,
-    )
+    (-8_000_000_000_000i64..8_000_000_000_000, 0u32..1_000_000_000)
         .prop_map(|(seconds, nanos)| DateTime::from_timestamp(seconds, nanos).unwrap())
 }
 

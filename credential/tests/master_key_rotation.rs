@@ -30,10 +30,7 @@ impl Store for FailingAfter {
 
     async fn put(&self, record: Record, precondition: Precondition) -> credential::Result<u64> {
         if self.writes.fetch_add(1, Ordering::SeqCst) >= self.allowed {
-            return Err(Error::Storage {
-                backend: "test",
-                message: "disk full".into(),
-            });
+            return Err(Error::Storage { backend: "test", message: "disk full".into() });
         }
         self.inner.put(record, precondition).await
     }
@@ -60,17 +57,11 @@ async fn seed(store: &dyn Store, ring: &KeyRing, count: usize) -> Vec<String> {
         record.versions = (1..=3)
             .map(|version| SealedVersion {
                 version,
-                state: if version == 3 {
-                    VersionState::Current
-                } else {
-                    VersionState::Deprecated
-                },
+                state: if version == 3 { VersionState::Current } else { VersionState::Deprecated },
                 created_at: record.meta.created_at,
+                changed_at: record.meta.created_at,
                 sealed: ring
-                    .seal(
-                        &SealContext::new(&id, version, "api_key"),
-                        &payload(&id, version),
-                    )
+                    .seal(&SealContext::new(&id, version, "api_key"), &payload(&id, version))
                     .unwrap(),
             })
             .collect();
@@ -85,10 +76,7 @@ async fn assert_all_open(store: &dyn Store, ring: &KeyRing, ids: &[String]) {
         let record = store.get(id).await.unwrap().unwrap();
         for version in &record.versions {
             let opened = ring
-                .open(
-                    &SealContext::new(id, version.version, "api_key"),
-                    &version.sealed,
-                )
+                .open(&SealContext::new(id, version.version, "api_key"), &version.sealed)
                 .unwrap();
             assert_eq!(*opened, payload(id, version.version));
         }
@@ -97,11 +85,8 @@ async fn assert_all_open(store: &dyn Store, ring: &KeyRing, ids: &[String]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interrupted_rotation_resumes_and_the_old_key_retires() {
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(scratch_dir("rotation").join("db"))
-            .await
-            .unwrap(),
-    );
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(scratch_dir("rotation").join("db")).await.unwrap());
     let mut ring = KeyRing::generate().unwrap();
     let old = ring.current_id().clone();
     let ids = seed(store.as_ref(), &ring, 40).await;
@@ -110,33 +95,20 @@ async fn interrupted_rotation_resumes_and_the_old_key_retires() {
     ring.make_current(&new).unwrap();
 
     // The first run dies after 15 records.
-    let failing = FailingAfter {
-        inner: Arc::clone(&store),
-        allowed: 15,
-        writes: AtomicUsize::new(0),
-    };
+    let failing =
+        FailingAfter { inner: Arc::clone(&store), allowed: 15, writes: AtomicUsize::new(0) };
     let mut reported = Vec::new();
-    let error = rekey(&failing, &ring, |progress| reported.push(progress.done))
-        .await
-        .unwrap_err();
+    let error = rekey(&failing, &ring, |progress| reported.push(progress.done)).await.unwrap_err();
     assert!(matches!(error, Error::Storage { .. }));
     assert_eq!(reported, (1..=15).collect::<Vec<_>>());
     assert_all_open(store.as_ref(), &ring, &ids).await;
 
     // Resuming re-seals only what is left, reporting progress for every record.
     let mut last = None;
-    let report = rekey(store.as_ref(), &ring, |progress| last = Some(progress))
-        .await
-        .unwrap();
+    let report = rekey(store.as_ref(), &ring, |progress| last = Some(progress)).await.unwrap();
     assert_eq!((report.records, report.resealed), (40, 25));
-    assert_eq!(
-        last.map(|p| (p.done, p.total, p.resealed)),
-        Some((40, 40, 25))
-    );
-    assert_eq!(
-        report.keys_in_use.into_iter().collect::<Vec<_>>(),
-        [new.to_string()]
-    );
+    assert_eq!(last.map(|p| (p.done, p.total, p.resealed)), Some((40, 40, 25)));
+    assert_eq!(report.keys_in_use.into_iter().collect::<Vec<_>>(), [new.to_string()]);
 
     ring.retire(&old).unwrap();
     assert_all_open(store.as_ref(), &ring, &ids).await;
@@ -152,9 +124,6 @@ async fn rotation_with_a_ring_missing_the_old_key_fails_without_touching_records
     let ring = KeyRing::generate().unwrap();
     let ids = seed(&store, &ring, 3).await;
     let stranger = KeyRing::generate().unwrap();
-    assert!(matches!(
-        rekey(&store, &stranger, |_| {}).await,
-        Err(Error::Decrypt)
-    ));
+    assert!(matches!(rekey(&store, &stranger, |_| {}).await, Err(Error::Decrypt)));
     assert_all_open(&store, &ring, &ids).await;
 }

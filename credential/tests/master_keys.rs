@@ -11,10 +11,8 @@ use credential::{
 const ENV_VAR: &str = "CREDENTIAL_TEST_MASTER_KEY";
 
 fn scratch_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "credential-master-keys-{name}-{}",
-        std::process::id()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("credential-master-keys-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -67,16 +65,10 @@ fn key_file_round_trips_and_is_created_private() {
     let path = dir.join("master.key");
     let key = MasterKey::generate().unwrap();
     key.write_file(&path).unwrap();
-    assert_eq!(
-        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     assert_eq!(KeyRing::from_file(&path).unwrap().current_id(), key.id());
     // Never overwritten.
-    assert!(matches!(
-        MasterKey::generate().unwrap().write_file(&path),
-        Err(Error::Io { .. })
-    ));
+    assert!(matches!(MasterKey::generate().unwrap().write_file(&path), Err(Error::Io { .. })));
 }
 
 #[test]
@@ -105,14 +97,8 @@ fn raw_32_byte_key_file_is_accepted_and_other_sizes_refused() {
     let short = dir.join("short.key");
     std::fs::write(&short, [7u8; 31]).unwrap();
     std::fs::set_permissions(&short, std::fs::Permissions::from_mode(0o600)).unwrap();
-    assert!(matches!(
-        KeyRing::from_file(&short),
-        Err(Error::InvalidMasterKey { .. })
-    ));
-    assert!(matches!(
-        KeyRing::from_file(dir.join("missing.key")),
-        Err(Error::Io { .. })
-    ));
+    assert!(matches!(KeyRing::from_file(&short), Err(Error::InvalidMasterKey { .. })));
+    assert!(matches!(KeyRing::from_file(dir.join("missing.key")), Err(Error::Io { .. })));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,24 +106,17 @@ async fn passphrase_key_rederives_from_stored_settings() {
     let params = KdfParams::new(KdfParams::MIN_MEMORY_KIB, 1, 1).unwrap();
     let stored = KdfSettings::generate(params).unwrap().to_string();
     let passphrase = SecretString::from("correct horse battery staple");
-    let ring = KeyRing::from_passphrase(passphrase.clone(), stored.parse().unwrap())
-        .await
-        .unwrap();
+    let ring = KeyRing::from_passphrase(passphrase.clone(), stored.parse().unwrap()).await.unwrap();
     let context = SealContext::new("db/main", 1, "database");
     let sealed = ring.seal(&context, b"payload").unwrap();
 
-    let again = KeyRing::from_passphrase(passphrase, stored.parse().unwrap())
-        .await
-        .unwrap();
+    let again = KeyRing::from_passphrase(passphrase, stored.parse().unwrap()).await.unwrap();
     assert_eq!(&*again.open(&context, &sealed).unwrap(), b"payload");
 
     let wrong = KeyRing::from_passphrase(SecretString::from("wrong"), stored.parse().unwrap())
         .await
         .unwrap();
-    assert!(matches!(
-        wrong.check(ring.current_id()),
-        Err(Error::WrongMasterKey { .. })
-    ));
+    assert!(matches!(wrong.check(ring.current_id()), Err(Error::WrongMasterKey { .. })));
 }
 
 #[test]

@@ -12,9 +12,7 @@ fn context() -> SealContext<'static> {
 
 /// Opens an `api_key` version-1 envelope of credential `id`.
 fn open_api_key(ring: &KeyRing, id: &str, sealed: &[u8]) -> Vec<u8> {
-    ring.open(&SealContext::new(id, 1, "api_key"), sealed)
-        .unwrap()
-        .to_vec()
+    ring.open(&SealContext::new(id, 1, "api_key"), sealed).unwrap().to_vec()
 }
 
 fn is_decrypt(result: credential::Result<impl Sized>) -> bool {
@@ -28,10 +26,7 @@ fn round_trips_at_several_sizes() {
         let plaintext: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
         let sealed = ring.seal(&context(), &plaintext).unwrap();
         assert_eq!(sealed.len(), 2 + 16 + 12 + size + 16);
-        assert_eq!(
-            &*ring.open(&context(), &sealed).unwrap(),
-            plaintext.as_slice()
-        );
+        assert_eq!(&*ring.open(&context(), &sealed).unwrap(), plaintext.as_slice());
     }
 }
 
@@ -46,9 +41,7 @@ fn sealing_twice_gives_different_envelopes() {
 #[test]
 fn flipping_any_single_byte_is_one_opaque_error() {
     let ring = KeyRing::generate().unwrap();
-    let sealed = ring
-        .seal(&context(), b"a credential payload of some length")
-        .unwrap();
+    let sealed = ring.seal(&context(), b"a credential payload of some length").unwrap();
     for position in 0..sealed.len() {
         for mask in [0x01, 0x80, 0xff] {
             let mut tampered = sealed.clone();
@@ -66,10 +59,7 @@ fn truncation_at_every_length_is_an_error() {
     let ring = KeyRing::generate().unwrap();
     let sealed = ring.seal(&context(), b"a credential payload").unwrap();
     for len in 0..sealed.len() {
-        assert!(
-            is_decrypt(ring.open(&context(), &sealed[..len])),
-            "truncated to {len} opened"
-        );
+        assert!(is_decrypt(ring.open(&context(), &sealed[..len])), "truncated to {len} opened");
     }
     let mut extended = sealed.clone();
     extended.push(0);
@@ -111,10 +101,7 @@ fn rotation_keeps_old_records_open_and_lets_the_old_key_retire_after_resealing()
     let contexts: Vec<String> = (0..20).map(|i| format!("service/{i}")).collect();
     let mut records: Vec<Vec<u8>> = contexts
         .iter()
-        .map(|id| {
-            ring.seal(&SealContext::new(id, 1, "api_key"), id.as_bytes())
-                .unwrap()
-        })
+        .map(|id| ring.seal(&SealContext::new(id, 1, "api_key"), id.as_bytes()).unwrap())
         .collect();
 
     let new = ring.add(MasterKey::generate().unwrap());
@@ -130,34 +117,21 @@ fn rotation_keeps_old_records_open_and_lets_the_old_key_retire_after_resealing()
 
     // Interrupt the re-seal halfway: every record still opens under some key of the ring.
     for (id, sealed) in contexts.iter().zip(records.iter_mut()).take(10) {
-        *sealed = ring
-            .reseal(&SealContext::new(id, 1, "api_key"), sealed)
-            .unwrap()
-            .unwrap();
+        *sealed = ring.reseal(&SealContext::new(id, 1, "api_key"), sealed).unwrap().unwrap();
     }
     for (id, sealed) in contexts.iter().zip(&records) {
-        assert!(
-            ring.open(&SealContext::new(id, 1, "api_key"), sealed)
-                .is_ok()
-        );
+        assert!(ring.open(&SealContext::new(id, 1, "api_key"), sealed).is_ok());
     }
     // Resume: already re-sealed records are skipped, the rest move to the new key.
     let mut resealed = 0;
     for (id, sealed) in contexts.iter().zip(records.iter_mut()) {
-        if let Some(moved) = ring
-            .reseal(&SealContext::new(id, 1, "api_key"), sealed)
-            .unwrap()
-        {
+        if let Some(moved) = ring.reseal(&SealContext::new(id, 1, "api_key"), sealed).unwrap() {
             *sealed = moved;
             resealed += 1;
         }
     }
     assert_eq!(resealed, 10);
-    assert!(
-        records
-            .iter()
-            .all(|sealed| envelope_key_id(sealed).unwrap() == new)
-    );
+    assert!(records.iter().all(|sealed| envelope_key_id(sealed).unwrap() == new));
 
     ring.retire(&old).unwrap();
     assert!(!ring.holds(&old));

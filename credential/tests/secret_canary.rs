@@ -40,14 +40,8 @@ fn planted() -> Canary {
 fn assert_clean(what: &str, shown: &str) {
     assert!(!shown.contains(CANARY), "{what} leaks the secret: {shown}");
     // Also no long fragment of it (a mask may show the last four characters only).
-    assert!(
-        !shown.contains(&CANARY[..12]),
-        "{what} leaks a prefix: {shown}"
-    );
-    assert!(
-        !shown.contains(&CANARY[CANARY.len() - 8..]),
-        "{what} leaks a suffix: {shown}"
-    );
+    assert!(!shown.contains(&CANARY[..12]), "{what} leaks a prefix: {shown}");
+    assert!(!shown.contains(&CANARY[CANARY.len() - 8..]), "{what} leaks a suffix: {shown}");
 }
 
 #[test]
@@ -85,15 +79,10 @@ fn validation_errors_are_clean() {
 #[test]
 fn decode_errors_are_clean() {
     let bytes = planted().encode();
-    let canary_at = bytes
-        .windows(CANARY.len())
-        .position(|window| window == CANARY.as_bytes())
-        .unwrap();
+    let canary_at =
+        bytes.windows(CANARY.len()).position(|window| window == CANARY.as_bytes()).unwrap();
     // Break the encoding in ways that make decoding stop inside or right after a secret.
-    let mut cases = vec![
-        bytes[..canary_at + 5].to_vec(),
-        bytes[..bytes.len() - 1].to_vec(),
-    ];
+    let mut cases = vec![bytes[..canary_at + 5].to_vec(), bytes[..bytes.len() - 1].to_vec()];
     let mut invalid_utf8 = bytes.to_vec();
     invalid_utf8[canary_at + 3] = 0xff;
     cases.push(invalid_utf8);
@@ -115,8 +104,5 @@ fn kind_mismatch_shows_the_kind_not_the_payload() {
         token: SecretString,
     }
     let error = Other::decode(&planted().encode()).unwrap_err();
-    assert_eq!(
-        error.to_string(),
-        "expected a credential of kind `other`, found kind `canary`"
-    );
+    assert_eq!(error.to_string(), "expected a credential of kind `other`, found kind `canary`");
 }

@@ -80,12 +80,10 @@ async fn write_until_killed(backend: &str, path: &Path) {
             None => index,
         };
         let mut record = sample_record(&id, "counter", &[]);
-        record.versions[0].sealed = ring
-            .seal(&SealContext::new(&id, 1, "counter"), &value.to_be_bytes())
-            .unwrap();
-        let precondition = current.map_or(Precondition::Absent, |found| {
-            Precondition::Revision(found.meta.revision)
-        });
+        record.versions[0].sealed =
+            ring.seal(&SealContext::new(&id, 1, "counter"), &value.to_be_bytes()).unwrap();
+        let precondition = current
+            .map_or(Precondition::Absent, |found| Precondition::Revision(found.meta.revision));
         store.put(record, precondition).await.unwrap();
         writeln!(stdout, "ACK {index} {value}").unwrap();
         stdout.flush().unwrap();
@@ -94,10 +92,7 @@ async fn write_until_killed(backend: &str, path: &Path) {
 
 fn stored_value(ring: &KeyRing, record: &credential::Record) -> u64 {
     let opened = ring
-        .open(
-            &SealContext::new(&record.meta.id, 1, "counter"),
-            &record.versions[0].sealed,
-        )
+        .open(&SealContext::new(&record.meta.id, 1, "counter"), &record.versions[0].sealed)
         .expect("a stored record does not open");
     u64::from_be_bytes(opened.as_slice().try_into().unwrap())
 }
@@ -105,13 +100,7 @@ fn stored_value(ring: &KeyRing, record: &credential::Record) -> u64 {
 fn child(role: &str, backend: &str, path: &Path) -> Command {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
-        .args([
-            "--ignored",
-            "--exact",
-            "child_process",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--ignored", "--exact", "child_process", "--nocapture", "--test-threads=1"])
         .env("CHILD_ROLE", role)
         .env("CHILD_BACKEND", backend)
         .env("CHILD_PATH", path);
@@ -120,17 +109,10 @@ fn child(role: &str, backend: &str, path: &Path) -> Command {
 
 async fn counter_across_two_processes(backend: &str) {
     let dir = scratch_dir(&format!("two-processes-{backend}"));
-    let path = dir.join(if backend == "file" {
-        "store"
-    } else {
-        "credentials.db"
-    });
+    let path = dir.join(if backend == "file" { "store" } else { "credentials.db" });
     let store = open(backend, &path).await;
     store
-        .put(
-            sample_record("shared/counter", "counter", &0u64.to_be_bytes()),
-            Precondition::Absent,
-        )
+        .put(sample_record("shared/counter", "counter", &0u64.to_be_bytes()), Precondition::Absent)
         .await
         .unwrap();
     let children: Vec<_> = (0..2)
@@ -166,10 +148,7 @@ struct Timing(u64);
 
 impl Timing {
     fn new() -> Self {
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
+        let seed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
         Self(seed | 1)
     }
 
@@ -183,11 +162,7 @@ impl Timing {
 
 async fn survives_sigkill(backend: &str, kills: usize) {
     let dir = scratch_dir(&format!("crash-{backend}-{kills}"));
-    let path = dir.join(if backend == "file" {
-        "store"
-    } else {
-        "credentials.db"
-    });
+    let path = dir.join(if backend == "file" { "store" } else { "credentials.db" });
     let key = MasterKey::generate().unwrap();
     let ring = KeyRing::new(key.clone());
     let mut acknowledged: HashMap<u64, u64> = HashMap::new();

@@ -13,10 +13,7 @@ use credential::{
 use support::scratch_dir;
 
 async fn seed(store: &dyn Store, id: &str, payload: &[u8]) {
-    store
-        .put(sample_record(id, "api_key", payload), Precondition::Absent)
-        .await
-        .unwrap();
+    store.put(sample_record(id, "api_key", payload), Precondition::Absent).await.unwrap();
 }
 
 fn mode(path: &std::path::Path) -> u32 {
@@ -56,28 +53,14 @@ async fn composite_reads_fall_back_and_writes_go_to_the_primary() {
     seed(&primary, "shared/id", b"primary").await;
     let store = CompositeStore::new(primary).with_fallback(fallback);
 
-    assert_eq!(
-        store.get("legacy/api").await.unwrap().unwrap().versions[0].sealed,
-        b"old"
-    );
-    assert_eq!(
-        store.get("shared/id").await.unwrap().unwrap().versions[0].sealed,
-        b"primary"
-    );
-    let ids: Vec<_> = store
-        .list(&ListFilter::all())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.id)
-        .collect();
+    assert_eq!(store.get("legacy/api").await.unwrap().unwrap().versions[0].sealed, b"old");
+    assert_eq!(store.get("shared/id").await.unwrap().unwrap().versions[0].sealed, b"primary");
+    let ids: Vec<_> =
+        store.list(&ListFilter::all()).await.unwrap().into_iter().map(|m| m.id).collect();
     assert_eq!(ids, ["legacy/api", "shared/id"]);
     // A write of a fallback-only record lands in the primary.
     seed(&store, "legacy/api", b"migrated").await;
-    assert_eq!(
-        store.get("legacy/api").await.unwrap().unwrap().versions[0].sealed,
-        b"migrated"
-    );
+    assert_eq!(store.get("legacy/api").await.unwrap().unwrap().versions[0].sealed, b"migrated");
 }
 
 #[tokio::test]
@@ -96,10 +79,7 @@ async fn file_store_refuses_a_directory_others_can_read() {
     let dir = scratch_dir("file-open-dir").join("store");
     std::fs::create_dir(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    assert!(matches!(
-        FileStore::open(&dir).await,
-        Err(Error::InsecurePermissions { .. })
-    ));
+    assert!(matches!(FileStore::open(&dir).await, Err(Error::InsecurePermissions { .. })));
 }
 
 #[tokio::test]
@@ -133,19 +113,10 @@ async fn a_corrupted_record_file_is_a_clear_error_and_touches_nothing_else() {
     }
     assert!(store.get("good").await.unwrap().is_some());
     assert!(matches!(
-        store
-            .put(
-                sample_record("bad", "api_key", b"z"),
-                Precondition::Revision(1)
-            )
-            .await,
+        store.put(sample_record("bad", "api_key", b"z"), Precondition::Revision(1)).await,
         Err(Error::CorruptRecord { .. })
     ));
-    assert_eq!(
-        std::fs::read(&bad).unwrap(),
-        bytes,
-        "the corrupt file was modified"
-    );
+    assert_eq!(std::fs::read(&bad).unwrap(), bytes, "the corrupt file was modified");
 }
 
 #[tokio::test]
@@ -174,10 +145,7 @@ async fn a_file_that_is_not_a_database_is_a_clear_error() {
     std::fs::write(&path, vec![0x5a; 8192]).unwrap();
     assert!(matches!(
         SqliteStore::open(&path).await,
-        Err(Error::Storage {
-            backend: "sqlite",
-            ..
-        })
+        Err(Error::Storage { backend: "sqlite", .. })
     ));
 }
 
@@ -190,22 +158,13 @@ async fn a_corrupted_row_is_a_clear_error_and_touches_nothing_else() {
     store
         .with_connection(|connection| {
             connection
-                .execute(
-                    "UPDATE records SET record = x'00010203' WHERE id = 'bad'",
-                    [],
-                )
+                .execute("UPDATE records SET record = x'00010203' WHERE id = 'bad'", [])
                 .map(drop)
-                .map_err(|error| Error::Storage {
-                    backend: "sqlite",
-                    message: error.to_string(),
-                })
+                .map_err(|error| Error::Storage { backend: "sqlite", message: error.to_string() })
         })
         .await
         .unwrap();
-    assert!(matches!(
-        store.get("bad").await,
-        Err(Error::CorruptRecord { .. })
-    ));
+    assert!(matches!(store.get("bad").await, Err(Error::CorruptRecord { .. })));
     assert!(store.get("good").await.unwrap().is_some());
 }
 
@@ -241,22 +200,14 @@ async fn env_store_child() {
         })
         .unwrap()
         .credential("db/missing", |env| {
-            Ok(Postgres {
-                password: env.secret("TEST_DB_UNSET")?,
-                user: "u".into(),
-                port: 1,
-            })
+            Ok(Postgres { password: env.secret("TEST_DB_UNSET")?, user: "u".into(), port: 1 })
         })
         .unwrap();
 
     let record = env.get("db/main").await.unwrap().unwrap();
     assert_eq!(record.meta.kind, "postgres");
-    let opened = ring
-        .open(
-            &SealContext::new("db/main", 1, "postgres"),
-            &record.versions[0].sealed,
-        )
-        .unwrap();
+    let opened =
+        ring.open(&SealContext::new("db/main", 1, "postgres"), &record.versions[0].sealed).unwrap();
     let db = Postgres::decode(&opened).unwrap();
     assert_eq!(
         (db.password.expose_secret(), db.user.as_str(), db.port),
@@ -270,17 +221,9 @@ async fn env_store_child() {
         env.put(record.clone(), Precondition::Revision(1)).await,
         Err(Error::ReadOnly { .. })
     ));
-    assert!(matches!(
-        env.delete("db/main", 1).await,
-        Err(Error::ReadOnly { .. })
-    ));
-    let listed: Vec<_> = env
-        .list(&ListFilter::all())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|meta| meta.id)
-        .collect();
+    assert!(matches!(env.delete("db/main", 1).await, Err(Error::ReadOnly { .. })));
+    let listed: Vec<_> =
+        env.list(&ListFilter::all()).await.unwrap().into_iter().map(|meta| meta.id).collect();
     assert_eq!(listed, ["db/main"]);
     assert!(!format!("{env:?}").contains("env-canary-pw"));
 
@@ -300,8 +243,5 @@ fn env_store_reads_mapped_variables() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "{stdout}"
-    );
+    assert!(output.status.success() && stdout.contains("1 passed"), "{stdout}");
 }

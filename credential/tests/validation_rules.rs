@@ -5,11 +5,7 @@ use credential::prelude::*;
 use credential::{RuleError, ValidationErrors};
 
 fn no_spaces(value: &str) -> Result<(), RuleError> {
-    if value.contains(' ') {
-        Err(RuleError::new("must not contain spaces"))
-    } else {
-        Ok(())
-    }
+    if value.contains(' ') { Err(RuleError::new("must not contain spaces")) } else { Ok(()) }
 }
 
 fn starts_with_ghp(token: &SecretString) -> Result<(), RuleError> {
@@ -23,11 +19,7 @@ fn starts_with_ghp(token: &SecretString) -> Result<(), RuleError> {
 fn window_is_ordered(window: &Window) -> Result<(), ValidationErrors> {
     let mut errors = ValidationErrors::new();
     if window.first_port > window.last_port {
-        errors.add(
-            "first_port",
-            "ordered_ports",
-            "must not be above `last_port`",
-        );
+        errors.add("first_port", "ordered_ports", "must not be above `last_port`");
     }
     errors.into_result()
 }
@@ -102,10 +94,7 @@ fn all_failures_are_reported_at_once() {
     let shown = errors.to_string();
     assert!(!shown.contains("planted-webhook-secret"), "{shown}");
     assert!(!shown.contains("octo cat"), "{shown}");
-    assert!(
-        shown.contains("token: must be 8 to 64 characters long (length)"),
-        "{shown}"
-    );
+    assert!(shown.contains("token: must be 8 to 64 characters long (length)"), "{shown}");
 }
 
 #[test]
@@ -118,8 +107,5 @@ fn validation_errors_convert_into_the_crate_error() {
     window.owner = String::new();
     let error = check(&window).unwrap_err();
     assert!(matches!(error, credential::Error::Validation(ref errors) if errors.len() == 1));
-    assert_eq!(
-        error.to_string(),
-        "invalid credential: owner: must not be empty (non_empty)"
-    );
+    assert_eq!(error.to_string(), "invalid credential: owner: must not be empty (non_empty)");
 }

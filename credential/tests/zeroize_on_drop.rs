@@ -73,10 +73,7 @@ fn unwiped_blocks_during(work: impl FnOnce()) -> usize {
 fn secrets_are_wiped_through_the_whole_credential_lifecycle() {
     // The detector works: a plain `String` holding the canary is freed without wiping.
     let control = unwiped_blocks_during(|| drop(String::from(canary_text())));
-    assert_eq!(
-        control, 1,
-        "the inspecting allocator must see an unwiped String"
-    );
+    assert_eq!(control, 1, "the inspecting allocator must see an unwiped String");
 
     let leaks = unwiped_blocks_during(|| {
         // Built at its exact size: growing a `String` would itself leave copies behind.

@@ -129,12 +129,7 @@ pub(crate) fn parse(envelope: &[u8]) -> Option<Parsed<'_>> {
     let key_id = std::str::from_utf8(key_id).ok()?;
     let (nonce, rest) = rest.split_at(NONCE_LEN);
     let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
-    Some(Parsed {
-        key_id,
-        nonce: nonce.try_into().ok()?,
-        ciphertext,
-        tag: tag.try_into().ok()?,
-    })
+    Some(Parsed { key_id, nonce: nonce.try_into().ok()?, ciphertext, tag: tag.try_into().ok()? })
 }
 
 /// Opens a parsed envelope under `key`; `None` when it does not authenticate.

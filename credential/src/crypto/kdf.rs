@@ -75,11 +75,7 @@ impl KdfParams {
                 Self::MAX_PARALLELISM
             ));
         }
-        Ok(Self {
-            memory_kib,
-            iterations,
-            parallelism,
-        })
+        Ok(Self { memory_kib, iterations, parallelism })
     }
 
     /// Memory cost in KiB.
@@ -164,9 +160,7 @@ impl KdfSettings {
     pub fn derive_key(&self, passphrase: &SecretString) -> Result<MasterKey> {
         let passphrase = passphrase.expose_secret();
         if passphrase.is_empty() {
-            return Err(Error::InvalidKdf {
-                reason: "the passphrase is empty".to_owned(),
-            });
+            return Err(Error::InvalidKdf { reason: "the passphrase is empty".to_owned() });
         }
         let params = Params::new(
             self.params.memory_kib,
@@ -174,31 +168,20 @@ impl KdfSettings {
             self.params.parallelism,
             Some(MASTER_KEY_LEN),
         )
-        .map_err(|error| Error::InvalidKdf {
-            reason: error.to_string(),
-        })?;
+        .map_err(|error| Error::InvalidKdf { reason: error.to_string() })?;
         let mut key = Zeroizing::new([0u8; MASTER_KEY_LEN]);
         Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
             .hash_password_into(passphrase.as_bytes(), &self.salt, key.as_mut_slice())
-            .map_err(|error| Error::InvalidKdf {
-                reason: error.to_string(),
-            })?;
+            .map_err(|error| Error::InvalidKdf { reason: error.to_string() })?;
         Ok(MasterKey::from_bytes(key))
     }
 }
 
 impl fmt::Display for KdfSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let KdfParams {
-            memory_kib,
-            iterations,
-            parallelism,
-        } = self.params;
+        let KdfParams { memory_kib, iterations, parallelism } = self.params;
         let salt = base64ct::Base64Unpadded::encode_string(&self.salt);
-        write!(
-            f,
-            "argon2id$v=19$m={memory_kib},t={iterations},p={parallelism}${salt}"
-        )
+        write!(f, "argon2id$v=19$m={memory_kib},t={iterations},p={parallelism}${salt}")
     }
 }
 
@@ -210,13 +193,9 @@ impl FromStr for KdfSettings {
             reason: "expected `argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>`".to_owned(),
         };
         let mut parts = text.trim().split('$');
-        let (Some("argon2id"), Some("v=19"), Some(costs), Some(salt), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
+        let (Some("argon2id"), Some("v=19"), Some(costs), Some(salt), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(invalid());
         };
         let mut costs = costs.split(',');
@@ -257,15 +236,8 @@ mod tests {
     #[test]
     fn settings_round_trip_through_text() {
         let settings = KdfSettings::generate(fast()).unwrap();
-        assert_eq!(
-            settings.to_string().parse::<KdfSettings>().unwrap(),
-            settings
-        );
-        assert!(
-            settings
-                .to_string()
-                .starts_with("argon2id$v=19$m=8192,t=1,p=1$")
-        );
+        assert_eq!(settings.to_string().parse::<KdfSettings>().unwrap(), settings);
+        assert!(settings.to_string().starts_with("argon2id$v=19$m=8192,t=1,p=1$"));
     }
 
     #[test]
@@ -291,14 +263,9 @@ mod tests {
         let first = settings.derive_key(&passphrase).unwrap();
         let second = settings.derive_key(&passphrase).unwrap();
         assert_eq!(first.id(), second.id());
-        let other = settings
-            .derive_key(&SecretString::from("Tr0ub4dor&3"))
-            .unwrap();
+        let other = settings.derive_key(&SecretString::from("Tr0ub4dor&3")).unwrap();
         assert_ne!(first.id(), other.id());
-        let resalted = KdfSettings::generate(fast())
-            .unwrap()
-            .derive_key(&passphrase)
-            .unwrap();
+        let resalted = KdfSettings::generate(fast()).unwrap().derive_key(&passphrase).unwrap();
         assert_ne!(first.id(), resalted.id());
     }
 

@@ -32,11 +32,7 @@ impl KeyId {
             && text
                 .bytes()
                 .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-');
-        if valid {
-            Ok(Self(text.to_owned()))
-        } else {
-            Err(crate::Error::InvalidKeyId)
-        }
+        if valid { Ok(Self(text.to_owned())) } else { Err(crate::Error::InvalidKeyId) }
     }
 
     /// The id as text.

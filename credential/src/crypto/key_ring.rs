@@ -40,10 +40,7 @@ pub struct KeyRing {
 impl KeyRing {
     /// A ring holding `key`, current.
     pub fn new(key: MasterKey) -> Self {
-        Self {
-            keys: vec![key],
-            current: 0,
-        }
+        Self { keys: vec![key], current: 0 }
     }
 
     /// A ring with one fresh random key. Save it with [`MasterKey::to_base64`] or
@@ -81,9 +78,7 @@ impl KeyRing {
     pub async fn from_passphrase(passphrase: SecretString, kdf: KdfSettings) -> Result<Self> {
         let derive = move || kdf.derive_key(&passphrase);
         let key = match tokio::runtime::Handle::try_current() {
-            Ok(_) => tokio::task::spawn_blocking(derive)
-                .await
-                .map_err(|_| Error::TaskFailed)??,
+            Ok(_) => tokio::task::spawn_blocking(derive).await.map_err(|_| Error::TaskFailed)??,
             Err(_) => derive()?,
         };
         Ok(Self::new(key))
@@ -103,9 +98,8 @@ impl KeyRing {
     /// # Errors
     /// [`Error::UnknownKey`] when the ring does not hold it.
     pub fn make_current(&mut self, id: &KeyId) -> Result<()> {
-        self.current = self.position(id).ok_or_else(|| Error::UnknownKey {
-            key_id: id.to_string(),
-        })?;
+        self.current =
+            self.position(id).ok_or_else(|| Error::UnknownKey { key_id: id.to_string() })?;
         Ok(())
     }
 
@@ -115,13 +109,10 @@ impl KeyRing {
     /// # Errors
     /// [`Error::UnknownKey`], or [`Error::KeyInUse`] for the current key.
     pub fn retire(&mut self, id: &KeyId) -> Result<()> {
-        let position = self.position(id).ok_or_else(|| Error::UnknownKey {
-            key_id: id.to_string(),
-        })?;
+        let position =
+            self.position(id).ok_or_else(|| Error::UnknownKey { key_id: id.to_string() })?;
         if position == self.current {
-            return Err(Error::KeyInUse {
-                key_id: id.to_string(),
-            });
+            return Err(Error::KeyInUse { key_id: id.to_string() });
         }
         self.keys.remove(position);
         if position < self.current {
@@ -159,9 +150,7 @@ impl KeyRing {
         if self.holds(expected) {
             Ok(())
         } else {
-            Err(Error::WrongMasterKey {
-                key_id: expected.to_string(),
-            })
+            Err(Error::WrongMasterKey { key_id: expected.to_string() })
         }
     }
 

@@ -78,9 +78,7 @@ impl MasterKey {
         let is_hex =
             text.len() == 2 * MASTER_KEY_LEN && text.bytes().all(|byte| byte.is_ascii_hexdigit());
         let len = if is_hex {
-            base16ct::mixed::decode(text, decoded.as_mut_slice())
-                .map(<[u8]>::len)
-                .ok()
+            base16ct::mixed::decode(text, decoded.as_mut_slice()).map(<[u8]>::len).ok()
         } else {
             decode_base64(text, decoded.as_mut_slice())
         }
@@ -197,9 +195,7 @@ impl MasterKey {
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MasterKey")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
+        f.debug_struct("MasterKey").field("id", &self.id).finish_non_exhaustive()
     }
 }
 
@@ -220,10 +216,7 @@ fn check_private(path: &Path, metadata: &std::fs::Metadata) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let mode = metadata.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(Error::InsecurePermissions {
-            path: path.to_owned(),
-            mode,
-        });
+        return Err(Error::InsecurePermissions { path: path.to_owned(), mode });
     }
     Ok(())
 }
@@ -255,13 +248,9 @@ mod tests {
         let base64 = key.to_base64();
         let hex = base16ct::lower::encode_string(key.bytes.as_slice());
         let unpadded = base64.expose_secret().trim_end_matches('=').to_owned();
-        for text in [
-            base64.expose_secret(),
-            &hex,
-            &hex.to_uppercase(),
-            &unpadded,
-            &format!("  {hex}\n"),
-        ] {
+        for text in
+            [base64.expose_secret(), &hex, &hex.to_uppercase(), &unpadded, &format!("  {hex}\n")]
+        {
             assert_eq!(MasterKey::from_text(text, "test").unwrap().id(), key.id());
         }
     }
@@ -269,17 +258,10 @@ mod tests {
     #[test]
     fn wrong_lengths_and_garbage_are_clear_errors_without_the_text() {
         let short = base64ct::Base64::encode_string(&[1u8; 16]);
-        let error = MasterKey::from_text(&short, "test")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("decodes to 16 bytes, expected 32"),
-            "{error}"
-        );
+        let error = MasterKey::from_text(&short, "test").unwrap_err().to_string();
+        assert!(error.contains("decodes to 16 bytes, expected 32"), "{error}");
         assert!(!error.contains(&short));
-        let error = MasterKey::from_text("not a key!", "test")
-            .unwrap_err()
-            .to_string();
+        let error = MasterKey::from_text("not a key!", "test").unwrap_err().to_string();
         assert!(!error.contains("not a key"), "{error}");
     }
 
@@ -288,9 +270,6 @@ mod tests {
         let key = MasterKey::from_bytes(Zeroizing::new([0x41; MASTER_KEY_LEN]));
         let shown = format!("{key:?}");
         assert!(shown.starts_with("MasterKey { id: KeyId("), "{shown}");
-        assert!(
-            !shown.contains("AAAA") && !shown.contains("65, 65"),
-            "{shown}"
-        );
+        assert!(!shown.contains("AAAA") && !shown.contains("65, 65"), "{shown}");
     }
 }

@@ -34,10 +34,7 @@ impl std::fmt::Debug for CompositeStore {
 impl CompositeStore {
     /// A composite writing to `primary`.
     pub fn new(primary: impl Store) -> Self {
-        Self {
-            primary: Arc::new(primary),
-            fallbacks: Vec::new(),
-        }
+        Self { primary: Arc::new(primary), fallbacks: Vec::new() }
     }
 
     /// Adds a read fallback, consulted after the primary and the fallbacks added before it.

@@ -34,6 +34,7 @@ pub fn sample_record(id: &str, kind: &str, payload: &[u8]) -> Record {
             version: 1,
             state: VersionState::Current,
             created_at: at,
+            changed_at: at,
             sealed: payload.to_vec(),
         }],
     }
@@ -60,17 +61,8 @@ pub async fn crud(store: &dyn Store) {
     let id = "conformance/crud/one";
     assert!(store.get(id).await.unwrap().is_none());
     let record = sample_record(id, "api_key", b"sealed-1");
-    assert_eq!(
-        store
-            .put(record.clone(), Precondition::Absent)
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        store.get(id).await.unwrap(),
-        Some(with_revision(record.clone(), 1))
-    );
+    assert_eq!(store.put(record.clone(), Precondition::Absent).await.unwrap(), 1);
+    assert_eq!(store.get(id).await.unwrap(), Some(with_revision(record.clone(), 1)));
 
     let mut updated = record.clone();
     updated.meta.state = LifecycleState::Rotating;
@@ -78,19 +70,11 @@ pub async fn crud(store: &dyn Store) {
         version: 2,
         state: VersionState::Pending,
         created_at: record.meta.created_at,
+        changed_at: record.meta.created_at,
         sealed: b"sealed-2".to_vec(),
     });
-    assert_eq!(
-        store
-            .put(updated.clone(), Precondition::Revision(1))
-            .await
-            .unwrap(),
-        2
-    );
-    assert_eq!(
-        store.get(id).await.unwrap(),
-        Some(with_revision(updated, 2))
-    );
+    assert_eq!(store.put(updated.clone(), Precondition::Revision(1)).await.unwrap(), 2);
+    assert_eq!(store.get(id).await.unwrap(), Some(with_revision(updated, 2)));
 
     store.delete(id, 2).await.unwrap();
     assert!(store.get(id).await.unwrap().is_none());
@@ -102,46 +86,27 @@ pub async fn crud(store: &dyn Store) {
 pub async fn preconditions(store: &dyn Store) {
     let id = "conformance/preconditions/one";
     let record = sample_record(id, "api_key", b"original");
-    store
-        .put(record.clone(), Precondition::Absent)
-        .await
-        .unwrap();
+    store.put(record.clone(), Precondition::Absent).await.unwrap();
     let stored = store.get(id).await.unwrap();
 
     let mut rival = record.clone();
     rival.versions[0].sealed = b"rival".to_vec();
-    for precondition in [
-        Precondition::Absent,
-        Precondition::Revision(0),
-        Precondition::Revision(2),
-    ] {
+    for precondition in [Precondition::Absent, Precondition::Revision(0), Precondition::Revision(2)]
+    {
         match store.put(rival.clone(), precondition).await {
             Err(Error::Conflict { id: conflicted }) => assert_eq!(conflicted, id),
             other => panic!("{precondition:?} on revision 1 gave {other:?}"),
         }
     }
-    assert!(matches!(
-        store.delete(id, 7).await,
-        Err(Error::Conflict { .. })
-    ));
-    assert_eq!(
-        store.get(id).await.unwrap(),
-        stored,
-        "a failed precondition changed the record"
-    );
+    assert!(matches!(store.delete(id, 7).await, Err(Error::Conflict { .. })));
+    assert_eq!(store.get(id).await.unwrap(), stored, "a failed precondition changed the record");
 
     let absent = sample_record("conformance/preconditions/absent", "api_key", b"x");
     assert!(matches!(
         store.put(absent, Precondition::Revision(1)).await,
         Err(Error::Conflict { .. })
     ));
-    assert!(
-        store
-            .get("conformance/preconditions/absent")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(store.get("conformance/preconditions/absent").await.unwrap().is_none());
     assert!(matches!(
         store.delete("conformance/preconditions/absent", 1).await,
         Err(Error::Conflict { .. })
@@ -152,13 +117,7 @@ pub async fn preconditions(store: &dyn Store) {
 pub async fn listing_filters(store: &dyn Store) {
     let prefix = "conformance/list/";
     let specs = [
-        (
-            "c",
-            "github",
-            LifecycleState::Active,
-            "production",
-            "team-a",
-        ),
+        ("c", "github", LifecycleState::Active, "production", "team-a"),
         ("a", "github", LifecycleState::Draft, "staging", "team-b"),
         ("b", "aws", LifecycleState::Active, "production", "team-b"),
         ("d/nested", "aws", LifecycleState::Revoked, "dev", "team-a"),
@@ -178,61 +137,25 @@ pub async fn listing_filters(store: &dyn Store) {
     };
     let scoped = || ListFilter::all().id_prefix(prefix);
 
-    assert_eq!(
-        ids(store.list(&scoped()).await.unwrap()),
-        ["a", "b", "c", "d/nested"]
-    );
-    assert_eq!(
-        ids(store.list(&scoped().kind("github")).await.unwrap()),
-        ["a", "c"]
-    );
+    assert_eq!(ids(store.list(&scoped()).await.unwrap()), ["a", "b", "c", "d/nested"]);
+    assert_eq!(ids(store.list(&scoped().kind("github")).await.unwrap()), ["a", "c"]);
+    assert_eq!(ids(store.list(&scoped().state(LifecycleState::Active)).await.unwrap()), ["b", "c"]);
+    assert_eq!(ids(store.list(&scoped().environment("dev")).await.unwrap()), ["d/nested"]);
+    assert_eq!(ids(store.list(&scoped().tag("team-b")).await.unwrap()), ["a", "b"]);
     assert_eq!(
         ids(store
-            .list(&scoped().state(LifecycleState::Active))
-            .await
-            .unwrap()),
-        ["b", "c"]
-    );
-    assert_eq!(
-        ids(store.list(&scoped().environment("dev")).await.unwrap()),
-        ["d/nested"]
-    );
-    assert_eq!(
-        ids(store.list(&scoped().tag("team-b")).await.unwrap()),
-        ["a", "b"]
-    );
-    assert_eq!(
-        ids(store
-            .list(
-                &scoped()
-                    .tag("shared")
-                    .kind("aws")
-                    .state(LifecycleState::Active)
-            )
+            .list(&scoped().tag("shared").kind("aws").state(LifecycleState::Active))
             .await
             .unwrap()),
         ["b"]
     );
     assert_eq!(
-        ids(store
-            .list(&ListFilter::all().id_prefix(format!("{prefix}d/")))
-            .await
-            .unwrap()),
+        ids(store.list(&ListFilter::all().id_prefix(format!("{prefix}d/"))).await.unwrap()),
         ["d/nested"]
     );
-    assert!(
-        store
-            .list(&scoped().tag("nobody"))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.list(&scoped().tag("nobody")).await.unwrap().is_empty());
     let listed = store.list(&scoped().kind("aws")).await.unwrap();
-    assert!(
-        listed
-            .iter()
-            .all(|meta| meta.revision == 1 && meta.key_id == "0123456789abcdef")
-    );
+    assert!(listed.iter().all(|meta| meta.revision == 1 && meta.key_id == "0123456789abcdef"));
 }
 
 /// Records with several large versions round-trip exactly.
@@ -244,16 +167,12 @@ pub async fn large_records(store: &dyn Store) {
             version: u64::from(version),
             state: VersionState::Deprecated,
             created_at: record.meta.created_at,
-            sealed: (0..(1 << 20))
-                .map(|i: u32| (i % 251) as u8 ^ version)
-                .collect(),
+            changed_at: record.meta.created_at,
+            sealed: (0..(1 << 20)).map(|i: u32| (i % 251) as u8 ^ version).collect(),
         });
     }
     record.meta.tags = (0..100).map(|i| format!("tag-{i}")).collect();
-    store
-        .put(record.clone(), Precondition::Absent)
-        .await
-        .unwrap();
+    store.put(record.clone(), Precondition::Absent).await.unwrap();
     assert_eq!(store.get(id).await.unwrap(), Some(with_revision(record, 1)));
 }
 
@@ -263,17 +182,11 @@ pub async fn many_records(store: &dyn Store) {
     for i in 0..300 {
         let id = format!("{prefix}{i:04}");
         store
-            .put(
-                sample_record(&id, "api_key", id.as_bytes()),
-                Precondition::Absent,
-            )
+            .put(sample_record(&id, "api_key", id.as_bytes()), Precondition::Absent)
             .await
             .unwrap();
     }
-    let listed = store
-        .list(&ListFilter::all().id_prefix(prefix))
-        .await
-        .unwrap();
+    let listed = store.list(&ListFilter::all().id_prefix(prefix)).await.unwrap();
     assert_eq!(listed.len(), 300);
     assert!(listed.windows(2).all(|pair| pair[0].id < pair[1].id));
     let last = store.get(&format!("{prefix}0299")).await.unwrap().unwrap();
@@ -282,19 +195,10 @@ pub async fn many_records(store: &dyn Store) {
 
 /// Ids at the edge of the allowlist work; ids outside it are refused by every method.
 pub async fn edge_ids(store: &dyn Store) {
-    let longest = format!(
-        "conformance/edge/{}",
-        "x".repeat(MAX_ID_LEN - "conformance/edge/".len())
-    );
-    for id in [
-        longest.as_str(),
-        "conformance/edge/A-Z_a.z-0.9",
-        "conformance/edge/a/b/c/d/e/f",
-    ] {
-        store
-            .put(sample_record(id, "api_key", b"edge"), Precondition::Absent)
-            .await
-            .unwrap();
+    let longest =
+        format!("conformance/edge/{}", "x".repeat(MAX_ID_LEN - "conformance/edge/".len()));
+    for id in [longest.as_str(), "conformance/edge/A-Z_a.z-0.9", "conformance/edge/a/b/c/d/e/f"] {
+        store.put(sample_record(id, "api_key", b"edge"), Precondition::Absent).await.unwrap();
         assert_eq!(store.get(id).await.unwrap().unwrap().meta.id, id);
     }
     let too_long = format!("{longest}x");
@@ -309,17 +213,9 @@ pub async fn edge_ids(store: &dyn Store) {
         "sp ace",
         too_long.as_str(),
     ] {
-        assert!(
-            matches!(store.get(id).await, Err(Error::InvalidId { .. })),
-            "get {id:?}"
-        );
-        assert!(
-            matches!(store.delete(id, 1).await, Err(Error::InvalidId { .. })),
-            "delete {id:?}"
-        );
-        let result = store
-            .put(sample_record(id, "api_key", b"x"), Precondition::Absent)
-            .await;
+        assert!(matches!(store.get(id).await, Err(Error::InvalidId { .. })), "get {id:?}");
+        assert!(matches!(store.delete(id, 1).await, Err(Error::InvalidId { .. })), "delete {id:?}");
+        let result = store.put(sample_record(id, "api_key", b"x"), Precondition::Absent).await;
         assert!(matches!(result, Err(Error::InvalidId { .. })), "put {id:?}");
     }
 }
@@ -330,10 +226,7 @@ pub async fn concurrent_writers(store: Arc<dyn Store>) {
     const INCREMENTS: u64 = 200;
     let id = "conformance/concurrent/counter";
     store
-        .put(
-            sample_record(id, "counter", &0u64.to_be_bytes()),
-            Precondition::Absent,
-        )
+        .put(sample_record(id, "counter", &0u64.to_be_bytes()), Precondition::Absent)
         .await
         .unwrap();
     let tasks: Vec<_> = (0..TASKS)

@@ -66,11 +66,7 @@ impl fmt::Debug for EnvStore {
 impl EnvStore {
     /// An empty mapping whose records are sealed with `ring` and belong to `environment`.
     pub fn new(ring: KeyRing, environment: impl Into<String>) -> Self {
-        Self {
-            ring,
-            environment: environment.into(),
-            entries: BTreeMap::new(),
-        }
+        Self { ring, environment: environment.into(), entries: BTreeMap::new() }
     }
 
     /// Maps credential `id` to what `build` makes of the environment.
@@ -86,10 +82,7 @@ impl EnvStore {
         let loader: Loader = Box::new(move |env| {
             let credential = build(env)?;
             credential.validate()?;
-            Ok(Loaded {
-                encoded: credential.encode(),
-                expires_at: credential.expires_at(),
-            })
+            Ok(Loaded { encoded: credential.encode(), expires_at: credential.expires_at() })
         });
         self.entries.insert(id.to_owned(), (C::KIND, loader));
         Ok(self)
@@ -120,9 +113,7 @@ impl Store for EnvStore {
             return Ok(None);
         };
         let loaded = load(&EnvVars { _private: () })?;
-        let sealed = self
-            .ring
-            .seal(&SealContext::new(id, 1, kind), &loaded.encoded)?;
+        let sealed = self.ring.seal(&SealContext::new(id, 1, kind), &loaded.encoded)?;
         let meta = self.meta(id, kind, &loaded);
         let created_at = meta.created_at;
         Ok(Some(Record {
@@ -131,21 +122,18 @@ impl Store for EnvStore {
                 version: 1,
                 state: VersionState::Current,
                 created_at,
+                changed_at: created_at,
                 sealed,
             }],
         }))
     }
 
     async fn put(&self, _: Record, _: Precondition) -> Result<u64> {
-        Err(Error::ReadOnly {
-            store: "environment",
-        })
+        Err(Error::ReadOnly { store: "environment" })
     }
 
     async fn delete(&self, _: &str, _: u64) -> Result<()> {
-        Err(Error::ReadOnly {
-            store: "environment",
-        })
+        Err(Error::ReadOnly { store: "environment" })
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
@@ -169,17 +157,14 @@ pub struct EnvVars {
 
 impl EnvVars {
     fn raw(&self, var: &str) -> Result<Zeroizing<Vec<u8>>> {
-        let value: OsString = std::env::var_os(var).ok_or_else(|| Error::MissingEnv {
-            var: var.to_owned(),
-        })?;
+        let value: OsString =
+            std::env::var_os(var).ok_or_else(|| Error::MissingEnv { var: var.to_owned() })?;
         Ok(Zeroizing::new(value.into_encoded_bytes()))
     }
 
     fn utf8<'a>(var: &str, bytes: &'a [u8]) -> Result<&'a str> {
-        std::str::from_utf8(bytes).map_err(|_| Error::InvalidEnv {
-            var: var.to_owned(),
-            expected: "UTF-8 text",
-        })
+        std::str::from_utf8(bytes)
+            .map_err(|_| Error::InvalidEnv { var: var.to_owned(), expected: "UTF-8 text" })
     }
 
     /// A secret from `var`, copied once into its final allocation.
@@ -216,12 +201,9 @@ impl EnvVars {
     /// # Errors
     /// [`Error::MissingEnv`], or [`Error::InvalidEnv`] when it does not parse as `T`.
     pub fn parse<T: FromStr>(&self, var: &str) -> Result<T> {
-        self.text(var)?
-            .trim()
-            .parse()
-            .map_err(|_| Error::InvalidEnv {
-                var: var.to_owned(),
-                expected: std::any::type_name::<T>(),
-            })
+        self.text(var)?.trim().parse().map_err(|_| Error::InvalidEnv {
+            var: var.to_owned(),
+            expected: std::any::type_name::<T>(),
+        })
     }
 }

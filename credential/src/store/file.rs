@@ -51,20 +51,12 @@ impl FileStore {
                 .mode(0o700)
                 .create(&dir)
                 .map_err(io_error("creating store directory", &dir))?;
-            let mode = fs::metadata(&dir)
-                .map_err(io_error("reading", &dir))?
-                .permissions()
-                .mode()
-                & 0o777;
+            let mode =
+                fs::metadata(&dir).map_err(io_error("reading", &dir))?.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
                 return Err(Error::InsecurePermissions { path: dir, mode });
             }
-            let store = Self {
-                inner: Arc::new(Inner {
-                    dir,
-                    temp_counter: AtomicU64::new(0),
-                }),
-            };
+            let store = Self { inner: Arc::new(Inner { dir, temp_counter: AtomicU64::new(0) }) };
             let _lock = store.inner.lock()?;
             store.inner.remove_leftovers()?;
             Ok(store)
@@ -80,8 +72,7 @@ impl FileStore {
 
 impl Inner {
     fn record_path(&self, id: &str) -> PathBuf {
-        self.dir
-            .join(format!("{}{RECORD_SUFFIX}", id.replace('/', "~")))
+        self.dir.join(format!("{}{RECORD_SUFFIX}", id.replace('/', "~")))
     }
 
     fn lock(&self) -> Result<File> {
@@ -129,8 +120,7 @@ impl Inner {
                 .mode(0o600)
                 .open(&temp)
                 .map_err(io_error("creating", &temp))?;
-            file.write_all(&record_codec::encode(record))
-                .map_err(io_error("writing", &temp))?;
+            file.write_all(&record_codec::encode(record)).map_err(io_error("writing", &temp))?;
             file.sync_all().map_err(io_error("flushing", &temp))?;
             fs::rename(&temp, &path).map_err(io_error("replacing", &path))?;
             self.sync_dir()
@@ -163,10 +153,7 @@ impl Inner {
         for entry in fs::read_dir(&self.dir).map_err(io_error("listing", &self.dir))? {
             let entry = entry.map_err(io_error("listing", &self.dir))?;
             let name = entry.file_name();
-            let Some(stem) = name
-                .to_str()
-                .and_then(|name| name.strip_suffix(RECORD_SUFFIX))
-            else {
+            let Some(stem) = name.to_str().and_then(|name| name.strip_suffix(RECORD_SUFFIX)) else {
                 continue;
             };
             if stem.starts_with('.') {
@@ -188,17 +175,14 @@ impl Inner {
 }
 
 fn io_error<'a>(action: &'a str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Io {
-        context: format!("{action} `{}`", path.display()),
-        source,
-    }
+    move |source| Error::Io { context: format!("{action} `{}`", path.display()), source }
 }
 
 fn in_file(error: Error, path: &Path) -> Error {
     match error {
-        Error::CorruptRecord { reason } => Error::CorruptRecord {
-            reason: format!("file `{}`: {reason}", path.display()),
-        },
+        Error::CorruptRecord { reason } => {
+            Error::CorruptRecord { reason: format!("file `{}`: {reason}", path.display()) }
+        }
         other => other,
     }
 }

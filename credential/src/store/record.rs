@@ -51,6 +51,8 @@ pub struct SealedVersion {
     pub state: VersionState,
     /// When it was sealed.
     pub created_at: DateTime<Utc>,
+    /// When its state last changed (when it became current, deprecated or destroyed).
+    pub changed_at: DateTime<Utc>,
     /// The sealed envelope; empty once destroyed.
     pub sealed: Vec<u8>,
 }
@@ -61,6 +63,7 @@ impl fmt::Debug for SealedVersion {
             .field("version", &self.version)
             .field("state", &self.state)
             .field("created_at", &self.created_at)
+            .field("changed_at", &self.changed_at)
             .field("sealed_len", &self.sealed.len())
             .finish()
     }
@@ -198,14 +201,8 @@ impl ListFilter {
     pub fn matches(&self, meta: &RecordMeta) -> bool {
         self.kind.as_ref().is_none_or(|kind| *kind == meta.kind)
             && self.state.is_none_or(|state| state == meta.state)
-            && self
-                .environment
-                .as_ref()
-                .is_none_or(|environment| *environment == meta.environment)
+            && self.environment.as_ref().is_none_or(|environment| *environment == meta.environment)
             && self.tag.as_ref().is_none_or(|tag| meta.tags.contains(tag))
-            && self
-                .id_prefix
-                .as_ref()
-                .is_none_or(|prefix| meta.id.starts_with(prefix.as_str()))
+            && self.id_prefix.as_ref().is_none_or(|prefix| meta.id.starts_with(prefix.as_str()))
     }
 }

@@ -5,7 +5,7 @@
 //! u8       format version (1)
 //! then, in the storage encoding's primitives: id, kind, environment, state (text), revision
 //! (varint), created_at, updated_at, expires_at (option), tags (list of text), key id (text),
-//! versions (count, then per version: number, state, created_at, sealed bytes)
+//! versions (count, then per version: number, state, created_at, changed_at, sealed bytes)
 //! ```
 
 use std::collections::BTreeSet;
@@ -45,19 +45,16 @@ fn write_record(writer: &mut Writer, record: &Record) {
         writer.varint(version.version);
         writer.len_prefixed(version.state.as_str().as_bytes());
         version.created_at.encode(writer);
+        version.changed_at.encode(writer);
         writer.len_prefixed(&version.sealed);
     }
 }
 
 pub(crate) fn decode(bytes: &[u8]) -> Result<Record> {
-    let corrupt = |error: DecodeError| Error::CorruptRecord {
-        reason: error.to_string(),
-    };
+    let corrupt = |error: DecodeError| Error::CorruptRecord { reason: error.to_string() };
     let mut reader = Reader::new(bytes);
     if reader.bytes(4).map_err(corrupt)? != MAGIC {
-        return Err(Error::CorruptRecord {
-            reason: "not a credential record".to_owned(),
-        });
+        return Err(Error::CorruptRecord { reason: "not a credential record".to_owned() });
     }
     let version = reader.u8().map_err(corrupt)?;
     if version != VERSION {
@@ -69,9 +66,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Record> {
     }
     let record = read_record(&mut reader).map_err(corrupt)?;
     if !reader.is_empty() {
-        return Err(Error::CorruptRecord {
-            reason: "trailing bytes after the record".to_owned(),
-        });
+        return Err(Error::CorruptRecord { reason: "trailing bytes after the record".to_owned() });
     }
     Ok(record)
 }
@@ -98,6 +93,7 @@ fn read_record(reader: &mut Reader<'_>) -> std::result::Result<Record, DecodeErr
             version: reader.varint()?,
             state: parse_state(reader.str()?)?,
             created_at: DateTime::<Utc>::decode(reader)?,
+            changed_at: DateTime::<Utc>::decode(reader)?,
             sealed: reader.len_prefixed()?.to_vec(),
         });
     }
@@ -119,6 +115,5 @@ fn read_record(reader: &mut Reader<'_>) -> std::result::Result<Record, DecodeErr
 }
 
 fn parse_state<T: std::str::FromStr>(text: &str) -> std::result::Result<T, DecodeError> {
-    text.parse()
-        .map_err(|_| DecodeError::invalid("unknown state name"))
+    text.parse().map_err(|_| DecodeError::invalid("unknown state name"))
 }

@@ -29,16 +29,10 @@ pub fn check_id(id: &str) -> Result<()> {
     if id.len() > MAX_ID_LEN {
         return invalid("is longer than 200 bytes");
     }
-    if !id
-        .bytes()
-        .all(|byte| byte.is_ascii_alphanumeric() || b"_-./".contains(&byte))
-    {
+    if !id.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"_-./".contains(&byte)) {
         return invalid("may only contain A-Z, a-z, 0-9, `_`, `-`, `.` and `/`");
     }
-    if id
-        .split('/')
-        .any(|segment| segment.is_empty() || segment.starts_with('.'))
-    {
+    if id.split('/').any(|segment| segment.is_empty() || segment.starts_with('.')) {
         return invalid("has an empty segment or one starting with `.`");
     }
     Ok(())
@@ -50,13 +44,7 @@ mod tests {
 
     #[test]
     fn ordinary_ids_pass() {
-        for id in [
-            "a",
-            "github/main",
-            "prod/db.primary",
-            "A-b_c/1.2.3",
-            &"x".repeat(MAX_ID_LEN),
-        ] {
+        for id in ["a", "github/main", "prod/db.primary", "A-b_c/1.2.3", &"x".repeat(MAX_ID_LEN)] {
             check_id(id).unwrap();
         }
     }

@@ -27,7 +27,20 @@ const MIGRATIONS: [&str; 1] = ["CREATE TABLE records (
         revision    INTEGER NOT NULL,
         record      BLOB NOT NULL
     ) STRICT, WITHOUT ROWID;
-    CREATE INDEX records_by_kind ON records (kind, id);"];
+    CREATE INDEX records_by_kind ON records (kind, id);
+    CREATE TABLE audit_events (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_ns     INTEGER NOT NULL,
+        principal   TEXT NOT NULL,
+        credential  TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        outcome     TEXT NOT NULL,
+        version     INTEGER,
+        error       TEXT,
+        reason      TEXT
+    ) STRICT;
+    CREATE INDEX audit_by_credential ON audit_events (credential, seq);"];
 
 /// Records in a SQLite database file.
 ///
@@ -73,9 +86,7 @@ impl SqliteStore {
         blocking::run(move || {
             create_private(&path)?;
             let mut writer = connect(&path)?;
-            writer
-                .pragma_update(None, "journal_mode", "WAL")
-                .map_err(storage)?;
+            writer.pragma_update(None, "journal_mode", "WAL").map_err(storage)?;
             migrate(&mut writer)?;
             Ok(Self {
                 inner: Arc::new(Inner {
@@ -111,61 +122,44 @@ impl SqliteStore {
 /// Creates the database file with mode 0600 if it does not exist, so it is never readable by
 /// others, not even briefly.
 fn create_private(path: &Path) -> Result<()> {
-    match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
+    match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
         Ok(_) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(source) => Err(Error::Io {
-            context: format!("creating database `{}`", path.display()),
-            source,
-        }),
+        Err(source) => {
+            Err(Error::Io { context: format!("creating database `{}`", path.display()), source })
+        }
     }
 }
 
 fn connect(path: &Path) -> Result<Connection> {
     let connection = Connection::open(path).map_err(storage)?;
     connection.busy_timeout(BUSY_TIMEOUT).map_err(storage)?;
-    connection
-        .pragma_update(None, "synchronous", "FULL")
-        .map_err(storage)?;
+    connection.pragma_update(None, "synchronous", "FULL").map_err(storage)?;
+    // Overwrite deleted content, so the sealed payloads of a revoked credential do not linger
+    // in free pages.
+    connection.pragma_update(None, "secure_delete", "ON").map_err(storage)?;
     Ok(connection)
 }
 
 fn migrate(connection: &mut Connection) -> Result<()> {
-    let transaction = connection
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(storage)?;
-    let found: i64 = transaction
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(storage)?;
+    let transaction =
+        connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage)?;
+    let found: i64 =
+        transaction.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(storage)?;
     if found > SCHEMA_VERSION {
-        return Err(Error::UnsupportedSchema {
-            found,
-            supported: SCHEMA_VERSION,
-        });
+        return Err(Error::UnsupportedSchema { found, supported: SCHEMA_VERSION });
     }
-    for (index, migration) in MIGRATIONS
-        .iter()
-        .enumerate()
-        .skip(usize::try_from(found).unwrap_or(0))
+    for (index, migration) in
+        MIGRATIONS.iter().enumerate().skip(usize::try_from(found).unwrap_or(0))
     {
         transaction.execute_batch(migration).map_err(storage)?;
-        transaction
-            .pragma_update(None, "user_version", index as i64 + 1)
-            .map_err(storage)?;
+        transaction.pragma_update(None, "user_version", index as i64 + 1).map_err(storage)?;
     }
     transaction.commit().map_err(storage)
 }
 
-fn storage(error: rusqlite::Error) -> Error {
-    Error::Storage {
-        backend: "sqlite",
-        message: error.to_string(),
-    }
+pub(crate) fn storage(error: rusqlite::Error) -> Error {
+    Error::Storage { backend: "sqlite", message: error.to_string() }
 }
 
 impl Inner {
@@ -177,11 +171,7 @@ impl Inner {
     /// Runs `read` on an idle reader connection (opening one if none is idle), so reads run in
     /// parallel with each other and with the writer.
     fn read<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let idle = self
-            .readers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
+        let idle = self.readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
         let connection = match idle {
             Some(connection) => connection,
             None => connect(&self.path)?,
@@ -199,9 +189,7 @@ impl Inner {
             connection
                 .prepare_cached("SELECT record FROM records WHERE id = ?1")
                 .and_then(|mut statement| {
-                    statement
-                        .query_row([id], |row| row.get::<_, Vec<u8>>(0))
-                        .optional()
+                    statement.query_row([id], |row| row.get::<_, Vec<u8>>(0)).optional()
                 })
                 .map_err(storage)
         })?;
@@ -253,11 +241,7 @@ impl Inner {
             .prepare_cached("DELETE FROM records WHERE id = ?1 AND revision = ?2")
             .and_then(|mut statement| statement.execute(params![id, to_sql_int(revision)]))
             .map_err(storage)?;
-        if changed == 1 {
-            Ok(())
-        } else {
-            Err(Error::Conflict { id: id.to_owned() })
-        }
+        if changed == 1 { Ok(()) } else { Err(Error::Conflict { id: id.to_owned() }) }
     }
 
     fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
@@ -298,9 +282,9 @@ impl Inner {
 
 fn decode_row(id: &str, blob: &[u8]) -> Result<Record> {
     let record = record_codec::decode(blob).map_err(|error| match error {
-        Error::CorruptRecord { reason } => Error::CorruptRecord {
-            reason: format!("row `{id}`: {reason}"),
-        },
+        Error::CorruptRecord { reason } => {
+            Error::CorruptRecord { reason: format!("row `{id}`: {reason}") }
+        }
         other => other,
     })?;
     if record.meta.id != id {

@@ -1,0 +1,293 @@
+//! Audit events, the sinks they go to, and queries over them. An event names who did what to
+//! which credential and how it ended; it never carries a value.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::Result;
+
+/// What was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AuditAction {
+    /// A credential was created as a draft.
+    Create,
+    /// A draft was activated.
+    Activate,
+    /// A rotation started.
+    Rotate,
+    /// A rotation was committed.
+    Commit,
+    /// A rotation was rolled back.
+    Rollback,
+    /// An older version was restored.
+    RollbackTo,
+    /// A credential was revoked.
+    Revoke,
+    /// A credential was loaded by an operator.
+    Load,
+    /// A credential was read through a context.
+    Read,
+    /// A template was resolved through a context.
+    Resolve,
+}
+
+impl AuditAction {
+    /// Whether the action changes a credential (and so is audited before it is committed).
+    pub fn is_mutation(self) -> bool {
+        !matches!(self, Self::Load | Self::Read | Self::Resolve)
+    }
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Activate => "activate",
+            Self::Rotate => "rotate",
+            Self::Commit => "commit",
+            Self::Rollback => "rollback",
+            Self::RollbackTo => "rollback_to",
+            Self::Revoke => "revoke",
+            Self::Load => "load",
+            Self::Read => "read",
+            Self::Resolve => "resolve",
+        }
+    }
+}
+
+impl fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AuditOutcome {
+    /// It happened.
+    Success,
+    /// The access policy refused it.
+    Denied,
+    /// It was allowed but failed (conflict, expired, revoked, ...).
+    Failure,
+}
+
+impl AuditOutcome {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Denied => "denied",
+            Self::Failure => "failure",
+        }
+    }
+}
+
+/// One audited access. Never holds a credential value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AuditEvent {
+    /// When.
+    pub time: DateTime<Utc>,
+    /// Who.
+    pub principal: Arc<str>,
+    /// Which credential (its id within the environment).
+    pub credential: Arc<str>,
+    /// Which environment.
+    pub environment: Arc<str>,
+    /// What.
+    pub action: AuditAction,
+    /// How it ended.
+    pub outcome: AuditOutcome,
+    /// The version involved, when there is one.
+    pub version: Option<u64>,
+    /// The kind of error for failures and denials (`conflict`, `expired`, ...), never a message
+    /// that could carry data.
+    pub error: Option<String>,
+    /// The operator's stated reason, for revocations.
+    pub reason: Option<String>,
+}
+
+/// Which events a query returns; every set criterion must match. Newest last.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuditQuery {
+    /// Only this credential.
+    pub credential: Option<String>,
+    /// Only this principal.
+    pub principal: Option<String>,
+    /// Only this action.
+    pub action: Option<AuditAction>,
+    /// Only this outcome.
+    pub outcome: Option<AuditOutcome>,
+    /// Only events at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only events before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// At most this many, the newest.
+    pub limit: Option<usize>,
+}
+
+impl AuditQuery {
+    /// Every event.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Only events about `credential`.
+    pub fn credential(mut self, credential: &str) -> Self {
+        self.credential = Some(credential.to_owned());
+        self
+    }
+
+    /// Only events by `principal`.
+    pub fn principal(mut self, principal: &str) -> Self {
+        self.principal = Some(principal.to_owned());
+        self
+    }
+
+    /// Only `action` events.
+    pub fn action(mut self, action: AuditAction) -> Self {
+        self.action = Some(action);
+        self
+    }
+
+    /// Only events that ended with `outcome`.
+    pub fn outcome(mut self, outcome: AuditOutcome) -> Self {
+        self.outcome = Some(outcome);
+        self
+    }
+
+    /// Only events in `[since, until)`.
+    pub fn between(mut self, since: DateTime<Utc>, until: DateTime<Utc>) -> Self {
+        self.since = Some(since);
+        self.until = Some(until);
+        self
+    }
+
+    /// At most the newest `limit` events.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Whether `event` passes the query's criteria (the limit aside).
+    pub fn matches(&self, event: &AuditEvent) -> bool {
+        self.credential.as_ref().is_none_or(|credential| **credential == *event.credential)
+            && self.principal.as_ref().is_none_or(|principal| **principal == *event.principal)
+            && self.action.is_none_or(|action| action == event.action)
+            && self.outcome.is_none_or(|outcome| outcome == event.outcome)
+            && self.since.is_none_or(|since| event.time >= since)
+            && self.until.is_none_or(|until| event.time < until)
+    }
+
+    /// Applies the query to events in time order.
+    pub fn apply<'a>(&self, events: impl Iterator<Item = &'a AuditEvent>) -> Vec<AuditEvent> {
+        let mut matched: Vec<AuditEvent> =
+            events.filter(|event| self.matches(event)).cloned().collect();
+        if let Some(limit) = self.limit {
+            let excess = matched.len().saturating_sub(limit);
+            matched.drain(..excess);
+        }
+        matched
+    }
+}
+
+/// Totals over a set of events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuditSummary {
+    /// Events per credential.
+    pub by_credential: BTreeMap<Arc<str>, usize>,
+    /// Events per principal.
+    pub by_principal: BTreeMap<Arc<str>, usize>,
+    /// Events that were denied or failed.
+    pub failures: usize,
+    /// The time of the latest successful read or load of each credential.
+    pub last_access: BTreeMap<Arc<str>, DateTime<Utc>>,
+}
+
+impl AuditSummary {
+    /// The summary of `events`.
+    pub fn of<'a>(events: impl IntoIterator<Item = &'a AuditEvent>) -> Self {
+        let mut summary = Self::default();
+        for event in events {
+            *summary.by_credential.entry(event.credential.clone()).or_default() += 1;
+            *summary.by_principal.entry(event.principal.clone()).or_default() += 1;
+            if event.outcome != AuditOutcome::Success {
+                summary.failures += 1;
+            }
+            let is_access = matches!(
+                event.action,
+                AuditAction::Read | AuditAction::Load | AuditAction::Resolve
+            );
+            if is_access && event.outcome == AuditOutcome::Success {
+                let last =
+                    summary.last_access.entry(event.credential.clone()).or_insert(event.time);
+                *last = (*last).max(event.time);
+            }
+        }
+        summary
+    }
+}
+
+/// Where audit events go.
+///
+/// A manager records a mutation's event before committing the mutation and refuses the mutation
+/// when recording fails (fail closed). Reads are recorded too; a sink may buffer read events.
+#[async_trait]
+pub trait AuditSink: Send + Sync + 'static {
+    /// Records one event.
+    ///
+    /// # Errors
+    /// [`Error::Audit`](crate::Error::Audit) when the event could not be recorded.
+    async fn record(&self, event: &AuditEvent) -> Result<()>;
+
+    /// The events passing `query`, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::Audit`](crate::Error::Audit) when the events cannot be read.
+    async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>>;
+
+    /// Totals over the events passing `query`.
+    ///
+    /// # Errors
+    /// As [`query`](Self::query).
+    async fn summary(&self, query: &AuditQuery) -> Result<AuditSummary> {
+        let events = self.query(query).await?;
+        Ok(AuditSummary::of(&events))
+    }
+}
+
+/// Audit events kept in memory, for tests and short-lived processes.
+#[derive(Debug, Default)]
+pub struct MemoryAuditSink {
+    events: Mutex<Vec<AuditEvent>>,
+}
+
+impl MemoryAuditSink {
+    /// An empty sink.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl AuditSink for MemoryAuditSink {
+    async fn record(&self, event: &AuditEvent) -> Result<()> {
+        self.events.lock().unwrap_or_else(PoisonError::into_inner).push(event.clone());
+        Ok(())
+    }
+
+    async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>> {
+        Ok(query.apply(self.events.lock().unwrap_or_else(PoisonError::into_inner).iter()))
+    }
+}

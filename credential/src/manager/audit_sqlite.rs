@@ -1,0 +1,128 @@
+//! Audit events in a table of the SQLite store's own database.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+
+use super::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink};
+use crate::store::sqlite_error;
+use crate::{Error, Result, SqliteStore};
+
+/// Audit events in the `audit_events` table of a [`SqliteStore`]'s database, written on the
+/// store's connection so they are as durable as the records (every event is committed before
+/// `record` returns).
+#[derive(Debug, Clone)]
+pub struct SqliteAuditSink {
+    store: SqliteStore,
+}
+
+impl SqliteAuditSink {
+    /// The audit table of `store`'s database.
+    pub fn new(store: &SqliteStore) -> Self {
+        Self { store: store.clone() }
+    }
+}
+
+fn parse_action(text: &str) -> Option<AuditAction> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
+}
+
+fn parse_outcome(text: &str) -> Option<AuditOutcome> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
+}
+
+#[async_trait]
+impl AuditSink for SqliteAuditSink {
+    async fn record(&self, event: &AuditEvent) -> Result<()> {
+        let event = event.clone();
+        self.store
+            .with_connection(move |connection| {
+                connection
+                    .prepare_cached(
+                        "INSERT INTO audit_events (time_ns, principal, credential, environment, action, outcome, version, error, reason)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    )
+                    .and_then(|mut statement| {
+                        statement.execute(params![
+                            event.time.timestamp_nanos_opt().unwrap_or(i64::MAX),
+                            event.principal,
+                            event.credential,
+                            event.environment,
+                            event.action.as_str(),
+                            event.outcome.as_str(),
+                            event.version.and_then(|version| i64::try_from(version).ok()),
+                            event.error,
+                            event.reason,
+                        ])
+                    })
+                    .map(drop)
+                    .map_err(|error| Error::Audit { reason: sqlite_error(error).to_string() })
+            })
+            .await
+    }
+
+    async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>> {
+        let query = query.clone();
+        self.store
+            .with_connection(move |connection| {
+                let nanos = |time: Option<DateTime<Utc>>| time.and_then(|time| time.timestamp_nanos_opt());
+                let mut statement = connection
+                    .prepare_cached(
+                        "SELECT time_ns, principal, credential, environment, action, outcome, version, error, reason
+                         FROM audit_events
+                         WHERE (?1 IS NULL OR credential = ?1) AND (?2 IS NULL OR principal = ?2)
+                           AND (?3 IS NULL OR action = ?3) AND (?4 IS NULL OR outcome = ?4)
+                           AND (?5 IS NULL OR time_ns >= ?5) AND (?6 IS NULL OR time_ns < ?6)
+                         ORDER BY seq DESC LIMIT ?7",
+                    )
+                    .map_err(sqlite_error)?;
+                let limit = query.limit.and_then(|limit| i64::try_from(limit).ok()).unwrap_or(-1);
+                let rows = statement
+                    .query_map(
+                        params![
+                            query.credential,
+                            query.principal,
+                            query.action.map(AuditAction::as_str),
+                            query.outcome.map(AuditOutcome::as_str),
+                            nanos(query.since),
+                            nanos(query.until),
+                            limit
+                        ],
+                        |row| {
+                            Ok((
+                                row.get::<_, i64>(0)?,
+                                row.get::<_, String>(1)?,
+                                row.get::<_, String>(2)?,
+                                row.get::<_, String>(3)?,
+                                row.get::<_, String>(4)?,
+                                row.get::<_, String>(5)?,
+                                row.get::<_, Option<i64>>(6)?,
+                                row.get::<_, Option<String>>(7)?,
+                                row.get::<_, Option<String>>(8)?,
+                            ))
+                        },
+                    )
+                    .map_err(sqlite_error)?;
+                let mut events = Vec::new();
+                for row in rows {
+                    let (time, principal, credential, environment, action, outcome, version, error, reason) =
+                        row.map_err(sqlite_error)?;
+                    let corrupt = || Error::Audit { reason: "unreadable audit row".to_owned() };
+                    events.push(AuditEvent {
+                        time: DateTime::from_timestamp_nanos(time),
+                        principal: principal.into(),
+                        credential: credential.into(),
+                        environment: environment.into(),
+                        action: parse_action(&action).ok_or_else(corrupt)?,
+                        outcome: parse_outcome(&outcome).ok_or_else(corrupt)?,
+                        version: version.and_then(|version| u64::try_from(version).ok()),
+                        error,
+                        reason,
+                    });
+                }
+                events.reverse();
+                Ok(events)
+            })
+            .await
+    }
+}
