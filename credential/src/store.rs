@@ -69,3 +69,23 @@ pub trait Store: Send + Sync + 'static {
     /// A backend failure.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>>;
 }
+
+/// A shared store is a store: keep an `Arc` to inspect what a manager writes.
+#[async_trait]
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    async fn get(&self, id: &str) -> Result<Option<Record>> {
+        (**self).get(id).await
+    }
+
+    async fn put(&self, record: Record, precondition: Precondition) -> Result<u64> {
+        (**self).put(record, precondition).await
+    }
+
+    async fn delete(&self, id: &str, revision: u64) -> Result<()> {
+        (**self).delete(id, revision).await
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
+        (**self).list(filter).await
+    }
+}

@@ -291,3 +291,15 @@ impl AuditSink for MemoryAuditSink {
         Ok(query.apply(self.events.lock().unwrap_or_else(PoisonError::into_inner).iter()))
     }
 }
+
+/// A shared sink is a sink: keep an `Arc` to query what a manager records.
+#[async_trait]
+impl<S: AuditSink + ?Sized> AuditSink for Arc<S> {
+    async fn record(&self, event: &AuditEvent) -> Result<()> {
+        (**self).record(event).await
+    }
+
+    async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>> {
+        (**self).query(query).await
+    }
+}

@@ -1,0 +1,325 @@
+//! The manager end to end: lifecycle transitions, reads through a context, versions, revocation,
+//! races, access policy and failure modes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use credential::prelude::*;
+use credential::{
+    AccessPolicy, AuditAction, AuditOutcome, AuditQuery, AuditSink, CacheConfig, Error, Grant,
+    LifecycleState, ListFilter, MemoryAuditSink, Store, VersionState,
+};
+use support::scratch_dir;
+
+#[derive(Credential)]
+#[credential(kind = "github")]
+struct GitHub {
+    #[secret]
+    #[credential(validate(non_empty))]
+    token: SecretString,
+    username: String,
+    #[credential(expires_at)]
+    expires: Option<DateTime<Utc>>,
+}
+
+#[derive(Credential)]
+#[credential(kind = "other")]
+struct Other {
+    #[secret]
+    key: SecretString,
+}
+
+fn github(token: &str) -> GitHub {
+    GitHub { token: token.into(), username: "octocat".into(), expires: None }
+}
+
+async fn sqlite_manager(name: &str) -> Manager {
+    let store = SqliteStore::open(scratch_dir(name).join("credentials.db")).await.unwrap();
+    Manager::builder().store(store).key_ring(KeyRing::generate().unwrap()).build().await.unwrap()
+}
+
+fn reader(manager: &Manager) -> credential::Context {
+    manager.context(Principal::new("workflow/ci", "action/checkout"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_commit_rollback_and_revoke_move_through_the_lifecycle() {
+    let manager = sqlite_manager("lifecycle").await;
+    let ctx = reader(&manager);
+
+    let draft = manager.create("github/main", github("token-v1")).await.unwrap();
+    assert!(matches!(ctx.get::<GitHub>("github/main").await, Err(Error::NotActive { .. })));
+    let active = draft.activate().await.unwrap();
+    assert_eq!(ctx.get::<GitHub>("github/main").await.unwrap().token.expose_secret(), "token-v1");
+
+    // Rotating keeps serving the current version.
+    let rotating = active.rotate(github("token-v2")).await.unwrap();
+    assert_eq!(rotating.pending().token.expose_secret(), "token-v2");
+    assert_eq!(ctx.get::<GitHub>("github/main").await.unwrap().token.expose_secret(), "token-v1");
+    assert_eq!(
+        ctx.get_version::<GitHub>("github/main", 2).await.unwrap().token.expose_secret(),
+        "token-v2"
+    );
+
+    // Commit: the new version is served, the old one readable by version during the grace period.
+    let active = rotating.commit().await.unwrap();
+    assert_eq!(ctx.get::<GitHub>("github/main").await.unwrap().token.expose_secret(), "token-v2");
+    assert_eq!(
+        ctx.get_version::<GitHub>("github/main", 1).await.unwrap().token.expose_secret(),
+        "token-v1"
+    );
+
+    // Rollback discards a pending version.
+    let rotating = active.rotate(github("token-v3")).await.unwrap();
+    let active = rotating.rollback().await.unwrap();
+    assert_eq!(ctx.get::<GitHub>("github/main").await.unwrap().token.expose_secret(), "token-v2");
+    assert!(matches!(
+        ctx.get_version::<GitHub>("github/main", 3).await,
+        Err(Error::VersionUnavailable { .. })
+    ));
+
+    // rollback_to restores an older version as a new current one.
+    let active = active.rollback_to(1).await.unwrap();
+    assert_eq!(active.version(), 4);
+    assert_eq!(ctx.get::<GitHub>("github/main").await.unwrap().token.expose_secret(), "token-v1");
+
+    let history = manager.history("github/main").await.unwrap();
+    let states: Vec<_> = history.iter().map(|v| (v.version, v.state)).collect();
+    assert_eq!(
+        states,
+        [
+            (1, VersionState::Deprecated),
+            (2, VersionState::Deprecated),
+            (3, VersionState::Destroyed),
+            (4, VersionState::Current)
+        ]
+    );
+
+    // Revoke destroys every payload and keeps metadata and history.
+    let revoked = active.revoke("leaked in CI log").await.unwrap();
+    assert_eq!(revoked.record().meta.state, LifecycleState::Revoked);
+    assert!(matches!(ctx.get::<GitHub>("github/main").await, Err(Error::Revoked { .. })));
+    assert!(matches!(
+        ctx.get_version::<GitHub>("github/main", 1).await,
+        Err(Error::Revoked { .. })
+    ));
+    let history = manager.history("github/main").await.unwrap();
+    assert_eq!(history.len(), 4);
+    assert!(history.iter().all(|v| v.state == VersionState::Destroyed));
+    let loaded = manager.load::<GitHub>("github/main").await.unwrap();
+    assert_eq!(loaded.state(), LifecycleState::Revoked);
+    assert!(matches!(loaded.into_active(), Err(Error::WrongState { .. })));
+
+    let revokes =
+        manager.audit().query(&AuditQuery::all().action(AuditAction::Revoke)).await.unwrap();
+    assert_eq!(revokes.len(), 1);
+    assert_eq!(revokes[0].reason.as_deref(), Some("leaked in CI log"));
+}
+
+#[tokio::test]
+async fn revocation_removes_the_sealed_payloads_from_the_store() {
+    let store = Arc::new(credential::MemoryStore::new());
+    let manager = Manager::builder()
+        .store(Arc::clone(&store))
+        .key_ring(KeyRing::generate().unwrap())
+        .build()
+        .await
+        .unwrap();
+    let active = manager.create("api/key", github("t1")).await.unwrap().activate().await.unwrap();
+    active
+        .rotate(github("t2"))
+        .await
+        .unwrap()
+        .commit()
+        .await
+        .unwrap()
+        .revoke("rotated out")
+        .await
+        .unwrap();
+    let record = store.get("default/api/key").await.unwrap().unwrap();
+    assert!(record.versions.iter().all(|version| version.sealed.is_empty()));
+}
+
+#[tokio::test]
+async fn load_returns_the_stored_state_through_one_checked_door() {
+    let manager = sqlite_manager("load").await;
+    manager.create("a", github("t")).await.unwrap();
+    let loaded = manager.load::<GitHub>("a").await.unwrap();
+    assert_eq!(loaded.state(), LifecycleState::Draft);
+    let draft = loaded.into_draft().unwrap();
+    let active = draft.activate().await.unwrap();
+    let rotating = active.rotate(github("t2")).await.unwrap();
+    drop(rotating);
+    let rotating = manager.load::<GitHub>("a").await.unwrap().into_rotating().unwrap();
+    assert_eq!(rotating.pending().token.expose_secret(), "t2");
+    assert!(matches!(manager.load::<Other>("a").await, Err(Error::KindMismatch { .. })));
+    assert!(matches!(manager.load::<GitHub>("missing").await, Err(Error::NotFound { .. })));
+}
+
+#[tokio::test]
+async fn a_stale_handle_loses_with_a_conflict_and_overwrites_nothing() {
+    let manager = sqlite_manager("stale").await;
+    let active = manager.create("a", github("t1")).await.unwrap().activate().await.unwrap();
+    let stale = manager.load::<GitHub>("a").await.unwrap().into_active().unwrap();
+    active.rotate(github("winner")).await.unwrap().commit().await.unwrap();
+    assert!(matches!(stale.rotate(github("loser")).await, Err(Error::Conflict { .. })));
+    let current = reader(&manager).get::<GitHub>("a").await.unwrap();
+    assert_eq!(current.token.expose_secret(), "winner");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_rotations_have_one_winner_per_round_and_no_gap_in_history() {
+    let manager = sqlite_manager("races").await;
+    manager.create("race", github("v1")).await.unwrap().activate().await.unwrap();
+    for round in 0..5 {
+        // Every task holds a handle at the same revision before any of them rotates.
+        let barrier = Arc::new(tokio::sync::Barrier::new(8));
+        let handles: Vec<_> = (0..8)
+            .map(|task| {
+                let (manager, barrier) = (manager.clone(), Arc::clone(&barrier));
+                tokio::spawn(async move {
+                    let active = manager.load::<GitHub>("race").await?.into_active()?;
+                    barrier.wait().await;
+                    active.rotate(github(&format!("round{round}-task{task}"))).await
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        let mut conflicts = 0;
+        for handle in handles {
+            match handle.await.unwrap() {
+                Ok(rotating) => winners.push(rotating),
+                Err(Error::Conflict { .. }) => conflicts += 1,
+                Err(other) => panic!("unexpected error: {other}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}");
+        assert_eq!(conflicts, 7);
+        winners.pop().unwrap().commit().await.unwrap();
+    }
+    let versions: Vec<u64> =
+        manager.history("race").await.unwrap().iter().map(|v| v.version).collect();
+    assert_eq!(versions, (1..=6).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn denied_reads_are_audited_and_look_like_missing_ids() {
+    let audit = Arc::new(MemoryAuditSink::new());
+    let policy = AccessPolicy::new()
+        .grant(Grant::admin("operator", "*"))
+        .grant(Grant::read("workflow/ci:*", "github/*"));
+    let manager = Manager::builder()
+        .store(credential::MemoryStore::new())
+        .key_ring(KeyRing::generate().unwrap())
+        .access_policy(policy)
+        .audit(Arc::clone(&audit))
+        .build()
+        .await
+        .unwrap();
+    manager.create("github/main", github("t")).await.unwrap().activate().await.unwrap();
+    manager.create("aws/prod", github("t")).await.unwrap().activate().await.unwrap();
+
+    let allowed = reader(&manager);
+    assert!(allowed.get::<GitHub>("github/main").await.is_ok());
+    let existing = allowed.get::<GitHub>("aws/prod").await.unwrap_err();
+    let missing = allowed.get::<GitHub>("aws/nothing-here").await.unwrap_err();
+    assert!(matches!(existing, Error::AccessDenied { .. }));
+    assert_eq!(
+        existing.to_string().replace("aws/prod", "ID"),
+        missing.to_string().replace("aws/nothing-here", "ID")
+    );
+
+    let stranger = manager.context(Principal::new("workflow/other", "action/x"));
+    assert!(matches!(stranger.get::<GitHub>("github/main").await, Err(Error::AccessDenied { .. })));
+
+    let denied = audit.query(&AuditQuery::all().outcome(AuditOutcome::Denied)).await.unwrap();
+    assert_eq!(denied.len(), 3);
+    assert!(denied.iter().all(|event| event.error.as_deref() == Some("access_denied")));
+    let summary = audit.summary(&AuditQuery::all()).await.unwrap();
+    assert_eq!(summary.failures, 3);
+    assert!(summary.last_access.contains_key("github/main"));
+}
+
+#[tokio::test]
+async fn kind_mismatch_expiry_and_cache_invalidation() {
+    let manager = Manager::builder()
+        .store(credential::MemoryStore::new())
+        .key_ring(KeyRing::generate().unwrap())
+        .cache(CacheConfig::new(Duration::from_secs(60), 100))
+        .build()
+        .await
+        .unwrap();
+    let ctx = reader(&manager);
+    let active = manager.create("a", github("one")).await.unwrap().activate().await.unwrap();
+    assert_eq!(ctx.get::<GitHub>("a").await.unwrap().token.expose_secret(), "one");
+    assert!(matches!(ctx.get::<Other>("a").await, Err(Error::KindMismatch { .. })));
+    // A change through the manager invalidates the cached value at once.
+    active.rotate(github("two")).await.unwrap().commit().await.unwrap();
+    assert_eq!(ctx.get::<GitHub>("a").await.unwrap().token.expose_secret(), "two");
+
+    let expired =
+        GitHub { expires: Some(Utc::now() - chrono::Duration::minutes(1)), ..github("old") };
+    manager.create("expired", expired).await.unwrap().activate().await.unwrap();
+    assert!(matches!(ctx.get::<GitHub>("expired").await, Err(Error::Expired { .. })));
+}
+
+#[tokio::test]
+async fn invalid_credentials_are_refused_by_every_transition() {
+    let manager = sqlite_manager("invalid").await;
+    assert!(matches!(manager.create("a", github("")).await, Err(Error::Validation(_))));
+    let active = manager.create("a", github("ok")).await.unwrap().activate().await.unwrap();
+    assert!(matches!(active.rotate(github("")).await, Err(Error::Validation(_))));
+}
+
+#[tokio::test]
+async fn a_wrong_master_key_is_one_clear_error_when_the_manager_is_built() {
+    let dir = scratch_dir("wrong-key");
+    let store = SqliteStore::open(dir.join("credentials.db")).await.unwrap();
+    let manager = Manager::builder()
+        .store(store.clone())
+        .key_ring(KeyRing::generate().unwrap())
+        .build()
+        .await
+        .unwrap();
+    manager.create("a", github("t")).await.unwrap();
+    let wrong =
+        Manager::builder().store(store).key_ring(KeyRing::generate().unwrap()).build().await;
+    assert!(matches!(wrong, Err(Error::WrongMasterKey { .. })));
+}
+
+#[tokio::test]
+async fn environments_namespace_ids_in_one_store() {
+    let store =
+        SqliteStore::open(scratch_dir("environments").join("credentials.db")).await.unwrap();
+    let ring = KeyRing::generate().unwrap();
+    let staging = Manager::builder()
+        .store(store.clone())
+        .key_ring(ring.clone())
+        .environment("staging")
+        .build()
+        .await
+        .unwrap();
+    let production = Manager::builder()
+        .store(store.clone())
+        .key_ring(ring)
+        .environment("production")
+        .build()
+        .await
+        .unwrap();
+    staging.create("db", github("staging-token")).await.unwrap().activate().await.unwrap();
+    production.create("db", github("production-token")).await.unwrap().activate().await.unwrap();
+    assert_eq!(
+        reader(&staging).get::<GitHub>("db").await.unwrap().token.expose_secret(),
+        "staging-token"
+    );
+    assert_eq!(
+        reader(&production).get::<GitHub>("db").await.unwrap().token.expose_secret(),
+        "production-token"
+    );
+    let listed: Vec<_> =
+        staging.list(&ListFilter::all()).await.unwrap().into_iter().map(|meta| meta.id).collect();
+    assert_eq!(listed, ["db"]);
+}
