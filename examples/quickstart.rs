@@ -1,17 +1,20 @@
-//! Quick start: define a typed credential, validate it, look at it safely, and round-trip the
-//! encoding that gets sealed for storage.
+//! Quick start: the whole life of a credential on the embedded SQLite default.
 //!
-//! Run with `cargo run --example quickstart`.
+//! Define a typed credential, store it encrypted, activate it, read it from an action through a
+//! context, rotate and commit, roll a rotation back, revoke it, and print the audit trail.
+//!
+//! Run with `cargo run --example quickstart`. Set `CREDENTIAL_MASTER_KEY` (32 bytes, hex or
+//! base64) to use your own master key; otherwise a fresh one is generated for this run.
 #![allow(clippy::print_stdout)]
 
-use credential::RuleError;
 use credential::prelude::*;
+use credential::{AuditQuery, AuditSink, RuleError, SqliteAuditSink};
 
-/// A GitHub personal access token, as a workflow author would declare it.
+/// A GitHub personal access token, as a workflow author declares it.
 #[derive(Credential)]
 #[credential(kind = "github")]
 struct GitHub {
-    /// The token itself: redacted everywhere, zeroized on drop, shown only as a `****` hint.
+    /// Redacted everywhere, zeroized on drop, encrypted at rest; shown at most as `****abcd`.
     #[secret(reveal_last = 4)]
     #[credential(validate(non_empty, custom = looks_like_a_token))]
     token: SecretString,
@@ -30,21 +33,23 @@ fn looks_like_a_token(token: &SecretString) -> Result<(), RuleError> {
     }
 }
 
-fn main() -> credential::Result<()> {
-    let github = GitHub {
-        token: "ghp_16C7e42F292c6912E7710c838347Ae178B4a".into(),
-        username: "octocat".into(),
-        expires: DateTime::from_timestamp(1_893_456_000, 0),
-    };
-    github.validate()?;
-    println!("valid credential of kind `{}`", GitHub::KIND);
+fn github(token: &str) -> GitHub {
+    GitHub { token: token.into(), username: "octocat".into(), expires: DateTime::from_timestamp(1_893_456_000, 0) }
+}
 
-    // Secrets never reach Debug, Display or serialized output.
-    println!("Debug:    {github:?}");
-    println!("Display:  {}", github.redacted());
-    let json = serde_json::to_string(&github.redacted()).unwrap_or_default();
-    println!("JSON:     {json}");
-    println!("expires:  {:?}", github.expires_at());
+#[tokio::main]
+async fn main() -> credential::Result<()> {
+    // Storage: one SQLite file (a fresh one per run here). Keys: from the environment, if set.
+    let dir = std::env::temp_dir().join(format!("credential-quickstart-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|source| credential::Error::Io { context: "creating a scratch dir".into(), source })?;
+    let store = SqliteStore::open(dir.join("credentials.db")).await?;
+    let key_ring = match std::env::var_os("CREDENTIAL_MASTER_KEY") {
+        Some(_) => KeyRing::from_env("CREDENTIAL_MASTER_KEY")?,
+        None => KeyRing::generate()?,
+    };
+    let audit = SqliteAuditSink::new(&store);
+    let manager = Manager::builder().store(store).key_ring(key_ring).audit(audit.clone()).build().await?;
+    println!("store: {}", dir.join("credentials.db").display());
 
     // Validation reports every failed rule at once, naming fields and rules, never values.
     let broken = GitHub { token: "hunter2".into(), username: String::new(), expires: None };
@@ -52,10 +57,50 @@ fn main() -> credential::Result<()> {
         println!("rejected: {errors}");
     }
 
-    // The storage encoding (the plaintext that gets sealed) lives in a zeroizing buffer.
-    let encoded = github.encode();
-    let decoded = GitHub::decode(&encoded)?;
-    println!("round trip: {} bytes, username {}", encoded.len(), decoded.username);
-    assert_eq!(decoded.token.expose_secret(), github.token.expose_secret());
+    // Create → activate: the type says which steps are possible.
+    let draft = manager.create("github/main", github("ghp_16C7e42F292c6912E7710c838347Ae178B4a")).await?;
+    println!("created:  {}", draft.credential().redacted());
+    let active = draft.activate().await?;
+
+    // An action reads it through a context: access check, audit, cache.
+    let ctx = manager.context(Principal::new("workflow/release", "action/tag"));
+    let gh = ctx.get::<GitHub>("github/main").await?;
+    println!("action sees {gh:?}");
+
+    // Rotate: the old version keeps serving until commit.
+    let rotating = active.rotate(github("ghp_9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2fAAAA")).await?;
+    println!("rotating: still serving {:?}", ctx.get::<GitHub>("github/main").await?.token);
+    let active = rotating.commit().await?;
+    println!("committed: now serving {}", ctx.get::<GitHub>("github/main").await?.redacted());
+
+    // A rotation can be rolled back; an old version can be restored.
+    let active = active.rotate(github("ghp_0000000000000000000000000000000000BBBB")).await?.rollback().await?;
+    println!("rolled back: still serving {}", ctx.get::<GitHub>("github/main").await?.redacted());
+    let active = active.rollback_to(1).await?;
+    println!("restored version 1 as version {}", active.version());
+
+    // Revoke: terminal; payloads destroyed, metadata and history kept.
+    let _revoked = active.revoke("leaked in CI log").await?;
+    match ctx.get::<GitHub>("github/main").await {
+        Err(error) => println!("after revoke: {error}"),
+        Ok(_) => println!("after revoke: still readable?!"),
+    }
+    for version in manager.history("github/main").await? {
+        println!("  version {} {:<10} changed {}", version.version, version.state, version.changed_at.format("%H:%M:%S%.3f"));
+    }
+
+    println!("audit trail:");
+    for event in audit.query(&AuditQuery::all()).await? {
+        let version = event.version.map(|v| format!(" v{v}")).unwrap_or_default();
+        let error = event.error.map(|e| format!(" ({e})")).unwrap_or_default();
+        println!(
+            "  {} {:<24} {:<12} {:<11} {}{version}{error}",
+            event.time.format("%H:%M:%S%.3f"),
+            event.principal,
+            event.action,
+            event.outcome,
+            event.credential
+        );
+    }
     Ok(())
 }
