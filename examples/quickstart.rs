@@ -34,21 +34,29 @@ fn looks_like_a_token(token: &SecretString) -> Result<(), RuleError> {
 }
 
 fn github(token: &str) -> GitHub {
-    GitHub { token: token.into(), username: "octocat".into(), expires: DateTime::from_timestamp(1_893_456_000, 0) }
+    GitHub {
+        token: token.into(),
+        username: "octocat".into(),
+        expires: DateTime::from_timestamp(1_893_456_000, 0),
+    }
 }
 
 #[tokio::main]
 async fn main() -> credential::Result<()> {
     // Storage: one SQLite file (a fresh one per run here). Keys: from the environment, if set.
     let dir = std::env::temp_dir().join(format!("credential-quickstart-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|source| credential::Error::Io { context: "creating a scratch dir".into(), source })?;
+    std::fs::create_dir_all(&dir).map_err(|source| credential::Error::Io {
+        context: "creating a scratch dir".into(),
+        source,
+    })?;
     let store = SqliteStore::open(dir.join("credentials.db")).await?;
     let key_ring = match std::env::var_os("CREDENTIAL_MASTER_KEY") {
         Some(_) => KeyRing::from_env("CREDENTIAL_MASTER_KEY")?,
         None => KeyRing::generate()?,
     };
     let audit = SqliteAuditSink::new(&store);
-    let manager = Manager::builder().store(store).key_ring(key_ring).audit(audit.clone()).build().await?;
+    let manager =
+        Manager::builder().store(store).key_ring(key_ring).audit(audit.clone()).build().await?;
     println!("store: {}", dir.join("credentials.db").display());
 
     // Validation reports every failed rule at once, naming fields and rules, never values.
@@ -58,7 +66,8 @@ async fn main() -> credential::Result<()> {
     }
 
     // Create → activate: the type says which steps are possible.
-    let draft = manager.create("github/main", github("ghp_16C7e42F292c6912E7710c838347Ae178B4a")).await?;
+    let draft =
+        manager.create("github/main", github("ghp_16C7e42F292c6912E7710c838347Ae178B4a")).await?;
     println!("created:  {}", draft.credential().redacted());
     let active = draft.activate().await?;
 
@@ -74,7 +83,11 @@ async fn main() -> credential::Result<()> {
     println!("committed: now serving {}", ctx.get::<GitHub>("github/main").await?.redacted());
 
     // A rotation can be rolled back; an old version can be restored.
-    let active = active.rotate(github("ghp_0000000000000000000000000000000000BBBB")).await?.rollback().await?;
+    let active = active
+        .rotate(github("ghp_0000000000000000000000000000000000BBBB"))
+        .await?
+        .rollback()
+        .await?;
     println!("rolled back: still serving {}", ctx.get::<GitHub>("github/main").await?.redacted());
     let active = active.rollback_to(1).await?;
     println!("restored version 1 as version {}", active.version());
@@ -86,7 +99,12 @@ async fn main() -> credential::Result<()> {
         Ok(_) => println!("after revoke: still readable?!"),
     }
     for version in manager.history("github/main").await? {
-        println!("  version {} {:<10} changed {}", version.version, version.state, version.changed_at.format("%H:%M:%S%.3f"));
+        println!(
+            "  version {} {:<10} changed {}",
+            version.version,
+            version.state,
+            version.changed_at.format("%H:%M:%S%.3f")
+        );
     }
 
     println!("audit trail:");

@@ -38,7 +38,8 @@ async fn open_manager(dir: &std::path::Path) -> Manager {
 async fn first_process() {
     let dir = PathBuf::from(std::env::var("E2E_DIR").unwrap());
     let manager = open_manager(&dir).await;
-    let active = manager.create("db/main", db("first-password")).await.unwrap().activate().await.unwrap();
+    let active =
+        manager.create("db/main", db("first-password")).await.unwrap().activate().await.unwrap();
     // Leave a rotation pending: the next process must find it and commit it.
     active.rotate(db("second-password")).await.unwrap();
 }
@@ -55,17 +56,26 @@ async fn state_survives_a_process_restart() {
         .env("E2E_DIR", &dir)
         .output()
         .unwrap();
-    assert!(output.status.success() && String::from_utf8_lossy(&output.stdout).contains("1 passed"));
+    assert!(
+        output.status.success() && String::from_utf8_lossy(&output.stdout).contains("1 passed")
+    );
 
     let manager = open_manager(&dir).await;
     let ctx = manager.context(Principal::new("workflow/report", "action/query"));
-    assert_eq!(ctx.get::<Database>("db/main").await.unwrap().password.expose_secret(), "first-password");
+    assert_eq!(
+        ctx.get::<Database>("db/main").await.unwrap().password.expose_secret(),
+        "first-password"
+    );
     let rotating = manager.load::<Database>("db/main").await.unwrap().into_rotating().unwrap();
     assert_eq!(rotating.pending().password.expose_secret(), "second-password");
     rotating.commit().await.unwrap();
-    assert_eq!(ctx.get::<Database>("db/main").await.unwrap().password.expose_secret(), "second-password");
+    assert_eq!(
+        ctx.get::<Database>("db/main").await.unwrap().password.expose_secret(),
+        "second-password"
+    );
 
-    let states: Vec<_> = manager.history("db/main").await.unwrap().into_iter().map(|v| v.state).collect();
+    let states: Vec<_> =
+        manager.history("db/main").await.unwrap().into_iter().map(|v| v.state).collect();
     assert_eq!(states, [VersionState::Deprecated, VersionState::Current]);
     let sink = JsonlAuditSink::open(dir.join("audit.jsonl")).unwrap();
     assert_eq!(sink.verify().await.unwrap().lines, 7);

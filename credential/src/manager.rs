@@ -65,13 +65,16 @@ pub struct Manager {
     inner: Arc<Inner>,
 }
 
+/// Access decisions per principal, per credential id, per permission level.
+type DecisionMemo = HashMap<Principal, HashMap<String, [Option<Decision>; 3]>>;
+
 struct Inner {
     store: Arc<dyn Store>,
     ring: KeyRing,
     environment: Arc<str>,
     audit: Arc<dyn AuditSink>,
     policy: Option<AccessPolicy>,
-    decisions: Mutex<HashMap<Principal, HashMap<String, [Option<Decision>; 3]>>>,
+    decisions: Mutex<DecisionMemo>,
     operator: Principal,
     grace_period: chrono::Duration,
     max_versions: usize,
@@ -175,8 +178,8 @@ impl ManagerBuilder {
     /// [`Error::Config`] for a missing store or key ring or invalid settings,
     /// [`Error::WrongMasterKey`] for a ring that lacks a key in use, or a store error.
     pub async fn build(self) -> Result<Manager> {
-        let store = self.store.ok_or_else(|| Error::Config { reason: "no store was given" })?;
-        let ring = self.ring.ok_or_else(|| Error::Config { reason: "no key ring was given" })?;
+        let store = self.store.ok_or(Error::Config { reason: "no store was given" })?;
+        let ring = self.ring.ok_or(Error::Config { reason: "no key ring was given" })?;
         if self.max_versions < 2 {
             return Err(Error::Config { reason: "max_versions must be at least 2" });
         }

@@ -77,7 +77,10 @@ async fn no_secret_in_audit_errors_debug_or_storage() {
     assert_clean("record metadata", &format!("{records:?}"));
     for entry in std::fs::read_dir(&dir).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-        assert!(!bytes.windows(CANARY.len()).any(|window| window == CANARY.as_bytes()), "plaintext on disk");
+        assert!(
+            !bytes.windows(CANARY.len()).any(|window| window == CANARY.as_bytes()),
+            "plaintext on disk"
+        );
     }
     // And the SQL sink records no value either.
     let sql = SqliteAuditSink::new(&store);

@@ -5,5 +5,6 @@
 fn ui() {
     let cases = trybuild::TestCases::new();
     cases.compile_fail("tests/ui/derive/*.rs");
+    cases.compile_fail("tests/ui/lifecycle/*.rs");
     cases.pass("tests/ui/pass/*.rs");
 }

@@ -25,6 +25,11 @@ use super::audit::AuditAction;
 use crate::{Credential, Error, LifecycleState, Record, Result, SealedVersion, VersionState};
 
 mod sealed {
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be a lifecycle state",
+        label = "not one of `Draft`, `Active`, `Rotating`, `Revoked`",
+        note = "the lifecycle states are sealed: the transitions between them are what keeps a credential's history sound"
+    )]
     pub trait Sealed {}
 }
 
@@ -76,7 +81,21 @@ impl Live for Draft {}
 impl Live for Active {}
 impl Live for Rotating {}
 
-/// A credential in lifecycle state `S`, typed as `C`.
+/// A credential in lifecycle state `S` ([`Draft`], [`Active`], [`Rotating`] or [`Revoked`]),
+/// typed as `C`.
+///
+/// ```text
+/// create ─▶ Draft ─activate─▶ Active ─rotate─▶ Rotating ─commit───▶ Active
+///                               │  ▲                    └─rollback─▶ Active
+///                               │  └─ rollback_to(version)
+///   Draft | Active | Rotating ─revoke─▶ Revoked (terminal)
+/// ```
+///
+/// Each transition consumes the handle and returns the next one (`use of moved value` for a
+/// stale handle); a step a state does not have is `no method named … found for struct
+/// Managed<C, Active>`; revoking twice is `the method revoke exists … but its trait bounds were
+/// not satisfied` (`Revoked: Live`). Every transition validates, is a compare-and-swap on the
+/// record revision ([`Error::Conflict`] when another writer got there first), and is audited.
 pub struct Managed<C: Credential, S: State> {
     manager: Manager,
     id: String,

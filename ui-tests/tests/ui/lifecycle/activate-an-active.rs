@@ -1,0 +1,16 @@
+#![allow(unused_imports)]
+use credential::prelude::*;
+use credential::{Active, Draft, Managed, Revoked, Rotating};
+
+#[derive(Credential)]
+struct Token {
+    #[secret]
+    token: SecretString,
+}
+
+async fn flow(active: Managed<Token, Active>) -> credential::Result<()> {
+    active.activate().await?;
+    Ok(())
+}
+
+fn main() {}
