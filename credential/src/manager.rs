@@ -7,15 +7,15 @@ mod audit_jsonl;
 mod audit_sqlite;
 mod cache;
 mod context;
+mod id_hasher;
 mod lifecycle;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 
-use access::Decision;
+pub(crate) use access::DecisionMemo;
 pub use access::{AccessPolicy, Grant, Permission, Principal};
 pub use audit::{
     AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink, AuditSummary, MemoryAuditSink,
@@ -65,16 +65,13 @@ pub struct Manager {
     inner: Arc<Inner>,
 }
 
-/// Access decisions per principal, per credential id, per permission level.
-type DecisionMemo = HashMap<Principal, HashMap<String, [Option<Decision>; 3]>>;
-
 struct Inner {
     store: Arc<dyn Store>,
     ring: KeyRing,
     environment: Arc<str>,
     audit: Arc<dyn AuditSink>,
     policy: Option<AccessPolicy>,
-    decisions: Mutex<DecisionMemo>,
+    operator_decisions: DecisionMemo,
     operator: Principal,
     grace_period: chrono::Duration,
     max_versions: usize,
@@ -200,7 +197,7 @@ impl ManagerBuilder {
                 environment: Arc::from(self.environment),
                 audit: self.audit.unwrap_or_else(|| Arc::new(MemoryAuditSink::new())),
                 policy: self.policy,
-                decisions: Mutex::new(HashMap::new()),
+                operator_decisions: DecisionMemo::default(),
                 operator: self.operator,
                 grace_period,
                 max_versions: self.max_versions,
@@ -303,7 +300,8 @@ impl Manager {
         let operator = self.inner.operator.clone();
         let result = self.load_unaudited::<C>(&operator, id).await;
         let version = result.as_ref().ok().map(|any| any.version());
-        self.audit_access(&operator, id, AuditAction::Load, version, result.as_ref().err()).await?;
+        self.record_event(&operator, id, AuditAction::Load, version, result.as_ref().err(), None)
+            .await?;
         result.map(|any| any.0)
     }
 
@@ -517,35 +515,29 @@ impl Manager {
         }
     }
 
-    /// `Ok` when the policy (if any) lets `principal` do `permission` on `id`. Decisions are
-    /// memoized until the earliest expiry of a grant involved.
-    pub(crate) fn authorize(
+    /// `Ok` when the policy (if any) lets `principal` do `permission` on `id`, deciding through
+    /// `memo` (the principal's own memo of decisions).
+    pub(crate) fn authorize_with(
         &self,
+        memo: &DecisionMemo,
         principal: &Principal,
         id: &str,
         permission: Permission,
+        now: chrono::DateTime<Utc>,
     ) -> Result<()> {
         let Some(policy) = &self.inner.policy else {
             return Ok(());
         };
-        let slot = permission as usize;
-        let now = Utc::now();
-        let mut decisions = self.inner.decisions.lock().unwrap_or_else(PoisonError::into_inner);
-        let by_id = decisions.entry(principal.clone()).or_default();
-        let cached = by_id
-            .get(id)
-            .and_then(|slots| slots[slot])
-            .filter(|decision| decision.valid_until.is_none_or(|until| now < until));
-        let decision = match cached {
-            Some(decision) => decision,
-            None => {
-                let decision =
-                    policy.decide(principal, id, &self.inner.environment, permission, now);
-                by_id.entry(id.to_owned()).or_default()[slot] = Some(decision);
-                decision
-            }
-        };
-        if decision.allowed { Ok(()) } else { Err(Error::AccessDenied { id: id.to_owned() }) }
+        if memo.allows(policy, principal, id, &self.inner.environment, permission, now) {
+            Ok(())
+        } else {
+            Err(Error::AccessDenied { id: id.to_owned() })
+        }
+    }
+
+    /// [`authorize_with`](Self::authorize_with) for the manager's own operator.
+    fn authorize(&self, principal: &Principal, id: &str, permission: Permission) -> Result<()> {
+        self.authorize_with(&self.inner.operator_decisions, principal, id, permission, Utc::now())
     }
 
     pub(crate) async fn record_event(
@@ -557,25 +549,30 @@ impl Manager {
         error: Option<&Error>,
         reason: Option<String>,
     ) -> Result<()> {
-        self.record_event_for(principal, Arc::from(id), action, version, error, reason).await
+        self.emit(self.event(Utc::now(), principal, Arc::from(id), action, version, error, reason))
+            .await
     }
 
-    pub(crate) async fn record_event_for(
+    /// The audit event for `action` on `id` by `principal` at `time`, ending with `error` (none:
+    /// success).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn event(
         &self,
+        time: chrono::DateTime<Utc>,
         principal: &Principal,
         id: Arc<str>,
         action: AuditAction,
         version: Option<u64>,
         error: Option<&Error>,
         reason: Option<String>,
-    ) -> Result<()> {
+    ) -> AuditEvent {
         let outcome = match error {
             None => AuditOutcome::Success,
             Some(Error::AccessDenied { .. }) => AuditOutcome::Denied,
             Some(_) => AuditOutcome::Failure,
         };
-        let event = AuditEvent {
-            time: Utc::now(),
+        AuditEvent {
+            time,
             principal: principal.shared_name(),
             credential: id,
             environment: Arc::clone(&self.inner.environment),
@@ -584,19 +581,15 @@ impl Manager {
             version,
             error: error.map(|error| error.code().to_owned()),
             reason,
-        };
-        self.inner.audit.record(&event).await
+        }
     }
 
-    async fn audit_access(
-        &self,
-        principal: &Principal,
-        id: &str,
-        action: AuditAction,
-        version: Option<u64>,
-        error: Option<&Error>,
-    ) -> Result<()> {
-        self.record_event(principal, id, action, version, error, None).await
+    /// Records `event`, without an allocation when the sink can take it at once.
+    pub(crate) async fn emit(&self, event: AuditEvent) -> Result<()> {
+        match self.inner.audit.record_now(event) {
+            Ok(recorded) => recorded,
+            Err(event) => self.inner.audit.record(event).await,
+        }
     }
 
     pub(crate) fn inner_cache(&self) -> &Cache {

@@ -156,7 +156,7 @@ async fn a_failing_audit_sink_stops_mutations() {
     struct Broken;
     #[async_trait::async_trait]
     impl AuditSink for Broken {
-        async fn record(&self, _: &credential::AuditEvent) -> credential::Result<()> {
+        async fn record(&self, _: credential::AuditEvent) -> credential::Result<()> {
             Err(Error::Audit { reason: "disk full".into() })
         }
         async fn query(&self, _: &AuditQuery) -> credential::Result<Vec<credential::AuditEvent>> {

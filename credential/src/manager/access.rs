@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::id_hasher::IdMap;
+
 /// Who is asking: a workflow and the action in it.
 ///
 /// ```
@@ -196,6 +198,45 @@ impl AccessPolicy {
             .filter(|expiry| now < *expiry)
             .min();
         Decision { allowed, valid_until }
+    }
+}
+
+/// Decisions already made for one principal, per credential id and permission level, each kept
+/// until a grant involved may have expired: the policy is evaluated once per id, not per read.
+#[derive(Debug, Default)]
+pub(crate) struct DecisionMemo {
+    decisions: std::sync::Mutex<IdMap<[Option<Decision>; 3]>>,
+}
+
+/// A memo never grows past this many ids (a principal asking for endless made-up ids would
+/// otherwise grow it without bound); when full it starts over.
+const MAX_MEMO_ENTRIES: usize = 10_000;
+
+impl DecisionMemo {
+    pub(crate) fn allows(
+        &self,
+        policy: &AccessPolicy,
+        principal: &Principal,
+        credential: &str,
+        environment: &str,
+        permission: Permission,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let slot = permission as usize;
+        let mut decisions =
+            self.decisions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let fresh = |decision: &Decision| decision.valid_until.is_none_or(|until| now < until);
+        if let Some(decision) =
+            decisions.get(credential).and_then(|slots| slots[slot]).filter(fresh)
+        {
+            return decision.allowed;
+        }
+        let decision = policy.decide(principal, credential, environment, permission, now);
+        if decisions.len() >= MAX_MEMO_ENTRIES && !decisions.contains_key(credential) {
+            decisions.clear();
+        }
+        decisions.entry(credential.to_owned()).or_default()[slot] = Some(decision);
+        decision.allowed
     }
 }
 

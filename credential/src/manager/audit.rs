@@ -1,7 +1,7 @@
 //! Audit events, the sinks they go to, and queries over them. An event names who did what to
 //! which credential and how it ended; it never carries a value.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -255,7 +255,18 @@ pub trait AuditSink: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`Error::Audit`](crate::Error::Audit) when the event could not be recorded.
-    async fn record(&self, event: &AuditEvent) -> Result<()>;
+    async fn record(&self, event: AuditEvent) -> Result<()>;
+
+    /// Records `event` at once if this sink never waits (memory, say); otherwise hands it back
+    /// for [`record`](Self::record). Lets hot read paths skip an allocation per event.
+    ///
+    /// # Errors
+    /// `Err(event)` when the sink needs the asynchronous path.
+    // The event is handed back unboxed: boxing it would cost the allocation this method saves.
+    #[allow(clippy::result_large_err)]
+    fn record_now(&self, event: AuditEvent) -> std::result::Result<Result<()>, AuditEvent> {
+        Err(event)
+    }
 
     /// The events passing `query`, oldest first.
     ///
@@ -273,24 +284,53 @@ pub trait AuditSink: Send + Sync + 'static {
     }
 }
 
-/// Audit events kept in memory, for tests and short-lived processes.
-#[derive(Debug, Default)]
+/// Audit events kept in memory, for tests and short-lived processes: all of them, or the newest
+/// `n` with [`bounded`](Self::bounded).
+#[derive(Debug)]
 pub struct MemoryAuditSink {
-    events: Mutex<Vec<AuditEvent>>,
+    events: Mutex<VecDeque<AuditEvent>>,
+    capacity: usize,
+}
+
+impl Default for MemoryAuditSink {
+    fn default() -> Self {
+        Self::bounded(usize::MAX)
+    }
 }
 
 impl MemoryAuditSink {
-    /// An empty sink.
+    /// A sink that keeps every event.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A sink that keeps the newest `capacity` events.
+    pub fn bounded(capacity: usize) -> Self {
+        Self { events: Mutex::new(VecDeque::new()), capacity }
+    }
+}
+
+impl MemoryAuditSink {
+    fn push(&self, event: AuditEvent) {
+        let mut events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        if events.len() >= self.capacity {
+            events.pop_front();
+        }
+        events.push_back(event);
     }
 }
 
 #[async_trait]
 impl AuditSink for MemoryAuditSink {
-    async fn record(&self, event: &AuditEvent) -> Result<()> {
-        self.events.lock().unwrap_or_else(PoisonError::into_inner).push(event.clone());
+    async fn record(&self, event: AuditEvent) -> Result<()> {
+        self.push(event);
         Ok(())
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn record_now(&self, event: AuditEvent) -> std::result::Result<Result<()>, AuditEvent> {
+        self.push(event);
+        Ok(Ok(()))
     }
 
     async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>> {
@@ -301,8 +341,13 @@ impl AuditSink for MemoryAuditSink {
 /// A shared sink is a sink: keep an `Arc` to query what a manager records.
 #[async_trait]
 impl<S: AuditSink + ?Sized> AuditSink for Arc<S> {
-    async fn record(&self, event: &AuditEvent) -> Result<()> {
+    async fn record(&self, event: AuditEvent) -> Result<()> {
         (**self).record(event).await
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn record_now(&self, event: AuditEvent) -> std::result::Result<Result<()>, AuditEvent> {
+        (**self).record_now(event)
     }
 
     async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>> {

@@ -195,8 +195,8 @@ fn verify_file(path: &Path) -> Result<ChainReport> {
 
 #[async_trait]
 impl AuditSink for JsonlAuditSink {
-    async fn record(&self, event: &AuditEvent) -> Result<()> {
-        let (inner, event) = (Arc::clone(&self.inner), event.clone());
+    async fn record(&self, event: AuditEvent) -> Result<()> {
+        let inner = Arc::clone(&self.inner);
         blocking::run(move || append(&inner, &event, event.action.is_mutation())).await
     }
 

@@ -33,8 +33,7 @@ fn parse_outcome(text: &str) -> Option<AuditOutcome> {
 
 #[async_trait]
 impl AuditSink for SqliteAuditSink {
-    async fn record(&self, event: &AuditEvent) -> Result<()> {
-        let event = event.clone();
+    async fn record(&self, event: AuditEvent) -> Result<()> {
         self.store
             .with_connection(move |connection| {
                 connection

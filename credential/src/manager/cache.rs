@@ -4,10 +4,11 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::id_hasher::IdMap;
 use crate::Result;
 
 /// How long decrypted credentials stay cached, and how many.
@@ -59,32 +60,33 @@ impl Clone for Cached {
 
 struct Entry {
     cached: Cached,
-    inserted: Instant,
+    fresh_until: DateTime<Utc>,
 }
 
 pub(crate) struct Cache {
     config: CacheConfig,
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<IdMap<Entry>>,
     loading: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Cache {
     pub(crate) fn new(config: CacheConfig) -> Self {
-        Self { config, entries: Mutex::new(HashMap::new()), loading: Mutex::new(HashMap::new()) }
+        Self { config, entries: Mutex::new(IdMap::default()), loading: Mutex::new(HashMap::new()) }
     }
 
-    fn entries(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+    fn entries(&self) -> MutexGuard<'_, IdMap<Entry>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The fresh entry for `key`, if any.
-    pub(crate) fn get(&self, key: &str) -> Option<Cached> {
+    /// The entry for `key` if it is still fresh at `now` (the caller's clock reading, so a read
+    /// asks the clock once).
+    pub(crate) fn get(&self, key: &str, now: DateTime<Utc>) -> Option<Cached> {
         if self.config.capacity == 0 {
             return None;
         }
         let entries = self.entries();
         let entry = entries.get(key)?;
-        (entry.inserted.elapsed() < self.config.ttl).then(|| entry.cached.clone())
+        (now < entry.fresh_until).then(|| entry.cached.clone())
     }
 
     /// Drops the entry for `key`: called on every change made through the manager.
@@ -98,7 +100,10 @@ impl Cache {
     where
         F: Future<Output = Result<Cached>>,
     {
-        if let Some(hit) = self.get(key) {
+        if self.config.capacity == 0 {
+            return load.await;
+        }
+        if let Some(hit) = self.get(key, Utc::now()) {
             return Ok(hit);
         }
         let gate = {
@@ -107,7 +112,7 @@ impl Cache {
         };
         let _turn = gate.lock().await;
         // Whoever held the gate before may have loaded it.
-        if let Some(hit) = self.get(key) {
+        if let Some(hit) = self.get(key, Utc::now()) {
             return Ok(hit);
         }
         let loaded = load.await;
@@ -129,13 +134,17 @@ impl Cache {
         }
         let mut entries = self.entries();
         if entries.len() >= self.config.capacity && !entries.contains_key(key) {
-            let oldest =
-                entries.iter().min_by_key(|(_, entry)| entry.inserted).map(|(key, _)| key.clone());
+            let oldest = entries
+                .iter()
+                .min_by_key(|(_, entry)| entry.fresh_until)
+                .map(|(key, _)| key.clone());
             if let Some(oldest) = oldest {
                 entries.remove(&oldest);
             }
         }
-        entries.insert(key.to_owned(), Entry { cached, inserted: Instant::now() });
+        let ttl = chrono::Duration::from_std(self.config.ttl).unwrap_or(chrono::Duration::MAX);
+        let fresh_until = Utc::now().checked_add_signed(ttl).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        entries.insert(key.to_owned(), Entry { cached, fresh_until });
     }
 }
 
@@ -186,10 +195,10 @@ mod tests {
         for (key, version) in [("a", 1), ("b", 2), ("c", 3)] {
             cache.get_or_load(key, async move { Ok(cached(version)) }).await.unwrap();
         }
-        assert!(cache.get("a").is_none());
-        assert_eq!(cache.get("c").map(|hit| hit.version), Some(3));
+        assert!(cache.get("a", Utc::now()).is_none());
+        assert_eq!(cache.get("c", Utc::now()).map(|hit| hit.version), Some(3));
         tokio::time::sleep(Duration::from_millis(40)).await;
-        assert!(cache.get("c").is_none());
+        assert!(cache.get("c", Utc::now()).is_none());
     }
 
     #[tokio::test]
@@ -197,6 +206,6 @@ mod tests {
         let cache = Cache::new(CacheConfig::default());
         let failed = cache.get_or_load("k", async { Err(crate::Error::Decrypt) }).await;
         assert!(failed.is_err());
-        assert!(cache.get("k").is_none());
+        assert!(cache.get("k", Utc::now()).is_none());
     }
 }

@@ -6,7 +6,7 @@ use chrono::Utc;
 
 use super::audit::AuditAction;
 use super::cache::Cached;
-use super::{Manager, Permission, Principal};
+use super::{DecisionMemo, Manager, Permission, Principal};
 use crate::{Credential, Error, LifecycleState, Result, VersionState, check_id};
 
 /// Reads credentials as one principal. Every read checks the access policy, the kind, the state
@@ -18,11 +18,12 @@ use crate::{Credential, Error, LifecycleState, Result, VersionState, check_id};
 pub struct Context {
     manager: Manager,
     principal: Principal,
+    decisions: Arc<DecisionMemo>,
 }
 
 impl Context {
     pub(crate) fn new(manager: Manager, principal: Principal) -> Self {
-        Self { manager, principal }
+        Self { manager, principal, decisions: Arc::default() }
     }
 
     /// Who this context reads as.
@@ -37,18 +38,26 @@ impl Context {
     /// [`Error::NotActive`] for a draft, [`Error::Revoked`], [`Error::Expired`],
     /// [`Error::Decrypt`], [`Error::Audit`], or a store error.
     pub async fn get<C: Credential>(&self, id: &str) -> Result<Arc<C>> {
-        match self.current::<C>(id).await {
-            Ok((value, cached)) => {
-                self.manager
-                    .record_event_for(
-                        &self.principal,
-                        cached.id,
-                        AuditAction::Read,
-                        Some(cached.version),
-                        None,
-                        None,
-                    )
-                    .await?;
+        let now = Utc::now();
+        // The common case, a cache hit, runs without awaiting anything; a miss loads through the
+        // cache in a boxed future so the hit path stays small.
+        let found = match self.authorized_hit(id, now) {
+            Err(error) => Err(error),
+            Ok(Some(hit)) => Ok(hit),
+            Ok(None) => Box::pin(self.load_through_cache::<C>(id)).await,
+        };
+        match found.and_then(|cached| typed::<C>(id, cached, now)) {
+            Ok((value, shared_id, version)) => {
+                let event = self.manager.event(
+                    now,
+                    &self.principal,
+                    shared_id,
+                    AuditAction::Read,
+                    Some(version),
+                    None,
+                    None,
+                );
+                self.manager.emit(event).await?;
                 Ok(value)
             }
             Err(error) => {
@@ -60,24 +69,16 @@ impl Context {
         }
     }
 
-    async fn current<C: Credential>(&self, id: &str) -> Result<(Arc<C>, Cached)> {
+    /// Checks the policy, then looks in the cache. Denials come first, so they say nothing about
+    /// what exists.
+    fn authorized_hit(&self, id: &str, now: chrono::DateTime<Utc>) -> Result<Option<Cached>> {
+        self.manager.authorize_with(&self.decisions, &self.principal, id, Permission::Read, now)?;
+        Ok(self.manager.inner_cache().get(id, now))
+    }
+
+    async fn load_through_cache<C: Credential>(&self, id: &str) -> Result<Cached> {
         check_id(id)?;
-        self.manager.authorize(&self.principal, id, Permission::Read)?;
-        let cached = self.manager.inner_cache().get_or_load(id, self.load::<C>(id)).await?;
-        if cached.kind != C::KIND {
-            return Err(Error::KindMismatch {
-                expected: C::KIND.to_owned(),
-                found: cached.kind.to_owned(),
-            });
-        }
-        if cached.expires_at.is_some_and(|expires_at| expires_at <= Utc::now()) {
-            return Err(Error::Expired { id: id.to_owned() });
-        }
-        let value = Arc::clone(&cached.value).downcast::<C>().map_err(|_| Error::KindMismatch {
-            expected: C::KIND.to_owned(),
-            found: cached.kind.to_owned(),
-        })?;
-        Ok((value, cached))
+        self.manager.inner_cache().get_or_load(id, self.load::<C>(id)).await
     }
 
     async fn load<C: Credential>(&self, id: &str) -> Result<Cached> {
@@ -122,7 +123,13 @@ impl Context {
 
     async fn version<C: Credential>(&self, id: &str, version: u64) -> Result<Arc<C>> {
         check_id(id)?;
-        self.manager.authorize(&self.principal, id, Permission::Read)?;
+        self.manager.authorize_with(
+            &self.decisions,
+            &self.principal,
+            id,
+            Permission::Read,
+            Utc::now(),
+        )?;
         let record = self.manager.fetch::<C>(id).await?;
         if record.meta.state == LifecycleState::Revoked {
             return Err(Error::Revoked { id: id.to_owned() });
@@ -143,4 +150,22 @@ impl Context {
         }
         self.manager.open_version(id, found).map(Arc::new)
     }
+}
+
+/// The cached value as a `C`, after the kind and expiry checks.
+fn typed<C: Credential>(
+    id: &str,
+    cached: Cached,
+    now: chrono::DateTime<Utc>,
+) -> Result<(Arc<C>, Arc<str>, u64)> {
+    let Cached { value, kind, id: shared_id, version, expires_at } = cached;
+    let mismatch = || Error::KindMismatch { expected: C::KIND.to_owned(), found: kind.to_owned() };
+    if kind != C::KIND {
+        return Err(mismatch());
+    }
+    if expires_at.is_some_and(|expires_at| expires_at <= now) {
+        return Err(Error::Expired { id: id.to_owned() });
+    }
+    let value = value.downcast::<C>().map_err(|_| mismatch())?;
+    Ok((value, shared_id, version))
 }

@@ -29,10 +29,18 @@ pub fn check_id(id: &str) -> Result<()> {
     if id.len() > MAX_ID_LEN {
         return invalid("is longer than 200 bytes");
     }
-    if !id.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"_-./".contains(&byte)) {
-        return invalid("may only contain A-Z, a-z, 0-9, `_`, `-`, `.` and `/`");
+    // One pass: `previous` is the byte before, `/` at the start of the id.
+    let mut previous = b'/';
+    for byte in id.bytes() {
+        if !(byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.' | b'/')) {
+            return invalid("may only contain A-Z, a-z, 0-9, `_`, `-`, `.` and `/`");
+        }
+        if previous == b'/' && matches!(byte, b'/' | b'.') {
+            return invalid("has an empty segment or one starting with `.`");
+        }
+        previous = byte;
     }
-    if id.split('/').any(|segment| segment.is_empty() || segment.starts_with('.')) {
+    if previous == b'/' {
         return invalid("has an empty segment or one starting with `.`");
     }
     Ok(())
