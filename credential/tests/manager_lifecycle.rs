@@ -323,3 +323,47 @@ async fn environments_namespace_ids_in_one_store() {
         staging.list(&ListFilter::all()).await.unwrap().into_iter().map(|meta| meta.id).collect();
     assert_eq!(listed, ["db"]);
 }
+
+#[tokio::test]
+async fn deprecated_versions_are_readable_only_during_the_grace_period() {
+    let build = |grace| async move {
+        Manager::builder()
+            .store(credential::MemoryStore::new())
+            .key_ring(KeyRing::generate().unwrap())
+            .grace_period(grace)
+            .build()
+            .await
+            .unwrap()
+    };
+    for (grace, readable) in [(Duration::from_secs(3600), true), (Duration::ZERO, false)] {
+        let manager = build(grace).await;
+        let active = manager.create("a", github("old")).await.unwrap().activate().await.unwrap();
+        active.rotate(github("new")).await.unwrap().commit().await.unwrap();
+        let old = reader(&manager).get_version::<GitHub>("a", 1).await;
+        assert_eq!(old.is_ok(), readable, "grace {grace:?}");
+        if !readable {
+            assert!(matches!(old, Err(Error::VersionUnavailable { version: 1, .. })));
+        }
+    }
+}
+
+#[tokio::test]
+async fn versions_beyond_the_limit_lose_their_payload_but_stay_in_history() {
+    let manager = Manager::builder()
+        .store(credential::MemoryStore::new())
+        .key_ring(KeyRing::generate().unwrap())
+        .max_versions(2)
+        .build()
+        .await
+        .unwrap();
+    let mut active = manager.create("a", github("v1")).await.unwrap().activate().await.unwrap();
+    for version in 2..=4 {
+        active = active.rotate(github(&format!("v{version}"))).await.unwrap().commit().await.unwrap();
+    }
+    let states: Vec<_> = manager.history("a").await.unwrap().into_iter().map(|v| v.state).collect();
+    assert_eq!(
+        states,
+        [VersionState::Destroyed, VersionState::Destroyed, VersionState::Deprecated, VersionState::Current]
+    );
+    assert!(matches!(active.rollback_to(1).await, Err(Error::VersionUnavailable { .. })));
+}
