@@ -279,13 +279,7 @@ impl Manager {
                 tags: Default::default(),
                 key_id: self.inner.ring.current_id().to_string(),
             },
-            versions: vec![SealedVersion {
-                version: 1,
-                state: VersionState::Pending,
-                created_at: now,
-                changed_at: now,
-                sealed,
-            }],
+            versions: vec![lifecycle::sealed_version(1, VersionState::Pending, sealed)],
         };
         let written = self.write(id, None, record, AuditAction::Create, Some(1), None).await?;
         Ok(Managed::from_parts(self.clone(), id.to_owned(), written, Arc::new(credential)))
@@ -345,7 +339,7 @@ impl Manager {
                 AnyState::Revoked(Managed::from_parts(manager, id_owned, record.clone(), ()))
             }
         };
-        Ok(Loaded(AnyManaged::new(state), lifecycle_version(&record)))
+        Ok(Loaded(AnyManaged::new(state), lifecycle::current_version(&record)))
     }
 
     /// The versions of credential `id`, oldest first, with their states and timestamps.
@@ -608,14 +602,4 @@ impl<C: Credential> Loaded<C> {
     fn version(&self) -> u64 {
         self.1
     }
-}
-
-fn lifecycle_version(record: &Record) -> u64 {
-    record
-        .versions
-        .iter()
-        .rev()
-        .find(|version| version.state == VersionState::Current)
-        .or(record.versions.last())
-        .map_or(0, |version| version.version)
 }

@@ -358,12 +358,18 @@ async fn versions_beyond_the_limit_lose_their_payload_but_stay_in_history() {
         .unwrap();
     let mut active = manager.create("a", github("v1")).await.unwrap().activate().await.unwrap();
     for version in 2..=4 {
-        active = active.rotate(github(&format!("v{version}"))).await.unwrap().commit().await.unwrap();
+        active =
+            active.rotate(github(&format!("v{version}"))).await.unwrap().commit().await.unwrap();
     }
     let states: Vec<_> = manager.history("a").await.unwrap().into_iter().map(|v| v.state).collect();
     assert_eq!(
         states,
-        [VersionState::Destroyed, VersionState::Destroyed, VersionState::Deprecated, VersionState::Current]
+        [
+            VersionState::Destroyed,
+            VersionState::Destroyed,
+            VersionState::Deprecated,
+            VersionState::Current
+        ]
     );
     assert!(matches!(active.rollback_to(1).await, Err(Error::VersionUnavailable { .. })));
 }

@@ -145,12 +145,23 @@ impl<C: Credential, S: State> Managed<C, S> {
         &self.record
     }
 
+    /// Commits `after` in place of this handle's record: policy check, audit, compare-and-swap.
+    async fn save(
+        &self,
+        after: Record,
+        action: AuditAction,
+        version: Option<u64>,
+        reason: Option<String>,
+    ) -> Result<Record> {
+        self.manager.commit_change(&self.id, &self.record, after, action, version, reason).await
+    }
+
     fn next<N: State>(self, record: Record, data: N::Data<C>) -> Managed<C, N> {
         Managed::from_parts(self.manager, self.id, record, data)
     }
 }
 
-fn current_version(record: &Record) -> u64 {
+pub(crate) fn current_version(record: &Record) -> u64 {
     record
         .versions
         .iter()
@@ -162,6 +173,12 @@ fn current_version(record: &Record) -> u64 {
 
 fn next_version(record: &Record) -> u64 {
     record.versions.iter().map(|version| version.version).max().unwrap_or(0) + 1
+}
+
+/// A version sealed now.
+pub(crate) fn sealed_version(version: u64, state: VersionState, sealed: Vec<u8>) -> SealedVersion {
+    let now = Utc::now();
+    SealedVersion { version, state, created_at: now, changed_at: now, sealed }
 }
 
 fn set_version_state(version: &mut SealedVersion, state: VersionState) {
@@ -191,17 +208,7 @@ impl<C: Credential> Managed<C, Draft> {
             set_version_state(first, VersionState::Current);
         }
         let version = current_version(&record);
-        let record = self
-            .manager
-            .commit_change(
-                &self.id,
-                &self.record,
-                record,
-                AuditAction::Activate,
-                Some(version),
-                None,
-            )
-            .await?;
+        let record = self.save(record, AuditAction::Activate, Some(version), None).await?;
         let data = Arc::clone(&self.data);
         Ok(self.next(record, data))
     }
@@ -223,19 +230,9 @@ impl<C: Credential> Managed<C, Active> {
         let mut record = self.record.clone();
         let version = next_version(&record);
         let sealed = self.manager.seal(&self.id, version, &new)?;
-        let now = Utc::now();
-        record.versions.push(SealedVersion {
-            version,
-            state: VersionState::Pending,
-            created_at: now,
-            changed_at: now,
-            sealed,
-        });
+        record.versions.push(sealed_version(version, VersionState::Pending, sealed));
         record.meta.state = LifecycleState::Rotating;
-        let record = self
-            .manager
-            .commit_change(&self.id, &self.record, record, AuditAction::Rotate, Some(version), None)
-            .await?;
+        let record = self.save(record, AuditAction::Rotate, Some(version), None).await?;
         let data = (Arc::clone(&self.data), Arc::new(new));
         Ok(self.next(record, data))
     }
@@ -266,27 +263,10 @@ impl<C: Credential> Managed<C, Active> {
         {
             set_version_state(existing, VersionState::Deprecated);
         }
-        let now = Utc::now();
-        record.versions.push(SealedVersion {
-            version: new_version,
-            state: VersionState::Current,
-            created_at: now,
-            changed_at: now,
-            sealed,
-        });
+        record.versions.push(sealed_version(new_version, VersionState::Current, sealed));
         record.meta.expires_at = restored.expires_at();
         self.manager.prune(&mut record);
-        let record = self
-            .manager
-            .commit_change(
-                &self.id,
-                &self.record,
-                record,
-                AuditAction::RollbackTo,
-                Some(new_version),
-                None,
-            )
-            .await?;
+        let record = self.save(record, AuditAction::RollbackTo, Some(new_version), None).await?;
         Ok(self.next(record, Arc::new(restored)))
     }
 }
@@ -320,10 +300,7 @@ impl<C: Credential> Managed<C, Rotating> {
         record.meta.expires_at = self.data.1.expires_at();
         self.manager.prune(&mut record);
         let version = current_version(&record);
-        let record = self
-            .manager
-            .commit_change(&self.id, &self.record, record, AuditAction::Commit, Some(version), None)
-            .await?;
+        let record = self.save(record, AuditAction::Commit, Some(version), None).await?;
         let data = Arc::clone(&self.data.1);
         Ok(self.next(record, data))
     }
@@ -342,10 +319,7 @@ impl<C: Credential> Managed<C, Rotating> {
             set_version_state(version, VersionState::Destroyed);
         }
         record.meta.state = LifecycleState::Active;
-        let record = self
-            .manager
-            .commit_change(&self.id, &self.record, record, AuditAction::Rollback, discarded, None)
-            .await?;
+        let record = self.save(record, AuditAction::Rollback, discarded, None).await?;
         let data = Arc::clone(&self.data.0);
         Ok(self.next(record, data))
     }
@@ -364,17 +338,8 @@ impl<C: Credential, S: Live> Managed<C, S> {
         }
         record.meta.state = LifecycleState::Revoked;
         let version = current_version(&self.record);
-        let record = self
-            .manager
-            .commit_change(
-                &self.id,
-                &self.record,
-                record,
-                AuditAction::Revoke,
-                Some(version),
-                Some(reason.to_owned()),
-            )
-            .await?;
+        let record =
+            self.save(record, AuditAction::Revoke, Some(version), Some(reason.to_owned())).await?;
         Ok(self.next(record, ()))
     }
 }
