@@ -204,32 +204,42 @@ async fn env_store_child() {
         })
         .unwrap();
 
-    let record = env.get("db/main").await.unwrap().unwrap();
+    let record = env.get("production/db/main").await.unwrap().unwrap();
     assert_eq!(record.meta.kind, "postgres");
-    let opened =
-        ring.open(&SealContext::new("db/main", 1, "postgres"), &record.versions[0].sealed).unwrap();
+    let opened = ring
+        .open(&SealContext::new("production/db/main", 1, "postgres"), &record.versions[0].sealed)
+        .unwrap();
     let db = Postgres::decode(&opened).unwrap();
     assert_eq!(
         (db.password.expose_secret(), db.user.as_str(), db.port),
         ("env-canary-pw", "app", 5432)
     );
 
-    let missing = env.get("db/missing").await.unwrap_err().to_string();
+    let missing = env.get("production/db/missing").await.unwrap_err().to_string();
     assert_eq!(missing, "environment variable `TEST_DB_UNSET` is not set");
-    assert!(env.get("db/unmapped").await.unwrap().is_none());
+    assert!(env.get("production/db/unmapped").await.unwrap().is_none());
     assert!(matches!(
         env.put(record.clone(), Precondition::Revision(1)).await,
         Err(Error::ReadOnly { .. })
     ));
-    assert!(matches!(env.delete("db/main", 1).await, Err(Error::ReadOnly { .. })));
+    assert!(matches!(env.delete("production/db/main", 1).await, Err(Error::ReadOnly { .. })));
     let listed: Vec<_> =
         env.list(&ListFilter::all()).await.unwrap().into_iter().map(|meta| meta.id).collect();
-    assert_eq!(listed, ["db/main"]);
+    assert_eq!(listed, ["production/db/main"]);
     assert!(!format!("{env:?}").contains("env-canary-pw"));
 
-    // As the fallback of a composite: reads reach it, writes never do.
+    // As the fallback of a manager's store: reads reach it through the manager.
     let composite = CompositeStore::new(MemoryStore::new()).with_fallback(env);
-    assert!(composite.get("db/main").await.unwrap().is_some());
+    let manager = credential::Manager::builder()
+        .store(composite)
+        .key_ring(ring)
+        .environment("production")
+        .build()
+        .await
+        .unwrap();
+    let ctx = manager.context(credential::Principal::new("workflow/migrate", "action/read"));
+    let db = ctx.get::<Postgres>("db/main").await.unwrap();
+    assert_eq!(db.password.expose_secret(), "env-canary-pw");
 }
 
 #[test]

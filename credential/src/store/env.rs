@@ -69,7 +69,9 @@ impl EnvStore {
         Self { ring, environment: environment.into(), entries: BTreeMap::new() }
     }
 
-    /// Maps credential `id` to what `build` makes of the environment.
+    /// Maps credential `id` (as a manager of this store's environment names it) to what `build`
+    /// makes of the environment. The record is stored as `<environment>/<id>`, the way managers
+    /// namespace ids.
     ///
     /// # Errors
     /// [`Error::InvalidId`] for an id outside the allowlist.
@@ -79,12 +81,15 @@ impl EnvStore {
         build: impl Fn(&EnvVars) -> Result<C> + Send + Sync + 'static,
     ) -> Result<Self> {
         check_id(id)?;
+        // Stored under the environment's namespace, as a manager of that environment asks for it.
+        let storage_id = format!("{}/{id}", self.environment);
+        check_id(&storage_id)?;
         let loader: Loader = Box::new(move |env| {
             let credential = build(env)?;
             credential.validate()?;
             Ok(Loaded { encoded: credential.encode(), expires_at: credential.expires_at() })
         });
-        self.entries.insert(id.to_owned(), (C::KIND, loader));
+        self.entries.insert(storage_id, (C::KIND, loader));
         Ok(self)
     }
 
