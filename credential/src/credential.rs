@@ -31,7 +31,7 @@ use crate::{Mask, PlainValue, Redacted, RedactedSecret, SecretValue, ValidationE
 /// # Ok(())
 /// # }
 /// ```
-pub trait Credential: Sized + Send + Sync + 'static {
+pub trait Credential: Sized + Send + Sync + std::fmt::Debug + 'static {
     /// The stable type tag stored with each record (`#[credential(kind = "...")]`, by default the
     /// type name in snake case).
     const KIND: &'static str;

@@ -244,6 +244,14 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A connection URL that cannot be read as a credential. Never shows the URL, which may hold
+    /// a password.
+    #[error("invalid connection URL: {reason}")]
+    InvalidUrl {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
     /// Background work was cancelled or panicked.
     #[error("a background task failed")]
     TaskFailed,
@@ -295,6 +303,7 @@ impl Error {
             Self::Audit { .. } => "audit",
             Self::AuditTampered { .. } => "audit_tampered",
             Self::Config { .. } => "config",
+            Self::InvalidUrl { .. } => "invalid_url",
             Self::TaskFailed => "task_failed",
             Self::Io { .. } => "io",
         }

@@ -10,6 +10,7 @@ mod derive_support;
 mod encoding;
 mod error;
 mod expiry;
+pub mod kinds;
 mod manager;
 mod plain;
 mod redacted;
