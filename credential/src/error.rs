@@ -252,6 +252,49 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A malformed template. Names the byte offset, never the template's text.
+    #[error("malformed template at byte {position}: {reason}")]
+    Template {
+        /// Where the problem starts.
+        position: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+
+    /// A template names a field the credential does not have.
+    #[error("credential `{id}` has no field `{field}`")]
+    UnknownField {
+        /// The credential id.
+        id: String,
+        /// The field named.
+        field: String,
+    },
+
+    /// `{{id}}` names a credential without exactly one secret field.
+    #[error(
+        "credential `{id}` does not have exactly one secret field: name the field, as in `{{{{{id}.field}}}}`"
+    )]
+    AmbiguousField {
+        /// The credential id.
+        id: String,
+    },
+
+    /// A template names a binary secret, which cannot be put in text.
+    #[error("field `{field}` of credential `{id}` holds bytes, not text")]
+    NotText {
+        /// The credential id.
+        id: String,
+        /// The field named.
+        field: String,
+    },
+
+    /// A stored kind the manager cannot decode without its type.
+    #[error("credential kind `{kind}` is not registered with this manager")]
+    UnknownKind {
+        /// The stored kind.
+        kind: String,
+    },
+
     /// Background work was cancelled or panicked.
     #[error("a background task failed")]
     TaskFailed,
@@ -304,6 +347,11 @@ impl Error {
             Self::AuditTampered { .. } => "audit_tampered",
             Self::Config { .. } => "config",
             Self::InvalidUrl { .. } => "invalid_url",
+            Self::Template { .. } => "template",
+            Self::UnknownField { .. } => "unknown_field",
+            Self::AmbiguousField { .. } => "ambiguous_field",
+            Self::NotText { .. } => "not_text",
+            Self::UnknownKind { .. } => "unknown_kind",
             Self::TaskFailed => "task_failed",
             Self::Io { .. } => "io",
         }

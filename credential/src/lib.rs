@@ -38,7 +38,7 @@ pub use crate::manager::{
     AccessPolicy, Active, AnyManaged, AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink,
     AuditSummary, CacheConfig, ChainReport, Context, DEFAULT_ENVIRONMENT, Draft, Grant,
     JsonlAuditSink, Live, Managed, Manager, ManagerBuilder, MemoryAuditSink, Permission, Principal,
-    Revoked, Rotating, SqliteAuditSink, State, VersionInfo,
+    ResolveOptions, Revoked, Rotating, SqliteAuditSink, State, VersionInfo,
 };
 pub use crate::plain::{PlainField, PlainValue};
 pub use crate::redacted::Redacted;

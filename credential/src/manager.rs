@@ -9,6 +9,9 @@ mod cache;
 mod context;
 mod id_hasher;
 mod lifecycle;
+mod registry;
+mod resolve;
+mod template;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +30,8 @@ pub use cache::CacheConfig;
 pub use context::Context;
 use lifecycle::AnyState;
 pub use lifecycle::{Active, AnyManaged, Draft, Live, Managed, Revoked, Rotating, State};
+use registry::{AnyCredential, KindRegistry};
+pub use resolve::ResolveOptions;
 
 use crate::{
     Credential, Error, KeyId, KeyRing, LifecycleState, ListFilter, Precondition, Record,
@@ -76,6 +81,7 @@ struct Inner {
     grace_period: chrono::Duration,
     max_versions: usize,
     cache: Cache,
+    kinds: KindRegistry,
 }
 
 impl std::fmt::Debug for Manager {
@@ -99,6 +105,7 @@ pub struct ManagerBuilder {
     grace_period: Duration,
     max_versions: usize,
     cache: CacheConfig,
+    kinds: KindRegistry,
 }
 
 impl std::fmt::Debug for ManagerBuilder {
@@ -168,6 +175,14 @@ impl ManagerBuilder {
         self
     }
 
+    /// Teaches the manager to decode kind `C` by name, for templates over credentials it has not
+    /// seen through a typed call yet. The built-in kinds, and every type the manager is used with,
+    /// are known already.
+    pub fn register<C: Credential>(self) -> Self {
+        self.kinds.register::<C>();
+        self
+    }
+
     /// Builds the manager, checking that the key ring holds every master key the store's records
     /// are sealed under.
     ///
@@ -202,6 +217,7 @@ impl ManagerBuilder {
                 grace_period,
                 max_versions: self.max_versions,
                 cache: Cache::new(self.cache),
+                kinds: self.kinds,
             }),
         })
     }
@@ -234,6 +250,7 @@ impl Manager {
             grace_period: Duration::from_secs(24 * 60 * 60),
             max_versions: 10,
             cache: CacheConfig::default(),
+            kinds: KindRegistry::with_builtin_kinds(),
         }
     }
 
@@ -263,6 +280,7 @@ impl Manager {
         credential: C,
     ) -> Result<Managed<C, Draft>> {
         check_id(id)?;
+        self.inner.kinds.register::<C>();
         credential.validate()?;
         let sealed = self.seal(id, 1, &credential)?;
         let now = Utc::now();
@@ -422,6 +440,7 @@ impl Manager {
 
     /// The record of `id`, checked to be of kind `C`.
     pub(crate) async fn fetch<C: Credential>(&self, id: &str) -> Result<Record> {
+        self.inner.kinds.register::<C>();
         let record = self
             .inner
             .store
@@ -435,6 +454,43 @@ impl Manager {
             });
         }
         Ok(record)
+    }
+
+    /// The current version of `id` decoded by its stored kind, for access by field name; with the
+    /// version number and the expiry. Checks the state like `Context::get`; not cached.
+    pub(crate) async fn load_by_name(
+        &self,
+        id: &str,
+    ) -> Result<(Arc<dyn AnyCredential>, u64, Option<chrono::DateTime<Utc>>)> {
+        let storage_id = self.storage_id(id);
+        let record = self
+            .inner
+            .store
+            .get(&storage_id)
+            .await?
+            .ok_or_else(|| Error::NotFound { id: id.to_owned() })?;
+        match record.meta.state {
+            LifecycleState::Active | LifecycleState::Rotating => {}
+            LifecycleState::Revoked => return Err(Error::Revoked { id: id.to_owned() }),
+            state => return Err(Error::NotActive { id: id.to_owned(), state }),
+        }
+        let decode = self
+            .inner
+            .kinds
+            .decoder(&record.meta.kind)
+            .ok_or_else(|| Error::UnknownKind { kind: record.meta.kind.clone() })?;
+        let current = record
+            .versions
+            .iter()
+            .rev()
+            .find(|version| version.state == VersionState::Current)
+            .ok_or_else(|| Error::CorruptRecord {
+                reason: format!("credential `{id}` has no current version"),
+            })?;
+        let context = SealContext::new(&storage_id, current.version, &record.meta.kind);
+        let credential = decode(&self.inner.ring.open(&context, &current.sealed)?)?;
+        let expires_at = credential.expires_at().or(record.meta.expires_at);
+        Ok((credential, current.version, expires_at))
     }
 
     /// Destroys the payloads of the oldest deprecated versions beyond `max_versions`.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::id_hasher::IdMap;
+use super::registry::AnyCredential;
 use crate::Result;
 
 /// How long decrypted credentials stay cached, and how many.
@@ -40,6 +41,8 @@ impl Default for CacheConfig {
 /// A loaded credential as the cache keeps it.
 pub(crate) struct Cached {
     pub(crate) value: Arc<dyn Any + Send + Sync>,
+    /// The same credential, for access by field name.
+    pub(crate) fields: Arc<dyn AnyCredential>,
     pub(crate) kind: &'static str,
     pub(crate) id: Arc<str>,
     pub(crate) version: u64,
@@ -50,6 +53,7 @@ impl Clone for Cached {
     fn clone(&self) -> Self {
         Self {
             value: Arc::clone(&self.value),
+            fields: Arc::clone(&self.fields),
             kind: self.kind,
             id: Arc::clone(&self.id),
             version: self.version,
@@ -157,6 +161,7 @@ mod tests {
     fn cached(version: u64) -> Cached {
         Cached {
             value: Arc::new(version),
+            fields: Arc::new(crate::kinds::ApiKey { key: "k".into(), header: None }),
             kind: "test",
             id: Arc::from("id"),
             version,

@@ -6,6 +6,7 @@ use chrono::Utc;
 
 use super::audit::AuditAction;
 use super::cache::Cached;
+use super::registry::AnyCredential;
 use super::{DecisionMemo, Manager, Permission, Principal};
 use crate::{Credential, Error, LifecycleState, Result, VersionState, check_id};
 
@@ -16,9 +17,9 @@ use crate::{Credential, Error, LifecycleState, Result, VersionState, check_id};
 /// denial says nothing about what exists.
 #[derive(Debug, Clone)]
 pub struct Context {
-    manager: Manager,
-    principal: Principal,
-    decisions: Arc<DecisionMemo>,
+    pub(super) manager: Manager,
+    pub(super) principal: Principal,
+    pub(super) decisions: Arc<DecisionMemo>,
 }
 
 impl Context {
@@ -96,10 +97,11 @@ impl Context {
             .ok_or_else(|| Error::CorruptRecord {
                 reason: format!("credential `{id}` has no current version"),
             })?;
-        let credential: C = self.manager.open_version(id, current)?;
+        let credential: Arc<C> = Arc::new(self.manager.open_version(id, current)?);
         Ok(Cached {
             expires_at: credential.expires_at().or(record.meta.expires_at),
-            value: Arc::new(credential),
+            fields: Arc::clone(&credential) as Arc<dyn AnyCredential>,
+            value: credential,
             kind: C::KIND,
             id: Arc::from(id),
             version: current.version,
@@ -158,7 +160,7 @@ fn typed<C: Credential>(
     cached: Cached,
     now: chrono::DateTime<Utc>,
 ) -> Result<(Arc<C>, Arc<str>, u64)> {
-    let Cached { value, kind, id: shared_id, version, expires_at } = cached;
+    let Cached { value, kind, id: shared_id, version, expires_at, .. } = cached;
     let mismatch = || Error::KindMismatch { expected: C::KIND.to_owned(), found: kind.to_owned() };
     if kind != C::KIND {
         return Err(mismatch());

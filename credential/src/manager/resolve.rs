@@ -1,0 +1,220 @@
+//! Resolving templates through a context: `{{id.field}}` becomes the field's value, checked and
+//! audited like [`Context::get`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::audit::AuditAction;
+use super::registry::AnyCredential;
+use super::template::{self, Piece};
+use super::{Context, Permission};
+use crate::{Error, FieldRef, Result, SecretValue};
+
+/// How [`Context::resolve_with`] treats a placeholder whose credential or field does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ResolveOptions {
+    /// Leave such placeholders as written instead of failing. A credential the principal may not
+    /// read counts as missing too, so the output says nothing about what exists.
+    pub keep_missing: bool,
+}
+
+impl ResolveOptions {
+    /// Fail on any missing credential or field (the default).
+    pub fn strict() -> Self {
+        Self::default()
+    }
+
+    /// Leave placeholders of missing credentials or fields as written.
+    pub fn keep_missing() -> Self {
+        Self { keep_missing: true }
+    }
+}
+
+/// A resolved piece, borrowed until the output is assembled at its final size.
+enum Part<'t> {
+    Text(&'t str),
+    Field(Arc<dyn AnyCredential>, String),
+}
+
+impl Part<'_> {
+    fn with_text<T>(&self, use_text: impl FnOnce(&str) -> T) -> T {
+        match self {
+            Self::Text(text) => use_text(text),
+            Self::Field(credential, field) => match credential.field(field) {
+                Some(FieldRef::Secret(SecretValue::Text(secret), _)) => {
+                    use_text(secret.expose_secret())
+                }
+                Some(FieldRef::Plain(plain)) => use_text(&plain.to_string()),
+                _ => use_text(""),
+            },
+        }
+    }
+}
+
+impl Context {
+    /// Replaces each `{{id.field}}` in `template` with that field of credential `id`, and each
+    /// `{{id}}` with the credential's only secret field. Every credential is checked (policy, state,
+    /// expiry) and audited like [`get`](Self::get); values are never logged or audited.
+    ///
+    /// ```
+    /// use credential::kinds::BearerToken;
+    /// use credential::prelude::*;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> credential::Result<()> {
+    /// let manager = Manager::builder().store(MemoryStore::new()).key_ring(KeyRing::generate()?).build().await?;
+    /// manager.create("github/main", BearerToken::new("ghp_example".into())).await?.activate().await?;
+    /// let ctx = manager.context(Principal::new("workflow/release", "action/tag"));
+    /// let header = ctx.resolve("Bearer {{github/main.token}}").await?;
+    /// assert_eq!(header.expose_secret(), "Bearer ghp_example");
+    /// assert_eq!(ctx.resolve("{{github/main}}").await?.expose_secret(), "ghp_example");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Template`] for a malformed template; for a placeholder, the errors of
+    /// [`get`](Self::get), [`Error::UnknownField`], [`Error::AmbiguousField`] for `{{id}}` on a
+    /// credential with several secret fields, and [`Error::UnknownKind`] for a kind the manager
+    /// cannot decode by name (register it with [`ManagerBuilder::register`](crate::ManagerBuilder::register)).
+    pub async fn resolve(&self, template: &str) -> Result<SecretString> {
+        self.resolve_with(template, ResolveOptions::strict()).await
+    }
+
+    /// [`resolve`](Self::resolve) with `options`.
+    ///
+    /// # Errors
+    /// As [`resolve`](Self::resolve).
+    pub async fn resolve_with(
+        &self,
+        template: &str,
+        options: ResolveOptions,
+    ) -> Result<SecretString> {
+        let mut parts = Vec::new();
+        for piece in template::parse(template)? {
+            match piece {
+                Piece::Text(text) => parts.push(Part::Text(text)),
+                Piece::Placeholder { id, field, written } => {
+                    match self.placeholder(id, field).await {
+                        Ok(part) => parts.push(part),
+                        Err(
+                            Error::NotFound { .. }
+                            | Error::AccessDenied { .. }
+                            | Error::UnknownField { .. },
+                        ) if options.keep_missing => {
+                            parts.push(Part::Text(written));
+                        }
+                        Err(error) => return Err(error),
+                    }
+                }
+            }
+        }
+        // Assembled at its final size: no partial copy of a secret is left behind.
+        let len: usize = parts.iter().map(|part| part.with_text(str::len)).sum();
+        let mut output = String::with_capacity(len);
+        for part in &parts {
+            part.with_text(|text| output.push_str(text));
+        }
+        Ok(SecretString::from(output))
+    }
+
+    /// Resolves every value of a header map.
+    ///
+    /// # Errors
+    /// As [`resolve`](Self::resolve), for the first value that fails.
+    pub async fn resolve_headers<K, V>(
+        &self,
+        headers: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<BTreeMap<String, SecretString>>
+    where
+        K: Into<String>,
+        V: AsRef<str>,
+    {
+        let mut resolved = BTreeMap::new();
+        for (name, value) in headers {
+            resolved.insert(name.into(), self.resolve(value.as_ref()).await?);
+        }
+        Ok(resolved)
+    }
+
+    /// Resolves every value of a query-parameter map.
+    ///
+    /// # Errors
+    /// As [`resolve`](Self::resolve), for the first value that fails.
+    pub async fn resolve_params<K, V>(
+        &self,
+        params: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<BTreeMap<String, SecretString>>
+    where
+        K: Into<String>,
+        V: AsRef<str>,
+    {
+        self.resolve_headers(params).await
+    }
+
+    /// One placeholder: the credential, checked and audited, and the field to take from it.
+    async fn placeholder<'t>(&self, id: &str, field: Option<&str>) -> Result<Part<'t>> {
+        let now = Utc::now();
+        let result = self.credential_by_name(id, now).await.and_then(|(credential, version)| {
+            let field = pick_field(id, credential.as_ref(), field)?;
+            Ok((Part::Field(credential, field), version))
+        });
+        let (version, error) = match &result {
+            Ok((_, version)) => (Some(*version), None),
+            Err(error) => (None, Some(error)),
+        };
+        let event = self.manager.event(
+            now,
+            &self.principal,
+            Arc::from(id),
+            AuditAction::Resolve,
+            version,
+            error,
+            None,
+        );
+        self.manager.emit(event).await?;
+        result.map(|(part, _)| part)
+    }
+
+    async fn credential_by_name(
+        &self,
+        id: &str,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(Arc<dyn AnyCredential>, u64)> {
+        crate::check_id(id)?;
+        self.manager.authorize_with(&self.decisions, &self.principal, id, Permission::Read, now)?;
+        if let Some(hit) = self.manager.inner_cache().get(id, now) {
+            if hit.expires_at.is_some_and(|expires_at| expires_at <= now) {
+                return Err(Error::Expired { id: id.to_owned() });
+            }
+            return Ok((hit.fields, hit.version));
+        }
+        let (credential, version, expires_at) = self.manager.load_by_name(id).await?;
+        if expires_at.is_some_and(|expires_at| expires_at <= now) {
+            return Err(Error::Expired { id: id.to_owned() });
+        }
+        Ok((credential, version))
+    }
+}
+
+/// The field a placeholder names, or the sole secret field.
+fn pick_field(id: &str, credential: &dyn AnyCredential, field: Option<&str>) -> Result<String> {
+    match field {
+        Some(field) => match credential.field(field) {
+            Some(FieldRef::Secret(SecretValue::Bytes(_), _)) => {
+                Err(Error::NotText { id: id.to_owned(), field: field.to_owned() })
+            }
+            Some(_) => Ok(field.to_owned()),
+            None => Err(Error::UnknownField { id: id.to_owned(), field: field.to_owned() }),
+        },
+        None => {
+            let mut secrets = credential.schema().iter().filter(|schema| schema.is_secret());
+            match (secrets.next(), secrets.next()) {
+                (Some(only), None) => pick_field(id, credential, Some(only.name)),
+                _ => Err(Error::AmbiguousField { id: id.to_owned() }),
+            }
+        }
+    }
+}

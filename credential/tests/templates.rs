@@ -1,0 +1,236 @@
+//! Template resolution: placeholders, every error path, missing-placeholder handling, access
+//! checks, and that no value reaches the audit trail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use credential::kinds::{BasicAuth, BearerToken};
+use credential::prelude::*;
+use credential::{
+    AccessPolicy, AuditQuery, AuditSink, Error, Grant, MemoryAuditSink, ResolveOptions,
+};
+
+const CANARY: &str = "CANARY-tpl-5e8d0c2b";
+
+#[derive(Credential)]
+#[credential(kind = "webhook")]
+struct Webhook {
+    #[secret]
+    url: SecretString,
+    #[secret]
+    signing_key: SecretSlice<u8>,
+    channel: String,
+}
+
+#[derive(Credential)]
+#[credential(kind = "two_secrets")]
+struct TwoSecrets {
+    #[secret]
+    first: SecretString,
+    #[secret]
+    second: SecretString,
+}
+
+async fn setup(policy: Option<AccessPolicy>) -> (Manager, Arc<MemoryAuditSink>, Arc<MemoryStore>) {
+    let audit = Arc::new(MemoryAuditSink::new());
+    let store = Arc::new(MemoryStore::new());
+    let mut builder = Manager::builder()
+        .store(Arc::clone(&store))
+        .key_ring(KeyRing::generate().unwrap())
+        .audit(Arc::clone(&audit));
+    if let Some(policy) = policy {
+        builder = builder.access_policy(policy);
+    }
+    let manager = builder.build().await.unwrap();
+    manager
+        .create("github/main", BearerToken::new(CANARY.into()))
+        .await
+        .unwrap()
+        .activate()
+        .await
+        .unwrap();
+    manager
+        .create(
+            "db.primary",
+            BasicAuth { username: "app".into(), password: format!("{CANARY}-pw").into() },
+        )
+        .await
+        .unwrap()
+        .activate()
+        .await
+        .unwrap();
+    manager
+        .create(
+            "hooks/slack",
+            Webhook {
+                url: "https://hooks.example/x".into(),
+                signing_key: vec![1, 2].into(),
+                channel: "#ops".into(),
+            },
+        )
+        .await
+        .unwrap()
+        .activate()
+        .await
+        .unwrap();
+    manager
+        .create("two", TwoSecrets { first: "a".into(), second: "b".into() })
+        .await
+        .unwrap()
+        .activate()
+        .await
+        .unwrap();
+    (manager, audit, store)
+}
+
+fn ctx(manager: &Manager) -> Context {
+    manager.context(Principal::new("workflow/deploy", "action/notify"))
+}
+
+use credential::Context;
+
+#[tokio::test]
+async fn placeholders_resolve_to_fields_and_sole_secrets() {
+    let (manager, _, _) = setup(None).await;
+    let ctx = ctx(&manager);
+    let resolved = ctx
+        .resolve("Bearer {{github/main.token}}; {{ db.primary.username }}:{{db.primary.password}}")
+        .await
+        .unwrap();
+    assert_eq!(resolved.expose_secret(), format!("Bearer {CANARY}; app:{CANARY}-pw"));
+    assert_eq!(ctx.resolve("{{github/main}}").await.unwrap().expose_secret(), CANARY);
+    assert_eq!(ctx.resolve("#{{hooks/slack.channel}}").await.unwrap().expose_secret(), "##ops");
+    assert_eq!(ctx.resolve("no placeholders").await.unwrap().expose_secret(), "no placeholders");
+
+    let headers = ctx
+        .resolve_headers([
+            ("Authorization", "Bearer {{github/main}}"),
+            ("X-Channel", "{{hooks/slack.channel}}"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(headers["Authorization"].expose_secret(), format!("Bearer {CANARY}"));
+    let params = ctx
+        .resolve_params(vec![("user".to_owned(), "{{db.primary.username}}".to_owned())])
+        .await
+        .unwrap();
+    assert_eq!(params["user"].expose_secret(), "app");
+}
+
+#[tokio::test]
+async fn every_error_path_is_a_clear_error() {
+    let (manager, _, _) = setup(None).await;
+    let ctx = ctx(&manager);
+    type Expected = fn(&Error) -> bool;
+    let cases: Vec<(&str, Expected)> = vec![
+        ("{{github/main.token", |e| matches!(e, Error::Template { .. })),
+        ("{{}}", |e| matches!(e, Error::Template { .. })),
+        ("{{missing/id.token}}", |e| matches!(e, Error::NotFound { .. })),
+        ("{{github/main.nope}}", |e| matches!(e, Error::UnknownField { .. })),
+        ("{{two}}", |e| matches!(e, Error::AmbiguousField { .. })),
+        ("{{hooks/slack}}", |e| matches!(e, Error::AmbiguousField { .. })),
+        ("{{hooks/slack.signing_key}}", |e| matches!(e, Error::NotText { .. })),
+        ("{{../etc.passwd}}", |e| matches!(e, Error::InvalidId { .. })),
+    ];
+    for (template, expected) in cases {
+        let error = ctx.resolve(template).await.unwrap_err();
+        assert!(expected(&error), "{template}: {error}");
+        assert!(!error.to_string().contains(CANARY));
+    }
+}
+
+#[tokio::test]
+async fn missing_placeholders_can_be_left_in_place() {
+    let (manager, _, _) = setup(None).await;
+    let ctx = ctx(&manager);
+    let resolved = ctx
+        .resolve_with(
+            "{{github/main}} {{missing/id.token}} {{github/main.nope}}",
+            ResolveOptions::keep_missing(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        resolved.expose_secret(),
+        format!("{CANARY} {{{{missing/id.token}}}} {{{{github/main.nope}}}}")
+    );
+    // Other failures still fail.
+    assert!(ctx.resolve_with("{{two}}", ResolveOptions::keep_missing()).await.is_err());
+}
+
+#[tokio::test]
+async fn state_and_expiry_are_checked_like_get() {
+    let (manager, _, _) = setup(None).await;
+    let ctx = ctx(&manager);
+    manager
+        .load::<BearerToken>("github/main")
+        .await
+        .unwrap()
+        .into_active()
+        .unwrap()
+        .revoke("test")
+        .await
+        .unwrap();
+    assert!(matches!(ctx.resolve("{{github/main}}").await, Err(Error::Revoked { .. })));
+    manager.create("draft", BearerToken::new("t".into())).await.unwrap();
+    assert!(matches!(ctx.resolve("{{draft}}").await, Err(Error::NotActive { .. })));
+    let expired =
+        BearerToken { token: "t".into(), expires: Some(Utc::now() - chrono::Duration::hours(1)) };
+    manager.create("old", expired).await.unwrap().activate().await.unwrap();
+    assert!(matches!(ctx.resolve("{{old}}").await, Err(Error::Expired { .. })));
+}
+
+#[tokio::test]
+async fn denied_placeholders_look_missing_and_everything_is_audited_without_values() {
+    let policy = AccessPolicy::new()
+        .grant(Grant::admin("operator", "*"))
+        .grant(Grant::read("workflow/deploy:*", "github/*"));
+    let (manager, audit, _) = setup(Some(policy)).await;
+    let ctx = ctx(&manager);
+    assert!(ctx.resolve("{{github/main}}").await.is_ok());
+    assert!(matches!(
+        ctx.resolve("{{db.primary.password}}").await,
+        Err(Error::AccessDenied { .. })
+    ));
+    assert!(matches!(ctx.resolve("{{nothing/here.x}}").await, Err(Error::AccessDenied { .. })));
+    let kept = ctx
+        .resolve_with("{{db.primary.password}}|{{nothing/here.x}}", ResolveOptions::keep_missing())
+        .await
+        .unwrap();
+    assert_eq!(kept.expose_secret(), "{{db.primary.password}}|{{nothing/here.x}}");
+
+    let events =
+        audit.query(&AuditQuery::all().action(credential::AuditAction::Resolve)).await.unwrap();
+    assert_eq!(events.len(), 5);
+    assert_eq!(events.iter().filter(|e| e.outcome == credential::AuditOutcome::Denied).count(), 4);
+    assert!(!format!("{events:?}").contains(CANARY));
+}
+
+#[tokio::test]
+async fn custom_kinds_resolve_after_registration() {
+    let store = Arc::new(MemoryStore::new());
+    let ring = KeyRing::generate().unwrap();
+    let writer =
+        Manager::builder().store(Arc::clone(&store)).key_ring(ring.clone()).build().await.unwrap();
+    writer
+        .create("two", TwoSecrets { first: "a".into(), second: "b".into() })
+        .await
+        .unwrap()
+        .activate()
+        .await
+        .unwrap();
+
+    let fresh =
+        Manager::builder().store(Arc::clone(&store)).key_ring(ring.clone()).build().await.unwrap();
+    let error = ctx(&fresh).resolve("{{two.first}}").await.unwrap_err();
+    assert!(matches!(error, Error::UnknownKind { ref kind } if kind == "two_secrets"), "{error}");
+
+    let registered = Manager::builder()
+        .store(store)
+        .key_ring(ring)
+        .register::<TwoSecrets>()
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(ctx(&registered).resolve("{{two.second}}").await.unwrap().expose_secret(), "b");
+}
