@@ -7,6 +7,7 @@ mod basic_auth;
 mod bearer_token;
 mod database;
 mod oauth2_token;
+mod ssh_key;
 
 pub use api_key::ApiKey;
 pub use aws::Aws;
@@ -14,3 +15,4 @@ pub use basic_auth::BasicAuth;
 pub use bearer_token::BearerToken;
 pub use database::Database;
 pub use oauth2_token::OAuth2Token;
+pub use ssh_key::SshKey;

@@ -58,7 +58,7 @@ impl KindRegistry {
 
     /// A registry that knows the built-in kinds.
     pub(crate) fn with_builtin_kinds() -> Self {
-        use crate::kinds::{ApiKey, Aws, BasicAuth, BearerToken, Database, OAuth2Token};
+        use crate::kinds::{ApiKey, Aws, BasicAuth, BearerToken, Database, OAuth2Token, SshKey};
         let registry = Self::default();
         registry.register::<ApiKey>();
         registry.register::<Aws>();
@@ -66,6 +66,7 @@ impl KindRegistry {
         registry.register::<BearerToken>();
         registry.register::<Database>();
         registry.register::<OAuth2Token>();
+        registry.register::<SshKey>();
         registry
     }
 }
