@@ -469,24 +469,12 @@ impl Manager {
             .get(&storage_id)
             .await?
             .ok_or_else(|| Error::NotFound { id: id.to_owned() })?;
-        match record.meta.state {
-            LifecycleState::Active | LifecycleState::Rotating => {}
-            LifecycleState::Revoked => return Err(Error::Revoked { id: id.to_owned() }),
-            state => return Err(Error::NotActive { id: id.to_owned(), state }),
-        }
+        let current = served_version(id, &record)?;
         let decode = self
             .inner
             .kinds
             .decoder(&record.meta.kind)
             .ok_or_else(|| Error::UnknownKind { kind: record.meta.kind.clone() })?;
-        let current = record
-            .versions
-            .iter()
-            .rev()
-            .find(|version| version.state == VersionState::Current)
-            .ok_or_else(|| Error::CorruptRecord {
-                reason: format!("credential `{id}` has no current version"),
-            })?;
         let context = SealContext::new(&storage_id, current.version, &record.meta.kind);
         let credential = decode(&self.inner.ring.open(&context, &current.sealed)?)?;
         let expires_at = credential.expires_at().or(record.meta.expires_at);
@@ -658,4 +646,16 @@ impl<C: Credential> Loaded<C> {
     fn version(&self) -> u64 {
         self.1
     }
+}
+
+/// The version `get` serves: the current one of an active (or rotating) credential.
+pub(crate) fn served_version<'r>(id: &str, record: &'r Record) -> Result<&'r SealedVersion> {
+    match record.meta.state {
+        LifecycleState::Active | LifecycleState::Rotating => {}
+        LifecycleState::Revoked => return Err(Error::Revoked { id: id.to_owned() }),
+        state => return Err(Error::NotActive { id: id.to_owned(), state }),
+    }
+    record.versions.iter().rev().find(|version| version.state == VersionState::Current).ok_or_else(
+        || Error::CorruptRecord { reason: format!("credential `{id}` has no current version") },
+    )
 }

@@ -31,6 +31,10 @@ struct TwoSecrets {
     second: SecretString,
 }
 
+async fn activate<C: Credential>(manager: &Manager, id: &str, credential: C) {
+    manager.create(id, credential).await.unwrap().activate().await.unwrap();
+}
+
 async fn setup(policy: Option<AccessPolicy>) -> (Manager, Arc<MemoryAuditSink>, Arc<MemoryStore>) {
     let audit = Arc::new(MemoryAuditSink::new());
     let store = Arc::new(MemoryStore::new());
@@ -42,44 +46,24 @@ async fn setup(policy: Option<AccessPolicy>) -> (Manager, Arc<MemoryAuditSink>, 
         builder = builder.access_policy(policy);
     }
     let manager = builder.build().await.unwrap();
-    manager
-        .create("github/main", BearerToken::new(CANARY.into()))
-        .await
-        .unwrap()
-        .activate()
-        .await
-        .unwrap();
-    manager
-        .create(
-            "db.primary",
-            BasicAuth { username: "app".into(), password: format!("{CANARY}-pw").into() },
-        )
-        .await
-        .unwrap()
-        .activate()
-        .await
-        .unwrap();
-    manager
-        .create(
-            "hooks/slack",
-            Webhook {
-                url: "https://hooks.example/x".into(),
-                signing_key: vec![1, 2].into(),
-                channel: "#ops".into(),
-            },
-        )
-        .await
-        .unwrap()
-        .activate()
-        .await
-        .unwrap();
-    manager
-        .create("two", TwoSecrets { first: "a".into(), second: "b".into() })
-        .await
-        .unwrap()
-        .activate()
-        .await
-        .unwrap();
+    activate(&manager, "github/main", BearerToken::new(CANARY.into())).await;
+    activate(
+        &manager,
+        "db.primary",
+        BasicAuth { username: "app".into(), password: format!("{CANARY}-pw").into() },
+    )
+    .await;
+    activate(
+        &manager,
+        "hooks/slack",
+        Webhook {
+            url: "https://hooks.example/x".into(),
+            signing_key: vec![1, 2].into(),
+            channel: "#ops".into(),
+        },
+    )
+    .await;
+    activate(&manager, "two", TwoSecrets { first: "a".into(), second: "b".into() }).await;
     (manager, audit, store)
 }
 
@@ -176,7 +160,7 @@ async fn state_and_expiry_are_checked_like_get() {
     assert!(matches!(ctx.resolve("{{draft}}").await, Err(Error::NotActive { .. })));
     let expired =
         BearerToken { token: "t".into(), expires: Some(Utc::now() - chrono::Duration::hours(1)) };
-    manager.create("old", expired).await.unwrap().activate().await.unwrap();
+    activate(&manager, "old", expired).await;
     assert!(matches!(ctx.resolve("{{old}}").await, Err(Error::Expired { .. })));
 }
 

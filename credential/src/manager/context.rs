@@ -84,19 +84,7 @@ impl Context {
 
     async fn load<C: Credential>(&self, id: &str) -> Result<Cached> {
         let record = self.manager.fetch::<C>(id).await?;
-        match record.meta.state {
-            LifecycleState::Active | LifecycleState::Rotating => {}
-            LifecycleState::Revoked => return Err(Error::Revoked { id: id.to_owned() }),
-            state => return Err(Error::NotActive { id: id.to_owned(), state }),
-        }
-        let current = record
-            .versions
-            .iter()
-            .rev()
-            .find(|version| version.state == VersionState::Current)
-            .ok_or_else(|| Error::CorruptRecord {
-                reason: format!("credential `{id}` has no current version"),
-            })?;
+        let current = super::served_version(id, &record)?;
         let credential: Arc<C> = Arc::new(self.manager.open_version(id, current)?);
         Ok(Cached {
             expires_at: credential.expires_at().or(record.meta.expires_at),
