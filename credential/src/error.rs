@@ -252,6 +252,13 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A certificate or private key that cannot be read.
+    #[error("invalid certificate: {reason}")]
+    InvalidCertificate {
+        /// What is wrong.
+        reason: &'static str,
+    },
+
     /// A malformed template. Names the byte offset, never the template's text.
     #[error("malformed template at byte {position}: {reason}")]
     Template {
@@ -348,6 +355,7 @@ impl Error {
             Self::Config { .. } => "config",
             Self::InvalidUrl { .. } => "invalid_url",
             Self::Template { .. } => "template",
+            Self::InvalidCertificate { .. } => "invalid_certificate",
             Self::UnknownField { .. } => "unknown_field",
             Self::AmbiguousField { .. } => "ambiguous_field",
             Self::NotText { .. } => "not_text",

@@ -58,12 +58,15 @@ impl KindRegistry {
 
     /// A registry that knows the built-in kinds.
     pub(crate) fn with_builtin_kinds() -> Self {
-        use crate::kinds::{ApiKey, Aws, BasicAuth, BearerToken, Database, OAuth2Token, SshKey};
+        use crate::kinds::{
+            ApiKey, Aws, BasicAuth, BearerToken, Certificate, Database, OAuth2Token, SshKey,
+        };
         let registry = Self::default();
         registry.register::<ApiKey>();
         registry.register::<Aws>();
         registry.register::<BasicAuth>();
         registry.register::<BearerToken>();
+        registry.register::<Certificate>();
         registry.register::<Database>();
         registry.register::<OAuth2Token>();
         registry.register::<SshKey>();
