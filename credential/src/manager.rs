@@ -183,8 +183,8 @@ impl ManagerBuilder {
         self
     }
 
-    /// Builds the manager, checking that the key ring holds every master key the store's records
-    /// are sealed under.
+    /// Builds the manager, checking that the key ring holds every master key the records of its
+    /// environment are sealed under.
     ///
     /// # Errors
     /// [`Error::Config`] for a missing store or key ring or invalid settings,
@@ -200,7 +200,10 @@ impl ManagerBuilder {
         })?;
         let grace_period = chrono::Duration::from_std(self.grace_period)
             .map_err(|_| Error::Config { reason: "the grace period is too long" })?;
-        for meta in store.list(&ListFilter::all()).await? {
+        // Only this environment's records: another environment in the same store may use its own
+        // master keys.
+        let own_records = ListFilter::all().environment(self.environment.clone());
+        for meta in store.list(&own_records).await? {
             if meta.state != LifecycleState::Revoked && !meta.key_id.is_empty() {
                 ring.check(&KeyId::parse(&meta.key_id)?)?;
             }

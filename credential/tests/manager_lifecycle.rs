@@ -373,3 +373,39 @@ async fn versions_beyond_the_limit_lose_their_payload_but_stay_in_history() {
     );
     assert!(matches!(active.rollback_to(1).await, Err(Error::VersionUnavailable { .. })));
 }
+
+#[tokio::test]
+async fn environments_may_use_their_own_master_keys_in_one_store() {
+    let store =
+        SqliteStore::open(scratch_dir("environment-keys").join("credentials.db")).await.unwrap();
+    let (staging_ring, production_ring) =
+        (KeyRing::generate().unwrap(), KeyRing::generate().unwrap());
+    let staging = Manager::builder()
+        .store(store.clone())
+        .key_ring(staging_ring)
+        .environment("staging")
+        .build()
+        .await
+        .unwrap();
+    staging.create("db", github("staging")).await.unwrap().activate().await.unwrap();
+    let production = Manager::builder()
+        .store(store.clone())
+        .key_ring(production_ring)
+        .environment("production")
+        .build()
+        .await
+        .unwrap();
+    production.create("db", github("production")).await.unwrap().activate().await.unwrap();
+    assert_eq!(
+        reader(&production).get::<GitHub>("db").await.unwrap().token.expose_secret(),
+        "production"
+    );
+    // The wrong ring for an environment is still caught at build time.
+    let wrong = Manager::builder()
+        .store(store)
+        .key_ring(KeyRing::generate().unwrap())
+        .environment("staging")
+        .build()
+        .await;
+    assert!(matches!(wrong, Err(Error::WrongMasterKey { .. })));
+}
