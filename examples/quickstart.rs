@@ -82,6 +82,13 @@ async fn main() -> credential::Result<()> {
     let active = rotating.commit().await?;
     println!("committed: now serving {}", ctx.get::<GitHub>("github/main").await?.redacted());
 
+    // Templates fill `{{id.field}}` placeholders; the result is a secret too.
+    let header = ctx.resolve("token {{github/main.token}}").await?;
+    println!(
+        "resolved an Authorization header of {} characters: {header:?}",
+        header.expose_secret().len()
+    );
+
     // A rotation can be rolled back; an old version can be restored.
     let active = active
         .rotate(github("ghp_0000000000000000000000000000000000BBBB"))
