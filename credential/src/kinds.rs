@@ -8,6 +8,7 @@ mod bearer_token;
 mod certificate;
 mod database;
 mod oauth2_token;
+mod pem_key;
 mod ssh_key;
 
 pub use api_key::ApiKey;

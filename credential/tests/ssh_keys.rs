@@ -13,10 +13,15 @@ use support::scratch_dir;
 /// A fresh key of `kind` (`ed25519`, `rsa`) encrypted with `passphrase` (empty: none), and its
 /// public key line.
 fn generate(name: &str, kind: &str, passphrase: &str) -> (String, String) {
+    generate_as(name, kind, passphrase, "RFC4716")
+}
+
+/// As [`generate`], written in `format` (`RFC4716`: OpenSSH, `PEM`, `PKCS8`).
+fn generate_as(name: &str, kind: &str, passphrase: &str, format: &str) -> (String, String) {
     let dir = scratch_dir(&format!("ssh-{name}"));
     let path = dir.join("key");
     let status = Command::new("ssh-keygen")
-        .args(["-q", "-t", kind, "-N", passphrase, "-C", "test@credential", "-f"])
+        .args(["-q", "-t", kind, "-N", passphrase, "-m", format, "-C", "test@credential", "-f"])
         .arg(&path)
         .status()
         .expect("ssh-keygen must be installed (openssh-client)");
@@ -62,6 +67,25 @@ fn encrypted_keys_need_the_right_passphrase() {
         [("passphrase", "decrypts")]
     );
     assert!(!wrong.to_string().contains("battery"));
+}
+
+#[test]
+fn unencrypted_pem_keys_parse_and_encrypted_ones_are_refused() {
+    for (kind, format, label) in [
+        ("rsa", "PEM", "BEGIN RSA PRIVATE KEY"),
+        ("rsa", "PKCS8", "BEGIN PRIVATE KEY"),
+        ("ecdsa", "PEM", "BEGIN EC PRIVATE KEY"),
+        ("ecdsa", "PKCS8", "BEGIN PRIVATE KEY"),
+    ] {
+        let (private, _) = generate_as(&format!("pem-{kind}-{format}"), kind, "", format);
+        assert!(private.contains(label), "{kind} {format}");
+        SshKey { private_key: private.into(), passphrase: None }.validate().unwrap();
+    }
+    let (encrypted, _) = generate_as("pem-encrypted", "rsa", "secret", "PEM");
+    let errors = SshKey { private_key: encrypted.into(), passphrase: Some("secret".into()) }
+        .validate()
+        .unwrap_err();
+    assert_eq!(errors.iter().map(|e| e.field()).collect::<Vec<_>>(), ["private_key"]);
 }
 
 #[test]

@@ -5,17 +5,12 @@
 //! (X.509 validity and subject public key, and the public half carried by RSA and EC private keys).
 
 use chrono::{DateTime, Utc};
-use der::asn1::{
-    AnyRef, BitStringRef, GeneralizedTime, ObjectIdentifier, OctetStringRef, UintRef, UtcTime,
-};
-use der::{Decode, Reader, SliceReader, Tag, TagMode, TagNumber};
+use der::asn1::{AnyRef, BitStringRef, GeneralizedTime, UintRef, UtcTime};
+use der::{Decode, Reader, SliceReader, Tag};
 use secrecy::{ExposeSecret, SecretString};
-use zeroize::Zeroizing;
 
+use super::pem_key::{PublicKey, RSA, private_key_info, read_algorithm, rsa_public_parts};
 use crate::{self as credential, Error, Result, ValidationErrors};
-
-const RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-const EC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 
 /// A PEM certificate chain (leaf first) and the leaf's private key.
 ///
@@ -84,18 +79,15 @@ fn key_matches_leaf(certificate: &Certificate) -> std::result::Result<(), Valida
             return errors.into_result();
         }
     };
-    match (leaf, public_key_of(certificate.private_key.expose_secret())) {
-        (_, Err(_)) => errors.add(
+    let key = private_key_info(certificate.private_key.expose_secret()).map(|info| info.public_key);
+    match (leaf, key) {
+        (_, Err(_) | Ok(None)) => errors.add(
             "private_key",
             "key",
-            "must be a PEM RSA or EC private key (PKCS#8, PKCS#1 or SEC1)",
+            "must be a PEM RSA or EC private key (PKCS#8, PKCS#1 or SEC1) that carries its public key",
         ),
-        (Some(leaf), Ok(key)) if key != leaf.public_key => {
-            errors.add(
-                "private_key",
-                "matches_certificate",
-                "does not belong to the leaf certificate",
-            );
+        (Some(leaf), Ok(Some(key))) if key != leaf.public_key => {
+            errors.add("private_key", "matches_certificate", "does not belong to the leaf certificate");
         }
         _ => {}
     }
@@ -128,14 +120,6 @@ struct Leaf {
     not_after: DateTime<Utc>,
     /// The subject public key: algorithm and key bits.
     public_key: PublicKey,
-}
-
-/// A public key as an algorithm and its canonical bytes (RSA: modulus and exponent, without
-/// leading zeros; EC and others: the encoded point or key).
-#[derive(Debug, PartialEq, Eq)]
-struct PublicKey {
-    algorithm: ObjectIdentifier,
-    parts: Vec<Vec<u8>>,
 }
 
 fn parse_leaf(der: &[u8]) -> Result<Leaf> {
@@ -187,103 +171,5 @@ fn read_spki<'r>(reader: &mut SliceReader<'r>) -> der::Result<PublicKey> {
         let bits = BitStringRef::decode(spki)?.raw_bytes();
         let parts = if algorithm == RSA { rsa_public_parts(bits)? } else { vec![bits.to_vec()] };
         Ok(PublicKey { algorithm, parts })
-    })
-}
-
-fn read_algorithm<'r>(reader: &mut SliceReader<'r>) -> der::Result<ObjectIdentifier> {
-    reader.sequence(|algorithm| {
-        let oid = ObjectIdentifier::decode(algorithm)?;
-        while !algorithm.is_finished() {
-            AnyRef::decode(algorithm)?;
-        }
-        Ok(oid)
-    })
-}
-
-/// Modulus and exponent of an RSAPublicKey, or the first two integers after the version of an
-/// RSAPrivateKey (which are the same two numbers).
-fn rsa_public_parts(der: &[u8]) -> der::Result<Vec<Vec<u8>>> {
-    let mut reader = SliceReader::new(der)?;
-    reader.sequence(|key| {
-        let first = UintRef::decode(key)?;
-        let is_zero = first.as_bytes().iter().all(|byte| *byte == 0);
-        let (modulus, exponent) = if is_zero && !key.is_finished() {
-            // RSAPrivateKey: version 0, then modulus and publicExponent.
-            (UintRef::decode(key)?, UintRef::decode(key)?)
-        } else {
-            (first, UintRef::decode(key)?)
-        };
-        while !key.is_finished() {
-            AnyRef::decode(key)?;
-        }
-        Ok(vec![modulus.as_bytes().to_vec(), exponent.as_bytes().to_vec()])
-    })
-}
-
-/// The public half of a PEM private key.
-fn public_key_of(pem: &str) -> Result<PublicKey> {
-    let invalid =
-        |_: der::Error| Error::InvalidCertificate { reason: "not a supported private key" };
-    let (label, der) = der::pem::decode_vec(pem.trim().as_bytes())
-        .map_err(|_| Error::InvalidCertificate { reason: "not a PEM private key" })?;
-    let der = Zeroizing::new(der);
-    match label {
-        "PRIVATE KEY" => pkcs8_public_key(&der).map_err(invalid),
-        "RSA PRIVATE KEY" => {
-            Ok(PublicKey { algorithm: RSA, parts: rsa_public_parts(&der).map_err(invalid)? })
-        }
-        "EC PRIVATE KEY" => ec_public_point(&der)
-            .map(|point| PublicKey { algorithm: EC, parts: vec![point] })
-            .map_err(invalid),
-        _ => Err(Error::InvalidCertificate { reason: "not a supported private key" }),
-    }
-}
-
-/// PKCS#8: the algorithm, then the RSA or EC key inside; for other algorithms the public key
-/// must be present (PKCS#8 v2).
-fn pkcs8_public_key(der: &[u8]) -> der::Result<PublicKey> {
-    let mut reader = SliceReader::new(der)?;
-    reader.sequence(|info| {
-        UintRef::decode(info)?; // version
-        let algorithm = read_algorithm(info)?;
-        let private_key = <&OctetStringRef>::decode(info)?.as_bytes();
-        if algorithm == RSA {
-            return Ok(PublicKey { algorithm, parts: rsa_public_parts(private_key)? });
-        }
-        if algorithm == EC {
-            while !info.is_finished() {
-                AnyRef::decode(info)?;
-            }
-            return Ok(PublicKey { algorithm, parts: vec![ec_public_point(private_key)?] });
-        }
-        // Other algorithms: the optional `[1] IMPLICIT BIT STRING` public key (PKCS#8 v2).
-        let mut public = None;
-        while !info.is_finished() {
-            match Tag::peek(info)? {
-                Tag::ContextSpecific { number: TagNumber(1), .. } => {
-                    public =
-                        info.context_specific::<BitStringRef<'_>>(TagNumber(1), TagMode::Implicit)?;
-                }
-                _ => {
-                    AnyRef::decode(info)?;
-                }
-            }
-        }
-        let public = public.ok_or(der::ErrorKind::Failed)?;
-        Ok(PublicKey { algorithm, parts: vec![public.raw_bytes().to_vec()] })
-    })
-}
-
-/// SEC1 ECPrivateKey: the public point in its `[1]` field.
-fn ec_public_point(der: &[u8]) -> der::Result<Vec<u8>> {
-    let mut reader = SliceReader::new(der)?;
-    reader.sequence(|key| {
-        UintRef::decode(key)?; // version
-        <&OctetStringRef>::decode(key)?; // private key
-        key.context_specific::<ObjectIdentifier>(TagNumber(0), TagMode::Explicit)?; // curve
-        let point = key
-            .context_specific::<BitStringRef<'_>>(TagNumber(1), TagMode::Explicit)?
-            .ok_or(der::ErrorKind::Failed)?;
-        Ok(point.raw_bytes().to_vec())
     })
 }

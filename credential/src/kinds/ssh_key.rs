@@ -4,10 +4,14 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::{self as credential, ValidationErrors};
 
-/// An SSH private key in the OpenSSH format (`-----BEGIN OPENSSH PRIVATE KEY-----`), with its
-/// passphrase when it is encrypted. Validation parses the key and, for an encrypted key, checks
-/// that the passphrase decrypts it. Ed25519 and RSA keys are supported; PEM (PKCS#1/PKCS#8) and
-/// ECDSA keys are not yet (convert with `ssh-keygen -p -f <key>`).
+/// An SSH private key with its passphrase when it is encrypted.
+///
+/// Validation parses the key. OpenSSH-format keys (`-----BEGIN OPENSSH PRIVATE KEY-----`, Ed25519
+/// and RSA) may be encrypted: the passphrase must then decrypt them. PEM keys (PKCS#1 `RSA PRIVATE
+/// KEY`, SEC1 `EC PRIVATE KEY`, PKCS#8 `PRIVATE KEY`) are accepted unencrypted; an encrypted PEM key
+/// is refused (re-encrypt it in the OpenSSH format with `ssh-keygen -p -f <key>`). Fingerprint and
+/// public key are available for OpenSSH-format keys. ECDSA keys in the OpenSSH format are not
+/// supported yet; the same keys in PEM form are.
 ///
 /// ```no_run
 /// use credential::kinds::SshKey;
@@ -31,11 +35,24 @@ pub struct SshKey {
     pub passphrase: Option<SecretString>,
 }
 
+const OPENSSH_LABEL: &str = "-----BEGIN OPENSSH PRIVATE KEY-----";
+
 fn key_opens(key: &SshKey) -> Result<(), ValidationErrors> {
     let mut errors = ValidationErrors::new();
-    match ssh_key::PrivateKey::from_openssh(key.private_key.expose_secret()) {
+    let text = key.private_key.expose_secret();
+    if !text.trim_start().starts_with(OPENSSH_LABEL) {
+        if super::pem_key::private_key_info(text).is_err() {
+            errors.add(
+                "private_key",
+                "ssh_key",
+                "must be an OpenSSH private key or an unencrypted PEM (PKCS#1, SEC1, PKCS#8) private key",
+            );
+        }
+        return errors.into_result();
+    }
+    match ssh_key::PrivateKey::from_openssh(text) {
         Err(_) => {
-            errors.add("private_key", "openssh", "must be an OpenSSH private key (Ed25519 or RSA)")
+            errors.add("private_key", "ssh_key", "must be an OpenSSH private key (Ed25519 or RSA)")
         }
         Ok(parsed) if parsed.is_encrypted() => match &key.passphrase {
             None => errors.add("passphrase", "required", "is required: the key is encrypted"),
