@@ -33,7 +33,7 @@ fn generate_as(name: &str, kind: &str, passphrase: &str, format: &str) -> (Strin
 
 #[test]
 fn unencrypted_keys_parse_and_show_their_public_half() {
-    for kind in ["ed25519", "rsa"] {
+    for kind in ["ed25519", "ecdsa", "rsa"] {
         let (private, public) = generate(&format!("plain-{kind}"), kind, "");
         let key = SshKey { private_key: private.clone().into(), passphrase: None };
         key.validate().unwrap();

@@ -6,12 +6,11 @@ use crate::{self as credential, ValidationErrors};
 
 /// An SSH private key with its passphrase when it is encrypted.
 ///
-/// Validation parses the key. OpenSSH-format keys (`-----BEGIN OPENSSH PRIVATE KEY-----`, Ed25519
-/// and RSA) may be encrypted: the passphrase must then decrypt them. PEM keys (PKCS#1 `RSA PRIVATE
+/// Validation parses the key. OpenSSH-format keys (`-----BEGIN OPENSSH PRIVATE KEY-----`, Ed25519,
+/// ECDSA and RSA) may be encrypted: the passphrase must then decrypt them. PEM keys (PKCS#1 `RSA PRIVATE
 /// KEY`, SEC1 `EC PRIVATE KEY`, PKCS#8 `PRIVATE KEY`) are accepted unencrypted; an encrypted PEM key
 /// is refused (re-encrypt it in the OpenSSH format with `ssh-keygen -p -f <key>`). Fingerprint and
-/// public key are available for OpenSSH-format keys. ECDSA keys in the OpenSSH format are not
-/// supported yet; the same keys in PEM form are.
+/// public key are available for OpenSSH-format keys.
 ///
 /// ```no_run
 /// use credential::kinds::SshKey;
@@ -51,9 +50,11 @@ fn key_opens(key: &SshKey) -> Result<(), ValidationErrors> {
         return errors.into_result();
     }
     match ssh_key::PrivateKey::from_openssh(text) {
-        Err(_) => {
-            errors.add("private_key", "ssh_key", "must be an OpenSSH private key (Ed25519 or RSA)")
-        }
+        Err(_) => errors.add(
+            "private_key",
+            "ssh_key",
+            "must be an OpenSSH private key (Ed25519, ECDSA or RSA)",
+        ),
         Ok(parsed) if parsed.is_encrypted() => match &key.passphrase {
             None => errors.add("passphrase", "required", "is required: the key is encrypted"),
             Some(passphrase) if parsed.decrypt(passphrase.expose_secret()).is_err() => {
