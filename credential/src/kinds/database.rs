@@ -12,12 +12,17 @@ use crate::{self as credential, Error, Result, RuleError};
 /// database name, so any text survives the round trip.
 const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
+/// Query parameters that hold secrets; `options` are shown in the clear, so they may not go there.
+const SECRET_PARAMETERS: [&str; 3] = ["sslpassword", "sslkey_password", "passfile"];
+
 /// Connection details for PostgreSQL or MySQL.
 ///
 /// [`Database::from_url`] and [`Database::url`] convert from and to connection URLs
 /// (`postgresql://user:password@host:5432/db?sslmode=require`), percent-decoding and -encoding user,
 /// password and database name so that any characters round-trip. The TLS mode travels as
-/// `sslmode` (PostgreSQL) or `ssl-mode` (MySQL); other query parameters are kept in `options`.
+/// `sslmode` (PostgreSQL) or `ssl-mode` (MySQL); a `password` query parameter fills the password;
+/// other query parameters are kept in `options`, which are not secret, so other secret parameters
+/// (`sslpassword`, ...) are refused.
 ///
 /// ```
 /// use credential::kinds::Database;
@@ -107,9 +112,12 @@ impl Database {
         if user.is_empty() {
             return Err(Error::InvalidUrl { reason: "no user" });
         }
-        let password = {
+        let mut password = {
             let raw = parsed.password().unwrap_or_default();
-            let decoded = Zeroizing::new(percent_decode_str(raw).collect::<Vec<u8>>());
+            // Decoded text is never longer than its encoding: reserve it all so the buffer never
+            // grows and leaves a partial copy behind.
+            let mut decoded = Zeroizing::new(Vec::with_capacity(raw.len()));
+            decoded.extend(percent_decode_str(raw));
             let text = std::str::from_utf8(&decoded).map_err(|_| Error::InvalidUrl {
                 reason: "password is not valid percent-encoded UTF-8",
             })?;
@@ -125,6 +133,19 @@ impl Database {
         for (key, value) in parsed.query_pairs() {
             if key == tls_key {
                 tls_mode = Some(value.into_owned());
+            } else if key.eq_ignore_ascii_case("password") {
+                // A password in the query must not land in `options`, which are shown in the clear.
+                if !password.expose_secret().is_empty() {
+                    return Err(Error::InvalidUrl { reason: "the password is given twice" });
+                }
+                password = SecretString::new(Box::from(value.as_ref()));
+                if let std::borrow::Cow::Owned(mut decoded) = value {
+                    zeroize::Zeroize::zeroize(&mut decoded);
+                }
+            } else if SECRET_PARAMETERS.iter().any(|secret| key.eq_ignore_ascii_case(secret)) {
+                return Err(Error::InvalidUrl {
+                    reason: "secret query parameters other than `password` are not supported: options are not secret",
+                });
             } else {
                 options.insert(key.into_owned(), value.into_owned());
             }
@@ -220,6 +241,27 @@ mod tests {
             "mysql://root:secret@[::1]:3306/shop?ssl-mode=REQUIRED&charset=utf8mb4"
         );
         db.validate().unwrap();
+    }
+
+    #[test]
+    fn a_password_in_the_query_goes_to_the_password_field_never_to_options() {
+        let db =
+            Database::from_url("postgresql://app@db/orders?password=p%40ss&application_name=x")
+                .unwrap();
+        assert_eq!(db.password.expose_secret(), "p@ss");
+        assert_eq!(db.options, BTreeMap::from([("application_name".to_owned(), "x".to_owned())]));
+        assert!(!format!("{db:?} {}", db.redacted()).contains("p@ss"));
+        for url in [
+            "postgresql://app:one@db/orders?password=two",
+            "postgresql://app@db/o?sslpassword=hunter2",
+        ] {
+            let error =
+                Database::from_url(url).err().map(|error| error.to_string()).unwrap_or_default();
+            assert!(
+                error.starts_with("invalid connection URL") && !error.contains("hunter2"),
+                "{error}"
+            );
+        }
     }
 
     #[test]
