@@ -47,14 +47,14 @@ async fn main() -> credential::Result<()> {
     let dir = std::env::temp_dir().join(format!("credential-quickstart-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|source| credential::Error::Io {
         context: "creating a scratch dir".into(),
-        source,
+        source: source.into(),
     })?;
     let store = SqliteStore::open(dir.join("credentials.db")).await?;
     let key_ring = match std::env::var_os("CREDENTIAL_MASTER_KEY") {
         Some(_) => KeyRing::from_env("CREDENTIAL_MASTER_KEY")?,
         None => KeyRing::generate()?,
     };
-    let audit = SqliteAuditSink::new(&store);
+    let audit = SqliteAuditSink::new(&store)?;
     let manager =
         Manager::builder().store(store).key_ring(key_ring).audit(audit.clone()).build().await?;
     println!("store: {}", dir.join("credentials.db").display());

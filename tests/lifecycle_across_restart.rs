@@ -78,6 +78,6 @@ async fn state_survives_a_process_restart() {
         manager.history("db/main").await.unwrap().into_iter().map(|v| v.state).collect();
     assert_eq!(states, [VersionState::Deprecated, VersionState::Current]);
     let sink = JsonlAuditSink::open(dir.join("audit.jsonl")).unwrap();
-    assert_eq!(sink.verify().await.unwrap().lines, 7);
-    assert_eq!(sink.query(&AuditQuery::all()).await.unwrap().len(), 7);
+    assert_eq!(sink.verify().await.unwrap().lines, 8);
+    assert_eq!(sink.query(&AuditQuery::all()).await.unwrap().len(), 8);
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Key, Nonce, Tag};
-use credential::{KdfParams, KdfSettings, KeyRing, MasterKey, SealContext, SecretString};
+use credential::hazmat::{self, SealContext};
+use credential::{KdfParams, KdfSettings, KeyRing, MasterKey, SecretString};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
 fn context() -> SealContext<'static> {
@@ -33,14 +34,14 @@ fn seal_and_open(c: &mut Criterion) {
             })
         });
         group.bench_function("key_ring_seal", |b| {
-            b.iter(|| ring.seal(&context(), black_box(&plaintext)).unwrap())
+            b.iter(|| hazmat::seal(&ring, &context(), black_box(&plaintext)).unwrap())
         });
         group.finish();
 
         let mut ciphertext = plaintext.clone();
         let tag: Tag =
             raw.encrypt_inout_detached(&nonce, &aad, ciphertext.as_mut_slice().into()).unwrap();
-        let sealed = ring.seal(&context(), &plaintext).unwrap();
+        let sealed = hazmat::seal(&ring, &context(), &plaintext).unwrap();
         let mut group = c.benchmark_group(format!("open_{size}"));
         group.bench_function("raw_aes_gcm_decrypt", |b| {
             b.iter(|| {
@@ -51,7 +52,7 @@ fn seal_and_open(c: &mut Criterion) {
             })
         });
         group.bench_function("key_ring_open", |b| {
-            b.iter(|| ring.open(&context(), black_box(&sealed)).unwrap())
+            b.iter(|| hazmat::open(&ring, &context(), black_box(&sealed)).unwrap())
         });
         group.finish();
     }
@@ -74,7 +75,7 @@ fn reseal_after_rotation(c: &mut Criterion) {
     let ids: Vec<String> = (0..RECORDS).map(|i| format!("service/{i}")).collect();
     let sealed: Vec<Vec<u8>> = ids
         .iter()
-        .map(|id| ring.seal(&SealContext::new(id, 1, "api_key"), &[0x42; 200]).unwrap())
+        .map(|id| hazmat::seal(&ring, &SealContext::new(id, 1, "api_key"), &[0x42; 200]).unwrap())
         .collect();
     let new = ring.add(MasterKey::generate().unwrap());
     ring.make_current(&new).unwrap();
@@ -87,7 +88,7 @@ fn reseal_after_rotation(c: &mut Criterion) {
             |mut records| {
                 for (id, record) in ids.iter().zip(records.iter_mut()) {
                     if let Some(moved) =
-                        ring.reseal(&SealContext::new(id, 1, "api_key"), record).unwrap()
+                        hazmat::reseal(&ring, &SealContext::new(id, 1, "api_key"), record).unwrap()
                     {
                         *record = moved;
                     }

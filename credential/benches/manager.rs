@@ -10,10 +10,9 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 
+use credential::hazmat::{self, SealContext};
 use credential::prelude::*;
-use credential::{
-    AccessPolicy, CacheConfig, Grant, MemoryAuditSink, Record, SealContext, Store, VersionState,
-};
+use credential::{AccessPolicy, CacheConfig, Grant, MemoryAuditSink, Record, Store, VersionState};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 #[derive(Credential)]
@@ -102,9 +101,12 @@ fn gets(c: &mut Criterion) {
             let blob: Vec<u8> =
                 statement.query_row(["default/github/main"], |row| row.get(0)).unwrap();
             black_box(blob);
-            let plaintext = ring
-                .open(&SealContext::new("default/github/main", version, "github"), &sealed)
-                .unwrap();
+            let plaintext = hazmat::open(
+                &ring,
+                &SealContext::new("default/github/main", version, "github"),
+                &sealed,
+            )
+            .unwrap();
             GitHub::decode(&plaintext).unwrap()
         })
     });

@@ -1,10 +1,16 @@
 //! The crate's error type.
 
+use std::sync::Arc;
+
 use crate::{DecodeError, ValidationErrors};
 
 /// Everything that can go wrong in `credential`. Variants carry ids, kinds and field names, never
 /// a secret value.
-#[derive(Debug, thiserror::Error)]
+///
+/// Errors are cheap to clone (causes are shared), so one failed load can be handed to every caller
+/// that waited for it. [`is_transient`](Self::is_transient) tells whether retrying the same call
+/// later can help.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The credential breaks one or more validation rules.
@@ -138,13 +144,18 @@ pub enum Error {
         store: &'static str,
     },
 
-    /// A storage backend failed.
-    #[error("{backend} storage failed: {message}")]
+    /// A storage backend failed. The cause is kept; its message never holds a credential value
+    /// (stores only ever see sealed data).
+    #[error("{backend} storage failed: {source}")]
     Storage {
         /// The backend.
         backend: &'static str,
-        /// The backend's message.
-        message: String,
+        /// Whether the failure is temporary (a busy database, a dropped connection): the same call
+        /// may succeed later.
+        transient: bool,
+        /// The backend's error.
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
     },
 
     /// An environment variable a mapping needs is not set.
@@ -227,6 +238,11 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+
+    /// The audit sink's queue is full (or its writer is failing): the read was refused rather
+    /// than left unaudited. Retrying later can help.
+    #[error("audit sink is not keeping up; the operation was refused")]
+    AuditBackpressure,
 
     /// The audit trail's hash chain is broken.
     #[error("audit trail tampered with{}: {reason}", line.map(|line| format!(" at line {line}")).unwrap_or_default())]
@@ -313,11 +329,53 @@ pub enum Error {
         context: String,
         /// The underlying error.
         #[source]
-        source: std::io::Error,
+        source: Arc<std::io::Error>,
     },
 }
 
 impl Error {
+    /// An I/O failure while doing `context`.
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io { context: context.into(), source: Arc::new(source) }
+    }
+
+    /// A failure of storage backend `backend`, keeping its cause; for [`Store`](crate::Store)
+    /// implementations.
+    ///
+    /// ```
+    /// let error = credential::Error::storage("custom", true, std::io::Error::other("busy"));
+    /// assert!(error.is_transient());
+    /// ```
+    pub fn storage(
+        backend: &'static str,
+        transient: bool,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Storage { backend, transient, source: Arc::new(source) }
+    }
+
+    /// Whether the same call may succeed if it is simply retried later: a busy or unreachable
+    /// store, an interrupted I/O operation, a full audit queue. Conflicts need a reload first and
+    /// are not transient; neither is anything a retry would only repeat (a wrong key, a revoked
+    /// credential, invalid input).
+    pub fn is_transient(&self) -> bool {
+        use std::io::ErrorKind;
+        match self {
+            Self::Storage { transient, .. } => *transient,
+            Self::Io { source, .. } => matches!(
+                source.kind(),
+                ErrorKind::Interrupted
+                    | ErrorKind::TimedOut
+                    | ErrorKind::WouldBlock
+                    | ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionAborted
+                    | ErrorKind::ConnectionRefused
+            ),
+            Self::AuditBackpressure | Self::TaskFailed => true,
+            _ => false,
+        }
+    }
+
     /// A short, stable name for the kind of error (`conflict`, `access_denied`, ...), as audit
     /// events record it.
     pub fn code(&self) -> &'static str {
@@ -351,6 +409,7 @@ impl Error {
             Self::WrongState { .. } => "wrong_state",
             Self::VersionUnavailable { .. } => "version_unavailable",
             Self::Audit { .. } => "audit",
+            Self::AuditBackpressure => "audit_backpressure",
             Self::AuditTampered { .. } => "audit_tampered",
             Self::Config { .. } => "config",
             Self::InvalidUrl { .. } => "invalid_url",

@@ -10,11 +10,11 @@ mod derive_support;
 mod encoding;
 mod error;
 mod expiry;
+pub mod hazmat;
 pub mod kinds;
 mod manager;
 mod plain;
 mod redacted;
-mod rekey;
 pub mod rules;
 mod secret;
 mod store;
@@ -27,29 +27,27 @@ pub use zeroize::{Zeroize, Zeroizing};
 
 pub use crate::codec::FieldCodec;
 pub use crate::credential::{Credential, FieldRef, FieldSchema};
-pub use crate::crypto::{
-    ENVELOPE_VERSION, KdfParams, KdfSettings, KeyId, KeyRing, MASTER_KEY_LEN, MasterKey,
-    SealContext, envelope_key_id,
-};
+pub use crate::crypto::{KdfParams, KdfSettings, KeyId, KeyRing, MASTER_KEY_LEN, MasterKey};
 pub use crate::encoding::{DecodeError, DecodeReason, Reader, Writer};
 pub use crate::error::{Error, Result};
 pub use crate::expiry::ExpiryField;
 pub use crate::manager::{
     AccessPolicy, Active, AnyManaged, AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink,
-    AuditSummary, CacheConfig, ChainReport, Context, DEFAULT_ENVIRONMENT, Draft, Grant,
-    JsonlAuditSink, Live, Managed, Manager, ManagerBuilder, MemoryAuditSink, Permission, Principal,
-    ResolveOptions, Revoked, Rotating, SqliteAuditSink, State, VersionInfo,
+    AuditSummary, CacheConfig, ChainReport, Context, DEFAULT_ENVIRONMENT,
+    DEFAULT_MEMORY_AUDIT_CAPACITY, Draft, DynManaged, FieldView, Grant, JsonlAuditSink, Live,
+    MAX_AUDIT_PRINCIPAL_LEN, MAX_AUDIT_REASON_LEN, Managed, Manager, ManagerBuilder,
+    MemoryAuditSink, Permission, Principal, RekeyProgress, RekeyReport, ResolveOptions, Revoked,
+    Rotating, SqliteAuditSink, State, VersionInfo,
 };
 pub use crate::plain::{PlainField, PlainValue};
 pub use crate::redacted::Redacted;
-pub use crate::rekey::{RekeyProgress, RekeyReport, rekey};
 pub use crate::secret::{Mask, REDACTED, RedactedSecret, SecretField, SecretValue};
 #[cfg(any(test, feature = "testing"))]
 pub use crate::store::conformance;
 pub use crate::store::{
-    CompositeStore, EnvStore, EnvVars, FileStore, LifecycleState, ListFilter, MAX_ID_LEN,
-    MemoryStore, Precondition, Record, RecordMeta, SealedVersion, SqliteStore, Store, VersionState,
-    check_id,
+    ChangeFeed, ChangeListener, CompositeStore, EnvStore, EnvVars, FeedKind, FileStore,
+    LifecycleState, ListFilter, MAX_FEED_LAG, MAX_ID_LEN, MemoryStore, Precondition, Record,
+    RecordMeta, SealedVersion, SqliteStore, Store, VersionState, check_id,
 };
 pub use crate::validation::{RuleError, ValidationError, ValidationErrors};
 

@@ -3,26 +3,34 @@
 
 mod access;
 mod audit;
+mod audit_batch;
+mod audit_bounds;
 mod audit_jsonl;
 mod audit_sqlite;
 mod cache;
 mod context;
+mod core;
 mod id_hasher;
 mod lifecycle;
 mod registry;
+mod rekey;
 mod resolve;
 mod template;
+mod untyped;
+mod versions;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 
-pub(crate) use access::DecisionMemo;
+use self::core::{Actor, Change, Core};
 pub use access::{AccessPolicy, Grant, Permission, Principal};
 pub use audit::{
-    AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink, AuditSummary, MemoryAuditSink,
+    AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink, AuditSummary,
+    DEFAULT_MEMORY_AUDIT_CAPACITY, MemoryAuditSink,
 };
+pub use audit_bounds::{MAX_AUDIT_PRINCIPAL_LEN, MAX_AUDIT_REASON_LEN};
 pub use audit_jsonl::{ChainReport, JsonlAuditSink};
 pub use audit_sqlite::SqliteAuditSink;
 use cache::Cache;
@@ -30,12 +38,15 @@ pub use cache::CacheConfig;
 pub use context::Context;
 use lifecycle::AnyState;
 pub use lifecycle::{Active, AnyManaged, Draft, Live, Managed, Revoked, Rotating, State};
-use registry::{AnyCredential, KindRegistry};
+use registry::{Decoder, KindRegistry};
+pub use rekey::{RekeyProgress, RekeyReport};
 pub use resolve::ResolveOptions;
+pub use untyped::{DynManaged, FieldView};
+use versions::VersionRules;
 
 use crate::{
-    Credential, Error, KeyId, KeyRing, LifecycleState, ListFilter, Precondition, Record,
-    RecordMeta, Result, SealContext, SealedVersion, Store, VersionState, check_id,
+    Credential, Error, KeyId, KeyRing, LifecycleState, ListFilter, Record, RecordMeta, Result,
+    Store, VersionState, check_id,
 };
 
 /// The environment a manager works in unless told otherwise.
@@ -67,28 +78,17 @@ pub const DEFAULT_ENVIRONMENT: &str = "default";
 /// ```
 #[derive(Clone)]
 pub struct Manager {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    store: Arc<dyn Store>,
-    ring: KeyRing,
-    environment: Arc<str>,
-    audit: Arc<dyn AuditSink>,
-    policy: Option<AccessPolicy>,
-    operator_decisions: DecisionMemo,
-    operator: Principal,
-    grace_period: chrono::Duration,
-    max_versions: usize,
-    cache: Cache,
-    kinds: KindRegistry,
+    core: Arc<Core>,
+    /// Who the manager's operations are attributed to and checked as.
+    actor: Actor,
 }
 
 impl std::fmt::Debug for Manager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Manager")
-            .field("environment", &self.inner.environment)
-            .field("key", self.inner.ring.current_id())
+            .field("environment", &self.core.environment)
+            .field("principal", &self.actor.principal)
+            .field("key", self.core.ring.current_id())
             .finish_non_exhaustive()
     }
 }
@@ -150,7 +150,7 @@ impl ManagerBuilder {
     }
 
     /// Who the manager's own operations (create, transitions, load) are attributed to and checked
-    /// as. Default: `Principal::named("operator")`.
+    /// as, unless [`Manager::acting_as`] names another. Default: `Principal::named("operator")`.
     pub fn operator(mut self, operator: Principal) -> Self {
         self.operator = operator;
         self
@@ -208,20 +208,21 @@ impl ManagerBuilder {
                 ring.check(&KeyId::parse(&meta.key_id)?)?;
             }
         }
+        let cache = Arc::new(Cache::new(self.cache));
+        let feed = Core::watch(store.as_ref(), &cache, &self.environment)?;
         Ok(Manager {
-            inner: Arc::new(Inner {
+            core: Arc::new(Core {
                 store,
                 ring,
                 environment: Arc::from(self.environment),
                 audit: self.audit.unwrap_or_else(|| Arc::new(MemoryAuditSink::new())),
                 policy: self.policy,
-                operator_decisions: DecisionMemo::default(),
-                operator: self.operator,
-                grace_period,
-                max_versions: self.max_versions,
-                cache: Cache::new(self.cache),
+                rules: VersionRules { grace_period, max_versions: self.max_versions },
+                cache,
                 kinds: self.kinds,
+                _feed: feed,
             }),
+            actor: Actor::new(self.operator),
         })
     }
 }
@@ -259,17 +260,41 @@ impl Manager {
 
     /// The environment this manager works in.
     pub fn environment(&self) -> &str {
-        &self.inner.environment
+        &self.core.environment
     }
 
     /// The audit sink.
     pub fn audit(&self) -> &dyn AuditSink {
-        self.inner.audit.as_ref()
+        self.core.audit.as_ref()
+    }
+
+    /// Who this manager's operations are attributed to and checked as.
+    pub fn principal(&self) -> &Principal {
+        &self.actor.principal
+    }
+
+    /// The same manager acting as `principal`: every operation through the returned manager, and
+    /// through the handles it gives out, is checked and audited as `principal` (an operator's
+    /// name in a command-line tool, say). Cheap; shares the store, cache and audit sink.
+    ///
+    /// ```
+    /// use credential::{AuditQuery, Manager, MemoryStore, KeyRing, Principal, kinds::ApiKey};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> credential::Result<()> {
+    /// let manager = Manager::builder().store(MemoryStore::new()).key_ring(KeyRing::generate()?).build().await?;
+    /// let alice = manager.acting_as(Principal::named("ops:alice"));
+    /// alice.create("stripe/live", ApiKey::new("sk_live_example".into())).await?;
+    /// let events = manager.audit().query(&AuditQuery::all().principal("ops:alice")).await?;
+    /// assert_eq!(events.len(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn acting_as(&self, principal: Principal) -> Manager {
+        Manager { core: Arc::clone(&self.core), actor: Actor::new(principal) }
     }
 
     /// A context for reading credentials as `principal`.
     pub fn context(&self, principal: Principal) -> Context {
-        Context::new(self.clone(), principal)
+        Context::new(Arc::clone(&self.core), Actor::new(principal))
     }
 
     /// Creates credential `id` as a draft.
@@ -283,27 +308,51 @@ impl Manager {
         credential: C,
     ) -> Result<Managed<C, Draft>> {
         check_id(id)?;
-        self.inner.kinds.register::<C>();
+        self.core.kinds.register::<C>();
         credential.validate()?;
-        let sealed = self.seal(id, 1, &credential)?;
+        let sealed = self.core.seal(id, 1, C::KIND, &credential.encode())?;
+        let record = self.new_record(id, C::KIND, credential.expires_at(), sealed);
+        let written = self
+            .core
+            .commit(
+                &self.actor,
+                Change {
+                    id,
+                    expected: None,
+                    record,
+                    action: AuditAction::Create,
+                    version: Some(1),
+                    reason: None,
+                },
+            )
+            .await?;
+        Ok(Managed::from_parts(self.clone(), id.to_owned(), written, Arc::new(credential)))
+    }
+
+    /// A draft record of `kind` holding `sealed` as its first version.
+    fn new_record(
+        &self,
+        id: &str,
+        kind: &str,
+        expires_at: Option<chrono::DateTime<Utc>>,
+        sealed: Vec<u8>,
+    ) -> Record {
         let now = Utc::now();
-        let record = Record {
+        Record {
             meta: RecordMeta {
-                id: self.storage_id(id),
-                kind: C::KIND.to_owned(),
-                environment: self.inner.environment.to_string(),
+                id: self.core.storage_id(id),
+                kind: kind.to_owned(),
+                environment: self.core.environment.to_string(),
                 state: LifecycleState::Draft,
                 revision: 0,
                 created_at: now,
                 updated_at: now,
-                expires_at: credential.expires_at(),
+                expires_at,
                 tags: Default::default(),
-                key_id: self.inner.ring.current_id().to_string(),
+                key_id: self.core.ring.current_id().to_string(),
             },
-            versions: vec![lifecycle::sealed_version(1, VersionState::Pending, sealed)],
-        };
-        let written = self.write(id, None, record, AuditAction::Create, Some(1), None).await?;
-        Ok(Managed::from_parts(self.clone(), id.to_owned(), written, Arc::new(credential)))
+            versions: vec![versions::sealed_now(1, VersionState::Pending, sealed)],
+        }
     }
 
     /// Loads credential `id` in whatever state it is.
@@ -312,55 +361,81 @@ impl Manager {
     /// [`Error::NotFound`], [`Error::KindMismatch`], [`Error::AccessDenied`], [`Error::Decrypt`],
     /// or a store error.
     pub async fn load<C: Credential>(&self, id: &str) -> Result<AnyManaged<C>> {
-        let operator = self.inner.operator.clone();
-        let result = self.load_unaudited::<C>(&operator, id).await;
-        let version = result.as_ref().ok().map(|any| any.version());
-        self.record_event(&operator, id, AuditAction::Load, version, result.as_ref().err(), None)
-            .await?;
-        result.map(|any| any.0)
+        self.core.kinds.register::<C>();
+        let decoder = Decoder::of::<C>();
+        self.core
+            .read_record(&self.actor, id, AuditAction::Load, |record| {
+                let decode = |state: VersionState| -> Result<Arc<C>> {
+                    let version =
+                        versions::latest_in(record, state).ok_or_else(|| Error::CorruptRecord {
+                            reason: format!("credential `{id}` has no {state} version"),
+                        })?;
+                    let decoded = self.core.open_as(id, record, version, decoder)?;
+                    decoded.value.downcast::<C>().map_err(|_| Error::KindMismatch {
+                        expected: C::KIND.to_owned(),
+                        found: record.meta.kind.clone(),
+                    })
+                };
+                if record.meta.kind != C::KIND {
+                    return Err(Error::KindMismatch {
+                        expected: C::KIND.to_owned(),
+                        found: record.meta.kind.clone(),
+                    });
+                }
+                let (manager, id, record_owned) = (self.clone(), id.to_owned(), record.clone());
+                let state = match record.meta.state {
+                    LifecycleState::Draft => AnyState::Draft(Managed::from_parts(
+                        manager,
+                        id,
+                        record_owned,
+                        decode(VersionState::Pending)?,
+                    )),
+                    LifecycleState::Active => AnyState::Active(Managed::from_parts(
+                        manager,
+                        id,
+                        record_owned,
+                        decode(VersionState::Current)?,
+                    )),
+                    LifecycleState::Rotating => {
+                        let data = (decode(VersionState::Current)?, decode(VersionState::Pending)?);
+                        AnyState::Rotating(Managed::from_parts(manager, id, record_owned, data))
+                    }
+                    LifecycleState::Revoked => {
+                        AnyState::Revoked(Managed::from_parts(manager, id, record_owned, ()))
+                    }
+                };
+                Ok((AnyManaged::new(state), versions::current_number(record)))
+            })
+            .await
     }
 
-    async fn load_unaudited<C: Credential>(
-        &self,
-        operator: &Principal,
-        id: &str,
-    ) -> Result<Loaded<C>> {
-        check_id(id)?;
-        self.authorize(operator, id, Permission::Read)?;
-        let record = self.fetch::<C>(id).await?;
-        let version_of = |state: VersionState| {
-            record.versions.iter().rev().find(|version| version.state == state)
-        };
-        let open = |state| -> Result<Arc<C>> {
-            let version = version_of(state).ok_or_else(|| Error::CorruptRecord {
-                reason: format!("credential `{id}` has no {state} version"),
-            })?;
-            self.open_version(id, version).map(Arc::new)
-        };
-        let id_owned = id.to_owned();
-        let manager = self.clone();
-        let state = match record.meta.state {
-            LifecycleState::Draft => AnyState::Draft(Managed::from_parts(
-                manager,
-                id_owned,
-                record.clone(),
-                open(VersionState::Pending)?,
-            )),
-            LifecycleState::Active => AnyState::Active(Managed::from_parts(
-                manager,
-                id_owned,
-                record.clone(),
-                open(VersionState::Current)?,
-            )),
-            LifecycleState::Rotating => {
-                let data = (open(VersionState::Current)?, open(VersionState::Pending)?);
-                AnyState::Rotating(Managed::from_parts(manager, id_owned, record.clone(), data))
-            }
-            LifecycleState::Revoked => {
-                AnyState::Revoked(Managed::from_parts(manager, id_owned, record.clone(), ()))
-            }
-        };
-        Ok(Loaded(AnyManaged::new(state), lifecycle::current_version(&record)))
+    /// Loads credential `id` without its Rust type: kind, state, revision, history, a redacted
+    /// view by field name, and the lifecycle transitions. For operator tools that were not built
+    /// with every credential type.
+    ///
+    /// ```
+    /// use credential::{LifecycleState, Manager, MemoryStore, KeyRing, kinds::ApiKey};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> credential::Result<()> {
+    /// let manager = Manager::builder().store(MemoryStore::new()).key_ring(KeyRing::generate()?).build().await?;
+    /// manager.create("stripe/live", ApiKey::new("sk_live_example".into())).await?;
+    /// let handle = manager.load_dyn("stripe/live").await?;
+    /// assert_eq!((handle.kind(), handle.state()), ("api_key", LifecycleState::Draft));
+    /// let revoked = handle.activate().await?.revoke("rotated out").await?;
+    /// assert_eq!(revoked.state(), LifecycleState::Revoked);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::AccessDenied`], [`Error::InvalidId`], or a store error.
+    pub async fn load_dyn(&self, id: &str) -> Result<DynManaged> {
+        let record = self
+            .core
+            .read_record(&self.actor, id, AuditAction::Load, |record| {
+                Ok((record.clone(), versions::current_number(record)))
+            })
+            .await?;
+        Ok(DynManaged::new(self.clone(), id.to_owned(), record))
     }
 
     /// The versions of credential `id`, oldest first, with their states and timestamps.
@@ -368,24 +443,11 @@ impl Manager {
     /// # Errors
     /// [`Error::NotFound`], [`Error::AccessDenied`], or a store error.
     pub async fn history(&self, id: &str) -> Result<Vec<VersionInfo>> {
-        check_id(id)?;
-        self.authorize(&self.inner.operator, id, Permission::Read)?;
-        let record = self
-            .inner
-            .store
-            .get(&self.storage_id(id))
-            .await?
-            .ok_or_else(|| Error::NotFound { id: id.to_owned() })?;
-        Ok(record
-            .versions
-            .iter()
-            .map(|version| VersionInfo {
-                version: version.version,
-                state: version.state,
-                created_at: version.created_at,
-                changed_at: version.changed_at,
+        self.core
+            .read_record(&self.actor, id, AuditAction::History, |record| {
+                Ok((VersionInfo::of(record), versions::current_number(record)))
             })
-            .collect())
+            .await
     }
 
     /// The metadata of the credentials of this environment that pass `filter` (ids shown without
@@ -395,11 +457,12 @@ impl Manager {
     /// A store error.
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
         let mut scoped = filter.clone();
-        scoped.environment = Some(self.inner.environment.to_string());
-        scoped.id_prefix = Some(self.storage_id(filter.id_prefix.as_deref().unwrap_or_default()));
-        let prefix_len = self.inner.environment.len() + 1;
+        scoped.environment = Some(self.core.environment.to_string());
+        scoped.id_prefix =
+            Some(self.core.storage_id(filter.id_prefix.as_deref().unwrap_or_default()));
+        let prefix_len = self.core.environment.len() + 1;
         Ok(self
-            .inner
+            .core
             .store
             .list(&scoped)
             .await?
@@ -411,254 +474,41 @@ impl Manager {
             .collect())
     }
 
-    fn storage_id(&self, id: &str) -> String {
-        format!("{}/{id}", self.inner.environment)
+    /// Re-seals every credential of this environment under the key ring's current key, one
+    /// record at a time with compare-and-swap, calling `progress` after each. Each re-seal is
+    /// authorized as admin and audited like any other change.
+    ///
+    /// Safe to interrupt and to run again: records already under the current key are skipped,
+    /// and until the old key is retired every record opens under some key of the ring. Retire the
+    /// old key only once [`RekeyReport::keys_in_use`] holds just the current one.
+    ///
+    /// # Errors
+    /// The first store, access or audit error; [`Error::Decrypt`] for a record no key of the ring
+    /// opens; [`Error::Conflict`] when a record kept changing for 16 tries in a row.
+    pub async fn rekey(&self, progress: impl FnMut(RekeyProgress)) -> Result<RekeyReport> {
+        rekey::rekey(self, progress).await
     }
 
-    pub(crate) fn seal<C: Credential>(
-        &self,
-        id: &str,
-        version: u64,
-        credential: &C,
-    ) -> Result<Vec<u8>> {
-        let storage_id = self.storage_id(id);
-        self.inner.ring.seal(&SealContext::new(&storage_id, version, C::KIND), &credential.encode())
+    pub(crate) fn core(&self) -> &Core {
+        &self.core
     }
 
-    pub(crate) fn open_version<C: Credential>(
-        &self,
-        id: &str,
-        version: &SealedVersion,
-    ) -> Result<C> {
-        if version.sealed.is_empty() {
-            return Err(Error::VersionUnavailable { id: id.to_owned(), version: version.version });
-        }
-        let storage_id = self.storage_id(id);
-        let plaintext = self
-            .inner
-            .ring
-            .open(&SealContext::new(&storage_id, version.version, C::KIND), &version.sealed)?;
-        C::decode(&plaintext)
+    pub(crate) fn actor(&self) -> &Actor {
+        &self.actor
     }
+}
 
-    /// The record of `id`, checked to be of kind `C`.
-    pub(crate) async fn fetch<C: Credential>(&self, id: &str) -> Result<Record> {
-        self.inner.kinds.register::<C>();
-        let record = self
-            .inner
-            .store
-            .get(&self.storage_id(id))
-            .await?
-            .ok_or_else(|| Error::NotFound { id: id.to_owned() })?;
-        if record.meta.kind != C::KIND {
-            return Err(Error::KindMismatch {
-                expected: C::KIND.to_owned(),
-                found: record.meta.kind,
-            });
-        }
-        Ok(record)
-    }
-
-    /// The current version of `id` decoded by its stored kind, for access by field name; with the
-    /// version number and the expiry. Checks the state like `Context::get`; not cached.
-    pub(crate) async fn load_by_name(
-        &self,
-        id: &str,
-    ) -> Result<(Arc<dyn AnyCredential>, u64, Option<chrono::DateTime<Utc>>)> {
-        let storage_id = self.storage_id(id);
-        let record = self
-            .inner
-            .store
-            .get(&storage_id)
-            .await?
-            .ok_or_else(|| Error::NotFound { id: id.to_owned() })?;
-        let current = served_version(id, &record)?;
-        let decode = self
-            .inner
-            .kinds
-            .decoder(&record.meta.kind)
-            .ok_or_else(|| Error::UnknownKind { kind: record.meta.kind.clone() })?;
-        let context = SealContext::new(&storage_id, current.version, &record.meta.kind);
-        let credential = decode(&self.inner.ring.open(&context, &current.sealed)?)?;
-        let expires_at = credential.expires_at().or(record.meta.expires_at);
-        Ok((credential, current.version, expires_at))
-    }
-
-    /// Destroys the payloads of the oldest deprecated versions beyond `max_versions`.
-    pub(crate) fn prune(&self, record: &mut Record) {
-        let kept = record.versions.iter().filter(|version| !version.sealed.is_empty()).count();
-        let excess = kept.saturating_sub(self.inner.max_versions);
-        for version in record
+impl VersionInfo {
+    fn of(record: &Record) -> Vec<Self> {
+        record
             .versions
-            .iter_mut()
-            .filter(|version| version.state == VersionState::Deprecated)
-            .take(excess)
-        {
-            version.state = VersionState::Destroyed;
-            version.changed_at = Utc::now();
-            version.sealed = Vec::new();
-        }
+            .iter()
+            .map(|version| VersionInfo {
+                version: version.version,
+                state: version.state,
+                created_at: version.created_at,
+                changed_at: version.changed_at,
+            })
+            .collect()
     }
-
-    /// Checks the policy, audits the mutation before committing it (fail closed), writes it with
-    /// compare-and-swap and invalidates the cache.
-    pub(crate) async fn commit_change(
-        &self,
-        id: &str,
-        before: &Record,
-        after: Record,
-        action: AuditAction,
-        version: Option<u64>,
-        reason: Option<String>,
-    ) -> Result<Record> {
-        self.write(id, Some(before.meta.revision), after, action, version, reason).await
-    }
-
-    async fn write(
-        &self,
-        id: &str,
-        revision: Option<u64>,
-        mut record: Record,
-        action: AuditAction,
-        version: Option<u64>,
-        reason: Option<String>,
-    ) -> Result<Record> {
-        let operator = self.inner.operator.clone();
-        let permission = if matches!(action, AuditAction::Revoke | AuditAction::RollbackTo) {
-            Permission::Admin
-        } else {
-            Permission::Write
-        };
-        if let Err(denied) = self.authorize(&operator, id, permission) {
-            self.record_event(&operator, id, action, version, Some(&denied), None).await?;
-            return Err(denied);
-        }
-        // Audited before it happens: an unaudited change must never exist.
-        self.record_event(&operator, id, action, version, None, reason).await?;
-        record.meta.updated_at = Utc::now();
-        let precondition = revision.map_or(Precondition::Absent, Precondition::Revision);
-        match self.inner.store.put(record.clone(), precondition).await {
-            Ok(new_revision) => {
-                self.inner.cache.invalidate(id);
-                record.meta.revision = new_revision;
-                Ok(record)
-            }
-            Err(error) => {
-                self.inner.cache.invalidate(id);
-                let error = match error {
-                    Error::Conflict { .. } => Error::Conflict { id: id.to_owned() },
-                    other => other,
-                };
-                // The change did not happen; say so after the event that announced it.
-                let _ = self.record_event(&operator, id, action, version, Some(&error), None).await;
-                Err(error)
-            }
-        }
-    }
-
-    /// `Ok` when the policy (if any) lets `principal` do `permission` on `id`, deciding through
-    /// `memo` (the principal's own memo of decisions).
-    pub(crate) fn authorize_with(
-        &self,
-        memo: &DecisionMemo,
-        principal: &Principal,
-        id: &str,
-        permission: Permission,
-        now: chrono::DateTime<Utc>,
-    ) -> Result<()> {
-        let Some(policy) = &self.inner.policy else {
-            return Ok(());
-        };
-        if memo.allows(policy, principal, id, &self.inner.environment, permission, now) {
-            Ok(())
-        } else {
-            Err(Error::AccessDenied { id: id.to_owned() })
-        }
-    }
-
-    /// [`authorize_with`](Self::authorize_with) for the manager's own operator.
-    fn authorize(&self, principal: &Principal, id: &str, permission: Permission) -> Result<()> {
-        self.authorize_with(&self.inner.operator_decisions, principal, id, permission, Utc::now())
-    }
-
-    pub(crate) async fn record_event(
-        &self,
-        principal: &Principal,
-        id: &str,
-        action: AuditAction,
-        version: Option<u64>,
-        error: Option<&Error>,
-        reason: Option<String>,
-    ) -> Result<()> {
-        self.emit(self.event(Utc::now(), principal, Arc::from(id), action, version, error, reason))
-            .await
-    }
-
-    /// The audit event for `action` on `id` by `principal` at `time`, ending with `error` (none:
-    /// success).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn event(
-        &self,
-        time: chrono::DateTime<Utc>,
-        principal: &Principal,
-        id: Arc<str>,
-        action: AuditAction,
-        version: Option<u64>,
-        error: Option<&Error>,
-        reason: Option<String>,
-    ) -> AuditEvent {
-        let outcome = match error {
-            None => AuditOutcome::Success,
-            Some(Error::AccessDenied { .. }) => AuditOutcome::Denied,
-            Some(_) => AuditOutcome::Failure,
-        };
-        AuditEvent {
-            time,
-            principal: principal.shared_name(),
-            credential: id,
-            environment: Arc::clone(&self.inner.environment),
-            action,
-            outcome,
-            version,
-            error: error.map(|error| error.code().to_owned()),
-            reason,
-        }
-    }
-
-    /// Records `event`, without an allocation when the sink can take it at once.
-    pub(crate) async fn emit(&self, event: AuditEvent) -> Result<()> {
-        match self.inner.audit.record_now(event) {
-            Ok(recorded) => recorded,
-            Err(event) => self.inner.audit.record(event).await,
-        }
-    }
-
-    pub(crate) fn inner_cache(&self) -> &Cache {
-        &self.inner.cache
-    }
-
-    pub(crate) fn grace_period(&self) -> chrono::Duration {
-        self.inner.grace_period
-    }
-}
-
-/// A loaded handle and the version it serves (for audit).
-struct Loaded<C: Credential>(AnyManaged<C>, u64);
-
-impl<C: Credential> Loaded<C> {
-    fn version(&self) -> u64 {
-        self.1
-    }
-}
-
-/// The version `get` serves: the current one of an active (or rotating) credential.
-pub(crate) fn served_version<'r>(id: &str, record: &'r Record) -> Result<&'r SealedVersion> {
-    match record.meta.state {
-        LifecycleState::Active | LifecycleState::Rotating => {}
-        LifecycleState::Revoked => return Err(Error::Revoked { id: id.to_owned() }),
-        state => return Err(Error::NotActive { id: id.to_owned(), state }),
-    }
-    record.versions.iter().rev().find(|version| version.state == VersionState::Current).ok_or_else(
-        || Error::CorruptRecord { reason: format!("credential `{id}` has no current version") },
-    )
 }

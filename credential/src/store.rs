@@ -9,19 +9,26 @@
 //! primary plus read fallbacks). Each passes the conformance suite in `conformance` (enabled by
 //! the `testing` feature).
 
+mod change_feed;
 mod composite;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 mod env;
 mod file;
+mod file_feed;
 mod memory;
 mod record;
 mod record_codec;
 mod record_id;
 mod sqlite;
+mod sqlite_feed;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use change_feed::{ChangeFeed, ChangeListener, FeedKind, MAX_FEED_LAG};
+pub(crate) use change_feed::{Poll, spawn_poller};
 pub use composite::CompositeStore;
 pub use env::{EnvStore, EnvVars};
 pub use file::FileStore;
@@ -68,11 +75,23 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// A backend failure.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>>;
+
+    /// Starts reporting changes to `listener`, including changes made by other processes or
+    /// machines, until the returned feed is dropped. `None` (the default) when the store cannot
+    /// tell: a manager over it then only knows about its own writes, so share such a store
+    /// between managers only if they never cache.
+    ///
+    /// # Errors
+    /// A backend failure while starting the feed.
+    fn watch(&self, listener: Arc<dyn ChangeListener>) -> Result<Option<ChangeFeed>> {
+        let _ = listener;
+        Ok(None)
+    }
 }
 
 /// A shared store is a store: keep an `Arc` to inspect what a manager writes.
 #[async_trait]
-impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+impl<S: Store + ?Sized> Store for Arc<S> {
     async fn get(&self, id: &str) -> Result<Option<Record>> {
         (**self).get(id).await
     }
@@ -87,5 +106,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
         (**self).list(filter).await
+    }
+
+    fn watch(&self, listener: Arc<dyn ChangeListener>) -> Result<Option<ChangeFeed>> {
+        (**self).watch(listener)
     }
 }

@@ -114,7 +114,7 @@ async fn an_untouched_trail_verifies_and_answers_queries() {
 #[tokio::test]
 async fn sql_sink_keeps_events_in_the_store_database() {
     let store = SqliteStore::open(scratch_dir("audit-sql").join("credentials.db")).await.unwrap();
-    let sink = SqliteAuditSink::new(&store);
+    let sink = SqliteAuditSink::new(&store).unwrap();
     let manager = Manager::builder()
         .store(store.clone())
         .key_ring(KeyRing::generate().unwrap())
@@ -157,6 +157,9 @@ async fn a_failing_audit_sink_stops_mutations() {
     #[async_trait::async_trait]
     impl AuditSink for Broken {
         async fn record(&self, _: credential::AuditEvent) -> credential::Result<()> {
+            Err(Error::Audit { reason: "disk full".into() })
+        }
+        fn record_read(&self, _: credential::AuditEvent) -> credential::Result<()> {
             Err(Error::Audit { reason: "disk full".into() })
         }
         async fn query(&self, _: &AuditQuery) -> credential::Result<Vec<credential::AuditEvent>> {

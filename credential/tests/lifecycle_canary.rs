@@ -83,6 +83,6 @@ async fn no_secret_in_audit_errors_debug_or_storage() {
         );
     }
     // And the SQL sink records no value either.
-    let sql = SqliteAuditSink::new(&store);
+    let sql = SqliteAuditSink::new(&store).unwrap();
     assert_clean("SQL audit", &format!("{:?}", sql.query(&AuditQuery::all()).await.unwrap()));
 }

@@ -1,4 +1,5 @@
-//! Master-key rotation over a real store: resumable, safe to interrupt, old key retired at the end.
+//! Master-key rotation through the manager over a real store: resumable, safe to interrupt,
+//! authorized as admin, audited, old key retired at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -7,10 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use credential::conformance::sample_record;
+use credential::kinds::ApiKey;
 use credential::{
-    Error, KeyRing, ListFilter, MasterKey, Precondition, Record, RecordMeta, SealContext,
-    SealedVersion, SqliteStore, Store, VersionState, rekey,
+    AccessPolicy, AuditAction, AuditOutcome, AuditQuery, Error, ExposeSecret, Grant, KeyRing,
+    ListFilter, Manager, MasterKey, MemoryAuditSink, MemoryStore, Precondition, Principal, Record,
+    RecordMeta, SqliteStore, Store,
 };
 use support::scratch_dir;
 
@@ -30,7 +32,7 @@ impl Store for FailingAfter {
 
     async fn put(&self, record: Record, precondition: Precondition) -> credential::Result<u64> {
         if self.writes.fetch_add(1, Ordering::SeqCst) >= self.allowed {
-            return Err(Error::Storage { backend: "test", message: "disk full".into() });
+            return Err(Error::storage("test", false, std::io::Error::other("disk full")));
         }
         self.inner.put(record, precondition).await
     }
@@ -44,52 +46,50 @@ impl Store for FailingAfter {
     }
 }
 
-fn payload(id: &str, version: u64) -> Vec<u8> {
-    format!("{id}@{version}").into_bytes()
+fn key(n: usize) -> ApiKey {
+    ApiKey::new(format!("sk_rotation_{n}").into())
 }
 
-async fn seed(store: &dyn Store, ring: &KeyRing, count: usize) -> Vec<String> {
+async fn manager_over(store: impl Store, ring: &KeyRing) -> credential::Result<Manager> {
+    Manager::builder()
+        .store(store)
+        .key_ring(ring.clone())
+        .audit(MemoryAuditSink::new())
+        .build()
+        .await
+}
+
+/// `count` credentials with three versions each (two deprecated, one current).
+async fn seed(manager: &Manager, count: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..count {
         let id = format!("rotation/{i:03}");
-        let mut record = sample_record(&id, "api_key", &[]);
-        record.meta.key_id = ring.current_id().to_string();
-        record.versions = (1..=3)
-            .map(|version| SealedVersion {
-                version,
-                state: if version == 3 { VersionState::Current } else { VersionState::Deprecated },
-                created_at: record.meta.created_at,
-                changed_at: record.meta.created_at,
-                sealed: ring
-                    .seal(&SealContext::new(&id, version, "api_key"), &payload(&id, version))
-                    .unwrap(),
-            })
-            .collect();
-        store.put(record, Precondition::Absent).await.unwrap();
+        let active = manager.create(&id, key(i)).await.unwrap().activate().await.unwrap();
+        let active = active.rotate(key(i + 1000)).await.unwrap().commit().await.unwrap();
+        active.rotate(key(i + 2000)).await.unwrap().commit().await.unwrap();
         ids.push(id);
     }
     ids
 }
 
-async fn assert_all_open(store: &dyn Store, ring: &KeyRing, ids: &[String]) {
-    for id in ids {
-        let record = store.get(id).await.unwrap().unwrap();
-        for version in &record.versions {
-            let opened = ring
-                .open(&SealContext::new(id, version.version, "api_key"), &version.sealed)
-                .unwrap();
-            assert_eq!(*opened, payload(id, version.version));
-        }
+/// Every version of every credential still opens, through the manager.
+async fn assert_all_open(manager: &Manager, ids: &[String]) {
+    let ctx = manager.context(Principal::named("check"));
+    for (i, id) in ids.iter().enumerate() {
+        let current = ctx.get::<ApiKey>(id).await.unwrap();
+        assert_eq!(current.key.expose_secret(), format!("sk_rotation_{}", i + 2000));
+        let older = ctx.get_version::<ApiKey>(id, 2).await.unwrap();
+        assert_eq!(older.key.expose_secret(), format!("sk_rotation_{}", i + 1000));
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interrupted_rotation_resumes_and_the_old_key_retires() {
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(scratch_dir("rotation").join("db")).await.unwrap());
+    let dir = scratch_dir("rotation");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.join("db")).await.unwrap());
     let mut ring = KeyRing::generate().unwrap();
     let old = ring.current_id().clone();
-    let ids = seed(store.as_ref(), &ring, 40).await;
+    let ids = seed(&manager_over(Arc::clone(&store), &ring).await.unwrap(), 40).await;
 
     let new = ring.add(MasterKey::generate().unwrap());
     ring.make_current(&new).unwrap();
@@ -97,33 +97,81 @@ async fn interrupted_rotation_resumes_and_the_old_key_retires() {
     // The first run dies after 15 records.
     let failing =
         FailingAfter { inner: Arc::clone(&store), allowed: 15, writes: AtomicUsize::new(0) };
+    let dying = manager_over(failing, &ring).await.unwrap();
     let mut reported = Vec::new();
-    let error = rekey(&failing, &ring, |progress| reported.push(progress.done)).await.unwrap_err();
+    let error = dying.rekey(|progress| reported.push(progress.done)).await.unwrap_err();
     assert!(matches!(error, Error::Storage { .. }));
     assert_eq!(reported, (1..=15).collect::<Vec<_>>());
-    assert_all_open(store.as_ref(), &ring, &ids).await;
+    let manager = manager_over(Arc::clone(&store), &ring).await.unwrap();
+    assert_all_open(&manager, &ids).await;
 
     // Resuming re-seals only what is left, reporting progress for every record.
     let mut last = None;
-    let report = rekey(store.as_ref(), &ring, |progress| last = Some(progress)).await.unwrap();
+    let report = manager.rekey(|progress| last = Some(progress)).await.unwrap();
     assert_eq!((report.records, report.resealed), (40, 25));
     assert_eq!(last.map(|p| (p.done, p.total, p.resealed)), Some((40, 40, 25)));
     assert_eq!(report.keys_in_use.into_iter().collect::<Vec<_>>(), [new.to_string()]);
 
+    // Every re-seal is audited as the manager's principal.
+    let rekeys =
+        manager.audit().query(&AuditQuery::all().action(AuditAction::Rekey)).await.unwrap();
+    assert_eq!(rekeys.len(), 25);
+    assert!(rekeys.iter().all(|event| &*event.principal == "operator"));
+
     ring.retire(&old).unwrap();
-    assert_all_open(store.as_ref(), &ring, &ids).await;
+    let retired = manager_over(Arc::clone(&store), &ring).await.unwrap();
+    assert_all_open(&retired, &ids).await;
 
     // A third run has nothing to do.
-    let report = rekey(store.as_ref(), &ring, |_| {}).await.unwrap();
+    let report = retired.rekey(|_| {}).await.unwrap();
     assert_eq!(report.resealed, 0);
 }
 
 #[tokio::test]
-async fn rotation_with_a_ring_missing_the_old_key_fails_without_touching_records() {
-    let store = credential::MemoryStore::new();
+async fn rekey_needs_admin_and_is_audited_when_refused() {
+    let store = Arc::new(MemoryStore::new());
+    let mut ring = KeyRing::generate().unwrap();
+    let policy = AccessPolicy::new()
+        .grant(Grant::admin("operator", "*"))
+        .grant(Grant::write("ops:bob", "*"));
+    let manager = Manager::builder()
+        .store(Arc::clone(&store))
+        .key_ring(ring.clone())
+        .access_policy(policy.clone())
+        .build()
+        .await
+        .unwrap();
+    seed(&manager, 2).await;
+    let new = ring.add(MasterKey::generate().unwrap());
+    ring.make_current(&new).unwrap();
+    let rekeying = Manager::builder()
+        .store(Arc::clone(&store))
+        .key_ring(ring)
+        .access_policy(policy)
+        .build()
+        .await
+        .unwrap();
+    let bob = rekeying.acting_as(Principal::named("ops:bob"));
+    assert!(matches!(bob.rekey(|_| {}).await, Err(Error::AccessDenied { .. })));
+    let denied = rekeying
+        .audit()
+        .query(&AuditQuery::all().action(AuditAction::Rekey).outcome(AuditOutcome::Denied))
+        .await
+        .unwrap();
+    assert_eq!(denied.len(), 1);
+    assert_eq!(&*denied[0].principal, "ops:bob");
+    assert_eq!(rekeying.rekey(|_| {}).await.unwrap().resealed, 2);
+}
+
+#[tokio::test]
+async fn a_ring_missing_a_key_in_use_is_refused_before_anything_changes() {
+    let store = Arc::new(MemoryStore::new());
     let ring = KeyRing::generate().unwrap();
-    let ids = seed(&store, &ring, 3).await;
+    let ids = seed(&manager_over(Arc::clone(&store), &ring).await.unwrap(), 3).await;
     let stranger = KeyRing::generate().unwrap();
-    assert!(matches!(rekey(&store, &stranger, |_| {}).await, Err(Error::Decrypt)));
-    assert_all_open(&store, &ring, &ids).await;
+    assert!(matches!(
+        manager_over(Arc::clone(&store), &stranger).await,
+        Err(Error::WrongMasterKey { .. })
+    ));
+    assert_all_open(&manager_over(store, &ring).await.unwrap(), &ids).await;
 }

@@ -4,9 +4,8 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use credential::{
-    Error, ExposeSecret, KdfParams, KdfSettings, KeyRing, MasterKey, SealContext, SecretString,
-};
+use credential::hazmat::{self, SealContext};
+use credential::{Error, ExposeSecret, KdfParams, KdfSettings, KeyRing, MasterKey, SecretString};
 
 const ENV_VAR: &str = "CREDENTIAL_TEST_MASTER_KEY";
 
@@ -108,10 +107,10 @@ async fn passphrase_key_rederives_from_stored_settings() {
     let passphrase = SecretString::from("correct horse battery staple");
     let ring = KeyRing::from_passphrase(passphrase.clone(), stored.parse().unwrap()).await.unwrap();
     let context = SealContext::new("db/main", 1, "database");
-    let sealed = ring.seal(&context, b"payload").unwrap();
+    let sealed = hazmat::seal(&ring, &context, b"payload").unwrap();
 
     let again = KeyRing::from_passphrase(passphrase, stored.parse().unwrap()).await.unwrap();
-    assert_eq!(&*again.open(&context, &sealed).unwrap(), b"payload");
+    assert_eq!(&*hazmat::open(&again, &context, &sealed).unwrap(), b"payload");
 
     let wrong = KeyRing::from_passphrase(SecretString::from("wrong"), stored.parse().unwrap())
         .await

@@ -4,7 +4,8 @@
 
 use std::collections::HashSet;
 
-use credential::{Error, KeyId, KeyRing, MasterKey, SealContext, envelope_key_id};
+use credential::hazmat::{self, SealContext, envelope_key_id};
+use credential::{Error, KeyId, KeyRing, MasterKey};
 
 fn context() -> SealContext<'static> {
     SealContext::new("github/main", 3, "github")
@@ -12,7 +13,7 @@ fn context() -> SealContext<'static> {
 
 /// Opens an `api_key` version-1 envelope of credential `id`.
 fn open_api_key(ring: &KeyRing, id: &str, sealed: &[u8]) -> Vec<u8> {
-    ring.open(&SealContext::new(id, 1, "api_key"), sealed).unwrap().to_vec()
+    hazmat::open(ring, &SealContext::new(id, 1, "api_key"), sealed).unwrap().to_vec()
 }
 
 fn is_decrypt(result: credential::Result<impl Sized>) -> bool {
@@ -24,30 +25,30 @@ fn round_trips_at_several_sizes() {
     let ring = KeyRing::generate().unwrap();
     for size in [0, 1, 15, 16, 17, 255, 256, 4096, 65_537] {
         let plaintext: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
-        let sealed = ring.seal(&context(), &plaintext).unwrap();
+        let sealed = hazmat::seal(&ring, &context(), &plaintext).unwrap();
         assert_eq!(sealed.len(), 2 + 16 + 12 + size + 16);
-        assert_eq!(&*ring.open(&context(), &sealed).unwrap(), plaintext.as_slice());
+        assert_eq!(&*hazmat::open(&ring, &context(), &sealed).unwrap(), plaintext.as_slice());
     }
 }
 
 #[test]
 fn sealing_twice_gives_different_envelopes() {
     let ring = KeyRing::generate().unwrap();
-    let first = ring.seal(&context(), b"same").unwrap();
-    let second = ring.seal(&context(), b"same").unwrap();
+    let first = hazmat::seal(&ring, &context(), b"same").unwrap();
+    let second = hazmat::seal(&ring, &context(), b"same").unwrap();
     assert_ne!(first, second);
 }
 
 #[test]
 fn flipping_any_single_byte_is_one_opaque_error() {
     let ring = KeyRing::generate().unwrap();
-    let sealed = ring.seal(&context(), b"a credential payload of some length").unwrap();
+    let sealed = hazmat::seal(&ring, &context(), b"a credential payload of some length").unwrap();
     for position in 0..sealed.len() {
         for mask in [0x01, 0x80, 0xff] {
             let mut tampered = sealed.clone();
             tampered[position] ^= mask;
             assert!(
-                is_decrypt(ring.open(&context(), &tampered)),
+                is_decrypt(hazmat::open(&ring, &context(), &tampered)),
                 "flip at {position} with {mask:#x} not refused"
             );
         }
@@ -57,26 +58,29 @@ fn flipping_any_single_byte_is_one_opaque_error() {
 #[test]
 fn truncation_at_every_length_is_an_error() {
     let ring = KeyRing::generate().unwrap();
-    let sealed = ring.seal(&context(), b"a credential payload").unwrap();
+    let sealed = hazmat::seal(&ring, &context(), b"a credential payload").unwrap();
     for len in 0..sealed.len() {
-        assert!(is_decrypt(ring.open(&context(), &sealed[..len])), "truncated to {len} opened");
+        assert!(
+            is_decrypt(hazmat::open(&ring, &context(), &sealed[..len])),
+            "truncated to {len} opened"
+        );
     }
     let mut extended = sealed.clone();
     extended.push(0);
-    assert!(is_decrypt(ring.open(&context(), &extended)));
+    assert!(is_decrypt(hazmat::open(&ring, &context(), &extended)));
 }
 
 #[test]
 fn an_envelope_moved_to_another_id_version_or_kind_does_not_open() {
     let ring = KeyRing::generate().unwrap();
-    let sealed = ring.seal(&context(), b"payload").unwrap();
+    let sealed = hazmat::seal(&ring, &context(), b"payload").unwrap();
     for other in [
         SealContext::new("github/other", 3, "github"),
         SealContext::new("github/main", 4, "github"),
         SealContext::new("github/main", 3, "gitlab"),
         SealContext::new("github/mai", 3, "ngithub"),
     ] {
-        assert!(is_decrypt(ring.open(&other, &sealed)), "{other:?}");
+        assert!(is_decrypt(hazmat::open(&ring, &other, &sealed)), "{other:?}");
     }
 }
 
@@ -84,14 +88,14 @@ fn an_envelope_moved_to_another_id_version_or_kind_does_not_open() {
 fn wrong_master_key_is_one_clear_error() {
     let right = KeyRing::generate().unwrap();
     let wrong = KeyRing::generate().unwrap();
-    let sealed = right.seal(&context(), b"payload").unwrap();
+    let sealed = hazmat::seal(&right, &context(), b"payload").unwrap();
     let needed = envelope_key_id(&sealed).unwrap();
     assert_eq!(&needed, right.current_id());
     match wrong.check(&needed) {
         Err(Error::WrongMasterKey { key_id }) => assert_eq!(key_id, needed.to_string()),
         other => panic!("expected WrongMasterKey, got {other:?}"),
     }
-    assert!(is_decrypt(wrong.open(&context(), &sealed)));
+    assert!(is_decrypt(hazmat::open(&wrong, &context(), &sealed)));
 }
 
 #[test]
@@ -101,7 +105,7 @@ fn rotation_keeps_old_records_open_and_lets_the_old_key_retire_after_resealing()
     let contexts: Vec<String> = (0..20).map(|i| format!("service/{i}")).collect();
     let mut records: Vec<Vec<u8>> = contexts
         .iter()
-        .map(|id| ring.seal(&SealContext::new(id, 1, "api_key"), id.as_bytes()).unwrap())
+        .map(|id| hazmat::seal(&ring, &SealContext::new(id, 1, "api_key"), id.as_bytes()).unwrap())
         .collect();
 
     let new = ring.add(MasterKey::generate().unwrap());
@@ -112,20 +116,23 @@ fn rotation_keeps_old_records_open_and_lets_the_old_key_retire_after_resealing()
     for (id, sealed) in contexts.iter().zip(&records) {
         assert_eq!(open_api_key(&ring, id, sealed), id.as_bytes());
     }
-    let fresh = ring.seal(&context(), b"new").unwrap();
+    let fresh = hazmat::seal(&ring, &context(), b"new").unwrap();
     assert_eq!(envelope_key_id(&fresh).unwrap(), new);
 
     // Interrupt the re-seal halfway: every record still opens under some key of the ring.
     for (id, sealed) in contexts.iter().zip(records.iter_mut()).take(10) {
-        *sealed = ring.reseal(&SealContext::new(id, 1, "api_key"), sealed).unwrap().unwrap();
+        *sealed =
+            hazmat::reseal(&ring, &SealContext::new(id, 1, "api_key"), sealed).unwrap().unwrap();
     }
     for (id, sealed) in contexts.iter().zip(&records) {
-        assert!(ring.open(&SealContext::new(id, 1, "api_key"), sealed).is_ok());
+        assert!(hazmat::open(&ring, &SealContext::new(id, 1, "api_key"), sealed).is_ok());
     }
     // Resume: already re-sealed records are skipped, the rest move to the new key.
     let mut resealed = 0;
     for (id, sealed) in contexts.iter().zip(records.iter_mut()) {
-        if let Some(moved) = ring.reseal(&SealContext::new(id, 1, "api_key"), sealed).unwrap() {
+        if let Some(moved) =
+            hazmat::reseal(&ring, &SealContext::new(id, 1, "api_key"), sealed).unwrap()
+        {
             *sealed = moved;
             resealed += 1;
         }
@@ -149,7 +156,7 @@ fn no_nonce_repeats_over_a_million_seals() {
     let ring = KeyRing::generate().unwrap();
     let mut nonces = HashSet::with_capacity(1_000_000);
     for _ in 0..1_000_000 {
-        let sealed = ring.seal(&context(), b"").unwrap();
+        let sealed = hazmat::seal(&ring, &context(), b"").unwrap();
         let nonce: [u8; 12] = sealed[18..30].try_into().unwrap();
         assert!(nonces.insert(nonce), "nonce repeated");
     }

@@ -15,9 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use credential::conformance::{self, sample_record};
-use credential::{
-    ExposeSecret, FileStore, KeyRing, MasterKey, Precondition, SealContext, SqliteStore, Store,
-};
+use credential::hazmat::{self, SealContext};
+use credential::{ExposeSecret, FileStore, KeyRing, MasterKey, Precondition, SqliteStore, Store};
 use support::scratch_dir;
 
 const RECORDS: u64 = 8;
@@ -81,7 +80,8 @@ async fn write_until_killed(backend: &str, path: &Path) {
         };
         let mut record = sample_record(&id, "counter", &[]);
         record.versions[0].sealed =
-            ring.seal(&SealContext::new(&id, 1, "counter"), &value.to_be_bytes()).unwrap();
+            hazmat::seal(&ring, &SealContext::new(&id, 1, "counter"), &value.to_be_bytes())
+                .unwrap();
         let precondition = current
             .map_or(Precondition::Absent, |found| Precondition::Revision(found.meta.revision));
         store.put(record, precondition).await.unwrap();
@@ -91,8 +91,8 @@ async fn write_until_killed(backend: &str, path: &Path) {
 }
 
 fn stored_value(ring: &KeyRing, record: &credential::Record) -> u64 {
-    let opened = ring
-        .open(&SealContext::new(&record.meta.id, 1, "counter"), &record.versions[0].sealed)
+    let context = SealContext::new(&record.meta.id, 1, "counter");
+    let opened = hazmat::open(ring, &context, &record.versions[0].sealed)
         .expect("a stored record does not open");
     u64::from_be_bytes(opened.as_slice().try_into().unwrap())
 }

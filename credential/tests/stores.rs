@@ -132,7 +132,7 @@ async fn a_database_from_a_newer_schema_is_refused_untouched() {
     let before = std::fs::read(&path).unwrap();
     match SqliteStore::open(&path).await {
         Err(Error::UnsupportedSchema { found, supported }) => {
-            assert_eq!((found, supported), (99, 1))
+            assert_eq!((found, supported), (99, 2))
         }
         other => panic!("expected UnsupportedSchema, got {other:?}"),
     }
@@ -160,7 +160,7 @@ async fn a_corrupted_row_is_a_clear_error_and_touches_nothing_else() {
             connection
                 .execute("UPDATE records SET record = x'00010203' WHERE id = 'bad'", [])
                 .map(drop)
-                .map_err(|error| Error::Storage { backend: "sqlite", message: error.to_string() })
+                .map_err(|error| Error::storage("sqlite", false, error))
         })
         .await
         .unwrap();
@@ -188,7 +188,8 @@ struct Postgres {
 #[tokio::test]
 #[ignore = "run by env_store_reads_mapped_variables in a child process"]
 async fn env_store_child() {
-    use credential::{Credential, ExposeSecret, KeyRing, SealContext};
+    use credential::hazmat::{self, SealContext};
+    use credential::{Credential, ExposeSecret, KeyRing};
     let ring = KeyRing::generate().unwrap();
     let env = credential::EnvStore::new(ring.clone(), "production")
         .credential("db/main", |env| {
@@ -206,9 +207,8 @@ async fn env_store_child() {
 
     let record = env.get("production/db/main").await.unwrap().unwrap();
     assert_eq!(record.meta.kind, "postgres");
-    let opened = ring
-        .open(&SealContext::new("production/db/main", 1, "postgres"), &record.versions[0].sealed)
-        .unwrap();
+    let context = SealContext::new("production/db/main", 1, "postgres");
+    let opened = hazmat::open(&ring, &context, &record.versions[0].sealed).unwrap();
     let db = Postgres::decode(&opened).unwrap();
     assert_eq!(
         (db.password.expose_secret(), db.user.as_str(), db.port),

@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 use super::{KeyId, MasterKey, random};
 use crate::{Error, Result};
 
-/// The envelope format version written by [`KeyRing::seal`](crate::KeyRing::seal).
+/// The envelope format version written by [`hazmat::seal`](crate::hazmat::seal).
 pub const ENVELOPE_VERSION: u8 = 1;
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;

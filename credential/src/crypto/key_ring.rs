@@ -11,22 +11,24 @@ use crate::{Error, Result};
 
 /// Master keys by id. New seals use the current key; envelopes sealed under any key in the ring
 /// open. Rotation: [`add`](Self::add) a new key, [`make_current`](Self::make_current), re-seal
-/// every record with [`reseal`](Self::reseal), then [`retire`](Self::retire) the old key.
+/// every record with [`Manager::rekey`](crate::Manager::rekey), then [`retire`](Self::retire) the
+/// old key. Sealing by hand is in [`hazmat`](crate::hazmat).
 ///
 /// ```
-/// use credential::{KeyRing, MasterKey, SealContext};
+/// use credential::hazmat::{self, SealContext};
+/// use credential::{KeyRing, MasterKey};
 ///
 /// # fn main() -> credential::Result<()> {
 /// let mut ring = KeyRing::generate()?;
 /// let context = SealContext::new("github/main", 1, "github");
-/// let sealed = ring.seal(&context, b"encoded credential")?;
+/// let sealed = hazmat::seal(&ring, &context, b"encoded credential")?;
 ///
 /// let old = ring.current_id().clone();
 /// let new = ring.add(MasterKey::generate()?);
 /// ring.make_current(&new)?;
-/// let resealed = ring.reseal(&context, &sealed)?.expect("sealed under the old key");
+/// let resealed = hazmat::reseal(&ring, &context, &sealed)?.expect("sealed under the old key");
 /// ring.retire(&old)?;
-/// assert_eq!(&*ring.open(&context, &resealed)?, b"encoded credential");
+/// assert_eq!(&*hazmat::open(&ring, &context, &resealed)?, b"encoded credential");
 /// # Ok(())
 /// # }
 /// ```
@@ -158,7 +160,7 @@ impl KeyRing {
     ///
     /// # Errors
     /// [`Error::RandomUnavailable`] when no nonce can be drawn.
-    pub fn seal(&self, context: &SealContext<'_>, plaintext: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn seal(&self, context: &SealContext<'_>, plaintext: &[u8]) -> Result<Vec<u8>> {
         envelope::seal(self.current_key(), context, plaintext)
     }
 
@@ -167,7 +169,11 @@ impl KeyRing {
     /// # Errors
     /// [`Error::Decrypt`], whatever the reason: malformed, altered, moved to another context, or
     /// sealed under a key the ring does not hold.
-    pub fn open(&self, context: &SealContext<'_>, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    pub(crate) fn open(
+        &self,
+        context: &SealContext<'_>,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
         let parsed = envelope::parse(sealed).ok_or(Error::Decrypt)?;
         let key = self
             .keys
@@ -182,7 +188,11 @@ impl KeyRing {
     ///
     /// # Errors
     /// As [`open`](Self::open) and [`seal`](Self::seal).
-    pub fn reseal(&self, context: &SealContext<'_>, sealed: &[u8]) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn reseal(
+        &self,
+        context: &SealContext<'_>,
+        sealed: &[u8],
+    ) -> Result<Option<Vec<u8>>> {
         let parsed = envelope::parse(sealed).ok_or(Error::Decrypt)?;
         if parsed.key_id == self.current_id().as_str() {
             return Ok(None);

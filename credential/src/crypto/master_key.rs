@@ -124,10 +124,7 @@ impl MasterKey {
     /// cannot be read, [`Error::InvalidMasterKey`] when it holds no 32-byte key.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let io_error = |source| Error::Io {
-            context: format!("reading key file `{}`", path.display()),
-            source,
-        };
+        let io_error = |source| Error::io(format!("reading key file `{}`", path.display()), source);
         let mut file = std::fs::File::open(path).map_err(io_error)?;
         check_private(path, &file.metadata().map_err(io_error)?)?;
         let mut contents = Zeroizing::new(Vec::with_capacity(256));
@@ -166,10 +163,7 @@ impl MasterKey {
     /// [`Error::Io`] when the file exists or cannot be written.
     pub fn write_file(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let io_error = |source| Error::Io {
-            context: format!("writing key file `{}`", path.display()),
-            source,
-        };
+        let io_error = |source| Error::io(format!("writing key file `{}`", path.display()), source);
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]

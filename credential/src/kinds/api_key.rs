@@ -26,3 +26,10 @@ pub struct ApiKey {
     #[credential(validate(non_empty, pattern = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"))]
     pub header: Option<String>,
 }
+
+impl ApiKey {
+    /// A key sent without a prescribed header.
+    pub fn new(key: SecretString) -> Self {
+        Self { key, header: None }
+    }
+}

@@ -32,6 +32,10 @@ pub enum AuditAction {
     Revoke,
     /// A credential was loaded by an operator.
     Load,
+    /// A credential's version history was read.
+    History,
+    /// A credential was re-sealed under another master key.
+    Rekey,
     /// A credential was read through a context.
     Read,
     /// A template was resolved through a context.
@@ -41,7 +45,7 @@ pub enum AuditAction {
 impl AuditAction {
     /// Whether the action changes a credential (and so is audited before it is committed).
     pub fn is_mutation(self) -> bool {
-        !matches!(self, Self::Load | Self::Read | Self::Resolve)
+        !matches!(self, Self::Load | Self::History | Self::Read | Self::Resolve)
     }
 
     /// The stored name.
@@ -55,6 +59,8 @@ impl AuditAction {
             Self::RollbackTo => "rollback_to",
             Self::Revoke => "revoke",
             Self::Load => "load",
+            Self::History => "history",
+            Self::Rekey => "rekey",
             Self::Read => "read",
             Self::Resolve => "resolve",
         }
@@ -247,28 +253,27 @@ impl AuditSummary {
 
 /// Where audit events go.
 ///
-/// A manager records a mutation's event before committing the mutation and refuses the mutation
-/// when recording fails (fail closed). Reads are recorded too; a sink may buffer read events.
+/// A manager records a mutation's event with [`record`](Self::record) before committing the
+/// mutation, and refuses the mutation when recording fails (fail closed). Read events go to
+/// [`record_read`](Self::record_read), which must not wait for I/O: a durable sink queues them
+/// and writes them in batches; when it cannot take one (queue full, sink failing) the read is
+/// refused.
 #[async_trait]
 pub trait AuditSink: Send + Sync + 'static {
-    /// Records one event.
+    /// Records a mutation's event; returns once it is durable.
     ///
     /// # Errors
     /// [`Error::Audit`](crate::Error::Audit) when the event could not be recorded.
     async fn record(&self, event: AuditEvent) -> Result<()>;
 
-    /// Records `event` at once if this sink never waits (memory, say); otherwise hands it back
-    /// for [`record`](Self::record). Lets hot read paths skip an allocation per event.
+    /// Takes a read event without waiting for I/O.
     ///
     /// # Errors
-    /// `Err(event)` when the sink needs the asynchronous path.
-    // The event is handed back unboxed: boxing it would cost the allocation this method saves.
-    #[allow(clippy::result_large_err)]
-    fn record_now(&self, event: AuditEvent) -> std::result::Result<Result<()>, AuditEvent> {
-        Err(event)
-    }
+    /// [`Error::AuditBackpressure`](crate::Error::AuditBackpressure) or
+    /// [`Error::Audit`](crate::Error::Audit) when the event cannot be taken: the read is refused.
+    fn record_read(&self, event: AuditEvent) -> Result<()>;
 
-    /// The events passing `query`, oldest first.
+    /// The events passing `query`, oldest first, including every event taken so far.
     ///
     /// # Errors
     /// [`Error::Audit`](crate::Error::Audit) when the events cannot be read.
@@ -284,22 +289,26 @@ pub trait AuditSink: Send + Sync + 'static {
     }
 }
 
-/// Audit events kept in memory, for tests and short-lived processes: all of them, or the newest
-/// `n` with [`bounded`](Self::bounded).
+/// Audit events kept in memory, for tests and short-lived processes: the newest
+/// [`DEFAULT_MEMORY_AUDIT_CAPACITY`] events, or the newest `n` with [`bounded`](Self::bounded).
+/// Older events are dropped, so a long-running process does not grow without bound.
 #[derive(Debug)]
 pub struct MemoryAuditSink {
     events: Mutex<VecDeque<AuditEvent>>,
     capacity: usize,
 }
 
+/// How many events a [`MemoryAuditSink::new`] keeps.
+pub const DEFAULT_MEMORY_AUDIT_CAPACITY: usize = 10_000;
+
 impl Default for MemoryAuditSink {
     fn default() -> Self {
-        Self::bounded(usize::MAX)
+        Self::bounded(DEFAULT_MEMORY_AUDIT_CAPACITY)
     }
 }
 
 impl MemoryAuditSink {
-    /// A sink that keeps every event.
+    /// A sink that keeps the newest [`DEFAULT_MEMORY_AUDIT_CAPACITY`] events.
     pub fn new() -> Self {
         Self::default()
     }
@@ -308,9 +317,7 @@ impl MemoryAuditSink {
     pub fn bounded(capacity: usize) -> Self {
         Self { events: Mutex::new(VecDeque::new()), capacity }
     }
-}
 
-impl MemoryAuditSink {
     fn push(&self, event: AuditEvent) {
         let mut events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
         if events.len() >= self.capacity {
@@ -327,10 +334,9 @@ impl AuditSink for MemoryAuditSink {
         Ok(())
     }
 
-    #[allow(clippy::result_large_err)]
-    fn record_now(&self, event: AuditEvent) -> std::result::Result<Result<()>, AuditEvent> {
+    fn record_read(&self, event: AuditEvent) -> Result<()> {
         self.push(event);
-        Ok(Ok(()))
+        Ok(())
     }
 
     async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>> {
@@ -345,9 +351,8 @@ impl<S: AuditSink + ?Sized> AuditSink for Arc<S> {
         (**self).record(event).await
     }
 
-    #[allow(clippy::result_large_err)]
-    fn record_now(&self, event: AuditEvent) -> std::result::Result<Result<()>, AuditEvent> {
-        (**self).record_now(event)
+    fn record_read(&self, event: AuditEvent) -> Result<()> {
+        (**self).record_read(event)
     }
 
     async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>> {

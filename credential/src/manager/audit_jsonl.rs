@@ -5,45 +5,59 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::audit::{AuditEvent, AuditQuery, AuditSink};
+use super::audit_batch::{AuditQueue, BatchTarget, DEFAULT_QUEUE_CAPACITY};
 use crate::{Error, Result, blocking};
 
 /// The `prev` of the first line.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-/// Audit lines are small; the last one is found within this many bytes of the end.
-const TAIL_WINDOW: u64 = 64 * 1024;
+/// How much of the file's end is read at a time while looking for the last line.
+const TAIL_CHUNK: u64 = 8 * 1024;
 
-#[derive(Serialize, Deserialize)]
-struct Line {
+/// What a line says besides its event; the event itself is hashed as the bytes stored.
+#[derive(Deserialize)]
+struct Link {
     seq: u64,
     prev: String,
     hash: String,
+}
+
+#[derive(Deserialize)]
+struct Line {
     event: AuditEvent,
 }
 
-fn chain_hash(seq: u64, prev: &str, event_json: &str) -> String {
+fn chain_hash(seq: u64, prev: &str, event_json: &[u8]) -> String {
     let mut hasher = Sha256::new();
     hasher.update(seq.to_be_bytes());
     hasher.update(prev.as_bytes());
-    hasher.update(event_json.as_bytes());
+    hasher.update(event_json);
     base16ct::lower::encode_string(&hasher.finalize())
 }
 
+/// Everything a line holds before its event's bytes.
+fn line_prefix(seq: u64, prev: &str, hash: &str) -> String {
+    format!(r#"{{"seq":{seq},"prev":"{prev}","hash":"{hash}","event":"#)
+}
+
 /// Audit events appended to a JSON Lines file, hash-chained: line `n` stores the SHA-256 of its
-/// sequence number, line `n - 1`'s hash and its own event, so editing, deleting, inserting or
-/// reordering lines breaks the chain and [`verify`](Self::verify) names the first broken line.
+/// sequence number, line `n - 1`'s hash and its event's bytes exactly as stored, so editing,
+/// deleting, inserting or reordering lines breaks the chain and [`verify`](Self::verify) names the
+/// first broken line.
 ///
-/// Appends take an exclusive lock on the file, so several processes can share one trail.
-/// Mutation events are flushed to disk (`fsync`) before the mutation proceeds; read events are
-/// left to the operating system's buffers. Removing lines from the end is not detectable from the
-/// file alone: keep the last hash ([`verify`](Self::verify) returns it) somewhere else to detect
-/// that too.
+/// Appends take an exclusive lock on the file, so several processes can share one trail. Events
+/// are written by a background writer in batches (group commit, one `fsync` per batch): a
+/// mutation's event is durable before the mutation proceeds; a read's event is durable with the
+/// next batch, milliseconds later. A crash can lose the read events still queued, never a
+/// mutation's. A line left half-written by a crash is cut off before the next append. Removing
+/// lines from the end is not detectable from the file alone: keep the last hash
+/// ([`verify`](Self::verify) returns it) somewhere else to detect that too.
 #[derive(Debug, Clone)]
 pub struct JsonlAuditSink {
     inner: Arc<Inner>,
@@ -52,8 +66,7 @@ pub struct JsonlAuditSink {
 #[derive(Debug)]
 struct Inner {
     path: PathBuf,
-    /// Serializes this process's appends; the file lock serializes processes.
-    append: Mutex<()>,
+    queue: AuditQueue,
 }
 
 /// What a successful [`JsonlAuditSink::verify`] found.
@@ -74,7 +87,12 @@ impl JsonlAuditSink {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_owned();
         open_for_append(&path)?;
-        Ok(Self { inner: Arc::new(Inner { path, append: Mutex::new(()) }) })
+        let queue = AuditQueue::start(
+            "credential-audit-jsonl",
+            JsonlTarget { path: path.clone() },
+            DEFAULT_QUEUE_CAPACITY,
+        )?;
+        Ok(Self { inner: Arc::new(Inner { path, queue }) })
     }
 
     /// The trail's file.
@@ -82,12 +100,13 @@ impl JsonlAuditSink {
         &self.inner.path
     }
 
-    /// Checks the whole chain.
+    /// Checks the whole chain (after writing out every queued event).
     ///
     /// # Errors
     /// [`Error::AuditTampered`] naming the first line that was edited, inserted, moved or
     /// follows a deleted line; [`Error::Io`].
     pub async fn verify(&self) -> Result<ChainReport> {
+        self.inner.queue.flush().await?;
         let path = self.inner.path.clone();
         blocking::run(move || verify_file(&path)).await
     }
@@ -95,7 +114,7 @@ impl JsonlAuditSink {
 
 fn io_error(context: &str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
     let context = format!("{context} `{}`", path.display());
-    move |source| Error::Io { context, source }
+    move |source| Error::io(context, source)
 }
 
 fn open_for_append(path: &Path) -> Result<File> {
@@ -108,43 +127,88 @@ fn open_for_append(path: &Path) -> Result<File> {
         .map_err(io_error("opening audit trail", path))
 }
 
-/// The sequence number and hash of the last line, read from the end of the file.
+/// The byte offset where the file's last line starts, and where its complete lines end (a tail
+/// without a newline is a line a crash left half-written). Reads backwards, however long the line.
+fn last_line_bounds(file: &mut File, len: u64, path: &Path) -> Result<(u64, u64)> {
+    let mut newlines = Vec::new();
+    let mut end = len;
+    let mut buf = vec![0u8; TAIL_CHUNK as usize];
+    // The last two newlines bound the last complete line.
+    while end > 0 && newlines.len() < 2 {
+        let start = end.saturating_sub(TAIL_CHUNK);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start)).map_err(io_error("reading", path))?;
+        file.read_exact(chunk).map_err(io_error("reading", path))?;
+        for (at, byte) in chunk.iter().enumerate().rev() {
+            if *byte == b'\n' {
+                newlines.push(start + at as u64);
+                if newlines.len() == 2 {
+                    break;
+                }
+            }
+        }
+        end = start;
+    }
+    match newlines.as_slice() {
+        [] => Ok((0, 0)),
+        [last] => Ok((0, last + 1)),
+        [last, before, ..] => Ok((before + 1, last + 1)),
+    }
+}
+
+/// The sequence number and hash of the last complete line, cutting off a half-written tail.
 fn last_link(file: &mut File, path: &Path) -> Result<(u64, String)> {
     let len = file.metadata().map_err(io_error("reading", path))?.len();
-    if len == 0 {
+    let (start, complete) = last_line_bounds(file, len, path)?;
+    if complete < len {
+        file.set_len(complete).map_err(io_error("cutting a half-written line from", path))?;
+    }
+    if complete == 0 {
         return Ok((0, GENESIS.to_owned()));
     }
-    let start = len.saturating_sub(TAIL_WINDOW);
+    let mut line = vec![0u8; (complete - start) as usize];
     file.seek(SeekFrom::Start(start)).map_err(io_error("reading", path))?;
-    let mut tail = String::new();
-    file.read_to_string(&mut tail).map_err(io_error("reading", path))?;
-    let last = tail.trim_end_matches('\n').rsplit('\n').next().unwrap_or_default();
-    let line: Line = serde_json::from_str(last).map_err(|_| Error::AuditTampered {
+    file.read_exact(&mut line).map_err(io_error("reading", path))?;
+    let link: Link = serde_json::from_slice(&line).map_err(|_| Error::AuditTampered {
         line: None,
         reason: "the last line is not an audit record".to_owned(),
     })?;
-    Ok((line.seq, line.hash))
+    Ok((link.seq, link.hash))
 }
 
-fn append(inner: &Inner, event: &AuditEvent, durable: bool) -> Result<()> {
-    let _local = inner.append.lock().unwrap_or_else(PoisonError::into_inner);
-    let path = &inner.path;
-    let mut file = open_for_append(path)?;
-    file.lock().map_err(io_error("locking", path))?;
-    let (seq, prev) = last_link(&mut file, path)?;
-    let event_json =
-        serde_json::to_string(event).map_err(|error| Error::Audit { reason: error.to_string() })?;
-    let seq = seq + 1;
-    let hash = chain_hash(seq, &prev, &event_json);
-    let line = Line { seq, prev, hash, event: event.clone() };
-    let mut text =
-        serde_json::to_string(&line).map_err(|error| Error::Audit { reason: error.to_string() })?;
-    text.push('\n');
-    file.write_all(text.as_bytes()).map_err(io_error("appending to", path))?;
-    if durable {
-        file.sync_data().map_err(io_error("flushing", path))?;
+/// Appends batches to the file, all or nothing.
+struct JsonlTarget {
+    path: PathBuf,
+}
+
+impl BatchTarget for JsonlTarget {
+    fn write(&mut self, events: &[AuditEvent]) -> Result<()> {
+        let path = &self.path;
+        let mut file = open_for_append(path)?;
+        file.lock().map_err(io_error("locking", path))?;
+        let (mut seq, mut prev) = last_link(&mut file, path)?;
+        let mut text = String::new();
+        for event in events {
+            let event_json = serde_json::to_string(event)
+                .map_err(|error| Error::Audit { reason: error.to_string() })?;
+            seq += 1;
+            let hash = chain_hash(seq, &prev, event_json.as_bytes());
+            text.push_str(&line_prefix(seq, &prev, &hash));
+            text.push_str(&event_json);
+            text.push_str("}\n");
+            prev = hash;
+        }
+        let before = file.metadata().map_err(io_error("reading", path))?.len();
+        let written = file
+            .write_all(text.as_bytes())
+            .and_then(|()| file.sync_data())
+            .map_err(io_error("appending to", path));
+        if written.is_err() {
+            // All or nothing: a partial batch would be retried and written twice.
+            let _ = file.set_len(before);
+        }
+        written
     }
-    Ok(())
 }
 
 fn read_events(path: &Path) -> Result<Vec<AuditEvent>> {
@@ -170,24 +234,27 @@ fn verify_file(path: &Path) -> Result<ChainReport> {
         let tampered =
             |reason: &str| Error::AuditTampered { line: Some(number), reason: reason.to_owned() };
         let line = line.map_err(io_error("reading", path))?;
-        let parsed: Line =
+        let link: Link =
             serde_json::from_str(&line).map_err(|_| tampered("not an audit record"))?;
-        if parsed.seq != number {
+        serde_json::from_str::<Line>(&line).map_err(|_| tampered("not an audit record"))?;
+        if link.seq != number {
             return Err(tampered(
                 "out of sequence: a line was inserted, deleted or moved before it",
             ));
         }
-        if parsed.prev != prev {
+        if link.prev != prev {
             return Err(tampered(
                 "does not follow the line before it: a line was inserted, deleted or moved",
             ));
         }
-        let event_json =
-            serde_json::to_string(&parsed.event).map_err(|_| tampered("not an audit record"))?;
-        if chain_hash(parsed.seq, &parsed.prev, &event_json) != parsed.hash {
+        let event_json = line
+            .strip_prefix(&line_prefix(link.seq, &link.prev, &link.hash))
+            .and_then(|rest| rest.strip_suffix('}'))
+            .ok_or_else(|| tampered("not laid out as an audit record"))?;
+        if chain_hash(link.seq, &link.prev, event_json.as_bytes()) != link.hash {
             return Err(tampered("its content was changed"));
         }
-        prev = parsed.hash;
+        prev = link.hash;
         lines = number;
     }
     Ok(ChainReport { lines, last_hash: prev })
@@ -196,11 +263,15 @@ fn verify_file(path: &Path) -> Result<ChainReport> {
 #[async_trait]
 impl AuditSink for JsonlAuditSink {
     async fn record(&self, event: AuditEvent) -> Result<()> {
-        let inner = Arc::clone(&self.inner);
-        blocking::run(move || append(&inner, &event, event.action.is_mutation())).await
+        self.inner.queue.record_durably(event).await
+    }
+
+    fn record_read(&self, event: AuditEvent) -> Result<()> {
+        self.inner.queue.enqueue(event)
     }
 
     async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>> {
+        self.inner.queue.flush().await?;
         let (path, query) = (self.inner.path.clone(), query.clone());
         blocking::run(move || Ok(query.apply(read_events(&path)?.iter()))).await
     }

@@ -2,24 +2,40 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::params;
+use std::sync::Arc;
+
+use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink};
+use super::audit_batch::{AuditQueue, BatchTarget, DEFAULT_QUEUE_CAPACITY};
 use crate::store::sqlite_error;
-use crate::{Error, Result, SqliteStore};
+use crate::{Error, Result, SqliteStore, blocking};
 
-/// Audit events in the `audit_events` table of a [`SqliteStore`]'s database, written on the
-/// store's connection so they are as durable as the records (every event is committed before
-/// `record` returns).
+/// Audit events in the `audit_events` table of a [`SqliteStore`]'s database, on a connection of
+/// their own. Events are written by a background writer in batches, one transaction per batch
+/// (group commit): a mutation's event is committed before the mutation proceeds; a read's event
+/// with the next batch, milliseconds later. A crash can lose the read events still queued, never a
+/// mutation's.
 #[derive(Debug, Clone)]
 pub struct SqliteAuditSink {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     store: SqliteStore,
+    queue: AuditQueue,
 }
 
 impl SqliteAuditSink {
     /// The audit table of `store`'s database.
-    pub fn new(store: &SqliteStore) -> Self {
-        Self { store: store.clone() }
+    ///
+    /// # Errors
+    /// A storage error when the database cannot be opened.
+    pub fn new(store: &SqliteStore) -> Result<Self> {
+        let target = SqliteTarget { connection: store.connect()? };
+        let queue = AuditQueue::start("credential-audit-sqlite", target, DEFAULT_QUEUE_CAPACITY)?;
+        Ok(Self { inner: Arc::new(Inner { store: store.clone(), queue }) })
     }
 }
 
@@ -31,39 +47,60 @@ fn parse_outcome(text: &str) -> Option<AuditOutcome> {
     serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
 }
 
+/// Inserts batches in one transaction each.
+struct SqliteTarget {
+    connection: Connection,
+}
+
+impl BatchTarget for SqliteTarget {
+    fn write(&mut self, events: &[AuditEvent]) -> Result<()> {
+        let audit_error = |error| Error::Audit { reason: sqlite_error(error).to_string() };
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(audit_error)?;
+        {
+            let mut statement = transaction
+                .prepare_cached(
+                    "INSERT INTO audit_events (time_ns, principal, credential, environment, action, outcome, version, error, reason)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(audit_error)?;
+            for event in events {
+                statement
+                    .execute(params![
+                        event.time.timestamp_nanos_opt().unwrap_or(i64::MAX),
+                        event.principal,
+                        event.credential,
+                        event.environment,
+                        event.action.as_str(),
+                        event.outcome.as_str(),
+                        event.version.and_then(|version| i64::try_from(version).ok()),
+                        event.error,
+                        event.reason,
+                    ])
+                    .map_err(audit_error)?;
+            }
+        }
+        transaction.commit().map_err(audit_error)
+    }
+}
+
 #[async_trait]
 impl AuditSink for SqliteAuditSink {
     async fn record(&self, event: AuditEvent) -> Result<()> {
-        self.store
-            .with_connection(move |connection| {
-                connection
-                    .prepare_cached(
-                        "INSERT INTO audit_events (time_ns, principal, credential, environment, action, outcome, version, error, reason)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    )
-                    .and_then(|mut statement| {
-                        statement.execute(params![
-                            event.time.timestamp_nanos_opt().unwrap_or(i64::MAX),
-                            event.principal,
-                            event.credential,
-                            event.environment,
-                            event.action.as_str(),
-                            event.outcome.as_str(),
-                            event.version.and_then(|version| i64::try_from(version).ok()),
-                            event.error,
-                            event.reason,
-                        ])
-                    })
-                    .map(drop)
-                    .map_err(|error| Error::Audit { reason: sqlite_error(error).to_string() })
-            })
-            .await
+        self.inner.queue.record_durably(event).await
+    }
+
+    fn record_read(&self, event: AuditEvent) -> Result<()> {
+        self.inner.queue.enqueue(event)
     }
 
     async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>> {
-        let query = query.clone();
-        self.store
-            .with_connection(move |connection| {
+        self.inner.queue.flush().await?;
+        let (query, store) = (query.clone(), self.inner.store.clone());
+        blocking::run(move || {
+                let connection = store.connect()?;
                 let nanos = |time: Option<DateTime<Utc>>| time.and_then(|time| time.timestamp_nanos_opt());
                 let mut statement = connection
                     .prepare_cached(

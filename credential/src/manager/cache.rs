@@ -1,16 +1,23 @@
 //! The cache of decrypted credentials: typed `Arc`s with a time to live and a capacity, loaded at
-//! most once at a time per id.
+//! most once at a time per id, and coherent with every change the manager learns of.
+//!
+//! Coherence: a load registers a *flight* for its id before it reads the store. A change to the
+//! id (a commit through this manager, or a report from the store's change feed) removes the entry
+//! and marks the flight stale, so a load that read the store before the change can hand its value
+//! to the callers already waiting for it but never installs it. While the store's feed is behind
+//! (see [`MAX_FEED_LAG`]) hits are not served and loads are not installed: every read goes to
+//! the store.
 
 use std::any::Any;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
 use super::id_hasher::IdMap;
 use super::registry::AnyCredential;
-use crate::Result;
+use crate::{ChangeListener, FeedKind, MAX_FEED_LAG, Result};
 
 /// How long decrypted credentials stay cached, and how many.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,76 +74,147 @@ struct Entry {
     fresh_until: DateTime<Utc>,
 }
 
+/// One load in progress; every caller that misses while it runs shares its result.
+#[derive(Default)]
+struct Flight {
+    result: tokio::sync::OnceCell<Result<Cached>>,
+    /// A change arrived while the load ran: its value must not be installed.
+    stale: AtomicBool,
+}
+
+#[derive(Default)]
+struct Entries {
+    entries: IdMap<Entry>,
+    flights: IdMap<Arc<Flight>>,
+}
+
+/// Nanoseconds on a monotonic clock since the first call.
+fn monotonic_nanos(at: Instant) -> u64 {
+    static BASE: LazyLock<Instant> = LazyLock::new(Instant::now);
+    u64::try_from(at.saturating_duration_since(*BASE).as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// How fresh the store's change feed keeps the cache.
+#[derive(Default)]
+struct Freshness {
+    /// A polled feed: hits are served only while it has caught up recently.
+    polled: AtomicBool,
+    /// The monotonic time up to which the polled feed has reported every change.
+    caught_up: AtomicU64,
+}
+
+impl Freshness {
+    fn is_fresh(&self) -> bool {
+        if !self.polled.load(Ordering::Acquire) {
+            return true;
+        }
+        let caught_up = self.caught_up.load(Ordering::Acquire);
+        let lag = u64::try_from(MAX_FEED_LAG.as_nanos()).unwrap_or(u64::MAX);
+        monotonic_nanos(Instant::now()).saturating_sub(caught_up) <= lag
+    }
+}
+
 pub(crate) struct Cache {
     config: CacheConfig,
-    entries: Mutex<IdMap<Entry>>,
-    loading: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    state: Mutex<Entries>,
+    freshness: Freshness,
 }
 
 impl Cache {
     pub(crate) fn new(config: CacheConfig) -> Self {
-        Self { config, entries: Mutex::new(IdMap::default()), loading: Mutex::new(HashMap::new()) }
+        Self { config, state: Mutex::default(), freshness: Freshness::default() }
     }
 
-    fn entries(&self) -> MutexGuard<'_, IdMap<Entry>> {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    fn state(&self) -> MutexGuard<'_, Entries> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Serves hits only as fresh as a feed of `kind` allows.
+    pub(crate) fn follow(&self, kind: FeedKind) {
+        self.freshness.polled.store(kind == FeedKind::Polled, Ordering::Release);
+        self.clear();
+    }
+
+    fn enabled(&self) -> bool {
+        self.config.capacity > 0 && self.freshness.is_fresh()
     }
 
     /// The entry for `key` if it is still fresh at `now` (the caller's clock reading, so a read
     /// asks the clock once).
     pub(crate) fn get(&self, key: &str, now: DateTime<Utc>) -> Option<Cached> {
-        if self.config.capacity == 0 {
+        if !self.enabled() {
             return None;
         }
-        let entries = self.entries();
-        let entry = entries.get(key)?;
+        let state = self.state();
+        let entry = state.entries.get(key)?;
         (now < entry.fresh_until).then(|| entry.cached.clone())
     }
 
-    /// Drops the entry for `key`: called on every change made through the manager.
+    /// Forgets `key`, and keeps a load of it already running from installing what it read.
     pub(crate) fn invalidate(&self, key: &str) {
-        self.entries().remove(key);
+        let mut state = self.state();
+        state.entries.remove(key);
+        if let Some(flight) = state.flights.remove(key) {
+            flight.stale.store(true, Ordering::Release);
+        }
     }
 
-    /// The entry for `key`, loading it with `load` on a miss. Concurrent misses for one key wait
-    /// for a single load.
-    pub(crate) async fn get_or_load<F>(&self, key: &str, load: F) -> Result<Cached>
+    /// Forgets everything, running loads included.
+    pub(crate) fn clear(&self) {
+        let mut state = self.state();
+        state.entries.clear();
+        for (_, flight) in state.flights.drain() {
+            flight.stale.store(true, Ordering::Release);
+        }
+    }
+
+    /// The entry for `key`, loading it with `load` on a miss. Concurrent misses share one load
+    /// and its result, error included.
+    pub(crate) async fn get_or_load<F, L>(&self, key: &str, load: L) -> Result<Cached>
     where
+        L: FnOnce() -> F,
         F: Future<Output = Result<Cached>>,
     {
-        if self.config.capacity == 0 {
-            return load.await;
+        if !self.enabled() {
+            return load().await;
         }
-        if let Some(hit) = self.get(key, Utc::now()) {
-            return Ok(hit);
-        }
-        let gate = {
-            let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(loading.entry(key.to_owned()).or_default())
+        let flight = {
+            let mut state = self.state();
+            if let Some(entry) = state.entries.get(key)
+                && Utc::now() < entry.fresh_until
+            {
+                return Ok(entry.cached.clone());
+            }
+            Arc::clone(state.flights.entry(key.to_owned()).or_default())
         };
-        let _turn = gate.lock().await;
-        // Whoever held the gate before may have loaded it.
-        if let Some(hit) = self.get(key, Utc::now()) {
-            return Ok(hit);
+        let result = flight
+            .result
+            .get_or_init(|| async {
+                let loaded = load().await;
+                if let Ok(cached) = &loaded {
+                    self.install(key, &flight, cached.clone());
+                }
+                loaded
+            })
+            .await
+            .clone();
+        let mut state = self.state();
+        if state.flights.get(key).is_some_and(|current| Arc::ptr_eq(current, &flight)) {
+            state.flights.remove(key);
         }
-        let loaded = load.await;
-        if let Ok(cached) = &loaded {
-            self.insert(key, cached.clone());
-        }
-        let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
-        if loading.get(key).is_some_and(|current| Arc::ptr_eq(current, &gate))
-            && Arc::strong_count(&gate) <= 2
-        {
-            loading.remove(key);
-        }
-        loaded
+        result
     }
 
-    fn insert(&self, key: &str, cached: Cached) {
-        if self.config.capacity == 0 {
+    /// Installs what `flight` loaded, unless a change made it stale or the feed fell behind.
+    fn install(&self, key: &str, flight: &Arc<Flight>, cached: Cached) {
+        let ttl = chrono::Duration::from_std(self.config.ttl).unwrap_or(chrono::Duration::MAX);
+        let fresh_until = Utc::now().checked_add_signed(ttl).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let mut state = self.state();
+        let current = state.flights.get(key).is_some_and(|current| Arc::ptr_eq(current, flight));
+        if !current || flight.stale.load(Ordering::Acquire) || !self.freshness.is_fresh() {
             return;
         }
-        let mut entries = self.entries();
+        let entries = &mut state.entries;
         if entries.len() >= self.config.capacity && !entries.contains_key(key) {
             let oldest = entries
                 .iter()
@@ -146,9 +224,35 @@ impl Cache {
                 entries.remove(&oldest);
             }
         }
-        let ttl = chrono::Duration::from_std(self.config.ttl).unwrap_or(chrono::Duration::MAX);
-        let fresh_until = Utc::now().checked_add_signed(ttl).unwrap_or(DateTime::<Utc>::MAX_UTC);
         entries.insert(key.to_owned(), Entry { cached, fresh_until });
+    }
+
+    /// Notes that every change committed before `as_of` has been reported.
+    fn caught_up(&self, as_of: Instant) {
+        self.freshness.caught_up.fetch_max(monotonic_nanos(as_of), Ordering::AcqRel);
+    }
+}
+
+/// Feeds a store's change reports into a manager's cache, for the records of one environment.
+pub(crate) struct CacheListener {
+    pub(crate) cache: Arc<Cache>,
+    /// `environment/`: the prefix of this manager's storage ids.
+    pub(crate) prefix: String,
+}
+
+impl ChangeListener for CacheListener {
+    fn changed(&self, id: &str) {
+        if let Some(key) = id.strip_prefix(self.prefix.as_str()) {
+            self.cache.invalidate(key);
+        }
+    }
+
+    fn lost(&self) {
+        self.cache.clear();
+    }
+
+    fn caught_up(&self, as_of: Instant) {
+        self.cache.caught_up(as_of);
     }
 }
 
@@ -178,7 +282,7 @@ mod tests {
                 let (cache, loads) = (Arc::clone(&cache), Arc::clone(&loads));
                 tokio::spawn(async move {
                     cache
-                        .get_or_load("key", async {
+                        .get_or_load("key", || async {
                             loads.fetch_add(1, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(20)).await;
                             Ok(cached(1))
@@ -198,7 +302,7 @@ mod tests {
     async fn entries_expire_and_capacity_evicts_the_oldest() {
         let cache = Cache::new(CacheConfig::new(Duration::from_millis(30), 2));
         for (key, version) in [("a", 1), ("b", 2), ("c", 3)] {
-            cache.get_or_load(key, async move { Ok(cached(version)) }).await.unwrap();
+            cache.get_or_load(key, || async move { Ok(cached(version)) }).await.unwrap();
         }
         assert!(cache.get("a", Utc::now()).is_none());
         assert_eq!(cache.get("c", Utc::now()).map(|hit| hit.version), Some(3));
@@ -209,7 +313,7 @@ mod tests {
     #[tokio::test]
     async fn failed_loads_are_not_cached() {
         let cache = Cache::new(CacheConfig::default());
-        let failed = cache.get_or_load("k", async { Err(crate::Error::Decrypt) }).await;
+        let failed = cache.get_or_load("k", || async { Err(crate::Error::Decrypt) }).await;
         assert!(failed.is_err());
         assert!(cache.get("k", Utc::now()).is_none());
     }

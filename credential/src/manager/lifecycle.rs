@@ -18,11 +18,12 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use chrono::Utc;
-
 use super::Manager;
 use super::audit::AuditAction;
-use crate::{Credential, Error, LifecycleState, Record, Result, SealedVersion, VersionState};
+use super::core::Change;
+use super::registry::Decoder;
+use super::versions;
+use crate::{Credential, Error, LifecycleState, Record, Result};
 
 mod sealed {
     #[diagnostic::on_unimplemented(
@@ -45,37 +46,58 @@ pub trait State: sealed::Sealed + Send + Sync + 'static {
 /// States in which a credential can still be revoked.
 pub trait Live: State {}
 
-macro_rules! state {
-    ($(#[$meta:meta])* $name:ident, $stored:ident, $data:ty) => {
-        $(#[$meta])*
-        #[derive(Debug)]
-        pub struct $name {
-            _private: (),
-        }
-        impl sealed::Sealed for $name {}
-        impl State for $name {
-            type Data<C: Credential> = $data;
-            const STATE: LifecycleState = LifecycleState::$stored;
-        }
-    };
+/// Created, not yet served. Can be activated or revoked.
+#[derive(Debug)]
+pub struct Draft {
+    _private: (),
 }
 
-state!(
-    /// Created, not yet served.
-    Draft, Draft, Arc<C>
-);
-state!(
-    /// Served.
-    Active, Active, Arc<C>
-);
-state!(
-    /// Served, with a pending version waiting for `commit` or `rollback`.
-    Rotating, Rotating, (Arc<C>, Arc<C>)
-);
-state!(
-    /// Revoked: secrets destroyed, metadata and audit trail kept. Terminal.
-    Revoked, Revoked, ()
-);
+impl sealed::Sealed for Draft {}
+
+impl State for Draft {
+    type Data<C: Credential> = Arc<C>;
+    const STATE: LifecycleState = LifecycleState::Draft;
+}
+
+/// Served. Can be rotated, restored to an older version, or revoked.
+#[derive(Debug)]
+pub struct Active {
+    _private: (),
+}
+
+impl sealed::Sealed for Active {}
+
+impl State for Active {
+    type Data<C: Credential> = Arc<C>;
+    const STATE: LifecycleState = LifecycleState::Active;
+}
+
+/// Served, with a pending version waiting for `commit` or `rollback`. Can also be revoked.
+#[derive(Debug)]
+pub struct Rotating {
+    _private: (),
+}
+
+impl sealed::Sealed for Rotating {}
+
+impl State for Rotating {
+    /// The version being served and the pending one.
+    type Data<C: Credential> = (Arc<C>, Arc<C>);
+    const STATE: LifecycleState = LifecycleState::Rotating;
+}
+
+/// Revoked: secrets destroyed, metadata and audit trail kept. Terminal.
+#[derive(Debug)]
+pub struct Revoked {
+    _private: (),
+}
+
+impl sealed::Sealed for Revoked {}
+
+impl State for Revoked {
+    type Data<C: Credential> = ();
+    const STATE: LifecycleState = LifecycleState::Revoked;
+}
 
 impl Live for Draft {}
 impl Live for Active {}
@@ -137,55 +159,46 @@ impl<C: Credential, S: State> Managed<C, S> {
 
     /// The version being served (for a revoked credential: the last one served).
     pub fn version(&self) -> u64 {
-        current_version(&self.record)
+        versions::current_number(&self.record)
     }
 
-    /// The stored record: metadata and sealed versions.
+    /// The stored record: metadata and sealed versions. For tests that look under the manager.
+    #[cfg(any(test, feature = "testing"))]
+    #[doc(hidden)]
     pub fn record(&self) -> &Record {
         &self.record
     }
 
-    /// Commits `after` in place of this handle's record: policy check, audit, compare-and-swap.
+    /// The metadata of the stored record (no sealed payloads).
+    pub fn meta(&self) -> &crate::RecordMeta {
+        &self.record.meta
+    }
+
+    /// Commits `after` in place of this handle's record through the core's commit path.
     async fn save(
         &self,
         after: Record,
         action: AuditAction,
         version: Option<u64>,
-        reason: Option<String>,
+        reason: Option<&str>,
     ) -> Result<Record> {
-        self.manager.commit_change(&self.id, &self.record, after, action, version, reason).await
+        let change = Change {
+            id: &self.id,
+            expected: Some(self.record.meta.revision),
+            record: after,
+            action,
+            version,
+            reason,
+        };
+        self.manager.core().commit(self.manager.actor(), change).await
     }
 
     fn next<N: State>(self, record: Record, data: N::Data<C>) -> Managed<C, N> {
         Managed::from_parts(self.manager, self.id, record, data)
     }
-}
 
-pub(crate) fn current_version(record: &Record) -> u64 {
-    record
-        .versions
-        .iter()
-        .rev()
-        .find(|version| version.state == VersionState::Current)
-        .or(record.versions.last())
-        .map_or(0, |version| version.version)
-}
-
-fn next_version(record: &Record) -> u64 {
-    record.versions.iter().map(|version| version.version).max().unwrap_or(0) + 1
-}
-
-/// A version sealed now.
-pub(crate) fn sealed_version(version: u64, state: VersionState, sealed: Vec<u8>) -> SealedVersion {
-    let now = Utc::now();
-    SealedVersion { version, state, created_at: now, changed_at: now, sealed }
-}
-
-fn set_version_state(version: &mut SealedVersion, state: VersionState) {
-    version.state = state;
-    version.changed_at = Utc::now();
-    if state == VersionState::Destroyed {
-        version.sealed = Vec::new();
+    fn seal(&self, version: u64, credential: &C) -> Result<Vec<u8>> {
+        self.manager.core().seal(&self.id, version, C::KIND, &credential.encode())
     }
 }
 
@@ -202,12 +215,8 @@ impl<C: Credential> Managed<C, Draft> {
     /// read, [`Error::AccessDenied`], [`Error::Audit`], or a store error.
     pub async fn activate(self) -> Result<Managed<C, Active>> {
         self.data.validate()?;
-        let mut record = self.record.clone();
-        record.meta.state = LifecycleState::Active;
-        if let Some(first) = record.versions.last_mut() {
-            set_version_state(first, VersionState::Current);
-        }
-        let version = current_version(&record);
+        let record = versions::activated(self.record.clone());
+        let version = versions::current_number(&record);
         let record = self.save(record, AuditAction::Activate, Some(version), None).await?;
         let data = Arc::clone(&self.data);
         Ok(self.next(record, data))
@@ -227,11 +236,8 @@ impl<C: Credential> Managed<C, Active> {
     /// As [`activate`](Managed::activate).
     pub async fn rotate(self, new: C) -> Result<Managed<C, Rotating>> {
         new.validate()?;
-        let mut record = self.record.clone();
-        let version = next_version(&record);
-        let sealed = self.manager.seal(&self.id, version, &new)?;
-        record.versions.push(sealed_version(version, VersionState::Pending, sealed));
-        record.meta.state = LifecycleState::Rotating;
+        let version = versions::next_number(&self.record);
+        let record = versions::rotated(self.record.clone(), version, self.seal(version, &new)?);
         let record = self.save(record, AuditAction::Rotate, Some(version), None).await?;
         let data = (Arc::clone(&self.data), Arc::new(new));
         Ok(self.next(record, data))
@@ -244,30 +250,25 @@ impl<C: Credential> Managed<C, Active> {
     /// [`Error::VersionUnavailable`] when `version` is unknown, current, or its payload was
     /// destroyed; otherwise as [`activate`](Managed::activate).
     pub async fn rollback_to(self, version: u64) -> Result<Managed<C, Active>> {
-        let unavailable = || Error::VersionUnavailable { id: self.id.clone(), version };
-        let old = self
-            .record
-            .versions
-            .iter()
-            .find(|candidate| {
-                candidate.version == version && candidate.state == VersionState::Deprecated
-            })
-            .ok_or_else(unavailable)?;
-        let restored: C = self.manager.open_version(&self.id, old)?;
+        let core = self.manager.core();
+        let old = versions::restorable(&self.id, &self.record, version)?;
+        let decoded = core.open_as(&self.id, &self.record, old, Decoder::of::<C>())?;
+        let restored = decoded.value.downcast::<C>().map_err(|_| Error::KindMismatch {
+            expected: C::KIND.to_owned(),
+            found: decoded.kind.to_owned(),
+        })?;
         restored.validate()?;
-        let mut record = self.record.clone();
-        let new_version = next_version(&record);
-        let sealed = self.manager.seal(&self.id, new_version, &restored)?;
-        for existing in
-            record.versions.iter_mut().filter(|existing| existing.state == VersionState::Current)
-        {
-            set_version_state(existing, VersionState::Deprecated);
-        }
-        record.versions.push(sealed_version(new_version, VersionState::Current, sealed));
-        record.meta.expires_at = restored.expires_at();
-        self.manager.prune(&mut record);
-        let record = self.save(record, AuditAction::RollbackTo, Some(new_version), None).await?;
-        Ok(self.next(record, Arc::new(restored)))
+        let number = versions::next_number(&self.record);
+        let sealed = self.seal(number, &restored)?;
+        let record = versions::restored(
+            self.record.clone(),
+            number,
+            sealed,
+            restored.expires_at(),
+            core.rules,
+        );
+        let record = self.save(record, AuditAction::RollbackTo, Some(number), None).await?;
+        Ok(self.next(record, restored))
     }
 }
 
@@ -288,18 +289,9 @@ impl<C: Credential> Managed<C, Rotating> {
     /// # Errors
     /// As [`activate`](Managed::activate).
     pub async fn commit(self) -> Result<Managed<C, Active>> {
-        let mut record = self.record.clone();
-        for version in &mut record.versions {
-            match version.state {
-                VersionState::Current => set_version_state(version, VersionState::Deprecated),
-                VersionState::Pending => set_version_state(version, VersionState::Current),
-                _ => {}
-            }
-        }
-        record.meta.state = LifecycleState::Active;
-        record.meta.expires_at = self.data.1.expires_at();
-        self.manager.prune(&mut record);
-        let version = current_version(&record);
+        let rules = self.manager.core().rules;
+        let record = versions::committed(self.record.clone(), self.data.1.expires_at(), rules);
+        let version = versions::current_number(&record);
         let record = self.save(record, AuditAction::Commit, Some(version), None).await?;
         let data = Arc::clone(&self.data.1);
         Ok(self.next(record, data))
@@ -310,15 +302,7 @@ impl<C: Credential> Managed<C, Rotating> {
     /// # Errors
     /// As [`activate`](Managed::activate).
     pub async fn rollback(self) -> Result<Managed<C, Active>> {
-        let mut record = self.record.clone();
-        let mut discarded = None;
-        for version in
-            record.versions.iter_mut().filter(|version| version.state == VersionState::Pending)
-        {
-            discarded = Some(version.version);
-            set_version_state(version, VersionState::Destroyed);
-        }
-        record.meta.state = LifecycleState::Active;
+        let (record, discarded) = versions::rolled_back(self.record.clone());
         let record = self.save(record, AuditAction::Rollback, discarded, None).await?;
         let data = Arc::clone(&self.data.0);
         Ok(self.next(record, data))
@@ -326,20 +310,16 @@ impl<C: Credential> Managed<C, Rotating> {
 }
 
 impl<C: Credential, S: Live> Managed<C, S> {
-    /// Revokes the credential for `reason`: every version's sealed payload is destroyed;
-    /// metadata, history and audit trail remain. Terminal.
+    /// Revokes the credential for `reason` (recorded in the audit trail, cut to
+    /// [`MAX_AUDIT_REASON_LEN`](crate::MAX_AUDIT_REASON_LEN) bytes): every version's sealed
+    /// payload is destroyed; metadata, history and audit trail remain. Terminal.
     ///
     /// # Errors
     /// As [`activate`](Managed::activate).
     pub async fn revoke(self, reason: &str) -> Result<Managed<C, Revoked>> {
-        let mut record = self.record.clone();
-        for version in &mut record.versions {
-            set_version_state(version, VersionState::Destroyed);
-        }
-        record.meta.state = LifecycleState::Revoked;
-        let version = current_version(&self.record);
-        let record =
-            self.save(record, AuditAction::Revoke, Some(version), Some(reason.to_owned())).await?;
+        let version = versions::current_number(&self.record);
+        let record = versions::revoked(self.record.clone());
+        let record = self.save(record, AuditAction::Revoke, Some(version), Some(reason)).await?;
         Ok(self.next(record, ()))
     }
 }

@@ -1,6 +1,7 @@
 //! Credentials without their type: field access by name for templates, through a registry of the
 //! kinds a manager knows how to decode.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -27,10 +28,56 @@ impl<C: Credential> AnyCredential for C {
     }
 }
 
-type Decoder = fn(&[u8]) -> Result<Arc<dyn AnyCredential>>;
+/// A decoded credential, typed for `get` and erased for access by field name: one `Arc`, two
+/// views of it.
+#[derive(Clone)]
+pub(crate) struct Decoded {
+    pub(crate) value: Arc<dyn Any + Send + Sync>,
+    pub(crate) fields: Arc<dyn AnyCredential>,
+    pub(crate) kind: &'static str,
+}
 
-fn decode_erased<C: Credential>(bytes: &[u8]) -> Result<Arc<dyn AnyCredential>> {
-    Ok(Arc::new(C::decode(bytes)?))
+/// Decodes one kind from its storage encoding.
+#[derive(Clone, Copy)]
+pub(crate) struct Decoder {
+    pub(crate) kind: &'static str,
+    decode: fn(&[u8]) -> Result<Decoded>,
+    validate: fn(&Decoded) -> Result<()>,
+}
+
+impl Decoder {
+    /// The decoder of `C`.
+    pub(crate) fn of<C: Credential>() -> Self {
+        Self { kind: C::KIND, decode: decode_erased::<C>, validate: validate_erased::<C> }
+    }
+
+    pub(crate) fn decode(&self, bytes: &[u8]) -> Result<Decoded> {
+        (self.decode)(bytes)
+    }
+
+    /// Runs the kind's validation rules on what this decoder decoded.
+    pub(crate) fn validate(&self, decoded: &Decoded) -> Result<()> {
+        (self.validate)(decoded)
+    }
+}
+
+fn decode_erased<C: Credential>(bytes: &[u8]) -> Result<Decoded> {
+    let credential = Arc::new(C::decode(bytes)?);
+    Ok(Decoded {
+        fields: Arc::clone(&credential) as Arc<dyn AnyCredential>,
+        value: credential,
+        kind: C::KIND,
+    })
+}
+
+fn validate_erased<C: Credential>(decoded: &Decoded) -> Result<()> {
+    match Arc::clone(&decoded.value).downcast::<C>() {
+        Ok(credential) => Ok(credential.validate()?),
+        Err(_) => Err(crate::Error::KindMismatch {
+            expected: C::KIND.to_owned(),
+            found: decoded.kind.to_owned(),
+        }),
+    }
 }
 
 /// Kind tag → decoder. Filled by `ManagerBuilder::register`, the built-in kinds, and every type a
@@ -42,13 +89,19 @@ pub(crate) struct KindRegistry {
 
 impl KindRegistry {
     pub(crate) fn register<C: Credential>(&self) {
+        self.register_decoder(Decoder::of::<C>());
+    }
+
+    /// Registers `decoder` for its kind, unless the kind has a decoder already.
+    pub(crate) fn register_decoder(&self, decoder: Decoder) {
         let known =
-            self.decoders.read().unwrap_or_else(PoisonError::into_inner).contains_key(C::KIND);
+            self.decoders.read().unwrap_or_else(PoisonError::into_inner).contains_key(decoder.kind);
         if !known {
             self.decoders
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
-                .insert(C::KIND, decode_erased::<C>);
+                .entry(decoder.kind)
+                .or_insert(decoder);
         }
     }
 

@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
 
+use super::Context;
 use super::audit::AuditAction;
+use super::core::Decode;
 use super::registry::AnyCredential;
 use super::template::{self, Piece};
-use super::{Context, Permission};
 use crate::{Error, FieldRef, Result, SecretValue};
 
 /// How [`Context::resolve_with`] treats a placeholder whose credential or field does not exist.
@@ -154,48 +154,15 @@ impl Context {
         self.resolve_headers(params).await
     }
 
-    /// One placeholder: the credential, checked and audited, and the field to take from it.
+    /// One placeholder: the credential through the read path (checked, audited, cached), and
+    /// the field to take from it.
     async fn placeholder<'t>(&self, id: &str, field: Option<&str>) -> Result<Part<'t>> {
-        let now = Utc::now();
-        let result = self.credential_by_name(id, now).await.and_then(|(credential, version)| {
-            let field = pick_field(id, credential.as_ref(), field)?;
-            Ok((Part::Field(credential, field), version))
-        });
-        let (version, error) = match &result {
-            Ok((_, version)) => (Some(*version), None),
-            Err(error) => (None, Some(error)),
-        };
-        let event = self.manager.event(
-            now,
-            &self.principal,
-            Arc::from(id),
-            AuditAction::Resolve,
-            version,
-            error,
-            None,
-        );
-        self.manager.emit(event).await?;
-        result.map(|(part, _)| part)
-    }
-
-    async fn credential_by_name(
-        &self,
-        id: &str,
-        now: chrono::DateTime<Utc>,
-    ) -> Result<(Arc<dyn AnyCredential>, u64)> {
-        crate::check_id(id)?;
-        self.manager.authorize_with(&self.decisions, &self.principal, id, Permission::Read, now)?;
-        if let Some(hit) = self.manager.inner_cache().get(id, now) {
-            if hit.expires_at.is_some_and(|expires_at| expires_at <= now) {
-                return Err(Error::Expired { id: id.to_owned() });
-            }
-            return Ok((hit.fields, hit.version));
-        }
-        let (credential, version, expires_at) = self.manager.load_by_name(id).await?;
-        if expires_at.is_some_and(|expires_at| expires_at <= now) {
-            return Err(Error::Expired { id: id.to_owned() });
-        }
-        Ok((credential, version))
+        let cached = self
+            .core
+            .read_current(&self.actor, id, AuditAction::Resolve, Decode::ByStoredKind)
+            .await?;
+        let field = pick_field(id, cached.fields.as_ref(), field)?;
+        Ok(Part::Field(cached.fields, field))
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{ListFilter, Precondition, Record, RecordMeta, Store};
+use super::{ChangeFeed, ChangeListener, ListFilter, Precondition, Record, RecordMeta, Store};
 use crate::Result;
 
 /// Writes and deletes go to the primary; reads try the primary, then each fallback in the order
@@ -75,5 +75,11 @@ impl Store for CompositeStore {
             }
         }
         Ok(merged.into_values().collect())
+    }
+
+    /// The primary's feed. Fallbacks are read-only sources (environment variables, say) that are
+    /// not expected to change while the process runs.
+    fn watch(&self, listener: Arc<dyn ChangeListener>) -> Result<Option<ChangeFeed>> {
+        self.primary.watch(listener)
     }
 }

@@ -14,7 +14,8 @@ use super::{
     LifecycleState, ListFilter, Precondition, Record, RecordMeta, SealedVersion, Store,
     VersionState, check_id,
 };
-use crate::{Credential, Error, KeyRing, Result, SealContext};
+use crate::hazmat::SealContext;
+use crate::{Credential, Error, KeyRing, Result};
 
 type Loader = Box<dyn Fn(&EnvVars) -> Result<Loaded> + Send + Sync>;
 

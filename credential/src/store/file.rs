@@ -9,8 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
+use super::file_feed::{self, FileChanges};
 use super::memory::apply_put;
-use super::{ListFilter, Precondition, Record, RecordMeta, Store, check_id, record_codec};
+use super::{
+    ChangeFeed, ChangeListener, ListFilter, Precondition, Record, RecordMeta, Store, check_id,
+    record_codec, spawn_poller,
+};
 use crate::{Error, Result, blocking};
 
 const RECORD_SUFFIX: &str = ".rec";
@@ -27,6 +31,10 @@ const LOCK_FILE: &str = ".lock";
 /// - Read-modify-write runs under an exclusive lock on `.lock`, so several processes can share
 ///   the directory.
 /// - Ids pass [`check_id`]; `/` in an id is stored as `~` in the file name.
+/// - Every write appends the record's id to a change log (`.changes`), which the store's change
+///   feed follows: a manager learns of writes made by other processes within milliseconds. A
+///   process that dies between replacing a record and logging it leaves that change unreported
+///   to other processes' caches until their time to live ends.
 #[derive(Debug, Clone)]
 pub struct FileStore {
     inner: Arc<Inner>,
@@ -175,7 +183,7 @@ impl Inner {
 }
 
 fn io_error<'a>(action: &'a str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Io { context: format!("{action} `{}`", path.display()), source }
+    move |source| Error::io(format!("{action} `{}`", path.display()), source)
 }
 
 fn in_file(error: Error, path: &Path) -> Error {
@@ -203,6 +211,7 @@ impl Store for FileStore {
             let current = inner.read(&record.meta.id)?;
             let record = apply_put(current.as_ref(), record, precondition)?;
             inner.write(&record)?;
+            file_feed::append(&inner.dir, &record.meta.id)?;
             Ok(record.meta.revision)
         })
         .await
@@ -217,7 +226,8 @@ impl Store for FileStore {
                 Some(found) if found.meta.revision == revision => {
                     let path = inner.record_path(&id);
                     fs::remove_file(&path).map_err(io_error("removing", &path))?;
-                    inner.sync_dir()
+                    inner.sync_dir()?;
+                    file_feed::append(&inner.dir, &id)
                 }
                 _ => Err(Error::Conflict { id }),
             }
@@ -228,5 +238,13 @@ impl Store for FileStore {
     async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
         let (inner, filter) = (Arc::clone(&self.inner), filter.clone());
         blocking::run(move || inner.list(&filter)).await
+    }
+
+    /// A polled feed over the directory's change log: sees the writes of every process sharing
+    /// the directory.
+    fn watch(&self, listener: Arc<dyn ChangeListener>) -> Result<Option<ChangeFeed>> {
+        spawn_poller("credential-file-feed", FileChanges::start(&self.inner.dir), listener)
+            .map(Some)
+            .map_err(|source| Error::io("starting the change feed", source))
     }
 }

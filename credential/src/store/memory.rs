@@ -1,11 +1,15 @@
 //! An in-memory store, for tests and ephemeral use.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
-use super::{ListFilter, Precondition, Record, RecordMeta, Store, check_id};
+use super::{
+    ChangeFeed, ChangeListener, FeedKind, ListFilter, Precondition, Record, RecordMeta, Store,
+    check_id,
+};
 use crate::{Error, Result};
 
 /// Records in a map behind a mutex. Nothing survives the process.
@@ -18,9 +22,22 @@ use crate::{Error, Result};
 /// assert!(store.list(&ListFilter::all()).await?.is_empty());
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct MemoryStore {
     records: Mutex<BTreeMap<String, Record>>,
+    /// Listeners of running feeds, each with its feed's stop flag.
+    listeners: Mutex<Vec<Watcher>>,
+}
+
+/// A running feed's listener and its stop flag.
+type Watcher = (Arc<dyn ChangeListener>, Arc<AtomicBool>);
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("records", &self.records().len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl MemoryStore {
@@ -33,6 +50,15 @@ impl MemoryStore {
         // A panic while holding the lock cannot leave a half-written record: every change is a
         // single insert or remove.
         self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Tells every running feed that `id` changed, dropping the listeners of stopped feeds.
+    fn report(&self, id: &str) {
+        let mut listeners = self.listeners.lock().unwrap_or_else(PoisonError::into_inner);
+        listeners.retain(|(_, stopped)| !stopped.load(Ordering::Acquire));
+        for (listener, _) in listeners.iter() {
+            listener.changed(id);
+        }
     }
 }
 
@@ -66,7 +92,10 @@ impl Store for MemoryStore {
         let mut records = self.records();
         let record = apply_put(records.get(&record.meta.id), record, precondition)?;
         let revision = record.meta.revision;
-        records.insert(record.meta.id.clone(), record);
+        let id = record.meta.id.clone();
+        records.insert(id.clone(), record);
+        drop(records);
+        self.report(&id);
         Ok(revision)
     }
 
@@ -76,6 +105,8 @@ impl Store for MemoryStore {
         match records.get(id) {
             Some(found) if found.meta.revision == revision => {
                 records.remove(id);
+                drop(records);
+                self.report(id);
                 Ok(())
             }
             _ => Err(Error::Conflict { id: id.to_owned() }),
@@ -89,6 +120,16 @@ impl Store for MemoryStore {
             .filter(|record| filter.matches(&record.meta))
             .map(|record| record.meta.clone())
             .collect())
+    }
+
+    /// An immediate feed: every write through this store is reported before it returns.
+    fn watch(&self, listener: Arc<dyn ChangeListener>) -> Result<Option<ChangeFeed>> {
+        let stop = Arc::new(AtomicBool::new(false));
+        self.listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((listener, Arc::clone(&stop)));
+        Ok(Some(ChangeFeed::new(FeedKind::Immediate, stop)))
     }
 }
 

@@ -9,17 +9,22 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{ListFilter, Precondition, Record, RecordMeta, Store, check_id, record_codec};
+use super::sqlite_feed::SqliteChanges;
+use super::{
+    ChangeFeed, ChangeListener, ListFilter, Precondition, Record, RecordMeta, Store, check_id,
+    record_codec, spawn_poller,
+};
 use crate::{Error, Result, blocking};
 
 /// The schema this build reads and writes (`PRAGMA user_version`).
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 /// How long a write waits for another writer (another process, say) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Reader connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 8;
 
-const MIGRATIONS: [&str; 1] = ["CREATE TABLE records (
+const MIGRATIONS: [&str; 2] = [
+    "CREATE TABLE records (
         id          TEXT PRIMARY KEY NOT NULL,
         kind        TEXT NOT NULL,
         environment TEXT NOT NULL,
@@ -40,7 +45,23 @@ const MIGRATIONS: [&str; 1] = ["CREATE TABLE records (
         error       TEXT,
         reason      TEXT
     ) STRICT;
-    CREATE INDEX audit_by_credential ON audit_events (credential, seq);"];
+    CREATE INDEX audit_by_credential ON audit_events (credential, seq);",
+    // The change log behind the change feed: every write of a record, in the same transaction,
+    // by trigger. Every 1,024th entry trims the log to its newest 4,096; a reader that fell
+    // further behind notices the gap and starts over.
+    "CREATE TABLE changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id  TEXT NOT NULL
+    ) STRICT;
+    CREATE TRIGGER records_inserted AFTER INSERT ON records
+        BEGIN INSERT INTO changes (id) VALUES (new.id); END;
+    CREATE TRIGGER records_updated AFTER UPDATE ON records
+        BEGIN INSERT INTO changes (id) VALUES (new.id); END;
+    CREATE TRIGGER records_deleted AFTER DELETE ON records
+        BEGIN INSERT INTO changes (id) VALUES (old.id); END;
+    CREATE TRIGGER changes_trimmed AFTER INSERT ON changes WHEN new.seq % 1024 = 0
+        BEGIN DELETE FROM changes WHERE seq <= new.seq - 4096; END;",
+];
 
 /// Records in a SQLite database file.
 ///
@@ -104,11 +125,16 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    /// Runs `work` with a direct connection to the database, for features that keep their own
-    /// tables beside the records (the audit trail, for one).
-    ///
-    /// # Errors
-    /// What `work` returns.
+    /// A new connection to the database, for features that keep their own tables beside the
+    /// records (the audit trail, the change feed).
+    pub(crate) fn connect(&self) -> Result<Connection> {
+        connect(&self.inner.path)
+    }
+
+    /// Runs `work` on the store's writer connection, for tests that need to reach under the
+    /// store.
+    #[cfg(any(test, feature = "testing"))]
+    #[doc(hidden)]
     pub async fn with_connection<T, F>(&self, work: F) -> Result<T>
     where
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
@@ -125,9 +151,7 @@ fn create_private(path: &Path) -> Result<()> {
     match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
         Ok(_) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(source) => {
-            Err(Error::Io { context: format!("creating database `{}`", path.display()), source })
-        }
+        Err(source) => Err(Error::io(format!("creating database `{}`", path.display()), source)),
     }
 }
 
@@ -159,7 +183,11 @@ fn migrate(connection: &mut Connection) -> Result<()> {
 }
 
 pub(crate) fn storage(error: rusqlite::Error) -> Error {
-    Error::Storage { backend: "sqlite", message: error.to_string() }
+    let transient = matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    );
+    Error::storage("sqlite", transient, error)
 }
 
 impl Inner {
@@ -323,5 +351,14 @@ impl Store for SqliteStore {
     async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
         let (inner, filter) = (Arc::clone(&self.inner), filter.clone());
         blocking::run(move || inner.list(&filter)).await
+    }
+
+    /// A polled feed over the database's change log: sees the writes of every process on the
+    /// file.
+    fn watch(&self, listener: Arc<dyn ChangeListener>) -> Result<Option<ChangeFeed>> {
+        let poll = SqliteChanges::start(self.connect()?)?;
+        spawn_poller("credential-sqlite-feed", poll, listener)
+            .map(Some)
+            .map_err(|source| Error::io("starting the change feed", source))
     }
 }

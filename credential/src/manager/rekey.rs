@@ -1,12 +1,15 @@
-//! Master-key rotation across a store: re-seal every record under the ring's current key.
+//! Master-key rotation: re-seal every record under the ring's current key, each re-seal a
+//! change on the commit path (authorized as admin, audited).
 
 use std::collections::BTreeSet;
 
-use crate::{
-    Error, KeyRing, ListFilter, Precondition, Result, SealContext, Store, envelope_key_id,
-};
+use super::Manager;
+use super::audit::AuditAction;
+use super::core::Change;
+use crate::hazmat::{self, SealContext};
+use crate::{Error, ListFilter, Result};
 
-/// How far a [`rekey`] has come, reported after each record.
+/// How far a [`Manager::rekey`] has come, reported after each record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RekeyProgress {
@@ -18,7 +21,7 @@ pub struct RekeyProgress {
     pub resealed: usize,
 }
 
-/// What a finished [`rekey`] did.
+/// What a finished [`Manager::rekey`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RekeyReport {
@@ -34,50 +37,44 @@ pub struct RekeyReport {
 /// How often one record is retried when a concurrent writer keeps winning the race.
 const MAX_ATTEMPTS: usize = 16;
 
-/// Re-seals every record in `store` under `ring`'s current key, one record at a time with
-/// compare-and-swap, calling `progress` after each record.
-///
-/// Safe to interrupt and to run again: each record is re-sealed atomically, records already
-/// under the current key are skipped, and until the old key is retired every record opens under
-/// some key of the ring. Retire the old key only once [`RekeyReport::keys_in_use`] holds just the
-/// current one.
-///
-/// # Errors
-/// The first store error, [`Error::Decrypt`] for a record no key of the ring opens, or
-/// [`Error::Conflict`] when a record kept changing for 16 tries in a row.
-pub async fn rekey(
-    store: &dyn Store,
-    ring: &KeyRing,
+/// Re-seals every record of `manager`'s environment under its ring's current key, through the
+/// commit path; see [`Manager::rekey`].
+pub(super) async fn rekey(
+    manager: &Manager,
     mut progress: impl FnMut(RekeyProgress),
 ) -> Result<RekeyReport> {
-    let metas = store.list(&ListFilter::all()).await?;
+    let metas = manager.list(&ListFilter::all()).await?;
     let total = metas.len();
     let mut resealed = 0;
     for (done, meta) in metas.iter().enumerate() {
-        if reseal_record(store, ring, &meta.id).await? {
+        if reseal_record(manager, &meta.id).await? {
             resealed += 1;
         }
         progress(RekeyProgress { done: done + 1, total, resealed });
     }
     let keys_in_use =
-        store.list(&ListFilter::all()).await?.into_iter().map(|meta| meta.key_id).collect();
+        manager.list(&ListFilter::all()).await?.into_iter().map(|meta| meta.key_id).collect();
     Ok(RekeyReport { records: total, resealed, keys_in_use })
 }
 
 /// Re-seals one record; `false` when it already was under the current key (or is gone).
-async fn reseal_record(store: &dyn Store, ring: &KeyRing, id: &str) -> Result<bool> {
-    let current = ring.current_id().to_string();
+async fn reseal_record(manager: &Manager, id: &str) -> Result<bool> {
+    let core = manager.core();
+    let current = core.ring.current_id().to_string();
+    let storage_id = core.storage_id(id);
     for _ in 0..MAX_ATTEMPTS {
-        let Some(mut record) = store.get(id).await? else {
-            return Ok(false);
+        let mut record = match core.fetch(id).await {
+            Ok(record) => record,
+            Err(Error::NotFound { .. }) => return Ok(false),
+            Err(error) => return Err(error),
         };
         let mut changed = record.meta.key_id != current;
         for version in record.versions.iter_mut().filter(|version| !version.sealed.is_empty()) {
-            if envelope_key_id(&version.sealed)?.as_str() == current {
+            if hazmat::envelope_key_id(&version.sealed)?.as_str() == current {
                 continue;
             }
-            let context = SealContext::new(id, version.version, &record.meta.kind);
-            if let Some(moved) = ring.reseal(&context, &version.sealed)? {
+            let context = SealContext::new(&storage_id, version.version, &record.meta.kind);
+            if let Some(moved) = core.ring.reseal(&context, &version.sealed)? {
                 version.sealed = moved;
                 changed = true;
             }
@@ -86,8 +83,15 @@ async fn reseal_record(store: &dyn Store, ring: &KeyRing, id: &str) -> Result<bo
             return Ok(false);
         }
         record.meta.key_id.clone_from(&current);
-        let revision = record.meta.revision;
-        match store.put(record, Precondition::Revision(revision)).await {
+        let change = Change {
+            id,
+            expected: Some(record.meta.revision),
+            record,
+            action: AuditAction::Rekey,
+            version: None,
+            reason: None,
+        };
+        match core.commit(manager.actor(), change).await {
             Ok(_) => return Ok(true),
             Err(Error::Conflict { .. }) => continue,
             Err(other) => return Err(other),

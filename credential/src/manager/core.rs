@@ -1,0 +1,395 @@
+//! The core every operation goes through: it owns the store, the key ring, the id namespace, the
+//! cache and the audit sink, and has one read path and one commit path.
+//!
+//! The read path, in order: **authorize** (policy; a denial says nothing about what exists) →
+//! **cache** (a fresh hit skips the next four steps) → **fetch** the record → check its **state**
+//! and pick the version → **open** the sealed payload → **decode** it → check **expiry** →
+//! **audit** the read (queued, never waited for).
+//!
+//! The commit path, in order: **authorize** (write, or admin for revoke, restore and rekey) →
+//! **audit** the mutation durably → **compare-and-swap** on the record revision → **invalidate**
+//! the cache. A mutation whose event cannot be recorded does not happen; a swap that fails is
+//! audited as failed.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::access::{AccessPolicy, DecisionMemo, Permission, Principal};
+use super::audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink};
+use super::audit_bounds;
+use super::cache::{Cache, CacheListener, Cached};
+use super::registry::{Decoded, Decoder, KindRegistry};
+use super::versions::{self, VersionRules};
+use crate::hazmat::SealContext;
+use crate::{
+    ChangeFeed, Error, KeyRing, Precondition, Record, Result, SealedVersion, Store, check_id,
+};
+
+/// Who acts: a principal and the memo of the access decisions made for it.
+#[derive(Debug, Clone)]
+pub(crate) struct Actor {
+    pub(crate) principal: Principal,
+    decisions: Arc<DecisionMemo>,
+}
+
+impl Actor {
+    pub(crate) fn new(principal: Principal) -> Self {
+        Self { principal, decisions: Arc::default() }
+    }
+}
+
+/// How the read path decodes the served version.
+#[derive(Clone, Copy)]
+pub(crate) enum Decode {
+    /// As this kind; another stored kind is [`Error::KindMismatch`].
+    As(Decoder),
+    /// As whatever kind is stored, through the registry.
+    ByStoredKind,
+}
+
+/// A change for the commit path: `record` replaces the record at `expected` (`None`: creates it).
+pub(crate) struct Change<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) expected: Option<u64>,
+    pub(crate) record: Record,
+    pub(crate) action: AuditAction,
+    pub(crate) version: Option<u64>,
+    pub(crate) reason: Option<&'a str>,
+}
+
+pub(crate) struct Core {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) ring: KeyRing,
+    pub(crate) environment: Arc<str>,
+    pub(crate) audit: Arc<dyn AuditSink>,
+    pub(crate) policy: Option<AccessPolicy>,
+    pub(crate) rules: VersionRules,
+    pub(crate) cache: Arc<Cache>,
+    pub(crate) kinds: KindRegistry,
+    /// Keeps the store's change feed running for as long as the core lives.
+    pub(crate) _feed: Option<ChangeFeed>,
+}
+
+impl Core {
+    /// Starts following `store`'s change feed, if it has one, into `cache`.
+    pub(crate) fn watch(
+        store: &dyn Store,
+        cache: &Arc<Cache>,
+        environment: &str,
+    ) -> Result<Option<ChangeFeed>> {
+        let listener =
+            CacheListener { cache: Arc::clone(cache), prefix: format!("{environment}/") };
+        let feed = store.watch(Arc::new(listener))?;
+        if let Some(feed) = &feed {
+            cache.follow(feed.kind());
+        }
+        Ok(feed)
+    }
+
+    /// The id the store knows `id` by: namespaced by the environment.
+    pub(crate) fn storage_id(&self, id: &str) -> String {
+        let mut storage_id = String::with_capacity(self.environment.len() + 1 + id.len());
+        storage_id.push_str(&self.environment);
+        storage_id.push('/');
+        storage_id.push_str(id);
+        storage_id
+    }
+
+    /// `Ok` when the policy (if any) lets `actor` do `permission` on `id`.
+    pub(crate) fn authorize(
+        &self,
+        actor: &Actor,
+        id: &str,
+        permission: Permission,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let Some(policy) = &self.policy else {
+            return Ok(());
+        };
+        let allowed = actor.decisions.allows(
+            policy,
+            &actor.principal,
+            id,
+            &self.environment,
+            permission,
+            now,
+        );
+        if allowed { Ok(()) } else { Err(Error::AccessDenied { id: id.to_owned() }) }
+    }
+
+    // ----- the read path -----
+
+    /// The served version of `id`, through the cache: the whole read path, audited as `action`.
+    pub(crate) async fn read_current(
+        &self,
+        actor: &Actor,
+        id: &str,
+        action: AuditAction,
+        decode: Decode,
+    ) -> Result<Cached> {
+        let now = Utc::now();
+        // The common case, a cache hit, awaits nothing; a miss loads in a boxed future so the
+        // hit path stays small.
+        let found = match self.authorized_hit(actor, id, now) {
+            Err(error) => Err(error),
+            Ok(Some(hit)) => Ok(hit),
+            Ok(None) => Box::pin(self.load_current(id, decode)).await,
+        };
+        let found = found.and_then(|cached| match decode {
+            Decode::As(decoder) if cached.kind != decoder.kind => Err(Error::KindMismatch {
+                expected: decoder.kind.to_owned(),
+                found: cached.kind.to_owned(),
+            }),
+            _ => unexpired(id, cached, now),
+        });
+        let event = match &found {
+            // The cached id is shared: a hit allocates nothing for its event.
+            Ok(cached) => self.event(
+                now,
+                actor,
+                Arc::clone(&cached.id),
+                action,
+                Some(cached.version),
+                None,
+                None,
+            ),
+            Err(error) => {
+                let credential = audit_bounds::credential(id, Some(error));
+                self.event(now, actor, credential, action, None, Some(error), None)
+            }
+        };
+        self.audit.record_read(event)?;
+        found
+    }
+
+    /// Checks the id and the policy, then looks in the cache.
+    fn authorized_hit(
+        &self,
+        actor: &Actor,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Cached>> {
+        check_id(id)?;
+        self.authorize(actor, id, Permission::Read, now)?;
+        Ok(self.cache.get(id, now))
+    }
+
+    async fn load_current(&self, id: &str, decode: Decode) -> Result<Cached> {
+        if let Decode::As(decoder) = decode {
+            // Known from now on to reads by name (templates, operator views).
+            self.kinds.register_decoder(decoder);
+        }
+        self.cache
+            .get_or_load(id, || async {
+                let record = self.fetch(id).await?;
+                let decoder = self.decoder(&record, decode)?;
+                let served = versions::served(id, &record)?;
+                let decoded = self.open_as(id, &record, served, decoder)?;
+                Ok(Cached {
+                    expires_at: decoded.fields.expires_at().or(record.meta.expires_at),
+                    value: decoded.value,
+                    fields: decoded.fields,
+                    kind: decoded.kind,
+                    id: Arc::from(id),
+                    version: served.version,
+                })
+            })
+            .await
+    }
+
+    /// Reads the record of `id` without the cache and hands it to `open`: the read path for
+    /// reads by version number, operator loads and history, audited as `action`.
+    pub(crate) async fn read_record<T>(
+        &self,
+        actor: &Actor,
+        id: &str,
+        action: AuditAction,
+        open: impl FnOnce(&Record) -> Result<(T, u64)>,
+    ) -> Result<T> {
+        let now = Utc::now();
+        let result = async {
+            check_id(id)?;
+            self.authorize(actor, id, Permission::Read, now)?;
+            let record = self.fetch(id).await?;
+            open(&record)
+        }
+        .await;
+        let version = result.as_ref().ok().map(|(_, version)| *version);
+        self.audit_read(now, actor, id, action, version, result.as_ref().err())?;
+        result.map(|(value, _)| value)
+    }
+
+    /// The record of `id`.
+    pub(crate) async fn fetch(&self, id: &str) -> Result<Record> {
+        self.store
+            .get(&self.storage_id(id))
+            .await?
+            .ok_or_else(|| Error::NotFound { id: id.to_owned() })
+    }
+
+    /// The decoder for `record` under `decode`.
+    pub(crate) fn decoder(&self, record: &Record, decode: Decode) -> Result<Decoder> {
+        match decode {
+            Decode::As(decoder) if decoder.kind == record.meta.kind => Ok(decoder),
+            Decode::As(decoder) => Err(Error::KindMismatch {
+                expected: decoder.kind.to_owned(),
+                found: record.meta.kind.clone(),
+            }),
+            Decode::ByStoredKind => self
+                .kinds
+                .decoder(&record.meta.kind)
+                .ok_or_else(|| Error::UnknownKind { kind: record.meta.kind.clone() }),
+        }
+    }
+
+    /// Opens and decodes `version` of `record`.
+    pub(crate) fn open_as(
+        &self,
+        id: &str,
+        record: &Record,
+        version: &SealedVersion,
+        decoder: Decoder,
+    ) -> Result<Decoded> {
+        if version.sealed.is_empty() {
+            return Err(Error::VersionUnavailable { id: id.to_owned(), version: version.version });
+        }
+        let storage_id = self.storage_id(id);
+        let context = SealContext::new(&storage_id, version.version, &record.meta.kind);
+        decoder.decode(&self.ring.open(&context, &version.sealed)?)
+    }
+
+    /// Seals `plaintext` as `version` of `id`, of `kind`.
+    pub(crate) fn seal(
+        &self,
+        id: &str,
+        version: u64,
+        kind: &str,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>> {
+        let storage_id = self.storage_id(id);
+        self.ring.seal(&SealContext::new(&storage_id, version, kind), plaintext)
+    }
+
+    // ----- the commit path -----
+
+    /// Commits `change` as `actor`; returns the record as written, at its new revision.
+    pub(crate) async fn commit(&self, actor: &Actor, change: Change<'_>) -> Result<Record> {
+        let Change { id, expected, mut record, action, version, reason } = change;
+        let now = Utc::now();
+        let permission = match action {
+            AuditAction::Revoke | AuditAction::RollbackTo | AuditAction::Rekey => Permission::Admin,
+            _ => Permission::Write,
+        };
+        let authorized = check_id(id).and_then(|()| self.authorize(actor, id, permission, now));
+        if let Err(denied) = authorized {
+            self.audit_mutation(now, actor, id, action, version, Some(&denied), None).await?;
+            return Err(denied);
+        }
+        // Audited before it happens: an unaudited change must never exist.
+        self.audit_mutation(now, actor, id, action, version, None, reason).await?;
+        record.meta.updated_at = now;
+        let precondition = expected.map_or(Precondition::Absent, Precondition::Revision);
+        let written = self.store.put(record.clone(), precondition).await;
+        // Whatever the outcome, a value cached or being loaded may now be stale.
+        self.cache.invalidate(id);
+        match written {
+            Ok(revision) => {
+                record.meta.revision = revision;
+                Ok(record)
+            }
+            Err(error) => {
+                let error = match error {
+                    Error::Conflict { .. } => Error::Conflict { id: id.to_owned() },
+                    other => other,
+                };
+                // The change did not happen; say so after the event that announced it.
+                let _ = self
+                    .audit_mutation(Utc::now(), actor, id, action, version, Some(&error), None)
+                    .await;
+                Err(error)
+            }
+        }
+    }
+
+    // ----- audit -----
+
+    /// The audit event for `action` on `id` by `actor`, ending with `error` (none: success).
+    /// Every caller-controlled field is bounded, and an id that failed its check is recorded
+    /// only in its escaped, truncated form.
+    #[allow(clippy::too_many_arguments)]
+    fn event(
+        &self,
+        time: DateTime<Utc>,
+        actor: &Actor,
+        credential: Arc<str>,
+        action: AuditAction,
+        version: Option<u64>,
+        error: Option<&Error>,
+        reason: Option<&str>,
+    ) -> AuditEvent {
+        let outcome = match error {
+            None => AuditOutcome::Success,
+            Some(Error::AccessDenied { .. }) => AuditOutcome::Denied,
+            Some(_) => AuditOutcome::Failure,
+        };
+        AuditEvent {
+            time,
+            principal: audit_bounds::principal(&actor.principal),
+            credential,
+            environment: Arc::clone(&self.environment),
+            action,
+            outcome,
+            version,
+            error: error.map(|error| error.code().to_owned()),
+            reason: reason.map(audit_bounds::reason),
+        }
+    }
+
+    /// Records a read's event without waiting; when the sink cannot take it, the read fails.
+    fn audit_read(
+        &self,
+        time: DateTime<Utc>,
+        actor: &Actor,
+        id: &str,
+        action: AuditAction,
+        version: Option<u64>,
+        error: Option<&Error>,
+    ) -> Result<()> {
+        let credential = audit_bounds::credential(id, error);
+        self.audit.record_read(self.event(time, actor, credential, action, version, error, None))
+    }
+
+    /// Records a mutation's event durably.
+    #[allow(clippy::too_many_arguments)]
+    async fn audit_mutation(
+        &self,
+        time: DateTime<Utc>,
+        actor: &Actor,
+        id: &str,
+        action: AuditAction,
+        version: Option<u64>,
+        error: Option<&Error>,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let credential = audit_bounds::credential(id, error);
+        let event = self.event(time, actor, credential, action, version, error, reason);
+        self.audit.record(event).await
+    }
+}
+
+/// `cached`, unless it has expired at `now`.
+fn unexpired(id: &str, cached: Cached, now: DateTime<Utc>) -> Result<Cached> {
+    if cached.expires_at.is_some_and(|expires_at| expires_at <= now) {
+        return Err(Error::Expired { id: id.to_owned() });
+    }
+    Ok(cached)
+}
+
+/// An error for `decoded` when it has expired at `now`.
+pub(crate) fn check_unexpired(id: &str, decoded: &Decoded, now: DateTime<Utc>) -> Result<()> {
+    if decoded.fields.expires_at().is_some_and(|expires_at| expires_at <= now) {
+        return Err(Error::Expired { id: id.to_owned() });
+    }
+    Ok(())
+}

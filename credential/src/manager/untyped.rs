@@ -1,0 +1,231 @@
+//! Credentials handled without their Rust type: what an operator tool needs to inspect a
+//! credential and move it through its lifecycle by id.
+
+use std::fmt;
+
+use super::audit::AuditAction;
+use super::core::{Change, Decode};
+use super::versions;
+use super::{Manager, VersionInfo};
+use crate::{Error, FieldRef, LifecycleState, Record, RecordMeta, RedactedSecret, Result};
+
+/// A credential loaded by [`Manager::load_dyn`], in whichever state it is, without its Rust type.
+///
+/// Shows kind, state, revision and history, and a redacted view by field name for kinds the
+/// manager knows (built-in, registered, or used through a typed call). The transitions check the
+/// state at run time ([`Error::WrongState`] for a step the state does not have) and go through
+/// the same commit path as the typed ones: access check, audit, compare-and-swap. Each consumes
+/// the handle and returns the next one, so a stale handle cannot be reused.
+pub struct DynManaged {
+    manager: Manager,
+    id: String,
+    record: Record,
+}
+
+impl fmt::Debug for DynManaged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DynManaged")
+            .field("id", &self.id)
+            .field("kind", &self.record.meta.kind)
+            .field("state", &self.record.meta.state)
+            .field("revision", &self.record.meta.revision)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One field of a redacted view: its name, and its value with secrets masked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FieldView {
+    /// The stored field name.
+    pub name: &'static str,
+    /// Whether the field is a secret.
+    pub secret: bool,
+    /// The value as text; for a secret, `[REDACTED]` or its masked hint.
+    pub value: String,
+}
+
+impl DynManaged {
+    pub(crate) fn new(manager: Manager, id: String, record: Record) -> Self {
+        Self { manager, id, record }
+    }
+
+    /// The credential id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The stored kind.
+    pub fn kind(&self) -> &str {
+        &self.record.meta.kind
+    }
+
+    /// The lifecycle state.
+    pub fn state(&self) -> LifecycleState {
+        self.record.meta.state
+    }
+
+    /// The record revision this handle was read or written at.
+    pub fn revision(&self) -> u64 {
+        self.record.meta.revision
+    }
+
+    /// The version being served (for a draft or a revoked credential: the newest one).
+    pub fn version(&self) -> u64 {
+        versions::current_number(&self.record)
+    }
+
+    /// The record's metadata (no sealed payloads).
+    pub fn meta(&self) -> &RecordMeta {
+        &self.record.meta
+    }
+
+    /// The versions, oldest first.
+    pub fn history(&self) -> Vec<VersionInfo> {
+        VersionInfo::of(&self.record)
+    }
+
+    /// The served version (the pending one of a draft) field by field, secrets masked. Reading
+    /// it is audited like any other read.
+    ///
+    /// # Errors
+    /// [`Error::Revoked`] for a revoked credential, [`Error::UnknownKind`] for a kind this
+    /// manager cannot decode, [`Error::Decrypt`], [`Error::AccessDenied`].
+    pub async fn redacted(&self) -> Result<Vec<FieldView>> {
+        let core = self.manager.core();
+        let id = self.id.as_str();
+        core.read_record(self.manager.actor(), id, AuditAction::Load, |record| {
+            let version = match record.meta.state {
+                LifecycleState::Revoked => return Err(Error::Revoked { id: id.to_owned() }),
+                LifecycleState::Draft => versions::latest_in(record, crate::VersionState::Pending),
+                _ => Some(versions::served(id, record)?),
+            }
+            .ok_or_else(|| Error::CorruptRecord {
+                reason: format!("credential `{id}` has no readable version"),
+            })?;
+            let decoder = core.decoder(record, Decode::ByStoredKind)?;
+            let decoded = core.open_as(id, record, version, decoder)?;
+            let schema = decoded.fields.schema();
+            let fields = schema
+                .iter()
+                .filter_map(|field| {
+                    let value = decoded.fields.field(field.name)?;
+                    let text = match &value {
+                        FieldRef::Plain(plain) => plain.to_string(),
+                        FieldRef::Secret(secret, mask) => {
+                            RedactedSecret::new(*secret, *mask).to_string()
+                        }
+                    };
+                    Some(FieldView { name: field.name, secret: value.is_secret(), value: text })
+                })
+                .collect();
+            Ok((fields, version.version))
+        })
+        .await
+    }
+
+    fn wrong_state(&self, expected: LifecycleState) -> Error {
+        Error::WrongState { id: self.id.clone(), expected, found: self.state() }
+    }
+
+    async fn save(
+        self,
+        record: Record,
+        action: AuditAction,
+        version: Option<u64>,
+        reason: Option<&str>,
+    ) -> Result<Self> {
+        let change = Change {
+            id: &self.id,
+            expected: Some(self.record.meta.revision),
+            record,
+            action,
+            version,
+            reason,
+        };
+        let written = self.manager.core().commit(self.manager.actor(), change).await?;
+        Ok(Self { record: written, ..self })
+    }
+
+    /// Runs the kind's validation rules on the pending version, when the manager knows the kind.
+    fn validate_pending(&self) -> Result<()> {
+        let core = self.manager.core();
+        let Some(decoder) = core.kinds.decoder(&self.record.meta.kind) else {
+            // A kind this build does not know was validated by whoever sealed it.
+            return Ok(());
+        };
+        let pending =
+            versions::latest_in(&self.record, crate::VersionState::Pending).ok_or_else(|| {
+                Error::CorruptRecord {
+                    reason: format!("credential `{}` has no pending version", self.id),
+                }
+            })?;
+        let decoded = core.open_as(&self.id, &self.record, pending, decoder)?;
+        decoder.validate(&decoded)
+    }
+
+    /// Starts serving a draft.
+    ///
+    /// # Errors
+    /// [`Error::WrongState`] unless it is a draft; [`Error::Validation`] for a known kind whose
+    /// rules fail; otherwise as [`Managed::activate`](crate::Managed::activate).
+    pub async fn activate(self) -> Result<Self> {
+        if self.state() != LifecycleState::Draft {
+            return Err(self.wrong_state(LifecycleState::Draft));
+        }
+        self.validate_pending()?;
+        let record = versions::activated(self.record.clone());
+        let version = versions::current_number(&record);
+        self.save(record, AuditAction::Activate, Some(version), None).await
+    }
+
+    /// Makes a rotation's pending version current.
+    ///
+    /// # Errors
+    /// [`Error::WrongState`] unless a rotation is pending; otherwise as
+    /// [`Managed::commit`](crate::Managed::commit).
+    pub async fn commit(self) -> Result<Self> {
+        if self.state() != LifecycleState::Rotating {
+            return Err(self.wrong_state(LifecycleState::Rotating));
+        }
+        self.validate_pending()?;
+        let core = self.manager.core();
+        let pending = versions::latest_in(&self.record, crate::VersionState::Pending);
+        let expires_at = match (pending, core.kinds.decoder(&self.record.meta.kind)) {
+            (Some(pending), Some(decoder)) => {
+                core.open_as(&self.id, &self.record, pending, decoder)?.fields.expires_at()
+            }
+            _ => None,
+        };
+        let record = versions::committed(self.record.clone(), expires_at, core.rules);
+        let version = versions::current_number(&record);
+        self.save(record, AuditAction::Commit, Some(version), None).await
+    }
+
+    /// Discards a rotation's pending version.
+    ///
+    /// # Errors
+    /// [`Error::WrongState`] unless a rotation is pending; otherwise as
+    /// [`Managed::rollback`](crate::Managed::rollback).
+    pub async fn rollback(self) -> Result<Self> {
+        if self.state() != LifecycleState::Rotating {
+            return Err(self.wrong_state(LifecycleState::Rotating));
+        }
+        let (record, discarded) = versions::rolled_back(self.record.clone());
+        self.save(record, AuditAction::Rollback, discarded, None).await
+    }
+
+    /// Revokes the credential for `reason`: every sealed payload destroyed, metadata kept.
+    ///
+    /// # Errors
+    /// [`Error::Revoked`] when it already is; otherwise as
+    /// [`Managed::revoke`](crate::Managed::revoke).
+    pub async fn revoke(self, reason: &str) -> Result<Self> {
+        if self.state() == LifecycleState::Revoked {
+            return Err(Error::Revoked { id: self.id.clone() });
+        }
+        let version = versions::current_number(&self.record);
+        let record = versions::revoked(self.record.clone());
+        self.save(record, AuditAction::Revoke, Some(version), Some(reason)).await
+    }
+}

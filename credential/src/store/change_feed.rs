@@ -1,0 +1,109 @@
+//! Change feeds: how a store tells the managers on it that a record changed, so their caches stay
+//! coherent with writers they do not know about (other processes, other machines).
+//!
+//! A feed is one of two kinds:
+//! - **immediate**: the store reports every change before the write that made it returns (an
+//!   in-process store). A cache over it is always as fresh as the store.
+//! - **polled**: the store looks for changes now and then and reports, with
+//!   [`ChangeListener::caught_up`], the moment up to which it has reported everything. A cache over
+//!   it serves a hit only while that moment is recent ([`MAX_FEED_LAG`]); while the feed lags or is
+//!   broken every read goes to the store, so a lost feed costs speed, never correctness.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// How far behind a polled feed may be before a cache over it stops serving hits. A change
+/// committed anywhere is refused by every manager on the store within about this long.
+pub const MAX_FEED_LAG: Duration = Duration::from_millis(60);
+
+/// How often the file and SQLite feeds look for changes.
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Receives what a store's change feed reports. Implemented by the manager's cache.
+pub trait ChangeListener: Send + Sync + 'static {
+    /// Record `id` (a storage id) was written or deleted.
+    fn changed(&self, id: &str);
+
+    /// The feed may have missed changes (it fell behind, or reconnected): forget everything.
+    fn lost(&self);
+
+    /// Every change committed before `as_of` has been reported.
+    fn caught_up(&self, as_of: Instant);
+}
+
+/// How fresh what a feed reports is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FeedKind {
+    /// Every change is reported before the write that made it returns.
+    Immediate,
+    /// Changes are found by looking; [`ChangeListener::caught_up`] says how recent the view is.
+    Polled,
+}
+
+/// A running change feed; dropping it stops the feed.
+pub struct ChangeFeed {
+    kind: FeedKind,
+    stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for ChangeFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeFeed").field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
+impl ChangeFeed {
+    /// A feed of `kind` that runs until `stop` is set; [`Drop`] sets it.
+    pub fn new(kind: FeedKind, stop: Arc<AtomicBool>) -> Self {
+        Self { kind, stop }
+    }
+
+    /// How fresh the feed's reports are.
+    pub fn kind(&self) -> FeedKind {
+        self.kind
+    }
+}
+
+impl Drop for ChangeFeed {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+/// Something that looks for changes once per call; run by [`spawn_poller`].
+pub(crate) trait Poll: Send + 'static {
+    /// Reports what changed since the last call to `listener`. `Err` when the source could not
+    /// be read: the poller reports nothing as caught up until a later call succeeds.
+    fn poll(&mut self, listener: &dyn ChangeListener) -> Result<(), ()>;
+}
+
+/// Runs `poll` every [`POLL_INTERVAL`] on a thread of its own until the returned feed is dropped.
+pub(crate) fn spawn_poller(
+    name: &str,
+    mut poll: impl Poll,
+    listener: Arc<dyn ChangeListener>,
+) -> std::io::Result<ChangeFeed> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
+    std::thread::Builder::new().name(name.to_owned()).spawn(move || {
+        let mut healthy = true;
+        while !stopped.load(Ordering::Acquire) {
+            let as_of = Instant::now();
+            match poll.poll(listener.as_ref()) {
+                Ok(()) => {
+                    if !healthy {
+                        // Whatever happened while the source was unreadable is unknown.
+                        listener.lost();
+                        healthy = true;
+                    }
+                    listener.caught_up(as_of);
+                }
+                Err(()) => healthy = false,
+            }
+            std::thread::park_timeout(POLL_INTERVAL);
+        }
+    })?;
+    Ok(ChangeFeed::new(FeedKind::Polled, stop))
+}

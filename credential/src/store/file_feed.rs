@@ -1,0 +1,101 @@
+//! The file store's change feed: writers append the id of every record they replace to a log
+//! file in the directory, after the replacement and under the store's lock; readers follow the
+//! log from where they last stopped.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::{ChangeListener, Poll};
+use crate::{Error, Result};
+
+/// The change log's file name in the store directory.
+pub(crate) const CHANGE_LOG: &str = ".changes";
+/// A log longer than this is replaced by an empty one before the next append; readers notice
+/// the new file and start over.
+const MAX_LOG_LEN: u64 = 1 << 20;
+
+/// Appends `id` to the change log of `dir`. Called with the store's lock held.
+pub(crate) fn append(dir: &Path, id: &str) -> Result<()> {
+    let path = dir.join(CHANGE_LOG);
+    let io_error = |source| Error::io(format!("appending to `{}`", path.display()), source);
+    if fs::metadata(&path).is_ok_and(|meta| meta.len() > MAX_LOG_LEN) {
+        let fresh = dir.join(".changes-new");
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&fresh)
+            .map_err(io_error)?;
+        fs::rename(&fresh, &path).map_err(io_error)?;
+    }
+    let mut log =
+        OpenOptions::new().append(true).create(true).mode(0o600).open(&path).map_err(io_error)?;
+    let mut line = String::with_capacity(id.len() + 1);
+    line.push_str(id);
+    line.push('\n');
+    log.write_all(line.as_bytes()).map_err(io_error)
+}
+
+/// Where a reader of the change log has got to.
+pub(crate) struct FileChanges {
+    path: PathBuf,
+    /// The inode of the log being followed, `None` before the log exists.
+    inode: Option<u64>,
+    offset: u64,
+}
+
+impl FileChanges {
+    /// A reader of `dir`'s log that reports changes made from now on.
+    pub(crate) fn start(dir: &Path) -> Self {
+        let path = dir.join(CHANGE_LOG);
+        let (inode, offset) = match fs::metadata(&path) {
+            Ok(meta) => (Some(meta.ino()), meta.len()),
+            Err(_) => (None, 0),
+        };
+        Self { path, inode, offset }
+    }
+
+    fn read_new(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut file = File::open(&self.path)?;
+        file.seek(SeekFrom::Start(self.offset))?;
+        let mut new = Vec::new();
+        file.read_to_end(&mut new)?;
+        // Only whole lines: a writer may be in the middle of one.
+        let whole = new.iter().rposition(|byte| *byte == b'\n').map_or(0, |at| at + 1);
+        new.truncate(whole);
+        self.offset += whole as u64;
+        Ok(new)
+    }
+}
+
+impl Poll for FileChanges {
+    fn poll(&mut self, listener: &dyn ChangeListener) -> std::result::Result<(), ()> {
+        let meta = match fs::metadata(&self.path) {
+            Ok(meta) => meta,
+            Err(error) if error.kind() == ErrorKind::NotFound && self.inode.is_none() => {
+                return Ok(());
+            }
+            Err(_) => return Err(()),
+        };
+        if self.inode != Some(meta.ino()) || meta.len() < self.offset {
+            if self.inode.is_some() {
+                listener.lost();
+            }
+            self.inode = Some(meta.ino());
+            self.offset = 0;
+        }
+        if meta.len() == self.offset {
+            return Ok(());
+        }
+        let new = self.read_new().map_err(drop)?;
+        for id in new.split(|byte| *byte == b'\n').filter(|line| !line.is_empty()) {
+            if let Ok(id) = std::str::from_utf8(id) {
+                listener.changed(id);
+            }
+        }
+        Ok(())
+    }
+}
