@@ -127,5 +127,11 @@ async fn main() -> credential::Result<()> {
             event.credential
         );
     }
+    // The scratch store goes with the run.
+    drop((manager, audit));
+    std::fs::remove_dir_all(&dir).map_err(|source| credential::Error::Io {
+        context: "removing the scratch dir".into(),
+        source: source.into(),
+    })?;
     Ok(())
 }

@@ -80,4 +80,6 @@ async fn state_survives_a_process_restart() {
     let sink = JsonlAuditSink::open(dir.join("audit.jsonl")).unwrap();
     assert_eq!(sink.verify().await.unwrap().lines, 8);
     assert_eq!(sink.query(&AuditQuery::all()).await.unwrap().len(), 8);
+    drop((manager, sink));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

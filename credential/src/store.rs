@@ -28,7 +28,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use change_feed::{ChangeFeed, ChangeListener, FeedKind, MAX_FEED_LAG};
-pub(crate) use change_feed::{Poll, spawn_poller};
+pub(crate) use change_feed::{LocalListeners, Poll, spawn_poller};
 pub use composite::CompositeStore;
 pub use env::{EnvStore, EnvVars};
 pub use file::FileStore;

@@ -7,6 +7,7 @@ mod support;
 use credential::prelude::*;
 use credential::{
     AuditAction, AuditOutcome, AuditQuery, AuditSink, Error, JsonlAuditSink, SqliteAuditSink,
+    SqliteStore,
 };
 use support::scratch_dir;
 
@@ -61,7 +62,8 @@ fn broken_at(result: credential::Result<credential::ChainReport>) -> Option<u64>
 
 #[tokio::test]
 async fn an_edited_line_is_detected() {
-    let path = scratch_dir("audit-edit").join("audit.jsonl");
+    let scratch = scratch_dir("audit-edit");
+    let path = scratch.join("audit.jsonl");
     let mut lines = trail(&path, 3).await;
     lines[2] = lines[2].replace("workflow/a:action/b", "workflow/x:action/y");
     assert_eq!(broken_at(verify_lines(&path, &lines).await), Some(3));
@@ -69,7 +71,8 @@ async fn an_edited_line_is_detected() {
 
 #[tokio::test]
 async fn a_deleted_line_is_detected() {
-    let path = scratch_dir("audit-delete").join("audit.jsonl");
+    let scratch = scratch_dir("audit-delete");
+    let path = scratch.join("audit.jsonl");
     let mut lines = trail(&path, 3).await;
     lines.remove(1);
     assert_eq!(broken_at(verify_lines(&path, &lines).await), Some(2));
@@ -77,7 +80,8 @@ async fn a_deleted_line_is_detected() {
 
 #[tokio::test]
 async fn an_inserted_line_is_detected() {
-    let path = scratch_dir("audit-insert").join("audit.jsonl");
+    let scratch = scratch_dir("audit-insert");
+    let path = scratch.join("audit.jsonl");
     let mut lines = trail(&path, 3).await;
     let copy = lines[1].clone();
     lines.insert(3, copy);
@@ -86,7 +90,8 @@ async fn an_inserted_line_is_detected() {
 
 #[tokio::test]
 async fn reordered_lines_are_detected() {
-    let path = scratch_dir("audit-reorder").join("audit.jsonl");
+    let scratch = scratch_dir("audit-reorder");
+    let path = scratch.join("audit.jsonl");
     let mut lines = trail(&path, 3).await;
     lines.swap(2, 3);
     assert_eq!(broken_at(verify_lines(&path, &lines).await), Some(3));
@@ -94,7 +99,8 @@ async fn reordered_lines_are_detected() {
 
 #[tokio::test]
 async fn an_untouched_trail_verifies_and_answers_queries() {
-    let path = scratch_dir("audit-ok").join("audit.jsonl");
+    let scratch = scratch_dir("audit-ok");
+    let path = scratch.join("audit.jsonl");
     trail(&path, 5).await;
     let sink = JsonlAuditSink::open(&path).unwrap();
     let report = sink.verify().await.unwrap();
@@ -113,7 +119,8 @@ async fn an_untouched_trail_verifies_and_answers_queries() {
 
 #[tokio::test]
 async fn sql_sink_keeps_events_in_the_store_database() {
-    let store = SqliteStore::open(scratch_dir("audit-sql").join("credentials.db")).await.unwrap();
+    let scratch = scratch_dir("audit-sql");
+    let store = SqliteStore::open(scratch.join("credentials.db")).await.unwrap();
     let sink = SqliteAuditSink::new(&store).unwrap();
     let manager = Manager::builder()
         .store(store.clone())
@@ -183,4 +190,105 @@ async fn a_failing_audit_sink_stops_mutations() {
         store.list(&credential::ListFilter::all()).await.unwrap().is_empty(),
         "an unaudited change was stored"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_ids_and_reasons_leave_the_trail_working() {
+    let dir = scratch_dir("audit-hostile");
+    let path = dir.join("audit.jsonl");
+    let sink = JsonlAuditSink::open(&path).unwrap();
+    let manager = Manager::builder()
+        .store(MemoryStore::new())
+        .key_ring(KeyRing::generate().unwrap())
+        .audit(sink.clone())
+        .build()
+        .await
+        .unwrap();
+    let active = manager
+        .create("api/key", ApiKey { key: "k1".into() })
+        .await
+        .unwrap()
+        .activate()
+        .await
+        .unwrap();
+    let ctx = manager.context(Principal::new("workflow/a", "action/b"));
+
+    // A 70 KB id is refused before it reaches an event; the trail records a bounded stand-in.
+    let huge_id = "a".repeat(70_000);
+    assert!(matches!(ctx.get::<ApiKey>(&huge_id).await, Err(Error::InvalidId { .. })));
+    let odd_id = format!("../{}\n\u{0}", "x".repeat(300));
+    assert!(matches!(ctx.get::<ApiKey>(&odd_id).await, Err(Error::InvalidId { .. })));
+    // A principal name of 100 KB is cut, with a digest that keeps it apart from others.
+    let loud = manager.context(Principal::named(&"p".repeat(100_000)));
+    loud.get::<ApiKey>("api/key").await.unwrap();
+    // A 1 MB reason is cut too.
+    active.revoke(&"r".repeat(1_000_000)).await.unwrap();
+
+    // Everything after still works, and the chain verifies.
+    manager.create("api/other", ApiKey { key: "k2".into() }).await.unwrap();
+    let report = sink.verify().await.unwrap();
+    assert_eq!(report.lines, 7);
+    let longest = std::fs::read_to_string(&path).unwrap().lines().map(str::len).max().unwrap();
+    assert!(longest < 4_096, "an audit line of {longest} bytes");
+    let events = sink.query(&AuditQuery::all()).await.unwrap();
+    assert!(events.iter().all(|event| event.credential.len() <= 1_000));
+    assert!(
+        events.iter().all(|event| event.principal.len() <= credential::MAX_AUDIT_PRINCIPAL_LEN)
+    );
+    let revoke = events.iter().find(|event| event.action == AuditAction::Revoke).unwrap();
+    assert!(revoke.reason.as_ref().unwrap().len() <= credential::MAX_AUDIT_REASON_LEN);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_torn_by_a_crash_is_cut_before_the_next_append() {
+    let dir = scratch_dir("audit-tail");
+    let path = dir.join("audit.jsonl");
+    let lines = trail(&path, 1).await;
+    // A line half-written by a crash is cut off before the next append.
+    let mut torn = lines.join("\n");
+    torn.push_str("\n{\"seq\":6,\"prev\":\"abc");
+    std::fs::write(&path, torn).unwrap();
+    let reopened = JsonlAuditSink::open(&path).unwrap();
+    let manager = Manager::builder()
+        .store(MemoryStore::new())
+        .key_ring(KeyRing::generate().unwrap())
+        .audit(reopened.clone())
+        .build()
+        .await
+        .unwrap();
+    manager.create("api/key", ApiKey { key: "k".into() }).await.unwrap();
+    assert_eq!(reopened.verify().await.unwrap().lines, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_events_reach_durable_sinks_without_waiting_for_them() {
+    let dir = scratch_dir("audit-batched");
+    let store = SqliteStore::open(dir.join("credentials.db")).await.unwrap();
+    let sql = SqliteAuditSink::new(&store).unwrap();
+    let jsonl = JsonlAuditSink::open(dir.join("audit.jsonl")).unwrap();
+    for sink in
+        [std::sync::Arc::new(sql) as std::sync::Arc<dyn AuditSink>, std::sync::Arc::new(jsonl)]
+    {
+        let manager = Manager::builder()
+            .store(MemoryStore::new())
+            .key_ring(KeyRing::generate().unwrap())
+            .audit(std::sync::Arc::clone(&sink))
+            .build()
+            .await
+            .unwrap();
+        manager
+            .create("api/key", ApiKey { key: "k".into() })
+            .await
+            .unwrap()
+            .activate()
+            .await
+            .unwrap();
+        let ctx = manager.context(Principal::new("workflow/a", "action/b"));
+        for _ in 0..1_000 {
+            ctx.get::<ApiKey>("api/key").await.unwrap();
+        }
+        // A query waits for the queue: all 1,000 reads are there.
+        let reads = sink.query(&AuditQuery::all().action(AuditAction::Read)).await.unwrap();
+        assert_eq!(reads.len(), 1_000);
+    }
 }

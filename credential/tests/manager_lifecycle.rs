@@ -12,7 +12,7 @@ use credential::{
     AccessPolicy, AuditAction, AuditOutcome, AuditQuery, AuditSink, CacheConfig, Error, Grant,
     LifecycleState, ListFilter, MemoryAuditSink, Store, VersionState,
 };
-use support::scratch_dir;
+use support::{ScratchDir, scratch_dir};
 
 #[derive(Credential)]
 #[credential(kind = "github")]
@@ -36,9 +36,17 @@ fn github(token: &str) -> GitHub {
     GitHub { token: token.into(), username: "octocat".into(), expires: None }
 }
 
-async fn sqlite_manager(name: &str) -> Manager {
-    let store = SqliteStore::open(scratch_dir(name).join("credentials.db")).await.unwrap();
-    Manager::builder().store(store).key_ring(KeyRing::generate().unwrap()).build().await.unwrap()
+/// A manager over a fresh SQLite file, and the directory that holds it (removed when dropped).
+async fn sqlite_manager(name: &str) -> (ScratchDir, Manager) {
+    let scratch = scratch_dir(name);
+    let store = SqliteStore::open(scratch.join("credentials.db")).await.unwrap();
+    let manager = Manager::builder()
+        .store(store)
+        .key_ring(KeyRing::generate().unwrap())
+        .build()
+        .await
+        .unwrap();
+    (scratch, manager)
 }
 
 fn reader(manager: &Manager) -> credential::Context {
@@ -47,7 +55,7 @@ fn reader(manager: &Manager) -> credential::Context {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_commit_rollback_and_revoke_move_through_the_lifecycle() {
-    let manager = sqlite_manager("lifecycle").await;
+    let (_dir, manager) = sqlite_manager("lifecycle").await;
     let ctx = reader(&manager);
 
     let draft = manager.create("github/main", github("token-v1")).await.unwrap();
@@ -145,7 +153,7 @@ async fn revocation_removes_the_sealed_payloads_from_the_store() {
 
 #[tokio::test]
 async fn load_returns_the_stored_state_through_one_checked_door() {
-    let manager = sqlite_manager("load").await;
+    let (_dir, manager) = sqlite_manager("load").await;
     manager.create("a", github("t")).await.unwrap();
     let loaded = manager.load::<GitHub>("a").await.unwrap();
     assert_eq!(loaded.state(), LifecycleState::Draft);
@@ -161,7 +169,7 @@ async fn load_returns_the_stored_state_through_one_checked_door() {
 
 #[tokio::test]
 async fn a_stale_handle_loses_with_a_conflict_and_overwrites_nothing() {
-    let manager = sqlite_manager("stale").await;
+    let (_dir, manager) = sqlite_manager("stale").await;
     let active = manager.create("a", github("t1")).await.unwrap().activate().await.unwrap();
     let stale = manager.load::<GitHub>("a").await.unwrap().into_active().unwrap();
     active.rotate(github("winner")).await.unwrap().commit().await.unwrap();
@@ -172,17 +180,19 @@ async fn a_stale_handle_loses_with_a_conflict_and_overwrites_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_rotations_have_one_winner_per_round_and_no_gap_in_history() {
-    let manager = sqlite_manager("races").await;
+    let (_dir, manager) = sqlite_manager("races").await;
     manager.create("race", github("v1")).await.unwrap().activate().await.unwrap();
     for round in 0..5 {
         // Every task holds a handle at the same revision before any of them rotates.
-        let barrier = Arc::new(tokio::sync::Barrier::new(8));
-        let handles: Vec<_> = (0..8)
-            .map(|task| {
-                let (manager, barrier) = (manager.clone(), Arc::clone(&barrier));
+        let mut actives = Vec::new();
+        for _ in 0..8 {
+            actives.push(manager.load::<GitHub>("race").await.unwrap().into_active().unwrap());
+        }
+        let handles: Vec<_> = actives
+            .into_iter()
+            .enumerate()
+            .map(|(task, active)| {
                 tokio::spawn(async move {
-                    let active = manager.load::<GitHub>("race").await?.into_active()?;
-                    barrier.wait().await;
                     active.rotate(github(&format!("round{round}-task{task}"))).await
                 })
             })
@@ -268,7 +278,7 @@ async fn kind_mismatch_expiry_and_cache_invalidation() {
 
 #[tokio::test]
 async fn invalid_credentials_are_refused_by_every_transition() {
-    let manager = sqlite_manager("invalid").await;
+    let (_dir, manager) = sqlite_manager("invalid").await;
     assert!(matches!(manager.create("a", github("")).await, Err(Error::Validation(_))));
     let active = manager.create("a", github("ok")).await.unwrap().activate().await.unwrap();
     assert!(matches!(active.rotate(github("")).await, Err(Error::Validation(_))));
@@ -292,8 +302,8 @@ async fn a_wrong_master_key_is_one_clear_error_when_the_manager_is_built() {
 
 #[tokio::test]
 async fn environments_namespace_ids_in_one_store() {
-    let store =
-        SqliteStore::open(scratch_dir("environments").join("credentials.db")).await.unwrap();
+    let scratch = scratch_dir("environments");
+    let store = SqliteStore::open(scratch.join("credentials.db")).await.unwrap();
     let ring = KeyRing::generate().unwrap();
     let staging = Manager::builder()
         .store(store.clone())
@@ -376,8 +386,8 @@ async fn versions_beyond_the_limit_lose_their_payload_but_stay_in_history() {
 
 #[tokio::test]
 async fn environments_may_use_their_own_master_keys_in_one_store() {
-    let store =
-        SqliteStore::open(scratch_dir("environment-keys").join("credentials.db")).await.unwrap();
+    let scratch = scratch_dir("environment-keys");
+    let store = SqliteStore::open(scratch.join("credentials.db")).await.unwrap();
     let (staging_ring, production_ring) =
         (KeyRing::generate().unwrap(), KeyRing::generate().unwrap());
     let staging = Manager::builder()

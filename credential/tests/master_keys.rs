@@ -5,17 +5,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use credential::hazmat::{self, SealContext};
+mod support;
+
+use support::scratch_dir;
+
 use credential::{Error, ExposeSecret, KdfParams, KdfSettings, KeyRing, MasterKey, SecretString};
 
 const ENV_VAR: &str = "CREDENTIAL_TEST_MASTER_KEY";
-
-fn scratch_dir(name: &str) -> std::path::PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("credential-master-keys-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Runs one `#[ignore]`d test of this binary in a child process with `ENV_VAR` set to `value`
 /// (setting variables in this process would race with other tests).

@@ -88,10 +88,14 @@ struct Entries {
     flights: IdMap<Arc<Flight>>,
 }
 
-/// Nanoseconds on a monotonic clock since the first call.
+/// The origin of [`monotonic_nanos`]: set when the first cache is made.
+static BASE: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+/// Nanoseconds on a monotonic clock since [`BASE`], plus one so that zero means "never"; zero
+/// for an instant before it.
 fn monotonic_nanos(at: Instant) -> u64 {
-    static BASE: LazyLock<Instant> = LazyLock::new(Instant::now);
-    u64::try_from(at.saturating_duration_since(*BASE).as_nanos()).unwrap_or(u64::MAX)
+    at.checked_duration_since(*BASE)
+        .map_or(0, |since| u64::try_from(since.as_nanos()).unwrap_or(u64::MAX - 1) + 1)
 }
 
 /// How fresh the store's change feed keeps the cache.
@@ -99,7 +103,7 @@ fn monotonic_nanos(at: Instant) -> u64 {
 struct Freshness {
     /// A polled feed: hits are served only while it has caught up recently.
     polled: AtomicBool,
-    /// The monotonic time up to which the polled feed has reported every change.
+    /// The monotonic time up to which the polled feed has reported every change (zero: never).
     caught_up: AtomicU64,
 }
 
@@ -109,6 +113,9 @@ impl Freshness {
             return true;
         }
         let caught_up = self.caught_up.load(Ordering::Acquire);
+        if caught_up == 0 {
+            return false;
+        }
         let lag = u64::try_from(MAX_FEED_LAG.as_nanos()).unwrap_or(u64::MAX);
         monotonic_nanos(Instant::now()).saturating_sub(caught_up) <= lag
     }
@@ -122,6 +129,7 @@ pub(crate) struct Cache {
 
 impl Cache {
     pub(crate) fn new(config: CacheConfig) -> Self {
+        LazyLock::force(&BASE);
         Self { config, state: Mutex::default(), freshness: Freshness::default() }
     }
 

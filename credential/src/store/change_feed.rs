@@ -72,6 +72,42 @@ impl Drop for ChangeFeed {
     }
 }
 
+/// The listeners of the feeds running on one store handle, told of that handle's own writes
+/// before the writes return: in-process sharers of a handle need not wait for a poll.
+#[derive(Default)]
+pub(crate) struct LocalListeners {
+    watchers: std::sync::Mutex<Vec<Watcher>>,
+}
+
+/// A running feed's listener and its stop flag.
+type Watcher = (Arc<dyn ChangeListener>, Arc<AtomicBool>);
+
+impl std::fmt::Debug for LocalListeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalListeners").field("watchers", &self.lock().len()).finish()
+    }
+}
+
+impl LocalListeners {
+    /// Adds `listener` until `stop` is set.
+    pub(crate) fn add(&self, listener: Arc<dyn ChangeListener>, stop: Arc<AtomicBool>) {
+        self.lock().push((listener, stop));
+    }
+
+    /// Tells every running feed that `id` changed, dropping the listeners of stopped feeds.
+    pub(crate) fn report(&self, id: &str) {
+        let mut watchers = self.lock();
+        watchers.retain(|(_, stopped)| !stopped.load(Ordering::Acquire));
+        for (listener, _) in watchers.iter() {
+            listener.changed(id);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Watcher>> {
+        self.watchers.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// Something that looks for changes once per call; run by [`spawn_poller`].
 pub(crate) trait Poll: Send + 'static {
     /// Reports what changed since the last call to `listener`. `Err` when the source could not
@@ -79,13 +115,16 @@ pub(crate) trait Poll: Send + 'static {
     fn poll(&mut self, listener: &dyn ChangeListener) -> Result<(), ()>;
 }
 
-/// Runs `poll` every [`POLL_INTERVAL`] on a thread of its own until the returned feed is dropped.
+/// Runs `poll` every [`POLL_INTERVAL`] on a thread of its own until the returned feed is dropped,
+/// and reports the writes of the store handle itself through `local` at once.
 pub(crate) fn spawn_poller(
     name: &str,
     mut poll: impl Poll,
     listener: Arc<dyn ChangeListener>,
+    local: &LocalListeners,
 ) -> std::io::Result<ChangeFeed> {
     let stop = Arc::new(AtomicBool::new(false));
+    local.add(Arc::clone(&listener), Arc::clone(&stop));
     let stopped = Arc::clone(&stop);
     std::thread::Builder::new().name(name.to_owned()).spawn(move || {
         let mut healthy = true;

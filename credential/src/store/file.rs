@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use super::file_feed::{self, FileChanges};
 use super::memory::apply_put;
 use super::{
-    ChangeFeed, ChangeListener, ListFilter, Precondition, Record, RecordMeta, Store, check_id,
-    record_codec, spawn_poller,
+    ChangeFeed, ChangeListener, ListFilter, LocalListeners, Precondition, Record, RecordMeta,
+    Store, check_id, record_codec, spawn_poller,
 };
 use crate::{Error, Result, blocking};
 
@@ -31,10 +31,10 @@ const LOCK_FILE: &str = ".lock";
 /// - Read-modify-write runs under an exclusive lock on `.lock`, so several processes can share
 ///   the directory.
 /// - Ids pass [`check_id`]; `/` in an id is stored as `~` in the file name.
-/// - Every write appends the record's id to a change log (`.changes`), which the store's change
-///   feed follows: a manager learns of writes made by other processes within milliseconds. A
-///   process that dies between replacing a record and logging it leaves that change unreported
-///   to other processes' caches until their time to live ends.
+/// - Every write appends the record's id to a change log (`.changes`) before and after replacing
+///   the record; the store's change feed follows the log, so a manager learns of writes made by
+///   other processes within milliseconds. A write whose first entry cannot be logged does not
+///   happen.
 #[derive(Debug, Clone)]
 pub struct FileStore {
     inner: Arc<Inner>,
@@ -44,6 +44,7 @@ pub struct FileStore {
 struct Inner {
     dir: PathBuf,
     temp_counter: AtomicU64,
+    listeners: LocalListeners,
 }
 
 impl FileStore {
@@ -64,7 +65,13 @@ impl FileStore {
             if mode & 0o077 != 0 {
                 return Err(Error::InsecurePermissions { path: dir, mode });
             }
-            let store = Self { inner: Arc::new(Inner { dir, temp_counter: AtomicU64::new(0) }) };
+            let store = Self {
+                inner: Arc::new(Inner {
+                    dir,
+                    temp_counter: AtomicU64::new(0),
+                    listeners: LocalListeners::default(),
+                }),
+            };
             let _lock = store.inner.lock()?;
             store.inner.remove_leftovers()?;
             Ok(store)
@@ -210,8 +217,12 @@ impl Store for FileStore {
             let _lock = inner.lock()?;
             let current = inner.read(&record.meta.id)?;
             let record = apply_put(current.as_ref(), record, precondition)?;
-            inner.write(&record)?;
+            // Logged before the replacement, so a write no other process could hear of never
+            // happens; and after it, so a reader that reloads on the entry sees the new record.
             file_feed::append(&inner.dir, &record.meta.id)?;
+            inner.write(&record)?;
+            let _ = file_feed::append(&inner.dir, &record.meta.id);
+            inner.listeners.report(&record.meta.id);
             Ok(record.meta.revision)
         })
         .await
@@ -225,9 +236,12 @@ impl Store for FileStore {
             match inner.read(&id)? {
                 Some(found) if found.meta.revision == revision => {
                     let path = inner.record_path(&id);
+                    file_feed::append(&inner.dir, &id)?;
                     fs::remove_file(&path).map_err(io_error("removing", &path))?;
                     inner.sync_dir()?;
-                    file_feed::append(&inner.dir, &id)
+                    let _ = file_feed::append(&inner.dir, &id);
+                    inner.listeners.report(&id);
+                    Ok(())
                 }
                 _ => Err(Error::Conflict { id }),
             }
@@ -243,7 +257,8 @@ impl Store for FileStore {
     /// A polled feed over the directory's change log: sees the writes of every process sharing
     /// the directory.
     fn watch(&self, listener: Arc<dyn ChangeListener>) -> Result<Option<ChangeFeed>> {
-        spawn_poller("credential-file-feed", FileChanges::start(&self.inner.dir), listener)
+        let changes = FileChanges::start(&self.inner.dir);
+        spawn_poller("credential-file-feed", changes, listener, &self.inner.listeners)
             .map(Some)
             .map_err(|source| Error::io("starting the change feed", source))
     }

@@ -1,14 +1,14 @@
 //! An in-memory store, for tests and ephemeral use.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
 use super::{
-    ChangeFeed, ChangeListener, FeedKind, ListFilter, Precondition, Record, RecordMeta, Store,
-    check_id,
+    ChangeFeed, ChangeListener, FeedKind, ListFilter, LocalListeners, Precondition, Record,
+    RecordMeta, Store, check_id,
 };
 use crate::{Error, Result};
 
@@ -25,12 +25,9 @@ use crate::{Error, Result};
 #[derive(Default)]
 pub struct MemoryStore {
     records: Mutex<BTreeMap<String, Record>>,
-    /// Listeners of running feeds, each with its feed's stop flag.
-    listeners: Mutex<Vec<Watcher>>,
+    /// Listeners of running feeds.
+    listeners: LocalListeners,
 }
-
-/// A running feed's listener and its stop flag.
-type Watcher = (Arc<dyn ChangeListener>, Arc<AtomicBool>);
 
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -50,15 +47,6 @@ impl MemoryStore {
         // A panic while holding the lock cannot leave a half-written record: every change is a
         // single insert or remove.
         self.records.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Tells every running feed that `id` changed, dropping the listeners of stopped feeds.
-    fn report(&self, id: &str) {
-        let mut listeners = self.listeners.lock().unwrap_or_else(PoisonError::into_inner);
-        listeners.retain(|(_, stopped)| !stopped.load(Ordering::Acquire));
-        for (listener, _) in listeners.iter() {
-            listener.changed(id);
-        }
     }
 }
 
@@ -95,7 +83,7 @@ impl Store for MemoryStore {
         let id = record.meta.id.clone();
         records.insert(id.clone(), record);
         drop(records);
-        self.report(&id);
+        self.listeners.report(&id);
         Ok(revision)
     }
 
@@ -106,7 +94,7 @@ impl Store for MemoryStore {
             Some(found) if found.meta.revision == revision => {
                 records.remove(id);
                 drop(records);
-                self.report(id);
+                self.listeners.report(id);
                 Ok(())
             }
             _ => Err(Error::Conflict { id: id.to_owned() }),
@@ -125,10 +113,7 @@ impl Store for MemoryStore {
     /// An immediate feed: every write through this store is reported before it returns.
     fn watch(&self, listener: Arc<dyn ChangeListener>) -> Result<Option<ChangeFeed>> {
         let stop = Arc::new(AtomicBool::new(false));
-        self.listeners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((listener, Arc::clone(&stop)));
+        self.listeners.add(listener, Arc::clone(&stop));
         Ok(Some(ChangeFeed::new(FeedKind::Immediate, stop)))
     }
 }

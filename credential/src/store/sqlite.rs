@@ -11,8 +11,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::sqlite_feed::SqliteChanges;
 use super::{
-    ChangeFeed, ChangeListener, ListFilter, Precondition, Record, RecordMeta, Store, check_id,
-    record_codec, spawn_poller,
+    ChangeFeed, ChangeListener, ListFilter, LocalListeners, Precondition, Record, RecordMeta,
+    Store, check_id, record_codec, spawn_poller,
 };
 use crate::{Error, Result, blocking};
 
@@ -82,6 +82,8 @@ const MIGRATIONS: [&str; 2] = [
 /// # std::fs::create_dir_all(&dir).unwrap();
 /// let store = SqliteStore::open(dir.join("credentials.db")).await?;
 /// assert!(store.list(&ListFilter::all()).await?.is_empty());
+/// # drop(store);
+/// # std::fs::remove_dir_all(&dir).unwrap();
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -94,6 +96,7 @@ struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    listeners: LocalListeners,
 }
 
 impl SqliteStore {
@@ -114,6 +117,7 @@ impl SqliteStore {
                     path,
                     writer: Mutex::new(writer),
                     readers: Mutex::new(Vec::new()),
+                    listeners: LocalListeners::default(),
                 }),
             })
         })
@@ -257,6 +261,7 @@ impl Inner {
             })
             .map_err(storage)?;
         if changed == 1 {
+            self.listeners.report(&record.meta.id);
             Ok(record.meta.revision)
         } else {
             Err(Error::Conflict { id: record.meta.id })
@@ -269,7 +274,12 @@ impl Inner {
             .prepare_cached("DELETE FROM records WHERE id = ?1 AND revision = ?2")
             .and_then(|mut statement| statement.execute(params![id, to_sql_int(revision)]))
             .map_err(storage)?;
-        if changed == 1 { Ok(()) } else { Err(Error::Conflict { id: id.to_owned() }) }
+        if changed == 1 {
+            self.listeners.report(id);
+            Ok(())
+        } else {
+            Err(Error::Conflict { id: id.to_owned() })
+        }
     }
 
     fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
@@ -357,7 +367,7 @@ impl Store for SqliteStore {
     /// file.
     fn watch(&self, listener: Arc<dyn ChangeListener>) -> Result<Option<ChangeFeed>> {
         let poll = SqliteChanges::start(self.connect()?)?;
-        spawn_poller("credential-sqlite-feed", poll, listener)
+        spawn_poller("credential-sqlite-feed", poll, listener, &self.inner.listeners)
             .map(Some)
             .map_err(|source| Error::io("starting the change feed", source))
     }

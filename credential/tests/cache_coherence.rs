@@ -1,0 +1,222 @@
+//! The cache never undoes a change: a read in flight while a revoke or commit lands, a change
+//! made through another manager, and a change feed that falls silent all end in fresh reads.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use credential::kinds::ApiKey;
+use credential::{
+    CacheConfig, ChangeFeed, ChangeListener, Error, ExposeSecret, FeedKind, KeyRing, ListFilter,
+    Manager, MemoryStore, Precondition, Principal, Record, RecordMeta, Store,
+};
+use tokio::sync::{Notify, oneshot};
+
+/// A store that parks the next `get` until released, so a read can be held in flight while a
+/// change commits. Forwards the inner store's change feed only when told to.
+struct GatedStore {
+    inner: Arc<MemoryStore>,
+    gate: Mutex<Option<Gate>>,
+    forward_feed: bool,
+}
+
+struct Gate {
+    parked: oneshot::Sender<()>,
+    release: Arc<Notify>,
+}
+
+impl GatedStore {
+    fn new(inner: Arc<MemoryStore>, forward_feed: bool) -> Self {
+        Self { inner, gate: Mutex::new(None), forward_feed }
+    }
+
+    /// Arms the gate: the next `get` reports on the returned receiver, then waits for `release`.
+    fn arm(&self) -> (oneshot::Receiver<()>, Arc<Notify>) {
+        let (parked, on_parked) = oneshot::channel();
+        let release = Arc::new(Notify::new());
+        *self.gate.lock().unwrap() = Some(Gate { parked, release: Arc::clone(&release) });
+        (on_parked, release)
+    }
+}
+
+#[async_trait]
+impl Store for GatedStore {
+    async fn get(&self, id: &str) -> credential::Result<Option<Record>> {
+        let record = self.inner.get(id).await?;
+        let gate = self.gate.lock().unwrap().take();
+        if let Some(gate) = gate {
+            // The record was read; the change lands while this read is parked.
+            let _ = gate.parked.send(());
+            gate.release.notified().await;
+        }
+        Ok(record)
+    }
+
+    async fn put(&self, record: Record, precondition: Precondition) -> credential::Result<u64> {
+        self.inner.put(record, precondition).await
+    }
+
+    async fn delete(&self, id: &str, revision: u64) -> credential::Result<()> {
+        self.inner.delete(id, revision).await
+    }
+
+    async fn list(&self, filter: &ListFilter) -> credential::Result<Vec<RecordMeta>> {
+        self.inner.list(filter).await
+    }
+
+    fn watch(&self, listener: Arc<dyn ChangeListener>) -> credential::Result<Option<ChangeFeed>> {
+        if self.forward_feed { self.inner.watch(listener) } else { Ok(None) }
+    }
+}
+
+fn key(text: &str) -> ApiKey {
+    ApiKey::new(text.into())
+}
+
+fn long_lived_cache() -> CacheConfig {
+    CacheConfig::new(Duration::from_secs(3600), 1_000)
+}
+
+async fn manager_over(store: impl Store) -> Manager {
+    Manager::builder()
+        .store(store)
+        .key_ring(KeyRing::generate().unwrap())
+        .cache(long_lived_cache())
+        .build()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_during_an_in_flight_read_is_never_undone() {
+    let gated = Arc::new(GatedStore::new(Arc::new(MemoryStore::new()), false));
+    let manager = manager_over(Arc::clone(&gated)).await;
+    let active =
+        manager.create("api/key", key("sk_before")).await.unwrap().activate().await.unwrap();
+    let ctx = manager.context(Principal::named("reader"));
+
+    let (parked, release) = gated.arm();
+    let reader = tokio::spawn({
+        let ctx = ctx.clone();
+        async move { ctx.get::<ApiKey>("api/key").await }
+    });
+    parked.await.unwrap();
+    active.revoke("leaked").await.unwrap();
+    release.notify_one();
+
+    // The read that began before the revoke may return what it read...
+    assert_eq!(reader.await.unwrap().unwrap().key.expose_secret(), "sk_before");
+    // ...but every read after the revoke is refused: the stale value was never cached.
+    for _ in 0..3 {
+        assert!(matches!(ctx.get::<ApiKey>("api/key").await, Err(Error::Revoked { .. })));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_during_an_in_flight_read_is_served_afterwards() {
+    let gated = Arc::new(GatedStore::new(Arc::new(MemoryStore::new()), false));
+    let manager = manager_over(Arc::clone(&gated)).await;
+    let active = manager.create("api/key", key("sk_one")).await.unwrap().activate().await.unwrap();
+    let rotating = active.rotate(key("sk_two")).await.unwrap();
+    let ctx = manager.context(Principal::named("reader"));
+
+    let (parked, release) = gated.arm();
+    let reader = tokio::spawn({
+        let ctx = ctx.clone();
+        async move { ctx.get::<ApiKey>("api/key").await }
+    });
+    parked.await.unwrap();
+    rotating.commit().await.unwrap();
+    release.notify_one();
+
+    assert_eq!(reader.await.unwrap().unwrap().key.expose_secret(), "sk_one");
+    assert_eq!(ctx.get::<ApiKey>("api/key").await.unwrap().key.expose_secret(), "sk_two");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_through_another_manager_reaches_a_read_in_flight() {
+    let shared = Arc::new(MemoryStore::new());
+    let gated = Arc::new(GatedStore::new(Arc::clone(&shared), true));
+    let ring = KeyRing::generate().unwrap();
+    let build = |store: Arc<dyn Store>| {
+        Manager::builder().store(store).key_ring(ring.clone()).cache(long_lived_cache()).build()
+    };
+    let writer = build(Arc::clone(&shared) as Arc<dyn Store>).await.unwrap();
+    let reader = build(Arc::clone(&gated) as Arc<dyn Store>).await.unwrap();
+    let active =
+        writer.create("api/key", key("sk_before")).await.unwrap().activate().await.unwrap();
+    let ctx = reader.context(Principal::named("reader"));
+
+    let (parked, release) = gated.arm();
+    let in_flight = tokio::spawn({
+        let ctx = ctx.clone();
+        async move { ctx.get::<ApiKey>("api/key").await }
+    });
+    parked.await.unwrap();
+    active.revoke("leaked").await.unwrap();
+    release.notify_one();
+    in_flight.await.unwrap().unwrap();
+    assert!(matches!(ctx.get::<ApiKey>("api/key").await, Err(Error::Revoked { .. })));
+}
+
+/// A store with a polled feed the test drives by hand.
+struct HandFedStore {
+    inner: Arc<MemoryStore>,
+    listener: Mutex<Option<Arc<dyn ChangeListener>>>,
+}
+
+#[async_trait]
+impl Store for HandFedStore {
+    async fn get(&self, id: &str) -> credential::Result<Option<Record>> {
+        self.inner.get(id).await
+    }
+
+    async fn put(&self, record: Record, precondition: Precondition) -> credential::Result<u64> {
+        self.inner.put(record, precondition).await
+    }
+
+    async fn delete(&self, id: &str, revision: u64) -> credential::Result<()> {
+        self.inner.delete(id, revision).await
+    }
+
+    async fn list(&self, filter: &ListFilter) -> credential::Result<Vec<RecordMeta>> {
+        self.inner.list(filter).await
+    }
+
+    fn watch(&self, listener: Arc<dyn ChangeListener>) -> credential::Result<Option<ChangeFeed>> {
+        *self.listener.lock().unwrap() = Some(listener);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        Ok(Some(ChangeFeed::new(FeedKind::Polled, stop)))
+    }
+}
+
+#[tokio::test]
+async fn a_silent_feed_costs_speed_never_correctness() {
+    let inner = Arc::new(MemoryStore::new());
+    let store = Arc::new(HandFedStore { inner: Arc::clone(&inner), listener: Mutex::new(None) });
+    let ring = KeyRing::generate().unwrap();
+    let build = |store: Arc<dyn Store>| {
+        Manager::builder().store(store).key_ring(ring.clone()).cache(long_lived_cache()).build()
+    };
+    let reader = build(Arc::clone(&store) as Arc<dyn Store>).await.unwrap();
+    // Another writer on the same records, whose changes the feed will not report.
+    let other = build(Arc::clone(&inner) as Arc<dyn Store>).await.unwrap();
+    let listener = store.listener.lock().unwrap().clone().unwrap();
+    let active = other.create("api/key", key("sk_one")).await.unwrap().activate().await.unwrap();
+    let ctx = reader.context(Principal::named("reader"));
+
+    // A feed that last caught up long ago: every read goes to the store.
+    listener.caught_up(Instant::now().checked_sub(Duration::from_secs(10)).unwrap());
+    assert_eq!(ctx.get::<ApiKey>("api/key").await.unwrap().key.expose_secret(), "sk_one");
+    let active = active.rotate(key("sk_two")).await.unwrap().commit().await.unwrap();
+    assert_eq!(ctx.get::<ApiKey>("api/key").await.unwrap().key.expose_secret(), "sk_two");
+
+    // A feed that reports a lost stretch: whatever was cached is dropped.
+    listener.caught_up(Instant::now());
+    assert_eq!(ctx.get::<ApiKey>("api/key").await.unwrap().key.expose_secret(), "sk_two");
+    active.revoke("leaked").await.unwrap();
+    listener.lost();
+    listener.caught_up(Instant::now());
+    assert!(matches!(ctx.get::<ApiKey>("api/key").await, Err(Error::Revoked { .. })));
+}

@@ -1,0 +1,160 @@
+//! A revoke committed in one process is refused by a manager in another process on the same
+//! SQLite file or file-store directory within 100 ms, although that manager caches for an hour.
+//!
+//! The reader is this test binary re-run as a child (`--ignored --exact reader_process`). For each
+//! round the parent creates a credential and tells the child to read it; once the child has it
+//! cached it says so and keeps reading, noting when each successful read started, until one is
+//! refused. The parent revokes and notes when the revoke returned. No read that started more
+//! than 100 ms after that may have succeeded.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use credential::kinds::ApiKey;
+use credential::{
+    CacheConfig, FileStore, KeyRing, Manager, MasterKey, Principal, SqliteStore, Store,
+};
+use support::scratch_dir;
+
+const ROUNDS: usize = 20;
+const BOUND: Duration = Duration::from_millis(100);
+/// Lines the child writes for the parent start with this, apart from the test harness's own.
+const TAG: &str = "@@";
+
+fn unix_nanos() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
+}
+
+async fn open_manager(backend: &str, dir: &Path) -> Manager {
+    let store: Arc<dyn Store> = match backend {
+        "sqlite" => Arc::new(SqliteStore::open(dir.join("credentials.db")).await.unwrap()),
+        "file" => Arc::new(FileStore::open(dir.join("records")).await.unwrap()),
+        other => panic!("unknown backend {other}"),
+    };
+    Manager::builder()
+        .store(store)
+        .key_ring(KeyRing::from_file(dir.join("master.key")).unwrap())
+        .cache(CacheConfig::new(Duration::from_secs(3600), 1_000))
+        .build()
+        .await
+        .unwrap()
+}
+
+/// The reader: for each `READ <id>` on stdin, reads `<id>` until it is cached, says `READY`, then
+/// reads in a loop until refused and reports `DONE <last success start> <refusal> <error code>`.
+/// Does nothing when not started by one of the tests below.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run as a child process by the tests below"]
+async fn reader_process() {
+    // Run directly (`--include-ignored`), there is no parent to serve.
+    let (Ok(backend), Ok(dir)) = (std::env::var("READER_BACKEND"), std::env::var("READER_DIR"))
+    else {
+        return;
+    };
+    let manager = open_manager(&backend, Path::new(&dir)).await;
+    let ctx = manager.context(Principal::named("reader"));
+    for line in std::io::stdin().lock().lines() {
+        let line = line.unwrap();
+        let Some(id) = line.strip_prefix("READ ") else { break };
+        ctx.get::<ApiKey>(id).await.unwrap();
+        println!("{TAG}READY");
+        let give_up = Instant::now() + Duration::from_secs(10);
+        let mut last_success = 0;
+        loop {
+            let started = unix_nanos();
+            match ctx.get::<ApiKey>(id).await {
+                Ok(_) if Instant::now() < give_up => last_success = started,
+                Ok(_) => {
+                    println!("{TAG}DONE {last_success} 0 still-served");
+                    break;
+                }
+                Err(error) => {
+                    println!("{TAG}DONE {last_success} {} {}", unix_nanos(), error.code());
+                    break;
+                }
+            }
+        }
+    }
+}
+
+struct Reader {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Reader {
+    fn start(backend: &str, dir: &Path) -> Self {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "reader_process", "--nocapture"])
+            .env("READER_BACKEND", backend)
+            .env("READER_DIR", dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Self { child, stdin, stdout }
+    }
+
+    fn send(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    /// The next line the child meant for the parent.
+    fn expect(&mut self) -> String {
+        loop {
+            let mut line = String::new();
+            assert_ne!(self.stdout.read_line(&mut line).unwrap(), 0, "the reader exited");
+            if let Some(message) = line.trim_end().strip_prefix(TAG) {
+                return message.to_owned();
+            }
+        }
+    }
+}
+
+async fn revokes_reach_the_other_process(backend: &str) {
+    let dir = scratch_dir(&format!("revoke-across-{backend}"));
+    MasterKey::generate().unwrap().write_file(dir.join("master.key")).unwrap();
+    let writer = open_manager(backend, &dir).await;
+    let mut reader = Reader::start(backend, &dir);
+    let mut worst = Duration::ZERO;
+    for round in 0..ROUNDS {
+        let id = format!("revoke/round-{round}");
+        let key = ApiKey::new(format!("sk_round_{round}").into());
+        let active = writer.create(&id, key).await.unwrap().activate().await.unwrap();
+        reader.send(&format!("READ {id}"));
+        assert_eq!(reader.expect(), "READY");
+        active.revoke("leaked").await.unwrap();
+        let revoked_at = unix_nanos();
+        let done = reader.expect();
+        let fields: Vec<&str> = done.split(' ').collect();
+        assert_eq!(fields[0], "DONE", "{done}");
+        assert_eq!(fields[3], "revoked", "round {round}: the reader never saw the revoke");
+        let last_success: u128 = fields[1].parse().unwrap();
+        let late = Duration::from_nanos(last_success.saturating_sub(revoked_at) as u64);
+        worst = worst.max(late);
+    }
+    reader.send("STOP");
+    assert!(reader.child.wait().unwrap().success());
+    println!("{backend}: latest successful read began {worst:?} after the revoke returned");
+    assert!(worst <= BOUND, "{backend}: a read {worst:?} after the revoke was still served");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_in_one_process_is_refused_in_another_on_sqlite() {
+    revokes_reach_the_other_process("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_in_one_process_is_refused_in_another_on_a_file_store() {
+    revokes_reach_the_other_process("file").await;
+}

@@ -1,0 +1,140 @@
+//! Operators without the Rust type: a manager that never saw a credential's type inspects and
+//! revokes it by id; every operation is attributed to the principal that made it; reads by
+//! version refuse what `get` refuses.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use credential::prelude::*;
+use credential::{
+    AuditAction, AuditQuery, CacheConfig, Error, LifecycleState, MemoryAuditSink, VersionState,
+};
+use support::scratch_dir;
+
+/// A kind only the "workflow" side of these tests is compiled with.
+#[derive(Credential)]
+#[credential(kind = "webhook")]
+struct Webhook {
+    #[secret(reveal_last = 4)]
+    signing_key: SecretString,
+    url: String,
+    #[credential(expires_at)]
+    expires: Option<DateTime<Utc>>,
+}
+
+fn webhook(key: &str) -> Webhook {
+    Webhook { signing_key: key.into(), url: "https://hooks.example/in".into(), expires: None }
+}
+
+async fn manager_on(store: &SqliteStore, ring: &KeyRing) -> Manager {
+    Manager::builder()
+        .store(store.clone())
+        .key_ring(ring.clone())
+        .audit(MemoryAuditSink::new())
+        .cache(CacheConfig::new(std::time::Duration::from_secs(3600), 100))
+        .build()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_that_never_saw_the_type_revokes_it_by_id() {
+    let dir = scratch_dir("untyped-revoke");
+    // One store handle shared in the process: each manager hears of the other's writes at once
+    // (another process would within milliseconds, through the store's change feed).
+    let store = SqliteStore::open(dir.join("credentials.db")).await.unwrap();
+    let ring = KeyRing::generate().unwrap();
+    let workflow = manager_on(&store, &ring).await;
+    let active = workflow.create("hooks/in", webhook("whsec_0123456789")).await.unwrap();
+    active.activate().await.unwrap();
+    let ctx = workflow.context(Principal::new("workflow/billing", "action/notify"));
+    ctx.get::<Webhook>("hooks/in").await.unwrap();
+
+    let operator = manager_on(&store, &ring).await.acting_as(Principal::named("ops:alice"));
+    let handle = operator.load_dyn("hooks/in").await.unwrap();
+    assert_eq!(
+        (handle.kind(), handle.state(), handle.version()),
+        ("webhook", LifecycleState::Active, 1)
+    );
+    assert_eq!(handle.history().len(), 1);
+    // Its fields need the type: without it the view is refused, the lifecycle is not.
+    assert!(matches!(handle.redacted().await, Err(Error::UnknownKind { .. })));
+    assert!(matches!(
+        operator.load_dyn("hooks/in").await.unwrap().commit().await,
+        Err(Error::WrongState { expected: LifecycleState::Rotating, .. })
+    ));
+    let revoked = handle.revoke("signing key leaked").await.unwrap();
+    assert_eq!(revoked.state(), LifecycleState::Revoked);
+    assert!(revoked.history().iter().all(|version| version.state == VersionState::Destroyed));
+
+    // The workflow's manager, caching for an hour, refuses it at once.
+    assert!(matches!(ctx.get::<Webhook>("hooks/in").await, Err(Error::Revoked { .. })));
+    let events =
+        operator.audit().query(&AuditQuery::all().action(AuditAction::Revoke)).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(&*events[0].principal, "ops:alice");
+    assert_eq!(events[0].reason.as_deref(), Some("signing key leaked"));
+}
+
+#[tokio::test]
+async fn a_known_kind_shows_a_redacted_view_and_moves_through_its_lifecycle() {
+    let manager = Manager::builder()
+        .store(MemoryStore::new())
+        .key_ring(KeyRing::generate().unwrap())
+        .register::<Webhook>()
+        .build()
+        .await
+        .unwrap();
+    manager.create("hooks/in", webhook("whsec_0123456789")).await.unwrap();
+    let draft = manager.load_dyn("hooks/in").await.unwrap();
+    let view = draft.redacted().await.unwrap();
+    let shown: Vec<(&str, bool, &str)> =
+        view.iter().map(|field| (field.name, field.secret, field.value.as_str())).collect();
+    assert_eq!(
+        shown,
+        [
+            ("signing_key", true, "****6789"),
+            ("url", false, "https://hooks.example/in"),
+            ("expires", false, "none")
+        ]
+    );
+    assert!(!format!("{view:?}").contains("whsec_0123456789"));
+    let active = draft.activate().await.unwrap();
+    assert_eq!(active.state(), LifecycleState::Active);
+    assert!(matches!(active.activate().await, Err(Error::WrongState { .. })));
+
+    let typed = manager.load::<Webhook>("hooks/in").await.unwrap().into_active().unwrap();
+    typed.rotate(webhook("whsec_abcdefabcdef")).await.unwrap();
+    let rotating = manager.load_dyn("hooks/in").await.unwrap();
+    let active = rotating.commit().await.unwrap();
+    assert_eq!(active.version(), 2);
+    let ctx = manager.context(Principal::named("reader"));
+    assert_eq!(
+        ctx.get::<Webhook>("hooks/in").await.unwrap().signing_key.expose_secret(),
+        "whsec_abcdefabcdef"
+    );
+}
+
+#[tokio::test]
+async fn reads_by_version_refuse_drafts_and_expired_versions() {
+    let manager = Manager::builder()
+        .store(MemoryStore::new())
+        .key_ring(KeyRing::generate().unwrap())
+        .build()
+        .await
+        .unwrap();
+    let ctx = manager.context(Principal::named("reader"));
+    let draft = manager.create("hooks/draft", webhook("whsec_draft_0001")).await.unwrap();
+    assert!(matches!(
+        ctx.get_version::<Webhook>("hooks/draft", 1).await,
+        Err(Error::NotActive { .. })
+    ));
+    draft.activate().await.unwrap();
+    assert!(ctx.get_version::<Webhook>("hooks/draft", 1).await.is_ok());
+
+    let mut stale = webhook("whsec_expired_01");
+    stale.expires = Some(Utc::now() - chrono::Duration::hours(1));
+    manager.create("hooks/old", stale).await.unwrap().activate().await.unwrap();
+    assert!(matches!(ctx.get::<Webhook>("hooks/old").await, Err(Error::Expired { .. })));
+    assert!(matches!(ctx.get_version::<Webhook>("hooks/old", 1).await, Err(Error::Expired { .. })));
+}
