@@ -213,6 +213,13 @@ pub(crate) struct DecisionMemo {
 const MAX_MEMO_ENTRIES: usize = 10_000;
 
 impl DecisionMemo {
+    /// Whether the policy lets `principal` do `permission` on `credential`. An id seen for the
+    /// first time is checked against the allowlist before it is decided on and remembered, so
+    /// only valid ids enter the memo and a remembered id needs no second check.
+    ///
+    /// # Errors
+    /// [`Error::InvalidId`](crate::Error::InvalidId) for an id outside the allowlist.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn allows(
         &self,
         policy: &AccessPolicy,
@@ -221,7 +228,7 @@ impl DecisionMemo {
         environment: &str,
         permission: Permission,
         now: DateTime<Utc>,
-    ) -> bool {
+    ) -> crate::Result<bool> {
         let slot = permission as usize;
         let mut decisions =
             self.decisions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -229,14 +236,15 @@ impl DecisionMemo {
         if let Some(decision) =
             decisions.get(credential).and_then(|slots| slots[slot]).filter(fresh)
         {
-            return decision.allowed;
+            return Ok(decision.allowed);
         }
+        crate::check_id(credential)?;
         let decision = policy.decide(principal, credential, environment, permission, now);
         if decisions.len() >= MAX_MEMO_ENTRIES && !decisions.contains_key(credential) {
             decisions.clear();
         }
         decisions.entry(credential.to_owned()).or_default()[slot] = Some(decision);
-        decision.allowed
+        Ok(decision.allowed)
     }
 }
 

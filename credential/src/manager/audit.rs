@@ -126,6 +126,39 @@ pub struct AuditEvent {
     pub error: Option<String>,
     /// The operator's stated reason, for revocations.
     pub reason: Option<String>,
+    /// How many identical events this one stands for. Durable sinks coalesce reads of one
+    /// credential by one principal with one outcome that fall in one write batch (a few
+    /// milliseconds): `time` is the first, [`until`](Self::until) the last. Otherwise 1.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub count: u64,
+    /// The time of the last of the coalesced events, when there are several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+// serde's `skip_serializing_if` hands the field by reference.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_one(count: &u64) -> bool {
+    *count == 1
+}
+
+impl AuditEvent {
+    /// Whether `other` records the same access as this one, so the two can be counted as one
+    /// event.
+    pub(crate) fn same_access(&self, other: &Self) -> bool {
+        self.action == other.action
+            && self.outcome == other.outcome
+            && self.version == other.version
+            && self.credential == other.credential
+            && self.principal == other.principal
+            && self.environment == other.environment
+            && self.error == other.error
+            && self.reason == other.reason
+    }
 }
 
 /// Which events a query returns; every set criterion must match. Newest last.
@@ -217,7 +250,7 @@ impl AuditQuery {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AuditSummary {
-    /// Events per credential.
+    /// Accesses per credential (coalesced events counted by their `count`).
     pub by_credential: BTreeMap<Arc<str>, usize>,
     /// Events per principal.
     pub by_principal: BTreeMap<Arc<str>, usize>,
@@ -232,19 +265,20 @@ impl AuditSummary {
     pub fn of<'a>(events: impl IntoIterator<Item = &'a AuditEvent>) -> Self {
         let mut summary = Self::default();
         for event in events {
-            *summary.by_credential.entry(event.credential.clone()).or_default() += 1;
-            *summary.by_principal.entry(event.principal.clone()).or_default() += 1;
+            let count = usize::try_from(event.count).unwrap_or(usize::MAX);
+            *summary.by_credential.entry(event.credential.clone()).or_default() += count;
+            *summary.by_principal.entry(event.principal.clone()).or_default() += count;
             if event.outcome != AuditOutcome::Success {
-                summary.failures += 1;
+                summary.failures += count;
             }
             let is_access = matches!(
                 event.action,
                 AuditAction::Read | AuditAction::Load | AuditAction::Resolve
             );
             if is_access && event.outcome == AuditOutcome::Success {
-                let last =
-                    summary.last_access.entry(event.credential.clone()).or_insert(event.time);
-                *last = (*last).max(event.time);
+                let latest = event.until.unwrap_or(event.time);
+                let last = summary.last_access.entry(event.credential.clone()).or_insert(latest);
+                *last = (*last).max(latest);
             }
         }
         summary

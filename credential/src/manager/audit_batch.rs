@@ -145,6 +145,33 @@ impl Drop for AuditQueue {
     }
 }
 
+/// The events of a batch, in order, with repeated reads counted rather than repeated: within
+/// each stretch between mutations, a read identical to an earlier one (same principal,
+/// credential, version and outcome) adds to that one's count. Mutations stay exactly where and
+/// what they are.
+fn coalesce(batch: &[Pending]) -> Vec<AuditEvent> {
+    let mut events: Vec<AuditEvent> = Vec::with_capacity(batch.len().min(64));
+    // Where the current stretch of reads starts in `events`.
+    let mut stretch = 0;
+    for pending in batch {
+        let Some(event) = &pending.event else { continue };
+        if pending.done.is_some() {
+            events.push(event.clone());
+            stretch = events.len();
+            continue;
+        }
+        // Stretches hold few distinct accesses (reads repeat), so a scan beats a map.
+        match events[stretch..].iter_mut().find(|earlier| earlier.same_access(event)) {
+            Some(earlier) => {
+                earlier.count += 1;
+                earlier.until = Some(earlier.until.unwrap_or(earlier.time).max(event.time));
+            }
+            None => events.push(event.clone()),
+        }
+    }
+    events
+}
+
 fn run_writer(shared: &Shared, mut target: impl BatchTarget) {
     let mut backoff = FIRST_BACKOFF;
     loop {
@@ -161,8 +188,7 @@ fn run_writer(shared: &Shared, mut target: impl BatchTarget) {
             let take = state.pending.len().min(MAX_BATCH);
             state.pending.drain(..take).collect::<Vec<_>>()
         };
-        let events: Vec<AuditEvent> =
-            batch.iter().filter_map(|pending| pending.event.clone()).collect();
+        let events = coalesce(&batch);
         match target.write(&events) {
             Ok(()) => {
                 shared.state().failing = false;
@@ -224,6 +250,8 @@ mod tests {
             version: None,
             error: None,
             reason: None,
+            count: 1,
+            until: None,
         }
     }
 
@@ -263,6 +291,33 @@ mod tests {
         queue.flush().await.unwrap();
         let rest: Vec<AuditAction> = batches.try_iter().flatten().collect();
         assert!(!rest.contains(&AuditAction::Revoke));
+    }
+
+    #[test]
+    fn repeated_reads_are_counted_and_mutations_keep_their_place() {
+        let read = |credential: &str| Pending {
+            event: Some(AuditEvent {
+                credential: Arc::from(credential),
+                ..event(AuditAction::Read)
+            }),
+            done: None,
+        };
+        let (done, _outcome) = oneshot::channel();
+        let revoke = Pending { event: Some(event(AuditAction::Revoke)), done: Some(done) };
+        let batch = vec![read("a"), read("b"), read("a"), read("a"), revoke, read("a")];
+        let events = coalesce(&batch);
+        let shape: Vec<(AuditAction, &str, u64)> =
+            events.iter().map(|event| (event.action, &*event.credential, event.count)).collect();
+        assert_eq!(
+            shape,
+            [
+                (AuditAction::Read, "a", 3),
+                (AuditAction::Read, "b", 1),
+                (AuditAction::Revoke, "c", 1),
+                (AuditAction::Read, "a", 1)
+            ]
+        );
+        assert!(events[0].until.is_some());
     }
 
     /// A target that blocks until released, so the queue can be filled deterministically.

@@ -47,6 +47,24 @@ fn parse_outcome(text: &str) -> Option<AuditOutcome> {
     serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
 }
 
+/// An event from a row of the audit table, with its action and outcome still as stored.
+fn row_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<(AuditEvent, String, String)> {
+    let event = AuditEvent {
+        time: DateTime::from_timestamp_nanos(row.get(0)?),
+        principal: row.get::<_, String>(1)?.into(),
+        credential: row.get::<_, String>(2)?.into(),
+        environment: row.get::<_, String>(3)?.into(),
+        action: AuditAction::Read,
+        outcome: AuditOutcome::Success,
+        version: row.get::<_, Option<i64>>(6)?.and_then(|version| u64::try_from(version).ok()),
+        error: row.get(7)?,
+        reason: row.get(8)?,
+        count: u64::try_from(row.get::<_, i64>(9)?).unwrap_or(1),
+        until: row.get::<_, Option<i64>>(10)?.map(DateTime::from_timestamp_nanos),
+    };
+    Ok((event, row.get(4)?, row.get(5)?))
+}
+
 /// Inserts batches in one transaction each.
 struct SqliteTarget {
     connection: Connection,
@@ -62,8 +80,8 @@ impl BatchTarget for SqliteTarget {
         {
             let mut statement = transaction
                 .prepare_cached(
-                    "INSERT INTO audit_events (time_ns, principal, credential, environment, action, outcome, version, error, reason)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT INTO audit_events (time_ns, principal, credential, environment, action, outcome, version, error, reason, count, until_ns)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
                 .map_err(audit_error)?;
             for event in events {
@@ -78,6 +96,8 @@ impl BatchTarget for SqliteTarget {
                         event.version.and_then(|version| i64::try_from(version).ok()),
                         event.error,
                         event.reason,
+                        i64::try_from(event.count).unwrap_or(i64::MAX),
+                        event.until.and_then(|until| until.timestamp_nanos_opt()),
                     ])
                     .map_err(audit_error)?;
             }
@@ -104,7 +124,7 @@ impl AuditSink for SqliteAuditSink {
                 let nanos = |time: Option<DateTime<Utc>>| time.and_then(|time| time.timestamp_nanos_opt());
                 let mut statement = connection
                     .prepare_cached(
-                        "SELECT time_ns, principal, credential, environment, action, outcome, version, error, reason
+                        "SELECT time_ns, principal, credential, environment, action, outcome, version, error, reason, count, until_ns
                          FROM audit_events
                          WHERE (?1 IS NULL OR credential = ?1) AND (?2 IS NULL OR principal = ?2)
                            AND (?3 IS NULL OR action = ?3) AND (?4 IS NULL OR outcome = ?4)
@@ -124,36 +144,17 @@ impl AuditSink for SqliteAuditSink {
                             nanos(query.until),
                             limit
                         ],
-                        |row| {
-                            Ok((
-                                row.get::<_, i64>(0)?,
-                                row.get::<_, String>(1)?,
-                                row.get::<_, String>(2)?,
-                                row.get::<_, String>(3)?,
-                                row.get::<_, String>(4)?,
-                                row.get::<_, String>(5)?,
-                                row.get::<_, Option<i64>>(6)?,
-                                row.get::<_, Option<String>>(7)?,
-                                row.get::<_, Option<String>>(8)?,
-                            ))
-                        },
+                        row_event,
                     )
                     .map_err(sqlite_error)?;
                 let mut events = Vec::new();
                 for row in rows {
-                    let (time, principal, credential, environment, action, outcome, version, error, reason) =
-                        row.map_err(sqlite_error)?;
+                    let (event, action, outcome) = row.map_err(sqlite_error)?;
                     let corrupt = || Error::Audit { reason: "unreadable audit row".to_owned() };
                     events.push(AuditEvent {
-                        time: DateTime::from_timestamp_nanos(time),
-                        principal: principal.into(),
-                        credential: credential.into(),
-                        environment: environment.into(),
                         action: parse_action(&action).ok_or_else(corrupt)?,
                         outcome: parse_outcome(&outcome).ok_or_else(corrupt)?,
-                        version: version.and_then(|version| u64::try_from(version).ok()),
-                        error,
-                        reason,
+                        ..event
                     });
                 }
                 events.reverse();

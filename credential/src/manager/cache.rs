@@ -9,9 +9,9 @@
 //! the store.
 
 use std::any::Any;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
 
@@ -88,27 +88,31 @@ struct Entries {
     flights: IdMap<Arc<Flight>>,
 }
 
-/// The origin of [`monotonic_nanos`]: set when the first cache is made.
-static BASE: LazyLock<Instant> = LazyLock::new(Instant::now);
-
-/// Nanoseconds on a monotonic clock since [`BASE`], plus one so that zero means "never"; zero
-/// for an instant before it.
-fn monotonic_nanos(at: Instant) -> u64 {
-    at.checked_duration_since(*BASE)
-        .map_or(0, |since| u64::try_from(since.as_nanos()).unwrap_or(u64::MAX - 1) + 1)
-}
-
 /// How fresh the store's change feed keeps the cache.
+///
+/// Freshness is judged on the system clock the read path reads anyway. A clock that steps
+/// forward makes the feed look late and a clock that steps back makes it look early; both make
+/// the cache step aside until the feed reports again, so a clock step costs speed, never a stale
+/// read.
 #[derive(Default)]
 struct Freshness {
     /// A polled feed: hits are served only while it has caught up recently.
     polled: AtomicBool,
-    /// The monotonic time up to which the polled feed has reported every change (zero: never).
-    caught_up: AtomicU64,
+    /// Nanoseconds since the Unix epoch up to which the polled feed has reported every change
+    /// (zero: never).
+    caught_up: AtomicI64,
+}
+
+/// How far ahead of a reader's clock reading a feed's report may seem (readings on different
+/// cores), before the clock is taken to have stepped back.
+const CLOCK_SLACK_NANOS: i64 = 1_000_000;
+
+fn unix_nanos(at: DateTime<Utc>) -> i64 {
+    at.timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
 impl Freshness {
-    fn is_fresh(&self) -> bool {
+    fn is_fresh(&self, now: DateTime<Utc>) -> bool {
         if !self.polled.load(Ordering::Acquire) {
             return true;
         }
@@ -116,8 +120,9 @@ impl Freshness {
         if caught_up == 0 {
             return false;
         }
-        let lag = u64::try_from(MAX_FEED_LAG.as_nanos()).unwrap_or(u64::MAX);
-        monotonic_nanos(Instant::now()).saturating_sub(caught_up) <= lag
+        let lag = i64::try_from(MAX_FEED_LAG.as_nanos()).unwrap_or(i64::MAX);
+        let behind = unix_nanos(now).saturating_sub(caught_up);
+        (-CLOCK_SLACK_NANOS..=lag).contains(&behind)
     }
 }
 
@@ -129,7 +134,6 @@ pub(crate) struct Cache {
 
 impl Cache {
     pub(crate) fn new(config: CacheConfig) -> Self {
-        LazyLock::force(&BASE);
         Self { config, state: Mutex::default(), freshness: Freshness::default() }
     }
 
@@ -143,14 +147,14 @@ impl Cache {
         self.clear();
     }
 
-    fn enabled(&self) -> bool {
-        self.config.capacity > 0 && self.freshness.is_fresh()
+    fn enabled(&self, now: DateTime<Utc>) -> bool {
+        self.config.capacity > 0 && self.freshness.is_fresh(now)
     }
 
     /// The entry for `key` if it is still fresh at `now` (the caller's clock reading, so a read
     /// asks the clock once).
     pub(crate) fn get(&self, key: &str, now: DateTime<Utc>) -> Option<Cached> {
-        if !self.enabled() {
+        if !self.enabled(now) {
             return None;
         }
         let state = self.state();
@@ -183,13 +187,14 @@ impl Cache {
         L: FnOnce() -> F,
         F: Future<Output = Result<Cached>>,
     {
-        if !self.enabled() {
+        let now = Utc::now();
+        if !self.enabled(now) {
             return load().await;
         }
         let flight = {
             let mut state = self.state();
             if let Some(entry) = state.entries.get(key)
-                && Utc::now() < entry.fresh_until
+                && now < entry.fresh_until
             {
                 return Ok(entry.cached.clone());
             }
@@ -216,10 +221,11 @@ impl Cache {
     /// Installs what `flight` loaded, unless a change made it stale or the feed fell behind.
     fn install(&self, key: &str, flight: &Arc<Flight>, cached: Cached) {
         let ttl = chrono::Duration::from_std(self.config.ttl).unwrap_or(chrono::Duration::MAX);
-        let fresh_until = Utc::now().checked_add_signed(ttl).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let now = Utc::now();
+        let fresh_until = now.checked_add_signed(ttl).unwrap_or(DateTime::<Utc>::MAX_UTC);
         let mut state = self.state();
         let current = state.flights.get(key).is_some_and(|current| Arc::ptr_eq(current, flight));
-        if !current || flight.stale.load(Ordering::Acquire) || !self.freshness.is_fresh() {
+        if !current || flight.stale.load(Ordering::Acquire) || !self.freshness.is_fresh(now) {
             return;
         }
         let entries = &mut state.entries;
@@ -236,8 +242,13 @@ impl Cache {
     }
 
     /// Notes that every change committed before `as_of` has been reported.
-    fn caught_up(&self, as_of: Instant) {
-        self.freshness.caught_up.fetch_max(monotonic_nanos(as_of), Ordering::AcqRel);
+    fn caught_up(&self, as_of: SystemTime) {
+        let nanos = as_of
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| i64::try_from(since.as_nanos()).unwrap_or(i64::MAX));
+        // A later report may carry an earlier reading when the clock stepped back; the latest
+        // report is the truth.
+        self.freshness.caught_up.store(nanos, Ordering::Release);
     }
 }
 
@@ -259,7 +270,7 @@ impl ChangeListener for CacheListener {
         self.cache.clear();
     }
 
-    fn caught_up(&self, as_of: Instant) {
+    fn caught_up(&self, as_of: SystemTime) {
         self.cache.caught_up(as_of);
     }
 }

@@ -114,7 +114,7 @@ impl Core {
             &self.environment,
             permission,
             now,
-        );
+        )?;
         if allowed { Ok(()) } else { Err(Error::AccessDenied { id: id.to_owned() }) }
     }
 
@@ -163,19 +163,20 @@ impl Core {
         found
     }
 
-    /// Checks the id and the policy, then looks in the cache.
+    /// Checks the policy, then looks in the cache. The id is checked on its way into the policy's
+    /// memo or the cache (both hold only checked ids), so a hit does not check it again.
     fn authorized_hit(
         &self,
         actor: &Actor,
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Cached>> {
-        check_id(id)?;
         self.authorize(actor, id, Permission::Read, now)?;
         Ok(self.cache.get(id, now))
     }
 
     async fn load_current(&self, id: &str, decode: Decode) -> Result<Cached> {
+        check_id(id)?;
         if let Decode::As(decoder) = decode {
             // Known from now on to reads by name (templates, operator views).
             self.kinds.register_decoder(decoder);
@@ -343,6 +344,8 @@ impl Core {
             version,
             error: error.map(|error| error.code().to_owned()),
             reason: reason.map(audit_bounds::reason),
+            count: 1,
+            until: None,
         }
     }
 

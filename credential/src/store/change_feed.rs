@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 /// How far behind a polled feed may be before a cache over it stops serving hits. A change
 /// committed anywhere is refused by every manager on the store within about this long.
@@ -28,8 +28,9 @@ pub trait ChangeListener: Send + Sync + 'static {
     /// The feed may have missed changes (it fell behind, or reconnected): forget everything.
     fn lost(&self);
 
-    /// Every change committed before `as_of` has been reported.
-    fn caught_up(&self, as_of: Instant);
+    /// Every change committed before `as_of` (a reading of the system clock taken before the
+    /// feed looked) has been reported.
+    fn caught_up(&self, as_of: SystemTime);
 }
 
 /// How fresh what a feed reports is.
@@ -129,7 +130,7 @@ pub(crate) fn spawn_poller(
     std::thread::Builder::new().name(name.to_owned()).spawn(move || {
         let mut healthy = true;
         while !stopped.load(Ordering::Acquire) {
-            let as_of = Instant::now();
+            let as_of = SystemTime::now();
             match poll.poll(listener.as_ref()) {
                 Ok(()) => {
                     if !healthy {

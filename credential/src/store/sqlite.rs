@@ -17,13 +17,13 @@ use super::{
 use crate::{Error, Result, blocking};
 
 /// The schema this build reads and writes (`PRAGMA user_version`).
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 /// How long a write waits for another writer (another process, say) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Reader connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 8;
 
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     "CREATE TABLE records (
         id          TEXT PRIMARY KEY NOT NULL,
         kind        TEXT NOT NULL,
@@ -61,6 +61,9 @@ const MIGRATIONS: [&str; 2] = [
         BEGIN INSERT INTO changes (id) VALUES (old.id); END;
     CREATE TRIGGER changes_trimmed AFTER INSERT ON changes WHEN new.seq % 1024 = 0
         BEGIN DELETE FROM changes WHERE seq <= new.seq - 4096; END;",
+    // Audit events that stand for several identical reads.
+    "ALTER TABLE audit_events ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE audit_events ADD COLUMN until_ns INTEGER;",
 ];
 
 /// Records in a SQLite database file.
