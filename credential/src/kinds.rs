@@ -7,6 +7,7 @@ mod basic_auth;
 mod bearer_token;
 mod certificate;
 mod database;
+mod database_url;
 mod oauth2_token;
 mod pem_key;
 mod ssh_key;

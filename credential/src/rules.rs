@@ -9,7 +9,6 @@ use std::fmt::Display;
 
 use regex::Regex;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
-use zeroize::Zeroize;
 
 use crate::{RuleError, ValidationErrors};
 
@@ -34,6 +33,10 @@ pub trait LengthRule {
     note = "they apply to `String`, `SecretString` and `Option` of those"
 )]
 pub trait TextRule {
+    /// Whether the text is a secret: rules then read it without handing it to code that could
+    /// copy it into memory freed unwiped.
+    const SECRET: bool = false;
+
     /// The text, or `None` when an optional value is absent.
     fn rule_text(&self) -> Option<&str>;
 }
@@ -107,12 +110,16 @@ impl TextRule for String {
 }
 
 impl TextRule for SecretString {
+    const SECRET: bool = true;
+
     fn rule_text(&self) -> Option<&str> {
         Some(self.expose_secret())
     }
 }
 
 impl<T: TextRule> TextRule for Option<T> {
+    const SECRET: bool = T::SECRET;
+
     fn rule_text(&self) -> Option<&str> {
         self.as_ref().and_then(TextRule::rule_text)
     }
@@ -203,14 +210,54 @@ pub fn url<T: TextRule>(errors: &mut ValidationErrors, field: &'static str, valu
     let Some(text) = value.rule_text() else {
         return;
     };
-    match url::Url::parse(text) {
-        Ok(parsed) => {
-            // The parsed URL holds a copy of the text, which may be a secret.
-            let mut copy: String = parsed.into();
-            copy.zeroize();
-        }
-        Err(_) => errors.add(field, "url", "must be an absolute URL"),
+    // A secret is checked in place: the URL parser keeps copies of its input in buffers it frees
+    // without wiping, on its error path too.
+    let absolute = if T::SECRET { is_absolute_url(text) } else { url::Url::parse(text).is_ok() };
+    if !absolute {
+        errors.add(field, "url", "must be an absolute URL");
     }
+}
+
+/// Whether `text` has the shape of an absolute URL (RFC 3986): a scheme, `:`, and something
+/// after it; no whitespace or control characters; and a non-empty host after `//` for the
+/// schemes that need one. Reads the text in place; allocates nothing.
+fn is_absolute_url(text: &str) -> bool {
+    let Some((scheme, rest)) = text.split_once(':') else {
+        return false;
+    };
+    let mut scheme_chars = scheme.bytes();
+    let scheme_ok = scheme_chars.next().is_some_and(|first| first.is_ascii_alphabetic())
+        && scheme_chars
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'-' | b'.'));
+    if !scheme_ok || rest.is_empty() || text.bytes().any(|byte| byte <= b' ' || byte == 0x7f) {
+        return false;
+    }
+    let needs_host = ["http", "https", "ws", "wss", "ftp"]
+        .iter()
+        .any(|special| scheme.eq_ignore_ascii_case(special));
+    if !needs_host {
+        return true;
+    }
+    let Some(after_slashes) = rest.strip_prefix("//") else {
+        return false;
+    };
+    let authority = after_slashes.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_and_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let digits = |port: &str| port.bytes().all(|byte| byte.is_ascii_digit());
+    let host = match host_and_port.strip_prefix('[') {
+        // An IPv6 literal, then an optional port.
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((address, "")) => address,
+            Some((address, after)) if after.strip_prefix(':').is_some_and(digits) => address,
+            _ => return false,
+        },
+        None => match host_and_port.split_once(':') {
+            Some((host, port)) if digits(port) => host,
+            Some(_) => return false,
+            None => host_and_port,
+        },
+    };
+    !host.is_empty()
 }
 
 /// `pattern = "..."`: the text matches the regular expression. `regex` is `None` only when the
@@ -291,6 +338,16 @@ mod tests {
         let secret = SecretString::from("https://user:pw@example.com/hook?token=abc");
         assert!(failures(|e| url(e, "hook", &secret)).is_empty());
         assert_eq!(failures(|e| url(e, "hook", &"/relative".to_owned())).len(), 1);
+        for bad in
+            ["/relative", "https://", "https:///path", "ht tp://x", "https://x:80a/", "no-scheme"]
+        {
+            assert_eq!(failures(|e| url(e, "hook", &SecretString::from(bad))).len(), 1, "{bad}");
+        }
+        for good in
+            ["https://[::1]:8443/a", "mailto:ops@example.com", "postgresql://u:p@db/x", "https://h"]
+        {
+            assert!(failures(|e| url(e, "hook", &SecretString::from(good))).is_empty(), "{good}");
+        }
     }
 
     #[test]

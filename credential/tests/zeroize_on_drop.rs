@@ -100,3 +100,87 @@ fn secrets_are_wiped_through_the_whole_credential_lifecycle() {
     });
     assert_eq!(leaks, 0, "{leaks} freed block(s) still held the secret");
 }
+
+/// `prefix` + the canary + `suffix`, built at its exact size.
+fn with_canary(prefix: &str, suffix: &str) -> String {
+    let mut text = String::with_capacity(prefix.len() + CANARY.len() + suffix.len());
+    text.push_str(prefix);
+    text.push_str(canary_text());
+    text.push_str(suffix);
+    text
+}
+
+#[test]
+fn secrets_are_wiped_on_error_paths_sealing_templates_and_parsers() {
+    use credential::hazmat::{self, SealContext};
+    use credential::kinds::{BasicAuth, Database};
+    use credential::{KeyRing, MasterKey, Zeroizing};
+
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let ring = KeyRing::generate().unwrap();
+    let manager = runtime
+        .block_on(Manager::builder().store(MemoryStore::new()).key_ring(ring.clone()).build())
+        .unwrap();
+    let ctx = manager.context(Principal::named("reader"));
+    runtime.block_on(async {
+        let basic = BasicAuth { username: "ops".into(), password: canary_text().into() };
+        manager.create("svc/basic", basic).await.unwrap().activate().await.unwrap();
+    });
+
+    let leaks = unwiped_blocks_during(|| {
+        // The `url` rule on a secret that is not a URL: the error path.
+        let bad_webhook = Wiped {
+            token: canary_text().into(),
+            masked: canary_text().into(),
+            key: CANARY.to_vec().into(),
+            optional: None,
+            webhook: SecretString::from(with_canary("not a url ", "")),
+            name: "plain".into(),
+        };
+        assert!(bad_webhook.validate().is_err());
+        drop(bad_webhook);
+
+        // Sealing and opening.
+        let context = SealContext::new("default/svc/x", 1, "wiped");
+        let plaintext = Zeroizing::new(CANARY.to_vec());
+        let sealed = hazmat::seal(&ring, &context, &plaintext).unwrap();
+        let opened = hazmat::open(&ring, &context, &sealed).unwrap();
+        assert_eq!(&*opened, CANARY);
+        drop((plaintext, sealed, opened));
+
+        // Templates, and a credential read through the manager.
+        runtime.block_on(async {
+            let header = ctx.resolve("Basic {{svc/basic.password}}").await.unwrap();
+            assert!(header.expose_secret().ends_with(canary_text()));
+            let basic = ctx.get::<BasicAuth>("svc/basic").await.unwrap();
+            drop((header, basic));
+        });
+
+        // Connection URLs, parsed and refused.
+        let url = Zeroizing::new(with_canary(
+            "postgresql://app:",
+            "@db.internal:5432/main?sslmode=require",
+        ));
+        let parsed = Database::from_url(&url).unwrap();
+        assert_eq!(parsed.password.expose_secret(), canary_text());
+        let rebuilt = parsed.url();
+        drop((parsed, rebuilt));
+        // The test's own texts are wiped too (`Zeroizing`), so only the library's copies count.
+        for refused in [
+            with_canary("postgresql://app:", "@/main"),
+            with_canary("postgresql://app:", "@db/main?password=again"),
+            with_canary("redis://app:", "@db/main"),
+            with_canary("postgresql://app:", "@db:99999999/main"),
+        ] {
+            let refused = Zeroizing::new(refused);
+            assert!(Database::from_url(&refused).is_err());
+        }
+        drop(url);
+
+        // A master key whose bytes hold the canary.
+        let mut bytes = Zeroizing::new([0u8; credential::MASTER_KEY_LEN]);
+        bytes[..CANARY.len()].copy_from_slice(CANARY);
+        drop(KeyRing::new(MasterKey::from_bytes(bytes)));
+    });
+    assert_eq!(leaks, 0, "{leaks} freed block(s) still held the secret");
+}

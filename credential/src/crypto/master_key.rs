@@ -58,11 +58,12 @@ impl MasterKey {
 
     /// A key from its 32 bytes.
     pub fn from_bytes(bytes: Zeroizing<[u8; MASTER_KEY_LEN]>) -> Self {
-        let key = Key::<Aes256Gcm>::from(*bytes);
+        // A view of the wiped buffer, not a copy: no stray copy of the key is left on the stack.
+        let key: &Key<Aes256Gcm> = (&*bytes).into();
         let mut block = KEY_ID_BLOCK.into();
-        Aes256::new(&key).encrypt_block(&mut block);
+        Aes256::new(key).encrypt_block(&mut block);
         let id = KeyId::from_check_block(&block);
-        let cipher = Aes256Gcm::new(&key);
+        let cipher = Aes256Gcm::new(key);
         Self { id, bytes, cipher }
     }
 

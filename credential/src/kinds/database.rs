@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use secrecy::{ExposeSecret, SecretString};
-use zeroize::Zeroizing;
 
+use super::database_url;
 use crate::{self as credential, Error, Result, RuleError};
 
 /// Everything but RFC 3986's unreserved characters is percent-encoded in user, password and
@@ -96,7 +96,10 @@ impl Database {
     /// # Errors
     /// [`Error::InvalidUrl`] saying what is missing or malformed (never echoing the URL).
     pub fn from_url(url: &str) -> Result<Self> {
-        let parsed = url::Url::parse(url).map_err(|_| Error::InvalidUrl { reason: "not a URL" })?;
+        // The password is taken out first: the URL parser only ever sees the rest.
+        let scrubbed = database_url::scrub(url);
+        let parsed = url::Url::parse(&scrubbed.public)
+            .map_err(|_| Error::InvalidUrl { reason: "not a URL" })?;
         let driver = match parsed.scheme() {
             "postgres" | "postgresql" => "postgresql",
             "mysql" | "mariadb" => "mysql",
@@ -112,16 +115,13 @@ impl Database {
         if user.is_empty() {
             return Err(Error::InvalidUrl { reason: "no user" });
         }
-        let mut password = {
-            let raw = parsed.password().unwrap_or_default();
-            // Decoded text is never longer than its encoding: reserve it all so the buffer never
-            // grows and leaves a partial copy behind.
-            let mut decoded = Zeroizing::new(Vec::with_capacity(raw.len()));
-            decoded.extend(percent_decode_str(raw));
-            let text = std::str::from_utf8(&decoded).map_err(|_| Error::InvalidUrl {
-                reason: "password is not valid percent-encoded UTF-8",
-            })?;
-            SecretString::new(Box::from(text))
+        let password = match (scrubbed.userinfo_password, scrubbed.query_password) {
+            (Some(userinfo), Some(_)) if !userinfo.is_empty() => {
+                return Err(Error::InvalidUrl { reason: "the password is given twice" });
+            }
+            (_, Some(query)) => database_url::decode_password(query, true)?,
+            (Some(userinfo), None) => database_url::decode_password(userinfo, false)?,
+            (None, None) => SecretString::from(String::new()),
         };
         let database = decode(
             parsed.path().trim_start_matches('/'),
@@ -133,15 +133,6 @@ impl Database {
         for (key, value) in parsed.query_pairs() {
             if key == tls_key {
                 tls_mode = Some(value.into_owned());
-            } else if key.eq_ignore_ascii_case("password") {
-                // A password in the query must not land in `options`, which are shown in the clear.
-                if !password.expose_secret().is_empty() {
-                    return Err(Error::InvalidUrl { reason: "the password is given twice" });
-                }
-                password = SecretString::new(Box::from(value.as_ref()));
-                if let std::borrow::Cow::Owned(mut decoded) = value {
-                    zeroize::Zeroize::zeroize(&mut decoded);
-                }
             } else if SECRET_PARAMETERS.iter().any(|secret| key.eq_ignore_ascii_case(secret)) {
                 return Err(Error::InvalidUrl {
                     reason: "secret query parameters other than `password` are not supported: options are not secret",
@@ -150,9 +141,6 @@ impl Database {
                 options.insert(key.into_owned(), value.into_owned());
             }
         }
-        // The parsed URL holds the password in its text: wipe it.
-        let mut serialization: String = parsed.into();
-        zeroize::Zeroize::zeroize(&mut serialization);
         Ok(Self {
             driver: driver.to_owned(),
             host,
