@@ -18,24 +18,32 @@ struct ApiKey {
     key: SecretString,
 }
 
+/// A manager over a memory store, auditing to `sink`.
+async fn manager_auditing_to(sink: impl AuditSink) -> Manager {
+    Manager::builder()
+        .store(MemoryStore::new())
+        .key_ring(KeyRing::generate().unwrap())
+        .audit(sink)
+        .build()
+        .await
+        .unwrap()
+}
+
+/// A manager auditing to `sink` with `api/key` active, and a workflow's context.
+async fn active_key_audited_to(
+    sink: impl AuditSink,
+) -> (Manager, credential::Managed<ApiKey, credential::Active>, credential::Context) {
+    let manager = manager_auditing_to(sink).await;
+    let draft = manager.create("api/key", ApiKey { key: "k1".into() }).await.unwrap();
+    let active = draft.activate().await.unwrap();
+    let ctx = manager.context(Principal::new("workflow/a", "action/b"));
+    (manager, active, ctx)
+}
+
 /// Writes a trail of `reads` reads plus the lifecycle of one credential; returns its lines.
 async fn trail(path: &std::path::Path, reads: usize) -> Vec<String> {
     let sink = JsonlAuditSink::open(path).unwrap();
-    let manager = Manager::builder()
-        .store(MemoryStore::new())
-        .key_ring(KeyRing::generate().unwrap())
-        .audit(sink.clone())
-        .build()
-        .await
-        .unwrap();
-    let active = manager
-        .create("api/key", ApiKey { key: "k1".into() })
-        .await
-        .unwrap()
-        .activate()
-        .await
-        .unwrap();
-    let ctx = manager.context(Principal::new("workflow/a", "action/b"));
+    let (manager, active, ctx) = active_key_audited_to(sink.clone()).await;
     for _ in 0..reads {
         ctx.get::<ApiKey>("api/key").await.unwrap();
         // Each read in a batch of its own, so none is coalesced with the next: one line each.
@@ -199,21 +207,7 @@ async fn hostile_ids_and_reasons_leave_the_trail_working() {
     let dir = scratch_dir("audit-hostile");
     let path = dir.join("audit.jsonl");
     let sink = JsonlAuditSink::open(&path).unwrap();
-    let manager = Manager::builder()
-        .store(MemoryStore::new())
-        .key_ring(KeyRing::generate().unwrap())
-        .audit(sink.clone())
-        .build()
-        .await
-        .unwrap();
-    let active = manager
-        .create("api/key", ApiKey { key: "k1".into() })
-        .await
-        .unwrap()
-        .activate()
-        .await
-        .unwrap();
-    let ctx = manager.context(Principal::new("workflow/a", "action/b"));
+    let (manager, active, ctx) = active_key_audited_to(sink.clone()).await;
 
     // A 70 KB id is refused before it reaches an event; the trail records a bounded stand-in.
     let huge_id = "a".repeat(70_000);
@@ -251,13 +245,7 @@ async fn a_line_torn_by_a_crash_is_cut_before_the_next_append() {
     torn.push_str("\n{\"seq\":6,\"prev\":\"abc");
     std::fs::write(&path, torn).unwrap();
     let reopened = JsonlAuditSink::open(&path).unwrap();
-    let manager = Manager::builder()
-        .store(MemoryStore::new())
-        .key_ring(KeyRing::generate().unwrap())
-        .audit(reopened.clone())
-        .build()
-        .await
-        .unwrap();
+    let manager = manager_auditing_to(reopened.clone()).await;
     manager.create("api/key", ApiKey { key: "k".into() }).await.unwrap();
     assert_eq!(reopened.verify().await.unwrap().lines, 6);
 }
@@ -271,13 +259,7 @@ async fn read_events_reach_durable_sinks_without_waiting_for_them() {
     for sink in
         [std::sync::Arc::new(sql) as std::sync::Arc<dyn AuditSink>, std::sync::Arc::new(jsonl)]
     {
-        let manager = Manager::builder()
-            .store(MemoryStore::new())
-            .key_ring(KeyRing::generate().unwrap())
-            .audit(std::sync::Arc::clone(&sink))
-            .build()
-            .await
-            .unwrap();
+        let manager = manager_auditing_to(std::sync::Arc::clone(&sink)).await;
         manager
             .create("api/key", ApiKey { key: "k".into() })
             .await

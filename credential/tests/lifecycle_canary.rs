@@ -64,9 +64,24 @@ async fn no_secret_in_audit_errors_debug_or_storage() {
         assert_clean("error Debug", &format!("{error:?}"));
     }
 
-    // The audit trail, in the file and through queries.
-    assert_clean("audit file", &std::fs::read_to_string(dir.join("audit.jsonl")).unwrap());
+    // Operators without the type, reads by version, templates.
+    manager.create("canary/two", planted("-4")).await.unwrap().activate().await.unwrap();
+    let untyped = manager.load_dyn("canary/two").await.unwrap();
+    assert_clean("DynManaged Debug", &format!("{untyped:?}"));
+    let view = untyped.redacted().await.unwrap();
+    assert_clean("redacted view", &format!("{view:?}"));
+    errors.push(untyped.commit().await.unwrap_err());
+    errors.push(ctx.get_version::<Canary>("canary/two", 9).await.unwrap_err());
+    let resolved = ctx.resolve("Bearer {{canary/two.token}}").await.unwrap();
+    assert_clean("resolved template Debug", &format!("{resolved:?}"));
+    for error in &errors {
+        assert_clean("error Display", &error.to_string());
+        assert_clean("error Debug", &format!("{error:?}"));
+    }
+
+    // The audit trail, through queries (which wait for queued events) and in the file.
     let events = jsonl.query(&AuditQuery::all()).await.unwrap();
+    assert_clean("audit file", &std::fs::read_to_string(dir.join("audit.jsonl")).unwrap());
     assert!(events.len() >= 8);
     assert_clean("audit events", &format!("{events:?}"));
     jsonl.verify().await.unwrap();
@@ -84,5 +99,20 @@ async fn no_secret_in_audit_errors_debug_or_storage() {
     }
     // And the SQL sink records no value either.
     let sql = SqliteAuditSink::new(&store).unwrap();
-    assert_clean("SQL audit", &format!("{:?}", sql.query(&AuditQuery::all()).await.unwrap()));
+    let audited = Manager::builder()
+        .store(store.clone())
+        .key_ring(KeyRing::generate().unwrap())
+        .environment("audited")
+        .audit(sql.clone())
+        .build()
+        .await
+        .unwrap();
+    audited.create("canary/sql", planted("-5")).await.unwrap().activate().await.unwrap();
+    let reader = audited.context(Principal::named("reader"));
+    for _ in 0..10 {
+        reader.get::<Canary>("canary/sql").await.unwrap();
+    }
+    let sql_events = sql.query(&AuditQuery::all()).await.unwrap();
+    assert!(sql_events.len() >= 3);
+    assert_clean("SQL audit", &format!("{sql_events:?}"));
 }

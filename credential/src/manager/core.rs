@@ -58,6 +58,20 @@ pub(crate) struct Change<'a> {
     pub(crate) reason: Option<&'a str>,
 }
 
+impl<'a> Change<'a> {
+    /// `after` in place of `before`, which must still be at its revision.
+    pub(crate) fn replacing(
+        id: &'a str,
+        before: &Record,
+        after: Record,
+        action: AuditAction,
+        version: Option<u64>,
+        reason: Option<&'a str>,
+    ) -> Self {
+        Self { id, expected: Some(before.meta.revision), record: after, action, version, reason }
+    }
+}
+
 pub(crate) struct Core {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) ring: KeyRing,

@@ -182,14 +182,7 @@ impl<C: Credential, S: State> Managed<C, S> {
         version: Option<u64>,
         reason: Option<&str>,
     ) -> Result<Record> {
-        let change = Change {
-            id: &self.id,
-            expected: Some(self.record.meta.revision),
-            record: after,
-            action,
-            version,
-            reason,
-        };
+        let change = Change::replacing(&self.id, &self.record, after, action, version, reason);
         self.manager.core().commit(self.manager.actor(), change).await
     }
 

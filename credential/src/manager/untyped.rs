@@ -135,14 +135,7 @@ impl DynManaged {
         version: Option<u64>,
         reason: Option<&str>,
     ) -> Result<Self> {
-        let change = Change {
-            id: &self.id,
-            expected: Some(self.record.meta.revision),
-            record,
-            action,
-            version,
-            reason,
-        };
+        let change = Change::replacing(&self.id, &self.record, record, action, version, reason);
         let written = self.manager.core().commit(self.manager.actor(), change).await?;
         Ok(Self { record: written, ..self })
     }
