@@ -43,7 +43,7 @@ async fn active_key_audited_to(
 /// Writes a trail of `reads` reads plus the lifecycle of one credential; returns its lines.
 async fn trail(path: &std::path::Path, reads: usize) -> Vec<String> {
     let sink = JsonlAuditSink::open(path).unwrap();
-    let (manager, active, ctx) = active_key_audited_to(sink.clone()).await;
+    let (_manager, active, ctx) = active_key_audited_to(sink.clone()).await;
     for _ in 0..reads {
         ctx.get::<ApiKey>("api/key").await.unwrap();
         // Each read in a batch of its own, so none is coalesced with the next: one line each.
