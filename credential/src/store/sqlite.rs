@@ -48,9 +48,10 @@ const MIGRATIONS: [&str; 3] = [
     CREATE INDEX audit_by_credential ON audit_events (credential, seq);",
     // The change log behind the change feed: every write of a record, in the same transaction,
     // by trigger. Every 1,024th entry trims the log to its newest 4,096; a reader that fell
-    // further behind notices the gap and starts over.
+    // further behind notices the gap and starts over. No AUTOINCREMENT (it would write one more
+    // page per commit): the newest entry is never trimmed, so sequence numbers only grow.
     "CREATE TABLE changes (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq INTEGER PRIMARY KEY,
         id  TEXT NOT NULL
     ) STRICT;
     CREATE TRIGGER records_inserted AFTER INSERT ON records
