@@ -25,6 +25,10 @@ pub(crate) fn expand(checked: &Checked) -> TokenStream {
     let encode = encode_body(&input.fields, &private);
     let decode = decode_body(&input.fields, &private);
     let field_at = field_at_body(&input.fields, &private);
+    let text_encoders = input.fields.iter().enumerate().map(|(index, field)| {
+        let ty = field.ty;
+        quote!(#index => ::core::option::Option::Some(<#ty as #private::FieldCodec>::encode_text),)
+    });
     let debug = debug_body(ident, &input.fields, &private);
 
     quote! {
@@ -54,6 +58,13 @@ pub(crate) fn expand(checked: &Checked) -> TokenStream {
 
                 fn field_at(&self, __index: usize) -> ::core::option::Option<#private::FieldRef<'_>> {
                     #field_at
+                }
+
+                fn text_encoder(__index: usize) -> ::core::option::Option<#private::TextEncoder> {
+                    match __index {
+                        #(#text_encoders)*
+                        _ => ::core::option::Option::None,
+                    }
                 }
             }
 

@@ -7,6 +7,23 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 use crate::encoding::{DecodeError, DecodeReason, Reader, Writer};
 
+/// Writes a field's value from text; see [`FieldCodec::encode_text`].
+#[doc(hidden)]
+pub type TextEncoder = fn(&str, &mut Writer) -> Result<(), DecodeError>;
+
+/// Writes `value`, parsed from `text` by `parse`, as `encode` does: for plain types, whose
+/// parsed value is no secret.
+fn encode_parsed<T: FieldCodec>(
+    text: &str,
+    writer: &mut Writer,
+    parse: impl FnOnce(&str) -> Option<T>,
+    expected: &'static str,
+) -> Result<(), DecodeError> {
+    let value = parse(text.trim()).ok_or(DecodeError::invalid(expected))?;
+    value.encode(writer);
+    Ok(())
+}
+
 /// How a field value is written to and read from the storage encoding (see the format in
 /// [`Writer`]'s module).
 ///
@@ -44,6 +61,18 @@ pub trait FieldCodec: Sized {
     /// A [`DecodeError`] for malformed input; never panics.
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError>;
 
+    /// Writes the value `text` spells exactly as [`encode`](Self::encode) would write it, for
+    /// building a credential from text (an operator's command line, say). Secrets are written
+    /// straight from `text` into the zeroizing output, never into a copy of their own.
+    ///
+    /// # Errors
+    /// A [`DecodeError`] when `text` does not spell a value of this type, or the type cannot be
+    /// written from text (the default).
+    fn encode_text(text: &str, writer: &mut Writer) -> Result<(), DecodeError> {
+        let _ = (text, writer);
+        Err(DecodeError::invalid("this type cannot be set from text"))
+    }
+
     /// The value a record without this field decodes to, if the type has a natural one (`None`
     /// for `Option`). Returning `None` makes the field required.
     fn missing() -> Option<Self> {
@@ -57,6 +86,11 @@ impl FieldCodec for String {
         writer.len_prefixed(self.as_bytes());
     }
 
+    fn encode_text(text: &str, writer: &mut Writer) -> Result<(), DecodeError> {
+        writer.len_prefixed(text.as_bytes());
+        Ok(())
+    }
+
     #[inline]
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         reader.str().map(str::to_owned)
@@ -67,6 +101,11 @@ impl FieldCodec for SecretString {
     #[inline]
     fn encode(&self, writer: &mut Writer) {
         writer.len_prefixed(self.expose_secret().as_bytes());
+    }
+
+    fn encode_text(text: &str, writer: &mut Writer) -> Result<(), DecodeError> {
+        writer.len_prefixed(text.as_bytes());
+        Ok(())
     }
 
     #[inline]
@@ -83,6 +122,16 @@ impl FieldCodec for SecretSlice<u8> {
         writer.len_prefixed(self.expose_secret());
     }
 
+    /// Bytes are given as standard base64, decoded into a buffer that is wiped.
+    fn encode_text(text: &str, writer: &mut Writer) -> Result<(), DecodeError> {
+        use base64ct::Encoding;
+        let mut buffer = zeroize::Zeroizing::new(vec![0u8; text.len()]);
+        let bytes = base64ct::Base64::decode(text.trim(), &mut buffer)
+            .map_err(|_| DecodeError::invalid("not standard base64"))?;
+        writer.len_prefixed(bytes);
+        Ok(())
+    }
+
     #[inline]
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         reader.len_prefixed().map(|bytes| SecretSlice::from(Box::<[u8]>::from(bytes)))
@@ -93,6 +142,10 @@ impl FieldCodec for bool {
     #[inline]
     fn encode(&self, writer: &mut Writer) {
         writer.u8(u8::from(*self));
+    }
+
+    fn encode_text(text: &str, writer: &mut Writer) -> Result<(), DecodeError> {
+        encode_parsed(text, writer, |text| text.parse::<bool>().ok(), "not `true` or `false`")
     }
 
     #[inline]
@@ -118,6 +171,10 @@ macro_rules! unsigned_codec {
                 <$ty>::try_from(reader.varint()?)
                     .map_err(|_| DecodeError::new(DecodeReason::OutOfRange))
             }
+
+            fn encode_text(text: &str, writer: &mut Writer) -> Result<(), DecodeError> {
+                encode_parsed(text, writer, |text| text.parse::<$ty>().ok(), "not an unsigned integer in range")
+            }
         }
     )*};
 }
@@ -136,6 +193,10 @@ macro_rules! signed_codec {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
                 <$ty>::try_from(unzigzag(reader.varint()?))
                     .map_err(|_| DecodeError::new(DecodeReason::OutOfRange))
+            }
+
+            fn encode_text(text: &str, writer: &mut Writer) -> Result<(), DecodeError> {
+                encode_parsed(text, writer, |text| text.parse::<$ty>().ok(), "not an integer in range")
             }
         }
     )*};
@@ -164,6 +225,10 @@ impl FieldCodec for f64 {
         array.copy_from_slice(bytes);
         Ok(f64::from_le_bytes(array))
     }
+
+    fn encode_text(text: &str, writer: &mut Writer) -> Result<(), DecodeError> {
+        encode_parsed(text, writer, |text| text.parse::<f64>().ok(), "not a number")
+    }
 }
 
 impl FieldCodec for DateTime<Utc> {
@@ -180,6 +245,12 @@ impl FieldCodec for DateTime<Utc> {
             .map_err(|_| DecodeError::new(DecodeReason::OutOfRange))?;
         DateTime::from_timestamp(seconds, nanos).ok_or(DecodeError::new(DecodeReason::OutOfRange))
     }
+
+    /// Times are given in RFC 3339 (`2026-11-29T21:00:00Z`).
+    fn encode_text(text: &str, writer: &mut Writer) -> Result<(), DecodeError> {
+        let parse = |text: &str| DateTime::parse_from_rfc3339(text).ok().map(|at| at.to_utc());
+        encode_parsed(text, writer, parse, "not an RFC 3339 time")
+    }
 }
 
 impl FieldCodec for url::Url {
@@ -192,6 +263,10 @@ impl FieldCodec for url::Url {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         url::Url::parse(reader.str()?)
             .map_err(|_| DecodeError::invalid("stored URL does not parse"))
+    }
+
+    fn encode_text(text: &str, writer: &mut Writer) -> Result<(), DecodeError> {
+        encode_parsed(text, writer, |text| url::Url::parse(text).ok(), "not an absolute URL")
     }
 }
 
@@ -214,6 +289,12 @@ impl<T: FieldCodec> FieldCodec for Option<T> {
             1 => T::decode(reader).map(Some),
             _ => Err(DecodeError::invalid("option tag is neither 0 nor 1")),
         }
+    }
+
+    /// Text always means `Some`; leave the field out for `None`.
+    fn encode_text(text: &str, writer: &mut Writer) -> Result<(), DecodeError> {
+        writer.u8(1);
+        T::encode_text(text, writer)
     }
 
     fn missing() -> Option<Self> {

@@ -63,6 +63,14 @@ pub trait Credential: Sized + Send + Sync + std::fmt::Debug + 'static {
     #[doc(hidden)]
     fn field_at(&self, index: usize) -> Option<FieldRef<'_>>;
 
+    /// How the field at `index` is written from text, for building a credential from field
+    /// values without its type (operator tools).
+    #[doc(hidden)]
+    fn text_encoder(index: usize) -> Option<crate::TextEncoder> {
+        let _ = index;
+        None
+    }
+
     /// A field by its stored name, for template resolution.
     fn field(&self, name: &str) -> Option<FieldRef<'_>> {
         let index = Self::FIELDS.iter().position(|field| field.name == name)?;

@@ -162,6 +162,34 @@ pub(crate) fn write_field(writer: &mut Writer, name: &str, value: &impl crate::F
     }
 }
 
+/// Encodes a credential of `kind` from text: each field as its name, its encoder and the text to
+/// encode. Every text is checked before anything is written.
+///
+/// # Errors
+/// The first field whose text its encoder refuses.
+pub(crate) fn encode_from_text(
+    kind: &str,
+    fields: &[(&'static str, crate::TextEncoder, &str)],
+) -> Result<Zeroizing<Vec<u8>>, DecodeError> {
+    for (name, encode, text) in fields {
+        encode(text, &mut Writer::counter()).map_err(|error| error.in_field(name))?;
+    }
+    Ok(encode_with(kind, fields.len(), |writer| {
+        for (name, encode, text) in fields {
+            writer.len_prefixed(name.as_bytes());
+            let mut counter = Writer::counter();
+            // Checked above: encoders are deterministic.
+            let _ = encode(text, &mut counter);
+            writer.varint(counter.len() as u64);
+            if writer.counting {
+                writer.counted += counter.len();
+            } else {
+                let _ = encode(text, writer);
+            }
+        }
+    }))
+}
+
 /// Reads field values from the storage encoding. Every read is bounds-checked.
 #[derive(Debug, Clone)]
 pub struct Reader<'a> {

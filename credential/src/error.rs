@@ -311,6 +311,18 @@ pub enum Error {
         field: String,
     },
 
+    /// A field value given as text that its field does not accept. Names the field and what is
+    /// wrong, never the value.
+    #[error("field `{field}` of kind `{kind}` {reason}")]
+    InvalidFieldValue {
+        /// The credential kind.
+        kind: String,
+        /// The field.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// A stored kind the manager cannot decode without its type.
     #[error("credential kind `{kind}` is not registered with this manager")]
     UnknownKind {
@@ -419,6 +431,7 @@ impl Error {
             Self::AmbiguousField { .. } => "ambiguous_field",
             Self::NotText { .. } => "not_text",
             Self::UnknownKind { .. } => "unknown_kind",
+            Self::InvalidFieldValue { .. } => "invalid_field_value",
             Self::TaskFailed => "task_failed",
             Self::Io { .. } => "io",
         }

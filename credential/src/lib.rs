@@ -26,6 +26,8 @@ pub use url::Url;
 pub use zeroize::{Zeroize, Zeroizing};
 
 pub use crate::codec::FieldCodec;
+#[doc(hidden)]
+pub use crate::codec::TextEncoder;
 pub use crate::credential::{Credential, FieldRef, FieldSchema};
 pub use crate::crypto::{KdfParams, KdfSettings, KeyId, KeyRing, MASTER_KEY_LEN, MasterKey};
 pub use crate::encoding::{DecodeError, DecodeReason, Reader, Writer};
@@ -34,10 +36,10 @@ pub use crate::expiry::ExpiryField;
 pub use crate::manager::{
     AccessPolicy, Active, AnyManaged, AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink,
     AuditSummary, CacheConfig, ChainReport, Context, DEFAULT_ENVIRONMENT,
-    DEFAULT_MEMORY_AUDIT_CAPACITY, Draft, DynManaged, FieldView, Grant, JsonlAuditSink, Live,
-    MAX_AUDIT_PRINCIPAL_LEN, MAX_AUDIT_REASON_LEN, Managed, Manager, ManagerBuilder,
-    MemoryAuditSink, Permission, Principal, RekeyProgress, RekeyReport, ResolveOptions, Revoked,
-    Rotating, SqliteAuditSink, State, VersionInfo,
+    DEFAULT_MEMORY_AUDIT_CAPACITY, Draft, DynManaged, FieldInput, FieldValues, FieldView, Grant,
+    JsonlAuditSink, Live, MAX_AUDIT_PRINCIPAL_LEN, MAX_AUDIT_REASON_LEN, Managed, Manager,
+    ManagerBuilder, MemoryAuditSink, Permission, Principal, RekeyProgress, RekeyReport,
+    ResolveOptions, Revoked, Rotating, SqliteAuditSink, State, VersionInfo,
 };
 pub use crate::plain::{PlainField, PlainValue};
 pub use crate::redacted::Redacted;
@@ -77,6 +79,6 @@ pub mod __private {
     pub use crate::rules;
     pub use crate::{
         Credential, ExpiryField, FieldCodec, FieldRef, FieldSchema, Mask, PlainField, Result,
-        SecretField, ValidationErrors,
+        SecretField, TextEncoder, ValidationErrors,
     };
 }

@@ -10,6 +10,7 @@ mod audit_sqlite;
 mod cache;
 mod context;
 mod core;
+mod field_values;
 mod id_hasher;
 mod lifecycle;
 mod registry;
@@ -36,6 +37,7 @@ pub use audit_sqlite::SqliteAuditSink;
 use cache::Cache;
 pub use cache::CacheConfig;
 pub use context::Context;
+pub use field_values::{FieldInput, FieldValues};
 use lifecycle::AnyState;
 pub use lifecycle::{Active, AnyManaged, Draft, Live, Managed, Revoked, Rotating, State};
 use registry::{Decoder, KindRegistry};
@@ -311,34 +313,58 @@ impl Manager {
         self.core.kinds.register::<C>();
         credential.validate()?;
         let sealed = self.core.seal(id, 1, C::KIND, &credential.encode())?;
-        let record = self.new_record(id, C::KIND, credential.expires_at(), sealed);
-        let written = self
-            .core
-            .commit(
-                &self.actor,
-                Change {
-                    id,
-                    expected: None,
-                    record,
-                    action: AuditAction::Create,
-                    version: Some(1),
-                    reason: None,
-                },
-            )
-            .await?;
+        let written = self.create_record(id, C::KIND, credential.expires_at(), sealed).await?;
         Ok(Managed::from_parts(self.clone(), id.to_owned(), written, Arc::new(credential)))
     }
 
-    /// A draft record of `kind` holding `sealed` as its first version.
-    fn new_record(
+    /// Creates credential `id` of registered kind `kind` as a draft from field values, without
+    /// the Rust type: each value goes through its field's codec and the kind's validation rules
+    /// as a typed [`create`](Self::create) would.
+    ///
+    /// ```
+    /// use credential::{FieldValues, LifecycleState, Manager, MemoryStore, KeyRing};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> credential::Result<()> {
+    /// let manager = Manager::builder().store(MemoryStore::new()).key_ring(KeyRing::generate()?).build().await?;
+    /// let values = FieldValues::new().plain("username", "ops").secret("password", "hunter2".into());
+    /// let draft = manager.create_dyn("basic_auth", "svc/legacy", &values).await?;
+    /// assert_eq!(draft.state(), LifecycleState::Draft);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::UnknownKind`] for a kind the manager does not know, [`Error::UnknownField`],
+    /// [`Error::InvalidFieldValue`] (naming the field, never the value), [`Error::Decode`] for a
+    /// missing required field, [`Error::Validation`]; otherwise as [`create`](Self::create).
+    pub async fn create_dyn(
+        &self,
+        kind: &str,
+        id: &str,
+        values: &FieldValues,
+    ) -> Result<DynManaged> {
+        check_id(id)?;
+        let decoder = self
+            .core
+            .kinds
+            .decoder(kind)
+            .ok_or_else(|| Error::UnknownKind { kind: kind.to_owned() })?;
+        let (encoded, decoded) = decoder.encode_fields(values)?;
+        let sealed = self.core.seal(id, 1, decoder.kind, &encoded)?;
+        let written =
+            self.create_record(id, decoder.kind, decoded.fields.expires_at(), sealed).await?;
+        Ok(DynManaged::new(self.clone(), id.to_owned(), written))
+    }
+
+    /// Commits a new draft record of `kind` holding `sealed` as its first version.
+    async fn create_record(
         &self,
         id: &str,
         kind: &str,
         expires_at: Option<chrono::DateTime<Utc>>,
         sealed: Vec<u8>,
-    ) -> Record {
+    ) -> Result<Record> {
         let now = Utc::now();
-        Record {
+        let record = Record {
             meta: RecordMeta {
                 id: self.core.storage_id(id),
                 kind: kind.to_owned(),
@@ -352,7 +378,16 @@ impl Manager {
                 key_id: self.core.ring.current_id().to_string(),
             },
             versions: vec![versions::sealed_now(1, VersionState::Pending, sealed)],
-        }
+        };
+        let change = Change {
+            id,
+            expected: None,
+            record,
+            action: AuditAction::Create,
+            version: Some(1),
+            reason: None,
+        };
+        self.core.commit(&self.actor, change).await
     }
 
     /// Loads credential `id` in whatever state it is.

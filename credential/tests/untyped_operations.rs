@@ -138,3 +138,90 @@ async fn reads_by_version_refuse_drafts_and_expired_versions() {
     assert!(matches!(ctx.get::<Webhook>("hooks/old").await, Err(Error::Expired { .. })));
     assert!(matches!(ctx.get_version::<Webhook>("hooks/old", 1).await, Err(Error::Expired { .. })));
 }
+
+#[tokio::test]
+async fn registered_kinds_are_created_and_rotated_from_field_values() {
+    use credential::{FieldValues, kinds::BasicAuth};
+    let manager = Manager::builder()
+        .store(MemoryStore::new())
+        .key_ring(KeyRing::generate().unwrap())
+        .register::<Webhook>()
+        .build()
+        .await
+        .unwrap();
+    let canary = "CANARY-field-values-7d2e";
+    let values = FieldValues::new()
+        .secret("signing_key", format!("{canary}-1").into())
+        .plain("url", "https://hooks.example/in")
+        .plain("expires", "2099-01-01T00:00:00Z");
+    let draft = manager.create_dyn("webhook", "hooks/ops", &values).await.unwrap();
+    assert_eq!(
+        draft.meta().expires_at.map(|at| at.to_rfc3339()).as_deref(),
+        Some("2099-01-01T00:00:00+00:00")
+    );
+    let active = draft.activate().await.unwrap();
+    let ctx = manager.context(Principal::named("reader"));
+    let typed = ctx.get::<Webhook>("hooks/ops").await.unwrap();
+    assert_eq!(typed.signing_key.expose_secret(), format!("{canary}-1"));
+
+    let next = FieldValues::new()
+        .secret("signing_key", format!("{canary}-2").into())
+        .plain("url", "https://hooks.example/v2");
+    let rotating = active.rotate(&next).await.unwrap();
+    assert_eq!(rotating.state(), LifecycleState::Rotating);
+    rotating.commit().await.unwrap();
+    assert_eq!(ctx.get::<Webhook>("hooks/ops").await.unwrap().url, "https://hooks.example/v2");
+
+    // Built-in kinds need no registration.
+    let basic = FieldValues::new().plain("username", "ops").secret("password", canary.into());
+    manager.create_dyn("basic_auth", "svc/basic", &basic).await.unwrap().activate().await.unwrap();
+    assert_eq!(ctx.get::<BasicAuth>("svc/basic").await.unwrap().username, "ops");
+
+    // Mistakes name the field and never the value.
+    let refused = [
+        manager.create_dyn("nope", "x/1", &values).await.unwrap_err(),
+        manager
+            .create_dyn("webhook", "x/2", &FieldValues::new().plain("signing_key", canary))
+            .await
+            .unwrap_err(),
+        manager
+            .create_dyn("webhook", "x/3", &FieldValues::new().secret("url", canary.into()))
+            .await
+            .unwrap_err(),
+        manager
+            .create_dyn("webhook", "x/4", &FieldValues::new().plain("colour", canary))
+            .await
+            .unwrap_err(),
+        manager
+            .create_dyn(
+                "webhook",
+                "x/5",
+                &FieldValues::new()
+                    .secret("signing_key", canary.into())
+                    .plain("url", "https://h/")
+                    .plain("expires", canary),
+            )
+            .await
+            .unwrap_err(),
+        manager
+            .create_dyn("webhook", "x/6", &FieldValues::new().plain("url", "https://h/"))
+            .await
+            .unwrap_err(),
+    ];
+    let codes: Vec<&str> = refused.iter().map(Error::code).collect();
+    assert_eq!(
+        codes,
+        [
+            "unknown_kind",
+            "invalid_field_value",
+            "invalid_field_value",
+            "unknown_field",
+            "invalid_field_value",
+            "decode"
+        ]
+    );
+    for error in &refused {
+        assert!(!format!("{error} {error:?}").contains(canary), "{error}");
+    }
+    assert!(manager.list(&credential::ListFilter::all().id_prefix("x/")).await.unwrap().is_empty());
+}

@@ -5,6 +5,9 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
+use zeroize::Zeroizing;
+
+use super::field_values::{FieldValues, encode_fields};
 use crate::{Credential, FieldRef, FieldSchema, Result};
 
 /// A decoded credential whose type is not known at the call site.
@@ -43,16 +46,34 @@ pub(crate) struct Decoder {
     pub(crate) kind: &'static str,
     decode: fn(&[u8]) -> Result<Decoded>,
     validate: fn(&Decoded) -> Result<()>,
+    encode_fields: fn(&FieldValues) -> Result<Zeroizing<Vec<u8>>>,
 }
 
 impl Decoder {
     /// The decoder of `C`.
     pub(crate) fn of<C: Credential>() -> Self {
-        Self { kind: C::KIND, decode: decode_erased::<C>, validate: validate_erased::<C> }
+        Self {
+            kind: C::KIND,
+            decode: decode_erased::<C>,
+            validate: validate_erased::<C>,
+            encode_fields: encode_fields::<C>,
+        }
     }
 
     pub(crate) fn decode(&self, bytes: &[u8]) -> Result<Decoded> {
         (self.decode)(bytes)
+    }
+
+    /// The storage encoding of a credential of this kind built from `values`, decoded back and
+    /// validated: what a typed `create` would seal.
+    pub(crate) fn encode_fields(
+        &self,
+        values: &FieldValues,
+    ) -> Result<(Zeroizing<Vec<u8>>, Decoded)> {
+        let encoded = (self.encode_fields)(values)?;
+        let decoded = self.decode(&encoded)?;
+        self.validate(&decoded)?;
+        Ok((encoded, decoded))
     }
 
     /// Runs the kind's validation rules on what this decoder decoded.

@@ -5,6 +5,7 @@ use std::fmt;
 
 use super::audit::AuditAction;
 use super::core::{Change, Decode};
+use super::field_values::FieldValues;
 use super::versions;
 use super::{Manager, VersionInfo};
 use crate::{Error, FieldRef, LifecycleState, Record, RecordMeta, RedactedSecret, Result};
@@ -193,6 +194,30 @@ impl DynManaged {
         let record = versions::committed(self.record.clone(), expires_at, core.rules);
         let version = versions::current_number(&record);
         self.save(record, AuditAction::Commit, Some(version), None).await
+    }
+
+    /// Starts a rotation of an active credential to a new version built from `values` (see
+    /// [`Manager::create_dyn`]); the current version keeps being served until
+    /// [`commit`](Self::commit).
+    ///
+    /// # Errors
+    /// [`Error::WrongState`] unless it is active; [`Error::UnknownKind`] for a kind the manager
+    /// cannot build; otherwise as [`Manager::create_dyn`] and
+    /// [`Managed::rotate`](crate::Managed::rotate).
+    pub async fn rotate(self, values: &FieldValues) -> Result<Self> {
+        if self.state() != LifecycleState::Active {
+            return Err(self.wrong_state(LifecycleState::Active));
+        }
+        let core = self.manager.core();
+        let decoder = core
+            .kinds
+            .decoder(&self.record.meta.kind)
+            .ok_or_else(|| Error::UnknownKind { kind: self.record.meta.kind.clone() })?;
+        let (encoded, _) = decoder.encode_fields(values)?;
+        let number = versions::next_number(&self.record);
+        let sealed = core.seal(&self.id, number, decoder.kind, &encoded)?;
+        let record = versions::rotated(self.record.clone(), number, sealed);
+        self.save(record, AuditAction::Rotate, Some(number), None).await
     }
 
     /// Discards a rotation's pending version.
