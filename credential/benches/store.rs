@@ -15,8 +15,15 @@ use rusqlite::{Connection, params};
 const ID: &str = "bench/github";
 const SEALED_LEN: usize = 200;
 
+/// The scratch directories this run uses; all removed at its end.
+const SCRATCH: [&str; 4] = ["file", "sqlite", "raw-get", "raw-put"];
+
+fn scratch_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("credential-bench-{name}-{}", std::process::id()))
+}
+
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("credential-bench-{name}-{}", std::process::id()));
+    let dir = scratch_path(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
@@ -100,6 +107,9 @@ fn backends(c: &mut Criterion) {
         });
     }
     put.finish();
+    for name in SCRATCH {
+        let _ = std::fs::remove_dir_all(scratch_path(name));
+    }
 }
 
 criterion_group!(benches, backends);
