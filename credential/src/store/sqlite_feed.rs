@@ -53,3 +53,77 @@ impl Poll for SqliteChanges {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::SqliteStore;
+    use crate::store::conformance::sample_record;
+    use crate::{Precondition, Store};
+
+    #[derive(Default)]
+    struct Heard {
+        changed: Mutex<Vec<String>>,
+        lost: Mutex<usize>,
+    }
+
+    impl ChangeListener for Heard {
+        fn changed(&self, id: &str) {
+            self.changed.lock().unwrap().push(id.to_owned());
+        }
+
+        fn lost(&self) {
+            *self.lost.lock().unwrap() += 1;
+        }
+
+        fn caught_up(&self, _: std::time::SystemTime) {}
+    }
+
+    #[tokio::test]
+    async fn every_write_is_reported_once_and_a_trimmed_gap_means_lost_changes() {
+        let dir =
+            std::env::temp_dir().join(format!("credential-sqlite-feed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SqliteStore::open(dir.join("credentials.db")).await.unwrap();
+        let mut changes = SqliteChanges::start(store.connect().unwrap()).unwrap();
+        let heard = Heard::default();
+        let revision = store
+            .put(sample_record("feed/a", "api_key", b"x"), Precondition::Absent)
+            .await
+            .unwrap();
+        store
+            .put(sample_record("feed/a", "api_key", b"y"), Precondition::Revision(revision))
+            .await
+            .unwrap();
+        store.put(sample_record("feed/b", "api_key", b"z"), Precondition::Absent).await.unwrap();
+        changes.poll(&heard).unwrap();
+        assert_eq!(*heard.changed.lock().unwrap(), ["feed/a", "feed/a", "feed/b"]);
+        changes.poll(&heard).unwrap();
+        assert_eq!(heard.changed.lock().unwrap().len(), 3, "nothing is reported twice");
+        assert_eq!(*heard.lost.lock().unwrap(), 0);
+
+        // A reader that fell behind a trim of the log cannot know what it missed.
+        for n in 0..3 {
+            store
+                .put(sample_record(&format!("feed/c{n}"), "api_key", b"w"), Precondition::Absent)
+                .await
+                .unwrap();
+        }
+        store
+            .with_connection(|connection| {
+                connection
+                    .execute("DELETE FROM changes WHERE seq < (SELECT max(seq) FROM changes)", [])
+                    .map(drop)
+                    .map_err(storage)
+            })
+            .await
+            .unwrap();
+        changes.poll(&heard).unwrap();
+        assert_eq!(*heard.lost.lock().unwrap(), 1);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
