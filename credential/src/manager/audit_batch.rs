@@ -49,6 +49,8 @@ struct State {
     /// The writer is waiting for work (so a new event must wake it).
     idle: bool,
     closed: bool,
+    /// The writer thread has stopped (it panicked): nothing queued will ever be written.
+    stopped: bool,
 }
 
 struct Shared {
@@ -96,6 +98,9 @@ impl AuditQueue {
     /// Queues a read event; refused when the queue is full or the sink is failing.
     pub(crate) fn enqueue(&self, event: AuditEvent) -> Result<()> {
         let mut state = self.shared.state();
+        if state.stopped {
+            return Err(Error::Audit { reason: "the audit writer stopped".to_owned() });
+        }
         if state.failing || state.pending.len() >= self.shared.capacity {
             return Err(Error::AuditBackpressure);
         }
@@ -118,6 +123,9 @@ impl AuditQueue {
         let (done, outcome) = oneshot::channel();
         {
             let mut state = self.shared.state();
+            if state.stopped {
+                return Err(Error::Audit { reason: "the audit writer stopped".to_owned() });
+            }
             // A mutation is refused at once while the sink fails; a flush waits for the retry.
             if state.failing && event.is_some() {
                 return Err(Error::Audit { reason: "the audit sink is failing".to_owned() });
@@ -172,7 +180,20 @@ fn coalesce(batch: &[Pending]) -> Vec<AuditEvent> {
     events
 }
 
+/// Marks the queue stopped when the writer thread ends for any reason, a panic included, and
+/// drops what is queued, so that every waiter hears of it and no new event is taken.
+struct StopOnExit<'a>(&'a Shared);
+
+impl Drop for StopOnExit<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.state();
+        state.stopped = true;
+        state.pending.clear();
+    }
+}
+
 fn run_writer(shared: &Shared, mut target: impl BatchTarget) {
+    let _stop_on_exit = StopOnExit(shared);
     let mut backoff = FIRST_BACKOFF;
     loop {
         let mut batch = {
@@ -318,6 +339,30 @@ mod tests {
             ]
         );
         assert!(events[0].until.is_some());
+    }
+
+    /// A target that panics, as a bug in a sink would.
+    struct Panicking;
+
+    impl BatchTarget for Panicking {
+        fn write(&mut self, _events: &[AuditEvent]) -> Result<()> {
+            panic!("a bug in the sink");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_dies_fails_every_waiter_and_refuses_new_events() {
+        let queue = AuditQueue::start("test-audit", Panicking, 4).unwrap();
+        assert!(matches!(
+            queue.record_durably(event(AuditAction::Revoke)).await,
+            Err(Error::Audit { .. })
+        ));
+        // The thread is gone: nothing waits forever, nothing is queued for nobody.
+        assert!(matches!(
+            queue.record_durably(event(AuditAction::Revoke)).await,
+            Err(Error::Audit { .. })
+        ));
+        assert!(queue.enqueue(event(AuditAction::Read)).is_err());
     }
 
     /// A target that blocks until released, so the queue can be filled deterministically.
