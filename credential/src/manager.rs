@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use self::core::{Actor, Change, Core};
+use self::core::{Actor, Change, Core, Decode};
 pub use access::{AccessPolicy, Grant, Permission, Principal};
 pub use audit::{
     AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink, AuditSummary,
@@ -397,26 +397,13 @@ impl Manager {
     /// or a store error.
     pub async fn load<C: Credential>(&self, id: &str) -> Result<AnyManaged<C>> {
         self.core.kinds.register::<C>();
-        let decoder = Decoder::of::<C>();
         self.core
             .read_record(&self.actor, id, AuditAction::Load, |record| {
+                let decoder = self.core.decoder(record, Decode::As(Decoder::of::<C>()))?;
                 let decode = |state: VersionState| -> Result<Arc<C>> {
-                    let version =
-                        versions::latest_in(record, state).ok_or_else(|| Error::CorruptRecord {
-                            reason: format!("credential `{id}` has no {state} version"),
-                        })?;
-                    let decoded = self.core.open_as(id, record, version, decoder)?;
-                    decoded.value.downcast::<C>().map_err(|_| Error::KindMismatch {
-                        expected: C::KIND.to_owned(),
-                        found: record.meta.kind.clone(),
-                    })
+                    let version = versions::required(id, record, state)?;
+                    self.core.open_as(id, record, version, decoder)?.typed::<C>()
                 };
-                if record.meta.kind != C::KIND {
-                    return Err(Error::KindMismatch {
-                        expected: C::KIND.to_owned(),
-                        found: record.meta.kind.clone(),
-                    });
-                }
                 let (manager, id, record_owned) = (self.clone(), id.to_owned(), record.clone());
                 let state = match record.meta.state {
                     LifecycleState::Draft => AnyState::Draft(Managed::from_parts(

@@ -8,7 +8,6 @@
 //! (see [`MAX_FEED_LAG`]) hits are not served and loads are not installed: every read goes to
 //! the store.
 
-use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, Utc};
 
 use super::id_hasher::IdMap;
-use super::registry::AnyCredential;
+use super::registry::Decoded;
 use crate::{ChangeListener, FeedKind, MAX_FEED_LAG, Result};
 
 /// How long decrypted credentials stay cached, and how many.
@@ -46,27 +45,12 @@ impl Default for CacheConfig {
 }
 
 /// A loaded credential as the cache keeps it.
+#[derive(Clone)]
 pub(crate) struct Cached {
-    pub(crate) value: Arc<dyn Any + Send + Sync>,
-    /// The same credential, for access by field name.
-    pub(crate) fields: Arc<dyn AnyCredential>,
-    pub(crate) kind: &'static str,
+    pub(crate) credential: Decoded,
     pub(crate) id: Arc<str>,
     pub(crate) version: u64,
     pub(crate) expires_at: Option<DateTime<Utc>>,
-}
-
-impl Clone for Cached {
-    fn clone(&self) -> Self {
-        Self {
-            value: Arc::clone(&self.value),
-            fields: Arc::clone(&self.fields),
-            kind: self.kind,
-            id: Arc::clone(&self.id),
-            version: self.version,
-            expires_at: self.expires_at,
-        }
-    }
 }
 
 struct Entry {
@@ -282,10 +266,9 @@ mod tests {
     use super::*;
 
     fn cached(version: u64) -> Cached {
+        let key = Arc::new(crate::kinds::ApiKey { key: "k".into(), header: None });
         Cached {
-            value: Arc::new(version),
-            fields: Arc::new(crate::kinds::ApiKey { key: "k".into(), header: None }),
-            kind: "test",
+            credential: Decoded { value: Arc::new(version), fields: key, kind: "test" },
             id: Arc::from("id"),
             version,
             expires_at: None,

@@ -10,7 +10,9 @@ use super::audit::AuditAction;
 use super::core::{Actor, Core, Decode, check_unexpired};
 use super::registry::Decoder;
 use super::versions;
-use crate::{Credential, Error, Result};
+#[cfg(doc)]
+use crate::Error;
+use crate::{Credential, Result};
 
 /// Reads credentials as one principal. Every read checks the access policy, the kind, the state
 /// and the expiry, is audited, and is served from the cache when it can be.
@@ -50,10 +52,7 @@ impl Context {
             .core
             .read_current(&self.actor, id, AuditAction::Read, Decode::As(Decoder::of::<C>()))
             .await?;
-        cached.value.downcast::<C>().map_err(|_| Error::KindMismatch {
-            expected: C::KIND.to_owned(),
-            found: cached.kind.to_owned(),
-        })
+        cached.credential.typed::<C>()
     }
 
     /// Version `version` of credential `id`: the current version, the pending version of a
@@ -76,9 +75,6 @@ impl Context {
                 Ok((decoded, version))
             })
             .await?;
-        decoded.value.downcast::<C>().map_err(|_| Error::KindMismatch {
-            expected: C::KIND.to_owned(),
-            found: decoded.kind.to_owned(),
-        })
+        decoded.typed::<C>()
     }
 }

@@ -151,10 +151,12 @@ impl Core {
             Ok(None) => Box::pin(self.load_current(id, decode)).await,
         };
         let found = found.and_then(|cached| match decode {
-            Decode::As(decoder) if cached.kind != decoder.kind => Err(Error::KindMismatch {
-                expected: decoder.kind.to_owned(),
-                found: cached.kind.to_owned(),
-            }),
+            Decode::As(decoder) if cached.credential.kind != decoder.kind => {
+                Err(Error::KindMismatch {
+                    expected: decoder.kind.to_owned(),
+                    found: cached.credential.kind.to_owned(),
+                })
+            }
             _ => unexpired(id, cached, now),
         });
         let event = match &found {
@@ -203,9 +205,7 @@ impl Core {
                 let decoded = self.open_as(id, &record, served, decoder)?;
                 Ok(Cached {
                     expires_at: decoded.fields.expires_at().or(record.meta.expires_at),
-                    value: decoded.value,
-                    fields: decoded.fields,
-                    kind: decoded.kind,
+                    credential: decoded,
                     id: Arc::from(id),
                     version: served.version,
                 })

@@ -246,10 +246,7 @@ impl<C: Credential> Managed<C, Active> {
         let core = self.manager.core();
         let old = versions::restorable(&self.id, &self.record, version)?;
         let decoded = core.open_as(&self.id, &self.record, old, Decoder::of::<C>())?;
-        let restored = decoded.value.downcast::<C>().map_err(|_| Error::KindMismatch {
-            expected: C::KIND.to_owned(),
-            found: decoded.kind.to_owned(),
-        })?;
+        let restored = decoded.typed::<C>()?;
         restored.validate()?;
         let number = versions::next_number(&self.record);
         let sealed = self.seal(number, &restored)?;

@@ -92,12 +92,19 @@ fn decode_erased<C: Credential>(bytes: &[u8]) -> Result<Decoded> {
 }
 
 fn validate_erased<C: Credential>(decoded: &Decoded) -> Result<()> {
-    match Arc::clone(&decoded.value).downcast::<C>() {
-        Ok(credential) => Ok(credential.validate()?),
-        Err(_) => Err(crate::Error::KindMismatch {
+    Ok(decoded.typed::<C>()?.validate()?)
+}
+
+impl Decoded {
+    /// The credential as a `C`.
+    ///
+    /// # Errors
+    /// [`Error::KindMismatch`](crate::Error::KindMismatch) when it is of another kind.
+    pub(crate) fn typed<C: Credential>(&self) -> Result<Arc<C>> {
+        Arc::clone(&self.value).downcast::<C>().map_err(|_| crate::Error::KindMismatch {
             expected: C::KIND.to_owned(),
-            found: decoded.kind.to_owned(),
-        }),
+            found: self.kind.to_owned(),
+        })
     }
 }
 

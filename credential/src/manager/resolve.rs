@@ -161,8 +161,9 @@ impl Context {
             .core
             .read_current(&self.actor, id, AuditAction::Resolve, Decode::ByStoredKind)
             .await?;
-        let field = pick_field(id, cached.fields.as_ref(), field)?;
-        Ok(Part::Field(cached.fields, field))
+        let fields = cached.credential.fields;
+        let field = pick_field(id, fields.as_ref(), field)?;
+        Ok(Part::Field(fields, field))
     }
 }
 

@@ -6,9 +6,12 @@ use std::fmt;
 use super::audit::AuditAction;
 use super::core::{Change, Decode};
 use super::field_values::FieldValues;
+use super::registry::Decoded;
 use super::versions;
 use super::{Manager, VersionInfo};
-use crate::{Error, FieldRef, LifecycleState, Record, RecordMeta, RedactedSecret, Result};
+use crate::{
+    Error, FieldRef, LifecycleState, Record, RecordMeta, RedactedSecret, Result, VersionState,
+};
 
 /// A credential loaded by [`Manager::load_dyn`], in whichever state it is, without its Rust type.
 ///
@@ -98,12 +101,9 @@ impl DynManaged {
         core.read_record(self.manager.actor(), id, AuditAction::Load, |record| {
             let version = match record.meta.state {
                 LifecycleState::Revoked => return Err(Error::Revoked { id: id.to_owned() }),
-                LifecycleState::Draft => versions::latest_in(record, crate::VersionState::Pending),
-                _ => Some(versions::served(id, record)?),
-            }
-            .ok_or_else(|| Error::CorruptRecord {
-                reason: format!("credential `{id}` has no readable version"),
-            })?;
+                LifecycleState::Draft => versions::required(id, record, VersionState::Pending)?,
+                _ => versions::served(id, record)?,
+            };
             let decoder = core.decoder(record, Decode::ByStoredKind)?;
             let decoded = core.open_as(id, record, version, decoder)?;
             let schema = decoded.fields.schema();
@@ -141,21 +141,18 @@ impl DynManaged {
         Ok(Self { record: written, ..self })
     }
 
-    /// Runs the kind's validation rules on the pending version, when the manager knows the kind.
-    fn validate_pending(&self) -> Result<()> {
+    /// The pending version, decoded and checked against the kind's validation rules, when the
+    /// manager knows the kind; `None` for a kind this build does not know (it was validated by
+    /// whoever sealed it).
+    fn checked_pending(&self) -> Result<Option<Decoded>> {
         let core = self.manager.core();
         let Some(decoder) = core.kinds.decoder(&self.record.meta.kind) else {
-            // A kind this build does not know was validated by whoever sealed it.
-            return Ok(());
+            return Ok(None);
         };
-        let pending =
-            versions::latest_in(&self.record, crate::VersionState::Pending).ok_or_else(|| {
-                Error::CorruptRecord {
-                    reason: format!("credential `{}` has no pending version", self.id),
-                }
-            })?;
+        let pending = versions::required(&self.id, &self.record, VersionState::Pending)?;
         let decoded = core.open_as(&self.id, &self.record, pending, decoder)?;
-        decoder.validate(&decoded)
+        decoder.validate(&decoded)?;
+        Ok(Some(decoded))
     }
 
     /// Starts serving a draft.
@@ -167,7 +164,7 @@ impl DynManaged {
         if self.state() != LifecycleState::Draft {
             return Err(self.wrong_state(LifecycleState::Draft));
         }
-        self.validate_pending()?;
+        self.checked_pending()?;
         let record = versions::activated(self.record.clone());
         let version = versions::current_number(&record);
         self.save(record, AuditAction::Activate, Some(version), None).await
@@ -182,15 +179,8 @@ impl DynManaged {
         if self.state() != LifecycleState::Rotating {
             return Err(self.wrong_state(LifecycleState::Rotating));
         }
-        self.validate_pending()?;
+        let expires_at = self.checked_pending()?.and_then(|pending| pending.fields.expires_at());
         let core = self.manager.core();
-        let pending = versions::latest_in(&self.record, crate::VersionState::Pending);
-        let expires_at = match (pending, core.kinds.decoder(&self.record.meta.kind)) {
-            (Some(pending), Some(decoder)) => {
-                core.open_as(&self.id, &self.record, pending, decoder)?.fields.expires_at()
-            }
-            _ => None,
-        };
         let record = versions::committed(self.record.clone(), expires_at, core.rules);
         let version = versions::current_number(&record);
         self.save(record, AuditAction::Commit, Some(version), None).await

@@ -19,8 +19,20 @@ pub(crate) fn served<'r>(id: &str, record: &'r Record) -> Result<&'r SealedVersi
         LifecycleState::Revoked => return Err(Error::Revoked { id: id.to_owned() }),
         state => return Err(Error::NotActive { id: id.to_owned(), state }),
     }
-    latest_in(record, VersionState::Current).ok_or_else(|| Error::CorruptRecord {
-        reason: format!("credential `{id}` has no current version"),
+    required(id, record, VersionState::Current)
+}
+
+/// The newest version in `state`, which the record's lifecycle state says must exist.
+///
+/// # Errors
+/// [`Error::CorruptRecord`] when it does not.
+pub(crate) fn required<'r>(
+    id: &str,
+    record: &'r Record,
+    state: VersionState,
+) -> Result<&'r SealedVersion> {
+    latest_in(record, state).ok_or_else(|| Error::CorruptRecord {
+        reason: format!("credential `{id}` has no {state} version"),
     })
 }
 

@@ -147,3 +147,33 @@ pub(crate) fn spawn_poller(
     })?;
     Ok(ChangeFeed::new(FeedKind::Polled, stop))
 }
+
+/// A listener that records what a feed reports, for the feeds' tests.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct RecordingListener {
+    changed: std::sync::Mutex<Vec<String>>,
+    lost: std::sync::Mutex<usize>,
+}
+
+#[cfg(test)]
+impl RecordingListener {
+    /// The ids reported changed since the last call, and how many losses so far.
+    pub(crate) fn take(&self) -> (Vec<String>, usize) {
+        let changed = std::mem::take(&mut *self.changed.lock().unwrap());
+        (changed, *self.lost.lock().unwrap())
+    }
+}
+
+#[cfg(test)]
+impl ChangeListener for RecordingListener {
+    fn changed(&self, id: &str) {
+        self.changed.lock().unwrap().push(id.to_owned());
+    }
+
+    fn lost(&self) {
+        *self.lost.lock().unwrap() += 1;
+    }
+
+    fn caught_up(&self, _: SystemTime) {}
+}

@@ -102,60 +102,28 @@ impl Poll for FileChanges {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use super::*;
-
-    /// Records what a feed reports.
-    #[derive(Default)]
-    struct Heard {
-        changed: Mutex<Vec<String>>,
-        lost: Mutex<usize>,
-    }
-
-    impl ChangeListener for Heard {
-        fn changed(&self, id: &str) {
-            self.changed.lock().unwrap().push(id.to_owned());
-        }
-
-        fn lost(&self) {
-            *self.lost.lock().unwrap() += 1;
-        }
-
-        fn caught_up(&self, _: std::time::SystemTime) {}
-    }
-
-    impl Heard {
-        fn take(&self) -> (Vec<String>, usize) {
-            let changed = std::mem::take(&mut *self.changed.lock().unwrap());
-            (changed, *self.lost.lock().unwrap())
-        }
-    }
+    use crate::store::change_feed::RecordingListener;
 
     #[test]
     fn the_log_is_followed_line_by_line_and_a_replaced_log_means_lost_changes() {
         let dir = std::env::temp_dir().join(format!("credential-file-feed-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
-        let heard = Heard::default();
+        let heard = RecordingListener::default();
         let mut changes = FileChanges::start(&dir);
         assert!(changes.poll(&heard).is_ok());
         append(&dir, "default/a").unwrap();
         append(&dir, "default/b").unwrap();
         // A writer in the middle of a line: only whole lines are reported.
         let path = dir.join(CHANGE_LOG);
-        OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .and_then(|mut log| log.write_all(b"default/c"))
-            .unwrap();
+        let write_raw = |bytes: &[u8]| {
+            OpenOptions::new().append(true).open(&path).unwrap().write_all(bytes).unwrap();
+        };
+        write_raw(b"default/c");
         assert!(changes.poll(&heard).is_ok());
         assert_eq!(heard.take(), (vec!["default/a".to_owned(), "default/b".to_owned()], 0));
-        OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .and_then(|mut log| log.write_all(b"\n"))
-            .unwrap();
+        write_raw(b"\n");
         assert!(changes.poll(&heard).is_ok());
         assert_eq!(heard.take(), (vec!["default/c".to_owned()], 0));
         // The log replaced by a fresh one (as when it grows past its limit): the reader cannot

@@ -56,30 +56,11 @@ impl Poll for SqliteChanges {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use super::*;
     use crate::SqliteStore;
+    use crate::store::change_feed::RecordingListener;
     use crate::store::conformance::sample_record;
     use crate::{Precondition, Store};
-
-    #[derive(Default)]
-    struct Heard {
-        changed: Mutex<Vec<String>>,
-        lost: Mutex<usize>,
-    }
-
-    impl ChangeListener for Heard {
-        fn changed(&self, id: &str) {
-            self.changed.lock().unwrap().push(id.to_owned());
-        }
-
-        fn lost(&self) {
-            *self.lost.lock().unwrap() += 1;
-        }
-
-        fn caught_up(&self, _: std::time::SystemTime) {}
-    }
 
     #[tokio::test]
     async fn every_write_is_reported_once_and_a_trimmed_gap_means_lost_changes() {
@@ -89,7 +70,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let store = SqliteStore::open(dir.join("credentials.db")).await.unwrap();
         let mut changes = SqliteChanges::start(store.connect().unwrap()).unwrap();
-        let heard = Heard::default();
+        let heard = RecordingListener::default();
         let revision = store
             .put(sample_record("feed/a", "api_key", b"x"), Precondition::Absent)
             .await
@@ -100,10 +81,10 @@ mod tests {
             .unwrap();
         store.put(sample_record("feed/b", "api_key", b"z"), Precondition::Absent).await.unwrap();
         changes.poll(&heard).unwrap();
-        assert_eq!(*heard.changed.lock().unwrap(), ["feed/a", "feed/a", "feed/b"]);
+        let ids = |ids: &[&str]| ids.iter().map(|id| (*id).to_owned()).collect::<Vec<_>>();
+        assert_eq!(heard.take(), (ids(&["feed/a", "feed/a", "feed/b"]), 0));
         changes.poll(&heard).unwrap();
-        assert_eq!(heard.changed.lock().unwrap().len(), 3, "nothing is reported twice");
-        assert_eq!(*heard.lost.lock().unwrap(), 0);
+        assert_eq!(heard.take(), (Vec::new(), 0), "nothing is reported twice");
 
         // A reader that fell behind a trim of the log cannot know what it missed.
         for n in 0..3 {
@@ -122,7 +103,7 @@ mod tests {
             .await
             .unwrap();
         changes.poll(&heard).unwrap();
-        assert_eq!(*heard.lost.lock().unwrap(), 1);
+        assert_eq!(heard.take().1, 1);
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
