@@ -26,6 +26,17 @@ fn webhook(key: &str) -> Webhook {
     Webhook { signing_key: key.into(), url: "https://hooks.example/in".into(), expires: None }
 }
 
+/// A manager over a memory store that knows the `webhook` kind by name.
+async fn memory_manager_knowing_webhooks() -> Manager {
+    Manager::builder()
+        .store(MemoryStore::new())
+        .key_ring(KeyRing::generate().unwrap())
+        .register::<Webhook>()
+        .build()
+        .await
+        .unwrap()
+}
+
 async fn manager_on(store: &SqliteStore, ring: &KeyRing) -> Manager {
     Manager::builder()
         .store(store.clone())
@@ -78,13 +89,7 @@ async fn a_manager_that_never_saw_the_type_revokes_it_by_id() {
 
 #[tokio::test]
 async fn a_known_kind_shows_a_redacted_view_and_moves_through_its_lifecycle() {
-    let manager = Manager::builder()
-        .store(MemoryStore::new())
-        .key_ring(KeyRing::generate().unwrap())
-        .register::<Webhook>()
-        .build()
-        .await
-        .unwrap();
+    let manager = memory_manager_knowing_webhooks().await;
     manager.create("hooks/in", webhook("whsec_0123456789")).await.unwrap();
     let draft = manager.load_dyn("hooks/in").await.unwrap();
     let view = draft.redacted().await.unwrap();
@@ -117,12 +122,7 @@ async fn a_known_kind_shows_a_redacted_view_and_moves_through_its_lifecycle() {
 
 #[tokio::test]
 async fn reads_by_version_refuse_drafts_and_expired_versions() {
-    let manager = Manager::builder()
-        .store(MemoryStore::new())
-        .key_ring(KeyRing::generate().unwrap())
-        .build()
-        .await
-        .unwrap();
+    let manager = memory_manager_knowing_webhooks().await;
     let ctx = manager.context(Principal::named("reader"));
     let draft = manager.create("hooks/draft", webhook("whsec_draft_0001")).await.unwrap();
     assert!(matches!(
@@ -142,13 +142,7 @@ async fn reads_by_version_refuse_drafts_and_expired_versions() {
 #[tokio::test]
 async fn registered_kinds_are_created_and_rotated_from_field_values() {
     use credential::{FieldValues, kinds::BasicAuth};
-    let manager = Manager::builder()
-        .store(MemoryStore::new())
-        .key_ring(KeyRing::generate().unwrap())
-        .register::<Webhook>()
-        .build()
-        .await
-        .unwrap();
+    let manager = memory_manager_knowing_webhooks().await;
     let canary = "CANARY-field-values-7d2e";
     let values = FieldValues::new()
         .secret("signing_key", format!("{canary}-1").into())
