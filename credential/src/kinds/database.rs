@@ -12,9 +12,6 @@ use crate::{self as credential, Error, Result, RuleError};
 /// database name, so any text survives the round trip.
 const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
-/// Query parameters that hold secrets; `options` are shown in the clear, so they may not go there.
-const SECRET_PARAMETERS: [&str; 3] = ["sslpassword", "sslkey_password", "passfile"];
-
 /// Connection details for PostgreSQL or MySQL.
 ///
 /// [`Database::from_url`] and [`Database::url`] convert from and to connection URLs
@@ -127,16 +124,17 @@ impl Database {
             parsed.path().trim_start_matches('/'),
             "database name is not valid percent-encoded UTF-8",
         )?;
+        if scrubbed.other_secret {
+            return Err(Error::InvalidUrl {
+                reason: "secret query parameters other than `password` are not supported: options are not secret",
+            });
+        }
         let tls_key = if driver == "mysql" { "ssl-mode" } else { "sslmode" };
         let mut tls_mode = None;
         let mut options = BTreeMap::new();
         for (key, value) in parsed.query_pairs() {
             if key == tls_key {
                 tls_mode = Some(value.into_owned());
-            } else if SECRET_PARAMETERS.iter().any(|secret| key.eq_ignore_ascii_case(secret)) {
-                return Err(Error::InvalidUrl {
-                    reason: "secret query parameters other than `password` are not supported: options are not secret",
-                });
             } else {
                 options.insert(key.into_owned(), value.into_owned());
             }

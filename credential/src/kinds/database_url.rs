@@ -15,6 +15,18 @@ pub(super) struct Scrubbed<'a> {
     pub(super) userinfo_password: Option<&'a str>,
     /// The value of a `password` query parameter, form-encoded.
     pub(super) query_password: Option<&'a str>,
+    /// The query held another secret parameter (`sslpassword`, ...), left out of `public`.
+    pub(super) other_secret: bool,
+}
+
+/// Query parameters that hold secrets but have no place in a [`Database`](super::Database):
+/// refused, and kept from the parser all the same.
+const OTHER_SECRET_PARAMETERS: [&str; 3] = ["sslpassword", "sslkey_password", "passfile"];
+
+/// A query parameter's name as the URL parser would decode it (`%xx`, `+`), for comparison.
+fn decoded_key(key: &str) -> String {
+    let spaced = key.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
 }
 
 /// Splits the password out of `url`.
@@ -55,16 +67,22 @@ pub(super) fn scrub(url: &str) -> Scrubbed<'_> {
         None => public.push_str(before_query),
     }
     let mut query_password = None;
+    let mut other_secret = false;
     if let Some(query) = query {
         let kept: Vec<&str> = query
             .split('&')
             .filter(|pair| {
                 let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                let is_password = key.eq_ignore_ascii_case("password");
-                if is_password {
+                let key = decoded_key(key);
+                if key.eq_ignore_ascii_case("password") {
                     query_password = Some(value);
+                    return false;
                 }
-                !is_password
+                if OTHER_SECRET_PARAMETERS.iter().any(|secret| key.eq_ignore_ascii_case(secret)) {
+                    other_secret = true;
+                    return false;
+                }
+                true
             })
             .collect();
         if !kept.is_empty() {
@@ -73,7 +91,7 @@ pub(super) fn scrub(url: &str) -> Scrubbed<'_> {
         }
     }
     public.push_str(fragment);
-    Scrubbed { public, userinfo_password, query_password }
+    Scrubbed { public, userinfo_password, query_password, other_secret }
 }
 
 /// Decodes a password from its percent-encoding (with `+` as a space in a query value) into a
@@ -123,6 +141,11 @@ mod tests {
         assert_eq!(scrubbed.public, "postgresql://app@db.internal:5432/main?sslmode=require#frag");
         assert_eq!(scrubbed.userinfo_password, Some("p%40ss:w"));
         assert_eq!(scrubbed.query_password, Some("q+r"));
+        assert!(!scrubbed.other_secret);
+        let encoded = scrub("postgresql://app@db/main?pass%77ord=x&SSL%70assword=y&a=b");
+        assert_eq!(encoded.public, "postgresql://app@db/main?a=b");
+        assert_eq!(encoded.query_password, Some("x"));
+        assert!(encoded.other_secret);
         assert_eq!(decode_password("p%40ss:w", false).unwrap().expose_secret(), "p@ss:w");
         assert_eq!(decode_password("q+r%2", true).unwrap().expose_secret(), "q r%2");
         assert!(decode_password("%ff", false).is_err());
