@@ -51,6 +51,10 @@ pub use crate::store::{
     LifecycleState, ListFilter, MAX_FEED_LAG, MAX_ID_LEN, MemoryStore, Precondition, Record,
     RecordMeta, SealedVersion, SqliteStore, Store, VersionState, check_id,
 };
+#[cfg(feature = "postgres")]
+pub use crate::manager::PostgresAuditSink;
+#[cfg(feature = "postgres")]
+pub use crate::store::PostgresStore;
 pub use crate::validation::{RuleError, ValidationError, ValidationErrors};
 
 /// `#[derive(Credential)]`: see the [crate docs](crate) for the attributes it takes.

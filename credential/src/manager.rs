@@ -6,6 +6,8 @@ mod audit;
 mod audit_batch;
 mod audit_bounds;
 mod audit_jsonl;
+#[cfg(feature = "postgres")]
+mod audit_postgres;
 mod audit_sqlite;
 mod cache;
 mod context;
@@ -33,6 +35,8 @@ pub use audit::{
 };
 pub use audit_bounds::{MAX_AUDIT_PRINCIPAL_LEN, MAX_AUDIT_REASON_LEN};
 pub use audit_jsonl::{ChainReport, JsonlAuditSink};
+#[cfg(feature = "postgres")]
+pub use audit_postgres::PostgresAuditSink;
 pub use audit_sqlite::SqliteAuditSink;
 use cache::Cache;
 pub use cache::CacheConfig;

@@ -5,7 +5,8 @@
 //! [`Error::Conflict`](crate::Error::Conflict) and changes nothing.
 //!
 //! Backends: [`MemoryStore`], [`FileStore`] (a file per record), [`SqliteStore`] (the embedded
-//! default), [`EnvStore`] (read-only, from environment variables) and [`CompositeStore`] (a
+//! default), `PostgresStore` (feature `postgres`: the shared backend for many machines),
+//! [`EnvStore`] (read-only, from environment variables) and [`CompositeStore`] (a
 //! primary plus read fallbacks). Each passes the conformance suite in `conformance` (enabled by
 //! the `testing` feature).
 
@@ -17,6 +18,16 @@ mod env;
 mod file;
 mod file_feed;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres_connection;
+#[cfg(feature = "postgres")]
+mod postgres_feed;
+#[cfg(feature = "postgres")]
+mod postgres_schema;
+#[cfg(feature = "postgres")]
+mod postgres_tls;
 mod record;
 mod record_codec;
 mod record_id;
@@ -33,6 +44,8 @@ pub use composite::CompositeStore;
 pub use env::{EnvStore, EnvVars};
 pub use file::FileStore;
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 pub use record::{
     LifecycleState, ListFilter, Precondition, Record, RecordMeta, SealedVersion, VersionState,
 };
@@ -41,6 +54,11 @@ pub use sqlite::SqliteStore;
 pub(crate) use sqlite::storage as sqlite_error;
 
 use crate::Result;
+
+/// A revision as an SQL integer: signed, and never near `i64::MAX` in practice.
+pub(crate) fn to_sql_int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
 
 /// Where sealed records live.
 ///

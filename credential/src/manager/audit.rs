@@ -67,6 +67,15 @@ impl AuditAction {
     }
 }
 
+impl std::str::FromStr for AuditAction {
+    type Err = crate::Error;
+
+    /// Reads a stored name.
+    fn from_str(text: &str) -> Result<Self> {
+        parse_name(text)
+    }
+}
+
 impl fmt::Display for AuditAction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(self.as_str())
@@ -95,6 +104,21 @@ impl AuditOutcome {
             Self::Failure => "failure",
         }
     }
+}
+
+impl std::str::FromStr for AuditOutcome {
+    type Err = crate::Error;
+
+    /// Reads a stored name.
+    fn from_str(text: &str) -> Result<Self> {
+        parse_name(text)
+    }
+}
+
+/// Reads a stored name through the serde names, which are the stored ones.
+fn parse_name<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|_| crate::Error::Audit { reason: "unreadable audit row".to_owned() })
 }
 
 impl fmt::Display for AuditOutcome {

@@ -39,14 +39,6 @@ impl SqliteAuditSink {
     }
 }
 
-fn parse_action(text: &str) -> Option<AuditAction> {
-    serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
-}
-
-fn parse_outcome(text: &str) -> Option<AuditOutcome> {
-    serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
-}
-
 /// An event from a row of the audit table, with its action and outcome still as stored.
 fn row_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<(AuditEvent, String, String)> {
     let event = AuditEvent {
@@ -150,12 +142,7 @@ impl AuditSink for SqliteAuditSink {
                 let mut events = Vec::new();
                 for row in rows {
                     let (event, action, outcome) = row.map_err(sqlite_error)?;
-                    let corrupt = || Error::Audit { reason: "unreadable audit row".to_owned() };
-                    events.push(AuditEvent {
-                        action: parse_action(&action).ok_or_else(corrupt)?,
-                        outcome: parse_outcome(&outcome).ok_or_else(corrupt)?,
-                        ..event
-                    });
+                    events.push(AuditEvent { action: action.parse()?, outcome: outcome.parse()?, ..event });
                 }
                 events.reverse();
                 Ok(events)

@@ -71,6 +71,22 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Record> {
     Ok(record)
 }
 
+/// Decodes the record a backend stored under `id`, checking that it is that record's.
+pub(crate) fn decode_stored(id: &str, bytes: &[u8]) -> Result<Record> {
+    let record = decode(bytes).map_err(|error| match error {
+        Error::CorruptRecord { reason } => {
+            Error::CorruptRecord { reason: format!("row `{id}`: {reason}") }
+        }
+        other => other,
+    })?;
+    if record.meta.id != id {
+        return Err(Error::CorruptRecord {
+            reason: format!("row `{id}` holds another record's data"),
+        });
+    }
+    Ok(record)
+}
+
 fn read_record(reader: &mut Reader<'_>) -> std::result::Result<Record, DecodeError> {
     let id = String::decode(reader)?;
     let kind = String::decode(reader)?;

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::sqlite_feed::SqliteChanges;
 use super::{
     ChangeFeed, ChangeListener, ListFilter, LocalListeners, Precondition, Record, RecordMeta,
-    Store, check_id, record_codec, spawn_poller,
+    Store, check_id, record_codec, spawn_poller, to_sql_int,
 };
 use crate::{Error, Result, blocking};
 
@@ -229,7 +229,7 @@ impl Inner {
                 })
                 .map_err(storage)
         })?;
-        blob.map(|blob| decode_row(id, &blob)).transpose()
+        blob.map(|blob| record_codec::decode_stored(id, &blob)).transpose()
     }
 
     fn put(&self, mut record: Record, precondition: Precondition) -> Result<u64> {
@@ -313,33 +313,13 @@ impl Inner {
         })?;
         let mut metas = Vec::with_capacity(rows.len());
         for (id, blob) in rows {
-            let record = decode_row(&id, &blob)?;
+            let record = record_codec::decode_stored(&id, &blob)?;
             if filter.matches(&record.meta) {
                 metas.push(record.meta);
             }
         }
         Ok(metas)
     }
-}
-
-fn decode_row(id: &str, blob: &[u8]) -> Result<Record> {
-    let record = record_codec::decode(blob).map_err(|error| match error {
-        Error::CorruptRecord { reason } => {
-            Error::CorruptRecord { reason: format!("row `{id}`: {reason}") }
-        }
-        other => other,
-    })?;
-    if record.meta.id != id {
-        return Err(Error::CorruptRecord {
-            reason: format!("row `{id}` holds another record's data"),
-        });
-    }
-    Ok(record)
-}
-
-/// SQLite integers are signed; revisions never come near `i64::MAX`.
-fn to_sql_int(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 #[async_trait]

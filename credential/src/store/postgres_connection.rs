@@ -1,0 +1,328 @@
+//! Reaching the PostgreSQL server: the connection URL, TLS, a pool of connections with their
+//! statements prepared, and what a driver error means for a retry.
+
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use percent_encoding::percent_decode_str;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, Config, Connection, Socket, Statement};
+
+use super::postgres_tls::{RustlsConnector, RustlsStream, TlsMode, TlsSettings};
+use crate::{Error, Result};
+
+/// The channel every write notifies, with `revision id` as the payload.
+pub(crate) const CHANGES_CHANNEL: &str = "credential_changes";
+/// How long establishing one connection may take (unless the URL says otherwise).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a call waits for a pooled connection before failing.
+const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections kept by a store's pool.
+pub(crate) const DEFAULT_POOL_SIZE: u32 = 16;
+
+/// Where the server is and how to talk to it; read once from the URL.
+pub(crate) struct Settings {
+    config: Config,
+    tls: RustlsConnector,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `Config`'s own `Debug` hides the password; the hosts are enough to tell stores apart.
+        f.debug_struct("Settings")
+            .field("hosts", &self.config.get_hosts())
+            .field("dbname", &self.config.get_dbname())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// Reads a `postgres://` or `postgresql://` URL with libpq's parameters, `sslmode` (all five
+    /// values) and `sslrootcert` among them. Errors never repeat the URL, which may hold a
+    /// password.
+    pub(crate) fn from_url(url: &str) -> Result<Self> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(Error::InvalidUrl {
+                reason: "a PostgreSQL URL starts with `postgres://` or `postgresql://`",
+            });
+        }
+        let (driver_url, tls) = split_tls_parameters(url)?;
+        let mut config = Config::from_str(&driver_url).map_err(|_| Error::InvalidUrl {
+            reason: "not a PostgreSQL connection URL (check the host, port and parameters)",
+        })?;
+        config.ssl_mode(tls.ssl_mode());
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("credential");
+        }
+        Ok(Self { config, tls: tls.connector()? })
+    }
+
+    /// One new connection named `application_name` (so operators can tell connections apart in
+    /// `pg_stat_activity`); the caller drives the returned connection.
+    pub(crate) async fn connect_raw(
+        &self,
+        application_name: Option<&str>,
+    ) -> Result<(Client, Connection<Socket, RustlsStream<Socket>>)> {
+        let mut config = self.config.clone();
+        if let Some(name) = application_name {
+            config.application_name(name);
+        }
+        config.connect(self.tls.clone()).await.map_err(storage)
+    }
+
+    /// One new connection, driven by a task on the current runtime until it closes.
+    pub(crate) async fn connect(&self) -> Result<Client> {
+        let (client, connection) = self.connect_raw(None).await?;
+        tokio::spawn(async move {
+            // The driver ends when the connection closes; the client then reports it closed.
+            let _ = connection.await;
+        });
+        Ok(client)
+    }
+}
+
+/// Takes `sslmode` and `sslrootcert` out of the query string: the driver knows only three modes
+/// and no CA file.
+fn split_tls_parameters(url: &str) -> Result<(String, TlsSettings)> {
+    let mut settings = TlsSettings { mode: TlsMode::Prefer, root_cert: None };
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), settings));
+    };
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let decoded = || {
+            percent_decode_str(value).decode_utf8().map(|value| value.into_owned()).map_err(|_| {
+                Error::InvalidUrl { reason: "a TLS parameter is not valid percent-encoded UTF-8" }
+            })
+        };
+        match key {
+            "sslmode" => settings.mode = TlsMode::parse(&decoded()?)?,
+            "sslrootcert" => settings.root_cert = Some(decoded()?.into()),
+            _ => kept.push(pair),
+        }
+    }
+    let driver_url =
+        if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
+    Ok((driver_url, settings))
+}
+
+/// A driver error as a storage error, saying whether a retry can help: a lost or refused
+/// connection, a server shutting down, a serialization failure or a deadlock can pass; a wrong
+/// password, a missing table or a bad statement cannot.
+pub(crate) fn storage(error: tokio_postgres::Error) -> Error {
+    let transient = match error.code() {
+        Some(code) => {
+            let class = &code.code()[..2];
+            matches!(class, "08" | "40" | "53" | "57") && *code != SqlState::QUERY_CANCELED
+                || *code == SqlState::TOO_MANY_CONNECTIONS
+        }
+        // No server error: the connection broke, timed out or could not be made.
+        None => true,
+    };
+    Error::storage("postgres", transient, error)
+}
+
+/// A pooled connection with the store's statements prepared on it.
+pub(crate) struct PooledClient {
+    pub(crate) client: Client,
+    pub(crate) statements: Statements,
+}
+
+/// The statements a store runs, prepared once per connection: each call is then one round trip.
+pub(crate) struct Statements {
+    pub(crate) get: Statement,
+    pub(crate) insert: Statement,
+    pub(crate) update: Statement,
+    pub(crate) delete: Statement,
+    pub(crate) list: Statement,
+}
+
+impl Statements {
+    async fn prepare(client: &Client) -> Result<Self> {
+        // A write and its notification are one statement: the notification goes out when the
+        // write commits, and not at all when the compare-and-swap finds nothing to change.
+        let notify = format!("SELECT pg_notify('{CHANGES_CHANNEL}', revision || ' ' || id)");
+        let prepare = |sql: String| async move { client.prepare(&sql).await.map_err(storage) };
+        Ok(Self {
+            get: prepare("SELECT record FROM credential_records WHERE id = $1".to_owned()).await?,
+            insert: prepare(format!(
+                "WITH written AS (
+                    INSERT INTO credential_records (id, kind, environment, state, revision, record)
+                    VALUES ($1, $2, $3, $4, $5, $6)
+                    ON CONFLICT (id) DO NOTHING
+                    RETURNING id, revision)
+                 {notify} FROM written"
+            ))
+            .await?,
+            update: prepare(format!(
+                "WITH written AS (
+                    UPDATE credential_records
+                    SET kind = $2, environment = $3, state = $4, revision = $5, record = $6
+                    WHERE id = $1 AND revision = $7
+                    RETURNING id, revision)
+                 {notify} FROM written"
+            ))
+            .await?,
+            delete: prepare(format!(
+                "WITH deleted AS (
+                    DELETE FROM credential_records WHERE id = $1 AND revision = $2
+                    RETURNING id, revision)
+                 {notify} FROM deleted"
+            ))
+            .await?,
+            list: prepare(
+                "SELECT id, record FROM credential_records
+                 WHERE ($1::text IS NULL OR kind = $1)
+                   AND ($2::text IS NULL OR state = $2)
+                   AND ($3::text IS NULL OR environment = $3)
+                   AND ($4::text IS NULL OR starts_with(id, $4))
+                 ORDER BY id"
+                    .to_owned(),
+            )
+            .await?,
+        })
+    }
+}
+
+/// Makes and checks the pool's connections.
+pub(crate) struct Connector {
+    settings: Arc<Settings>,
+    /// Why the last connection attempt failed: the pool itself only says it timed out.
+    last_error: Arc<Mutex<Option<Error>>>,
+}
+
+impl Connector {
+    /// A pool of at most `size` connections to the server `settings` name.
+    pub(crate) fn pool(settings: Arc<Settings>, size: u32) -> Pool {
+        let last_error = Arc::new(Mutex::new(None));
+        let connector = Self { settings, last_error: Arc::clone(&last_error) };
+        let pool = bb8::Pool::builder()
+            .max_size(size)
+            .connection_timeout(CHECKOUT_TIMEOUT)
+            // A broken connection is noticed by the driver and dropped on return; checking each
+            // one on checkout would double the round trips.
+            .test_on_check_out(false)
+            .error_sink(Box::new(LastError(Arc::clone(&last_error))))
+            .build_unchecked(connector);
+        Pool { pool, size, last_error }
+    }
+}
+
+impl bb8::ManageConnection for Connector {
+    type Connection = PooledClient;
+    type Error = Error;
+
+    async fn connect(&self) -> Result<PooledClient> {
+        let client = self.settings.connect().await?;
+        let statements = Statements::prepare(&client).await?;
+        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        Ok(PooledClient { client, statements })
+    }
+
+    async fn is_valid(&self, connection: &mut PooledClient) -> Result<()> {
+        connection.client.simple_query("").await.map(drop).map_err(storage)
+    }
+
+    fn has_broken(&self, connection: &mut PooledClient) -> bool {
+        connection.client.is_closed()
+    }
+}
+
+/// Keeps the reason of the last failed connection attempt.
+#[derive(Debug, Clone)]
+struct LastError(Arc<Mutex<Option<Error>>>);
+
+impl bb8::ErrorSink<Error> for LastError {
+    fn sink(&self, error: Error) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
+    }
+
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<Error>> {
+        Box::new(self.clone())
+    }
+}
+
+/// The store's connections.
+pub(crate) struct Pool {
+    pool: bb8::Pool<Connector>,
+    size: u32,
+    last_error: Arc<Mutex<Option<Error>>>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").field("size", &self.size).finish_non_exhaustive()
+    }
+}
+
+impl Pool {
+    /// A live connection: closed ones (the server restarted, say) are passed over and dropped.
+    pub(crate) async fn get(&self) -> Result<bb8::PooledConnection<'_, Connector>> {
+        for _ in 0..=self.size {
+            let connection = self.pool.get().await.map_err(|error| match error {
+                bb8::RunError::User(error) => error,
+                bb8::RunError::TimedOut => self.last_error().unwrap_or_else(|| {
+                    Error::storage(
+                        "postgres",
+                        true,
+                        std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "timed out waiting for a connection",
+                        ),
+                    )
+                }),
+            })?;
+            if !connection.client.is_closed() {
+                return Ok(connection);
+            }
+        }
+        Err(Error::storage(
+            "postgres",
+            true,
+            std::io::Error::new(std::io::ErrorKind::NotConnected, "every connection was closed"),
+        ))
+    }
+
+    fn last_error(&self) -> Option<Error> {
+        self.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_parameters_are_taken_out_and_the_rest_is_kept() {
+        let (url, tls) = split_tls_parameters(
+            "postgres://u:p@db:5432/x?application_name=a&sslmode=verify-full&sslrootcert=%2Fca.pem&connect_timeout=3",
+        )
+        .unwrap();
+        assert_eq!(url, "postgres://u:p@db:5432/x?application_name=a&connect_timeout=3");
+        assert_eq!(tls.mode, TlsMode::VerifyFull);
+        assert_eq!(tls.root_cert.as_deref(), Some(std::path::Path::new("/ca.pem")));
+        let (url, tls) = split_tls_parameters("postgres://db/x").unwrap();
+        assert_eq!((url.as_str(), tls.mode), ("postgres://db/x", TlsMode::Prefer));
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_without_repeating_it() {
+        for url in [
+            "mysql://user:hunter2-canary@db/x",
+            "postgres://user:hunter2-canary@db:notaport/x",
+            "postgres://user:hunter2-canary@db/x?sslmode=hunter2-canary",
+            "postgres://user:hunter2-canary@db/x?unknown_option=1",
+        ] {
+            let error = Settings::from_url(url).unwrap_err();
+            assert!(matches!(error, Error::InvalidUrl { .. }), "{url}: {error:?}");
+            assert!(!format!("{error} {error:?}").contains("hunter2"), "{url}");
+        }
+        let settings = Settings::from_url("postgres://user:hunter2-canary@db/x").unwrap();
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+}

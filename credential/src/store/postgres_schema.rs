@@ -1,0 +1,92 @@
+//! The PostgreSQL store's tables, versioned and migrated under an advisory lock, so processes that
+//! start at once migrate one after the other and a database written by a newer version is refused
+//! without being touched.
+
+use tokio_postgres::Client;
+
+use super::postgres_connection::storage;
+use crate::{Error, Result};
+
+/// The schema this build reads and writes.
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// The advisory lock migrations hold: "credschm" in ASCII.
+const MIGRATION_LOCK: i64 = 0x6372_6564_7363_686d;
+
+const MIGRATIONS: [&str; 1] = [
+    // Ids compare byte by byte (`COLLATE "C"`), as everywhere else, whatever the database's locale.
+    "CREATE TABLE credential_records (
+        id          text COLLATE \"C\" PRIMARY KEY,
+        kind        text NOT NULL,
+        environment text NOT NULL,
+        state       text NOT NULL,
+        revision    bigint NOT NULL,
+        record      bytea NOT NULL
+    );
+    CREATE INDEX credential_records_by_kind ON credential_records (kind, id);
+    CREATE TABLE credential_audit (
+        seq         bigserial PRIMARY KEY,
+        time_ns     bigint NOT NULL,
+        principal   text NOT NULL,
+        credential  text NOT NULL,
+        environment text NOT NULL,
+        action      text NOT NULL,
+        outcome     text NOT NULL,
+        version     bigint,
+        error       text,
+        reason      text,
+        count       bigint NOT NULL DEFAULT 1,
+        until_ns    bigint
+    );
+    CREATE INDEX credential_audit_by_credential ON credential_audit (credential, seq);",
+];
+
+/// Brings the schema up to [`SCHEMA_VERSION`] in one transaction.
+///
+/// # Errors
+/// [`Error::UnsupportedSchema`] for a database from a newer version (rolled back untouched), or a
+/// storage error.
+pub(crate) async fn migrate(client: &mut Client) -> Result<()> {
+    let transaction = client.transaction().await.map_err(storage)?;
+    transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(storage)?;
+    let exists: bool = transaction
+        .query_one("SELECT to_regclass('credential_schema') IS NOT NULL", &[])
+        .await
+        .map_err(storage)?
+        .get(0);
+    let found: i64 = if exists {
+        let row = transaction
+            .query_opt("SELECT version FROM credential_schema", &[])
+            .await
+            .map_err(storage)?;
+        row.map_or(0, |row| row.get(0))
+    } else {
+        transaction
+            .batch_execute(
+                "CREATE TABLE credential_schema (
+                    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+                    version  bigint NOT NULL
+                )",
+            )
+            .await
+            .map_err(storage)?;
+        0
+    };
+    if found > SCHEMA_VERSION {
+        return Err(Error::UnsupportedSchema { found, supported: SCHEMA_VERSION });
+    }
+    for migration in MIGRATIONS.iter().skip(usize::try_from(found).unwrap_or(0)) {
+        transaction.batch_execute(migration).await.map_err(storage)?;
+    }
+    if found < SCHEMA_VERSION {
+        transaction
+            .execute(
+                "INSERT INTO credential_schema (version) VALUES ($1)
+                 ON CONFLICT (only_row) DO UPDATE SET version = excluded.version",
+                &[&SCHEMA_VERSION],
+            )
+            .await
+            .map_err(storage)?;
+    }
+    transaction.commit().await.map_err(storage)
+}
