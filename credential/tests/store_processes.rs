@@ -1,5 +1,5 @@
 //! Stores shared between processes: compare-and-swap across processes, and crash safety under
-//! SIGKILL at random moments.
+//! SIGKILL at random moments, on the file, SQLite and PostgreSQL stores.
 //!
 //! Child processes are this test binary re-run with `--ignored --exact child_process` and their
 //! role in environment variables.
@@ -9,22 +9,25 @@ mod support;
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use credential::conformance::{self, sample_record};
 use credential::hazmat::{self, SealContext};
-use credential::{ExposeSecret, FileStore, KeyRing, MasterKey, Precondition, SqliteStore, Store};
-use support::scratch_dir;
+use credential::{
+    ExposeSecret, FileStore, KeyRing, MasterKey, PostgresStore, Precondition, SqliteStore, Store,
+};
+use support::{PgSchema, scratch_dir};
 
 const RECORDS: u64 = 8;
 
-async fn open(backend: &str, path: &Path) -> Arc<dyn Store> {
+/// The store at `location`: a directory, a database file or a PostgreSQL URL.
+async fn open(backend: &str, location: &str) -> Arc<dyn Store> {
     match backend {
-        "file" => Arc::new(FileStore::open(path).await.unwrap()),
-        "sqlite" => Arc::new(SqliteStore::open(path).await.unwrap()),
+        "file" => Arc::new(FileStore::open(location).await.unwrap()),
+        "sqlite" => Arc::new(SqliteStore::open(location).await.unwrap()),
+        "postgres" => Arc::new(PostgresStore::connect(location).await.unwrap()),
         other => panic!("unknown backend {other}"),
     }
 }
@@ -44,7 +47,7 @@ async fn child_process() {
     let (backend, path) = (env("CHILD_BACKEND"), env("CHILD_PATH"));
     match env("CHILD_ROLE").as_str() {
         "incrementer" => {
-            let store = open(&backend, Path::new(&path)).await;
+            let store = open(&backend, &path).await;
             let tasks: u64 = env("CHILD_TASKS").parse().unwrap();
             let increments: u64 = env("CHILD_INCREMENTS").parse().unwrap();
             let handles: Vec<_> = (0..tasks)
@@ -55,19 +58,21 @@ async fn child_process() {
                     })
                 })
                 .collect();
+            let mut conflicts = 0;
             for handle in handles {
-                handle.await.unwrap();
+                conflicts += handle.await.unwrap();
             }
+            println!("CONFLICTS {conflicts}");
         }
-        "writer" => write_until_killed(&backend, Path::new(&path)).await,
+        "writer" => write_until_killed(&backend, &path).await,
         _ => {}
     }
 }
 
 /// Rewrites the records in a loop, printing `ACK <record> <value>` after each acknowledged write.
 /// Values of record `r` are `r`, `r + RECORDS`, `r + 2 * RECORDS`, ...
-async fn write_until_killed(backend: &str, path: &Path) {
-    let store = open(backend, path).await;
+async fn write_until_killed(backend: &str, location: &str) {
+    let store = open(backend, location).await;
     let ring = KeyRing::new(MasterKey::from_text(&env("CHILD_KEY"), "test").unwrap());
     let mut stdout = std::io::stdout();
     for step in 0..200_000u64 {
@@ -97,50 +102,90 @@ fn stored_value(ring: &KeyRing, record: &credential::Record) -> u64 {
     u64::from_be_bytes(opened.as_slice().try_into().unwrap())
 }
 
-fn child(role: &str, backend: &str, path: &Path) -> Command {
+fn child(role: &str, backend: &str, location: &str) -> Command {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
         .args(["--ignored", "--exact", "child_process", "--nocapture", "--test-threads=1"])
         .env("CHILD_ROLE", role)
         .env("CHILD_BACKEND", backend)
-        .env("CHILD_PATH", path);
+        .env("CHILD_PATH", location);
     command
 }
 
-async fn counter_across_two_processes(backend: &str) {
-    let dir = scratch_dir(&format!("two-processes-{backend}"));
-    let path = dir.join(if backend == "file" { "store" } else { "credentials.db" });
-    let store = open(backend, &path).await;
+/// Where a test keeps `backend`'s store: a scratch directory (or PostgreSQL schema) and the
+/// location inside it; `None` when the backend's server is not configured.
+enum Place {
+    Dir(support::ScratchDir),
+    Postgres(PgSchema),
+}
+
+impl Place {
+    fn new(backend: &str, test: &str) -> Option<Self> {
+        match backend {
+            "postgres" => PgSchema::create(test).map(Self::Postgres),
+            _ => Some(Self::Dir(scratch_dir(&format!("{test}-{backend}")))),
+        }
+    }
+
+    fn location(&self, backend: &str) -> String {
+        match self {
+            Self::Postgres(schema) => schema.url.clone(),
+            Self::Dir(dir) => {
+                let name = if backend == "file" { "store" } else { "credentials.db" };
+                dir.join(name).to_str().unwrap().to_owned()
+            }
+        }
+    }
+}
+
+/// `tasks` tasks in each of two processes add 1 two hundred times each with compare-and-swap: no
+/// increment is lost, and the processes did race.
+async fn counter_across_two_processes(backend: &str, tasks: u64) {
+    let Some(place) = Place::new(backend, "two-processes") else { return };
+    let location = place.location(backend);
+    let store = open(backend, &location).await;
     store
         .put(sample_record("shared/counter", "counter", &0u64.to_be_bytes()), Precondition::Absent)
         .await
         .unwrap();
     let children: Vec<_> = (0..2)
         .map(|_| {
-            child("incrementer", backend, &path)
-                .env("CHILD_TASKS", "8")
+            child("incrementer", backend, &location)
+                .env("CHILD_TASKS", tasks.to_string())
                 .env("CHILD_INCREMENTS", "200")
-                .stdout(Stdio::null())
+                .stdout(Stdio::piped())
                 .spawn()
                 .unwrap()
         })
         .collect();
-    for mut child in children {
-        assert!(child.wait().unwrap().success());
+    let mut conflicts = 0;
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success());
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let reported = stdout.lines().find_map(|line| line.split("CONFLICTS ").nth(1)).unwrap();
+        conflicts += reported.trim().parse::<u64>().unwrap();
     }
     let record = store.get("shared/counter").await.unwrap().unwrap();
-    assert_eq!(conformance::counter_value(&record), 3_200);
-    assert_eq!(record.meta.revision, 3_201);
+    assert_eq!(conformance::counter_value(&record), 2 * tasks * 200);
+    assert_eq!(record.meta.revision, 2 * tasks * 200 + 1);
+    assert!(conflicts > 0, "{backend}: {} writers never raced", 2 * tasks);
+    println!("{backend}: {conflicts} lost races retried");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_store_compare_and_swap_holds_across_two_processes() {
-    counter_across_two_processes("file").await;
+    counter_across_two_processes("file", 8).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_store_compare_and_swap_holds_across_two_processes() {
-    counter_across_two_processes("sqlite").await;
+    counter_across_two_processes("sqlite", 8).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_compare_and_swap_holds_across_two_processes() {
+    counter_across_two_processes("postgres", 16).await;
 }
 
 /// A small xorshift generator: kill timings need variety, not cryptographic quality.
@@ -160,21 +205,23 @@ impl Timing {
     }
 }
 
-async fn survives_sigkill(backend: &str, kills: usize) {
-    let dir = scratch_dir(&format!("crash-{backend}-{kills}"));
-    let path = dir.join(if backend == "file" { "store" } else { "credentials.db" });
+/// Kills a writer `kills` times, each after a random pause in `pause_ms` (long enough for the
+/// child to have started writing, on average).
+async fn survives_sigkill(backend: &str, kills: usize, pause_ms: (u64, u64)) {
+    let Some(place) = Place::new(backend, &format!("crash-{kills}")) else { return };
+    let location = place.location(backend);
     let key = MasterKey::generate().unwrap();
     let ring = KeyRing::new(key.clone());
     let mut acknowledged: HashMap<u64, u64> = HashMap::new();
     let mut timing = Timing::new();
     let mut writes_seen = 0;
     for kill in 0..kills {
-        let mut child = child("writer", backend, &path)
+        let mut child = child("writer", backend, &location)
             .env("CHILD_KEY", key.to_base64().expose_secret())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(timing.next_millis(5, 60)));
+        std::thread::sleep(Duration::from_millis(timing.next_millis(pause_ms.0, pause_ms.1)));
         child.kill().unwrap();
         let output = child.wait_with_output().unwrap();
         for line in String::from_utf8_lossy(&output.stdout).lines() {
@@ -195,7 +242,7 @@ async fn survives_sigkill(backend: &str, kills: usize) {
         // After every kill: the store opens, every record opens, and each record holds the newest
         // value known (acknowledged in this run, or seen after the previous kill) or the one
         // write that was in flight when the child died; no acknowledged write is lost.
-        let store = open(backend, &path).await;
+        let store = open(backend, &location).await;
         let mut in_flight = 0;
         for index in 0..RECORDS {
             let record = store.get(&record_id(index)).await.unwrap();
@@ -232,17 +279,22 @@ async fn survives_sigkill(backend: &str, kills: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_store_survives_100_sigkills() {
-    survives_sigkill("file", 100).await;
+    survives_sigkill("file", 100, (5, 60)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_store_survives_100_sigkills() {
-    survives_sigkill("sqlite", 100).await;
+    survives_sigkill("sqlite", 100, (5, 60)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_survives_20_sigkills() {
+    survives_sigkill("postgres", 20, (40, 200)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long: 1,000 kills per backend"]
 async fn stores_survive_1000_sigkills() {
-    survives_sigkill("file", 1_000).await;
-    survives_sigkill("sqlite", 1_000).await;
+    survives_sigkill("file", 1_000, (5, 60)).await;
+    survives_sigkill("sqlite", 1_000, (5, 60)).await;
 }

@@ -243,9 +243,10 @@ pub async fn concurrent_writers(store: Arc<dyn Store>) {
     assert_eq!(record.meta.revision, 1 + TASKS * INCREMENTS);
 }
 
-/// Adds 1 to the counter record `id`, `times` times, retrying each lost race.
-pub async fn increment(store: &dyn Store, id: &str, times: u64) {
-    let mut done = 0;
+/// Adds 1 to the counter record `id`, `times` times, retrying each lost race; returns how many
+/// races it lost.
+pub async fn increment(store: &dyn Store, id: &str, times: u64) -> u64 {
+    let (mut done, mut conflicts) = (0, 0);
     while done < times {
         let mut record = store.get(id).await.unwrap().unwrap();
         let revision = record.meta.revision;
@@ -253,10 +254,14 @@ pub async fn increment(store: &dyn Store, id: &str, times: u64) {
         record.versions[0].sealed = next.to_be_bytes().to_vec();
         match store.put(record, Precondition::Revision(revision)).await {
             Ok(_) => done += 1,
-            Err(Error::Conflict { .. }) => tokio::task::yield_now().await,
+            Err(Error::Conflict { .. }) => {
+                conflicts += 1;
+                tokio::task::yield_now().await;
+            }
             Err(other) => panic!("increment failed: {other}"),
         }
     }
+    conflicts
 }
 
 /// The value of a counter record written by [`increment`].

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio_postgres::types::ToSql;
 
-use super::postgres_connection::{Connector, DEFAULT_POOL_SIZE, Pool, Settings, storage};
+use super::postgres_connection::{
+    Connector, DEFAULT_POOL_SIZE, Pool, Settings, changes_channel, storage,
+};
 use super::{
     ChangeFeed, ChangeListener, ListFilter, LocalListeners, Precondition, Record, RecordMeta,
     Store, check_id, postgres_feed, postgres_schema, record_codec, to_sql_int,
@@ -19,8 +21,8 @@ use crate::{Error, Result};
 ///   (`disable`, `prefer` (the default), `require`, `verify-ca`, `verify-full`) and `sslrootcert`
 ///   (a PEM file of CA certificates; without one, the verifying modes trust Mozilla's roots). In
 ///   production use `sslmode=verify-full`.
-/// - The tables (`credential_records`, `credential_audit`, `credential_schema`) live in the
-///   connection's search path; they are created and migrated on connect under an advisory lock,
+/// - The tables (`credential_records`, `credential_audit`, `credential_schema`) live in the first
+///   schema of the connection's search path (set it with `options=-csearch_path%3Dname`); they are created and migrated on connect under an advisory lock,
 ///   and a database written by a newer version is refused untouched.
 /// - Every call is one round trip on a pooled connection with its statements prepared.
 ///   Compare-and-swap and the change notification are one statement: the notification goes out
@@ -48,6 +50,8 @@ pub struct PostgresStore {
 #[derive(Debug)]
 struct Inner {
     settings: Arc<Settings>,
+    /// The notification channel of the store's schema.
+    channel: String,
     pool: Pool,
     listeners: LocalListeners,
 }
@@ -72,10 +76,12 @@ impl PostgresStore {
     pub async fn connect_with_pool_size(url: &str, connections: u32) -> Result<Self> {
         let settings = Arc::new(Settings::from_url(url)?);
         let mut client = settings.connect().await?;
-        postgres_schema::migrate(&mut client).await?;
+        let schema = postgres_schema::migrate(&mut client).await?;
         drop(client);
-        let pool = Connector::pool(Arc::clone(&settings), connections.max(1));
-        Ok(Self { inner: Arc::new(Inner { settings, pool, listeners: LocalListeners::default() }) })
+        let channel = changes_channel(&schema);
+        let pool = Connector::pool(Arc::clone(&settings), channel.clone(), connections.max(1));
+        let listeners = LocalListeners::default();
+        Ok(Self { inner: Arc::new(Inner { settings, channel, pool, listeners }) })
     }
 
     /// Where the server is and how to reach it, for the audit sink's own connection.
@@ -178,7 +184,7 @@ impl Store for PostgresStore {
     /// and machine on the database within a heartbeat, and vouches for nothing while its
     /// connection is down.
     fn watch(&self, listener: Arc<dyn ChangeListener>) -> Result<Option<ChangeFeed>> {
-        postgres_feed::spawn(Arc::clone(&self.inner.settings), listener, &self.inner.listeners)
-            .map(Some)
+        let (settings, channel) = (Arc::clone(&self.inner.settings), self.inner.channel.clone());
+        postgres_feed::spawn(settings, channel, listener, &self.inner.listeners).map(Some)
     }
 }

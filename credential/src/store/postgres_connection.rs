@@ -12,8 +12,16 @@ use tokio_postgres::{Client, Config, Connection, Socket, Statement};
 use super::postgres_tls::{RustlsConnector, RustlsStream, TlsMode, TlsSettings};
 use crate::{Error, Result};
 
-/// The channel every write notifies, with `revision id` as the payload.
-pub(crate) const CHANGES_CHANNEL: &str = "credential_changes";
+/// The notification channel of the store whose tables are in `schema`: writes notify it with
+/// `revision id` as the payload. One channel per schema, so stores in different schemas of one
+/// database do not hear each other; names are cut to fit PostgreSQL's 63-byte identifiers.
+pub(crate) fn changes_channel(schema: &str) -> String {
+    let mut end = schema.len().min(40);
+    while !schema.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("credential_changes/{}", &schema[..end])
+}
 /// How long establishing one connection may take (unless the URL says otherwise).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a call waits for a pooled connection before failing.
@@ -124,7 +132,43 @@ pub(crate) fn storage(error: tokio_postgres::Error) -> Error {
         // No server error: the connection broke, timed out or could not be made.
         None => true,
     };
-    Error::storage("postgres", transient, error)
+    Error::storage("postgres", transient, DriverError::from(error))
+}
+
+/// A driver error that says why: the driver's own message is often just "error performing TLS
+/// handshake" or "db error", with the reason (an unknown certificate issuer, the server's
+/// message) in its causes, so the message carries the whole chain.
+#[derive(Debug)]
+struct DriverError {
+    message: String,
+    source: tokio_postgres::Error,
+}
+
+impl From<tokio_postgres::Error> for DriverError {
+    fn from(source: tokio_postgres::Error) -> Self {
+        let mut message = source.to_string();
+        let mut cause = std::error::Error::source(&source);
+        while let Some(error) = cause {
+            let text = error.to_string();
+            if !message.ends_with(&text) {
+                message = format!("{message}: {text}");
+            }
+            cause = error.source();
+        }
+        Self { message, source }
+    }
+}
+
+impl std::fmt::Display for DriverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for DriverError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
 }
 
 /// A pooled connection with the store's statements prepared on it.
@@ -143,10 +187,10 @@ pub(crate) struct Statements {
 }
 
 impl Statements {
-    async fn prepare(client: &Client) -> Result<Self> {
+    async fn prepare(client: &Client, channel: &str) -> Result<Self> {
         // A write and its notification are one statement: the notification goes out when the
         // write commits, and not at all when the compare-and-swap finds nothing to change.
-        let notify = format!("SELECT pg_notify('{CHANGES_CHANNEL}', revision || ' ' || id)");
+        let notify = format!("SELECT pg_notify({}, revision || ' ' || id)", quote_literal(channel));
         let prepare = |sql: String| async move { client.prepare(&sql).await.map_err(storage) };
         Ok(Self {
             get: prepare("SELECT record FROM credential_records WHERE id = $1".to_owned()).await?,
@@ -189,18 +233,30 @@ impl Statements {
     }
 }
 
+/// `text` as an SQL string literal.
+pub(crate) fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// `text` as an SQL identifier.
+pub(crate) fn quote_identifier(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
 /// Makes and checks the pool's connections.
 pub(crate) struct Connector {
     settings: Arc<Settings>,
+    /// The store's notification channel.
+    channel: String,
     /// Why the last connection attempt failed: the pool itself only says it timed out.
     last_error: Arc<Mutex<Option<Error>>>,
 }
 
 impl Connector {
     /// A pool of at most `size` connections to the server `settings` name.
-    pub(crate) fn pool(settings: Arc<Settings>, size: u32) -> Pool {
+    pub(crate) fn pool(settings: Arc<Settings>, channel: String, size: u32) -> Pool {
         let last_error = Arc::new(Mutex::new(None));
-        let connector = Self { settings, last_error: Arc::clone(&last_error) };
+        let connector = Self { settings, channel, last_error: Arc::clone(&last_error) };
         let pool = bb8::Pool::builder()
             .max_size(size)
             .connection_timeout(CHECKOUT_TIMEOUT)
@@ -219,7 +275,7 @@ impl bb8::ManageConnection for Connector {
 
     async fn connect(&self) -> Result<PooledClient> {
         let client = self.settings.connect().await?;
-        let statements = Statements::prepare(&client).await?;
+        let statements = Statements::prepare(&client, &self.channel).await?;
         *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
         Ok(PooledClient { client, statements })
     }

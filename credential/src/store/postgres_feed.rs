@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio_postgres::{AsyncMessage, Client};
 
-use super::postgres_connection::{CHANGES_CHANNEL, Settings};
+use super::postgres_connection::{Settings, quote_identifier};
 use super::{ChangeFeed, ChangeListener, FeedKind, LocalListeners};
 use crate::{Error, Result};
 
@@ -39,6 +39,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// through `local` at once.
 pub(crate) fn spawn(
     settings: Arc<Settings>,
+    channel: String,
     listener: Arc<dyn ChangeListener>,
     local: &LocalListeners,
 ) -> Result<ChangeFeed> {
@@ -51,18 +52,23 @@ pub(crate) fn spawn(
     let stopped = Arc::clone(&stop);
     std::thread::Builder::new()
         .name("credential-postgres-feed".to_owned())
-        .spawn(move || runtime.block_on(listen(&settings, listener, &stopped)))
+        .spawn(move || runtime.block_on(listen(&settings, &channel, listener, &stopped)))
         .map_err(|source| Error::io("starting the change feed", source))?;
     Ok(ChangeFeed::new(FeedKind::Polled, stop))
 }
 
 /// Keeps a listening session up until `stop` is set.
-async fn listen(settings: &Settings, listener: Arc<dyn ChangeListener>, stop: &AtomicBool) {
+async fn listen(
+    settings: &Settings,
+    channel: &str,
+    listener: Arc<dyn ChangeListener>,
+    stop: &AtomicBool,
+) {
     // Named per process, so an operator (or a test) can find this connection's backend.
     let name = format!("credential-feed/{}", std::process::id());
     let mut backoff = FIRST_BACKOFF;
     while !stop.load(Ordering::Acquire) {
-        let vouched = session(settings, &name, &listener, stop).await;
+        let vouched = session(settings, &name, channel, &listener, stop).await;
         listener.lost();
         if vouched {
             backoff = FIRST_BACKOFF;
@@ -77,6 +83,7 @@ async fn listen(settings: &Settings, listener: Arc<dyn ChangeListener>, stop: &A
 async fn session(
     settings: &Settings,
     name: &str,
+    channel: &str,
     listener: &Arc<dyn ChangeListener>,
     stop: &AtomicBool,
 ) -> bool {
@@ -86,12 +93,13 @@ async fn session(
         return false;
     };
     let reporter = Arc::clone(listener);
+    let heard_channel = channel.to_owned();
     let driver = tokio::spawn(async move {
         poll_fn(|cx| {
             loop {
                 match connection.poll_message(cx) {
                     Poll::Ready(Some(Ok(AsyncMessage::Notification(notification)))) => {
-                        if notification.channel() == CHANGES_CHANNEL {
+                        if notification.channel() == heard_channel {
                             report(reporter.as_ref(), notification.payload());
                         }
                     }
@@ -105,7 +113,7 @@ async fn session(
     });
     let listening = tokio::time::timeout(
         HEARTBEAT_TIMEOUT,
-        client.batch_execute(&format!("LISTEN {CHANGES_CHANNEL}")),
+        client.batch_execute(&format!("LISTEN {}", quote_identifier(channel))),
     )
     .await;
     let mut vouched = false;

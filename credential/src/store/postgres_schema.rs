@@ -41,13 +41,19 @@ const MIGRATIONS: [&str; 1] = [
     CREATE INDEX credential_audit_by_credential ON credential_audit (credential, seq);",
 ];
 
-/// Brings the schema up to [`SCHEMA_VERSION`] in one transaction.
+/// Brings the schema up to [`SCHEMA_VERSION`] in one transaction, and returns the name of the
+/// PostgreSQL schema the tables are in (the first of the connection's search path).
 ///
 /// # Errors
 /// [`Error::UnsupportedSchema`] for a database from a newer version (rolled back untouched), or a
 /// storage error.
-pub(crate) async fn migrate(client: &mut Client) -> Result<()> {
+pub(crate) async fn migrate(client: &mut Client) -> Result<String> {
     let transaction = client.transaction().await.map_err(storage)?;
+    let schema: Option<String> =
+        transaction.query_one("SELECT current_schema()", &[]).await.map_err(storage)?.get(0);
+    let schema = schema.ok_or(Error::Config {
+        reason: "the PostgreSQL search path names no existing schema to keep the tables in",
+    })?;
     transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(storage)?;
     let exists: bool = transaction
         .query_one("SELECT to_regclass('credential_schema') IS NOT NULL", &[])
@@ -88,5 +94,6 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<()> {
             .await
             .map_err(storage)?;
     }
-    transaction.commit().await.map_err(storage)
+    transaction.commit().await.map_err(storage)?;
+    Ok(schema)
 }

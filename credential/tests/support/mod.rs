@@ -36,3 +36,79 @@ pub(crate) fn scratch_dir(name: &str) -> ScratchDir {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     ScratchDir(dir)
 }
+
+/// A PostgreSQL schema of its own for one test, on the server `.ci/postgres.sh start` made (named
+/// by `CREDENTIAL_TEST_POSTGRES_URL`), dropped with everything in it when dropped. Administration
+/// goes through `psql`, which comes with the server.
+pub(crate) struct PgSchema {
+    name: String,
+    /// The server's URL with this schema as the search path.
+    pub(crate) url: String,
+}
+
+impl PgSchema {
+    /// A fresh schema for `test`, or `None` when no server is configured: the test says so and
+    /// passes, unless `CREDENTIAL_TEST_POSTGRES_REQUIRED` is set (as CI sets it), when it fails.
+    pub(crate) fn create(test: &str) -> Option<Self> {
+        let Some(base) = postgres_server_url() else {
+            assert!(
+                std::env::var_os("CREDENTIAL_TEST_POSTGRES_REQUIRED").is_none(),
+                "CREDENTIAL_TEST_POSTGRES_URL is not set: start a server with .ci/postgres.sh"
+            );
+            eprintln!("skipped {test}: no PostgreSQL server (see .ci/postgres.sh)");
+            return None;
+        };
+        let name = format!("t_{}_{}", test.replace(['-', '/'], "_"), std::process::id());
+        psql(&base, &format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"));
+        let url = format!("{base}&options=-csearch_path%3D{name}");
+        Some(Self { name, url })
+    }
+
+    /// Runs `sql` in this schema and returns what it printed, unaligned and without headers.
+    pub(crate) fn psql(&self, sql: &str) -> String {
+        psql(&self.url, sql)
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        if let Some(base) = postgres_server_url() {
+            let _ = std::process::Command::new("psql")
+                .args([base.as_str(), "-qAtc", &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name)])
+                .output();
+        }
+    }
+}
+
+/// The test server's URL (a `verify-full` URL with a query string), if one is configured.
+pub(crate) fn postgres_server_url() -> Option<String> {
+    std::env::var("CREDENTIAL_TEST_POSTGRES_URL").ok().filter(|url| !url.is_empty())
+}
+
+/// The directory of the test server: its CA certificates and its `restart` script.
+pub(crate) fn postgres_state_dir() -> PathBuf {
+    PathBuf::from(std::env::var("CREDENTIAL_TEST_POSTGRES_STATE").unwrap())
+}
+
+/// Runs `sql` with `psql` against `url` and returns its output, unaligned and without headers.
+pub(crate) fn psql(url: &str, sql: &str) -> String {
+    let output = std::process::Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "psql failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The process ids of the backends of the change feeds `process` runs.
+pub(crate) fn feed_backends(url: &str, process: u32) -> Vec<u32> {
+    psql(
+        url,
+        &format!(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'credential-feed/{process}'"
+        ),
+    )
+    .lines()
+    .map(|pid| pid.parse().unwrap())
+    .collect()
+}

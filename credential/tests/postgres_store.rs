@@ -1,0 +1,281 @@
+//! The PostgreSQL store against a real server (`.ci/postgres.sh start`): conformance, schema
+//! migration, TLS and login errors, the change feed, the audit table, and that the server never
+//! sees a secret. Each test works in a schema of its own.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+mod support;
+
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use credential::conformance::{self, sample_record};
+use credential::kinds::ApiKey;
+use credential::{
+    AuditAction, AuditQuery, AuditSink, ChangeListener, Error, ExposeSecret, FeedKind, KeyRing, Manager,
+    PostgresAuditSink, PostgresStore, Precondition, Principal, Store,
+};
+use support::{PgSchema, feed_backends, postgres_state_dir, psql};
+
+/// How long a test waits for something that should take milliseconds before it fails.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_passes_the_conformance_suite() {
+    let Some(schema) = PgSchema::create("conformance") else { return };
+    conformance::run_all(Arc::new(PostgresStore::connect(&schema.url).await.unwrap())).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn postgres_store_passes_the_conformance_suite_on_a_current_thread_runtime() {
+    let Some(schema) = PgSchema::create("conformance_current") else { return };
+    conformance::run_all(Arc::new(PostgresStore::connect(&schema.url).await.unwrap())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_starting_at_once_migrate_one_after_the_other() {
+    let Some(schema) = PgSchema::create("migrate_at_once") else { return };
+    let connecting: Vec<_> = (0..6)
+        .map(|_| {
+            let url = schema.url.clone();
+            tokio::spawn(async move { PostgresStore::connect(&url).await })
+        })
+        .collect();
+    for store in connecting {
+        store.await.unwrap().unwrap();
+    }
+    assert_eq!(schema.psql("SELECT version FROM credential_schema"), "1\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_from_a_newer_schema_is_refused_untouched() {
+    let Some(schema) = PgSchema::create("newer_schema") else { return };
+    let store = PostgresStore::connect(&schema.url).await.unwrap();
+    store.put(sample_record("newer/one", "api_key", b"x"), Precondition::Absent).await.unwrap();
+    drop(store);
+    schema.psql("UPDATE credential_schema SET version = 99");
+    let before = schema.psql("SELECT id, revision, md5(record) FROM credential_records");
+    match PostgresStore::connect(&schema.url).await {
+        Err(Error::UnsupportedSchema { found: 99, supported: 1 }) => {}
+        other => panic!("expected UnsupportedSchema, got {other:?}"),
+    }
+    assert_eq!(schema.psql("SELECT version FROM credential_schema"), "99\n");
+    assert_eq!(schema.psql("SELECT id, revision, md5(record) FROM credential_records"), before);
+}
+
+/// The test server's URL with the password replaced.
+fn with_password(url: &str, password: &str) -> String {
+    let (scheme_user, rest) = url.split_once(':').unwrap();
+    let (user, rest) = rest.split_once(':').map(|(user, rest)| (user, rest)).unwrap();
+    let (_, host) = rest.split_once('@').unwrap();
+    format!("{scheme_user}:{user}:{password}@{host}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_a_clear_error_that_does_not_repeat_it() {
+    let Some(schema) = PgSchema::create("wrong_password") else { return };
+    let url = with_password(&schema.url, "hunter2-canary");
+    let error = PostgresStore::connect(&url).await.unwrap_err();
+    let shown = format!("{error} {error:?} {}", std::error::Error::source(&error).unwrap());
+    assert!(matches!(error, Error::Storage { backend: "postgres", .. }), "{error:?}");
+    assert!(!error.is_transient(), "a wrong password does not get better by retrying");
+    assert!(shown.contains("password authentication failed"), "{shown}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_certificate_from_another_ca_is_refused() {
+    let Some(schema) = PgSchema::create("bad_certificate") else { return };
+    let trusted = postgres_state_dir().join("ca.crt");
+    let untrusted = postgres_state_dir().join("other-ca.crt");
+    let url = schema.url.replace(trusted.to_str().unwrap(), untrusted.to_str().unwrap());
+    assert_ne!(url, schema.url);
+    let error = PostgresStore::connect(&url).await.unwrap_err();
+    let shown = format!("{error} {}", std::error::Error::source(&error).unwrap());
+    assert!(matches!(error, Error::Storage { backend: "postgres", .. }), "{error:?}");
+    assert!(shown.contains("certificate"), "{shown}");
+
+    // Without a CA file `verify-full` checks against the public roots, which do not know ours
+    // either; `require` encrypts without checking, as libpq does.
+    let public_roots = schema.url.replace(&format!("&sslrootcert={}", trusted.display()), "");
+    assert!(PostgresStore::connect(&public_roots).await.is_err());
+    let unchecked = public_roots.replace("sslmode=verify-full", "sslmode=require");
+    PostgresStore::connect(&unchecked).await.unwrap();
+    let missing = schema.url.replace("ca.crt", "missing-ca.crt");
+    assert!(matches!(
+        PostgresStore::connect(&missing).await,
+        Err(Error::InvalidCertificate { .. })
+    ));
+}
+
+/// A listener that passes what the feed reports into channels.
+struct Heard {
+    changed: Mutex<Sender<String>>,
+    lost: Mutex<Sender<()>>,
+    caught_up: Mutex<Sender<SystemTime>>,
+}
+
+struct Hearing {
+    changed: Receiver<String>,
+    lost: Receiver<()>,
+    caught_up: Receiver<SystemTime>,
+}
+
+fn hearing() -> (Arc<Heard>, Hearing) {
+    let (changed, changed_rx) = channel();
+    let (lost, lost_rx) = channel();
+    let (caught_up, caught_up_rx) = channel();
+    let heard = Heard {
+        changed: Mutex::new(changed),
+        lost: Mutex::new(lost),
+        caught_up: Mutex::new(caught_up),
+    };
+    (Arc::new(heard), Hearing { changed: changed_rx, lost: lost_rx, caught_up: caught_up_rx })
+}
+
+impl ChangeListener for Heard {
+    fn changed(&self, id: &str) {
+        let _ = self.changed.lock().unwrap().send(id.to_owned());
+    }
+
+    fn lost(&self) {
+        let _ = self.lost.lock().unwrap().send(());
+    }
+
+    fn caught_up(&self, as_of: SystemTime) {
+        let _ = self.caught_up.lock().unwrap().send(as_of);
+    }
+}
+
+impl Hearing {
+    /// Waits until the feed vouches for a moment after `after`.
+    fn caught_up_after(&self, after: SystemTime) {
+        loop {
+            let as_of = self.caught_up.recv_timeout(PATIENCE).expect("the feed never caught up");
+            if as_of > after {
+                return;
+            }
+        }
+    }
+
+    fn drain(&self) {
+        while self.changed.try_recv().is_ok() {}
+        while self.lost.try_recv().is_ok() {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_reports_other_handles_writes_before_it_vouches_for_a_later_moment() {
+    let Some(schema) = PgSchema::create("feed_reports") else { return };
+    let watched = PostgresStore::connect(&schema.url).await.unwrap();
+    let other = PostgresStore::connect(&schema.url).await.unwrap();
+    let (heard, hearing) = hearing();
+    let feed = watched.watch(heard).unwrap().unwrap();
+    assert_eq!(feed.kind(), FeedKind::Polled);
+    hearing.caught_up_after(SystemTime::now());
+    hearing.drain();
+
+    for round in 0..20 {
+        let id = format!("feed/round-{round}");
+        other.put(sample_record(&id, "api_key", b"x"), Precondition::Absent).await.unwrap();
+        let committed = SystemTime::now();
+        // Once the feed vouches for a moment after the commit, it has reported the write.
+        hearing.caught_up_after(committed);
+        let reported: Vec<String> = hearing.changed.try_iter().collect();
+        assert!(reported.contains(&id), "round {round}: {reported:?}");
+    }
+
+    // A write that loses its compare-and-swap changes nothing and notifies nothing.
+    let conflict = other.put(sample_record("feed/round-0", "api_key", b"y"), Precondition::Absent);
+    assert!(matches!(conflict.await, Err(Error::Conflict { .. })));
+    hearing.caught_up_after(SystemTime::now());
+    assert_eq!(hearing.changed.try_iter().count(), 0);
+    drop(feed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_listener_is_reported_lost_and_the_feed_comes_back() {
+    let Some(schema) = PgSchema::create("feed_terminated") else { return };
+    let watched = PostgresStore::connect(&schema.url).await.unwrap();
+    let (heard, hearing) = hearing();
+    let _feed = watched.watch(heard).unwrap().unwrap();
+    hearing.caught_up_after(SystemTime::now());
+    hearing.drain();
+    let backends = feed_backends(&schema.url, std::process::id());
+    assert_eq!(backends.len(), 1, "{backends:?}");
+    psql(&schema.url, &format!("SELECT pg_terminate_backend({})", backends[0]));
+    hearing.lost.recv_timeout(PATIENCE).expect("the loss was never reported");
+    let terminated = SystemTime::now();
+    hearing.caught_up_after(terminated);
+    let now_listening = feed_backends(&schema.url, std::process::id());
+    assert_eq!(now_listening.len(), 1);
+    assert_ne!(now_listening, backends);
+
+    // And it hears writes again.
+    hearing.drain();
+    let other = PostgresStore::connect(&schema.url).await.unwrap();
+    other.put(sample_record("feed/after", "api_key", b"x"), Precondition::Absent).await.unwrap();
+    hearing.caught_up_after(SystemTime::now());
+    assert!(hearing.changed.try_iter().any(|id| id == "feed/after"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_sees_sealed_records_and_audit_rows_never_a_secret() {
+    const CANARY: &str = "sk_live_CANARY_6a1f0c3e";
+    let Some(schema) = PgSchema::create("sealed_only") else { return };
+    let store = PostgresStore::connect(&schema.url).await.unwrap();
+    let audit = PostgresAuditSink::new(&store).unwrap();
+    let manager = Manager::builder()
+        .store(store)
+        .key_ring(KeyRing::generate().unwrap())
+        .audit(audit.clone())
+        .build()
+        .await
+        .unwrap();
+    let active = manager
+        .create("payments/stripe", ApiKey::new(CANARY.into()))
+        .await
+        .unwrap()
+        .activate()
+        .await
+        .unwrap();
+    // A mutation's audit event is committed before the mutation returns.
+    assert_eq!(
+        schema.psql("SELECT count(*) FROM credential_audit WHERE action = 'activate'"),
+        "1\n"
+    );
+    let ctx = manager.context(Principal::named("billing"));
+    for _ in 0..3 {
+        assert_eq!(ctx.get::<ApiKey>("payments/stripe").await.unwrap().key.expose_secret().len(), CANARY.len());
+    }
+    active.rotate(ApiKey::new(format!("{CANARY}-2").into())).await.unwrap().commit().await.unwrap();
+
+    let events = audit.query(&AuditQuery::all().credential("payments/stripe")).await.unwrap();
+    let mut actions: Vec<AuditAction> = events.iter().map(|event| event.action).collect();
+    // Identical reads queued together are recorded as one event with a count.
+    actions.dedup();
+    assert_eq!(
+        actions,
+        [
+            AuditAction::Create,
+            AuditAction::Activate,
+            AuditAction::Read,
+            AuditAction::Rotate,
+            AuditAction::Commit
+        ],
+        "{events:?}"
+    );
+    let reads: u64 = events
+        .iter()
+        .filter(|event| event.action == AuditAction::Read)
+        .map(|event| event.count)
+        .sum();
+    assert_eq!(reads, 3);
+
+    let everything = schema.psql(
+        "SELECT encode(record, 'escape') FROM credential_records
+         UNION ALL SELECT row_to_json(a)::text FROM credential_audit a",
+    );
+    assert!(everything.contains("payments/stripe"));
+    assert!(!everything.contains("CANARY"), "a secret reached the server");
+}
