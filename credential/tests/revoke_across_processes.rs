@@ -1,5 +1,7 @@
 //! A revoke committed in one process is refused by a manager in another process on the same
-//! SQLite file or file-store directory within 100 ms, although that manager caches for an hour.
+//! SQLite file, file-store directory or PostgreSQL database within 100 ms, although that manager
+//! caches for an hour; on PostgreSQL also when the other process's listener connection was just
+//! terminated by the server or its backend hangs (SIGSTOP).
 //!
 //! The reader is this test binary re-run as a child (`--ignored --exact reader_process`). For each
 //! round the parent creates a credential and tells the child to read it; once the child has it
@@ -18,9 +20,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use credential::kinds::ApiKey;
 use credential::{
-    CacheConfig, FileStore, KeyRing, Manager, MasterKey, Principal, SqliteStore, Store,
+    CacheConfig, FileStore, KeyRing, Manager, MasterKey, PostgresStore, Principal, SqliteStore,
+    Store,
 };
-use support::scratch_dir;
+use support::{PgSchema, feed_backends, psql, scratch_dir};
 
 const ROUNDS: usize = 20;
 const BOUND: Duration = Duration::from_millis(100);
@@ -31,10 +34,12 @@ fn unix_nanos() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
 }
 
-async fn open_manager(backend: &str, dir: &Path) -> Manager {
+/// A manager caching for an hour over `backend`'s store in `dir` (or at the PostgreSQL `url`).
+async fn open_manager(backend: &str, dir: &Path, url: &str) -> Manager {
     let store: Arc<dyn Store> = match backend {
         "sqlite" => Arc::new(SqliteStore::open(dir.join("credentials.db")).await.unwrap()),
         "file" => Arc::new(FileStore::open(dir.join("records")).await.unwrap()),
+        "postgres" => Arc::new(PostgresStore::connect(url).await.unwrap()),
         other => panic!("unknown backend {other}"),
     };
     Manager::builder()
@@ -57,7 +62,8 @@ async fn reader_process() {
     else {
         return;
     };
-    let manager = open_manager(&backend, Path::new(&dir)).await;
+    let url = std::env::var("READER_POSTGRES_URL").unwrap_or_default();
+    let manager = open_manager(&backend, Path::new(&dir), &url).await;
     let ctx = manager.context(Principal::named("reader"));
     for line in std::io::stdin().lock().lines() {
         let line = line.unwrap();
@@ -90,11 +96,12 @@ struct Reader {
 }
 
 impl Reader {
-    fn start(backend: &str, dir: &Path) -> Self {
+    fn start(backend: &str, dir: &Path, url: &str) -> Self {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["--ignored", "--exact", "reader_process", "--nocapture"])
             .env("READER_BACKEND", backend)
             .env("READER_DIR", dir)
+            .env("READER_POSTGRES_URL", url)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -121,21 +128,43 @@ impl Reader {
     }
 }
 
-async fn revokes_reach_the_other_process(backend: &str) {
-    let dir = scratch_dir(&format!("revoke-across-{backend}"));
+/// What happens to the reader's change feed right before each revoke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Disruption {
+    None,
+    /// The server ends the reader's listener connection (`pg_terminate_backend`).
+    TerminateListener,
+    /// The reader's listener backend stops answering (SIGSTOP), silently.
+    StopListener,
+}
+
+async fn revokes_reach_the_other_process(backend: &str, rounds: usize, disruption: Disruption) {
+    let dir = scratch_dir(&format!("revoke-across-{backend}-{disruption:?}"));
+    let schema = match backend {
+        "postgres" => match PgSchema::create(&format!("revoke_{disruption:?}")) {
+            Some(schema) => Some(schema),
+            None => return,
+        },
+        _ => None,
+    };
+    let url = schema.as_ref().map(|schema| schema.url.clone()).unwrap_or_default();
     MasterKey::generate().unwrap().write_file(dir.join("master.key")).unwrap();
-    let writer = open_manager(backend, &dir).await;
-    let mut reader = Reader::start(backend, &dir);
+    let writer = open_manager(backend, &dir, &url).await;
+    let mut reader = Reader::start(backend, &dir, &url);
     let mut worst = Duration::ZERO;
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         let id = format!("revoke/round-{round}");
         let key = ApiKey::new(format!("sk_round_{round}").into());
         let active = writer.create(&id, key).await.unwrap().activate().await.unwrap();
         reader.send(&format!("READ {id}"));
         assert_eq!(reader.expect(), "READY");
+        let stopped = disrupt(&url, reader.child.id(), disruption);
         active.revoke("leaked").await.unwrap();
         let revoked_at = unix_nanos();
         let done = reader.expect();
+        for pid in stopped {
+            signal("CONT", pid);
+        }
         let fields: Vec<&str> = done.split(' ').collect();
         assert_eq!(fields[0], "DONE", "{done}");
         assert_eq!(fields[3], "revoked", "round {round}: the reader never saw the revoke");
@@ -145,16 +174,58 @@ async fn revokes_reach_the_other_process(backend: &str) {
     }
     reader.send("STOP");
     assert!(reader.child.wait().unwrap().success());
-    println!("{backend}: latest successful read began {worst:?} after the revoke returned");
+    println!(
+        "{backend} ({disruption:?}): latest successful read began {worst:?} after the revoke returned"
+    );
     assert!(worst <= BOUND, "{backend}: a read {worst:?} after the revoke was still served");
+}
+
+/// Disrupts the change feed of process `reader`; returns the backends it stopped.
+fn disrupt(url: &str, reader: u32, disruption: Disruption) -> Vec<u32> {
+    if disruption == Disruption::None {
+        return Vec::new();
+    }
+    let backends = feed_backends(url, reader);
+    assert_eq!(backends.len(), 1, "the reader listens on one connection: {backends:?}");
+    match disruption {
+        Disruption::TerminateListener => {
+            psql(url, &format!("SELECT pg_terminate_backend({})", backends[0]));
+            Vec::new()
+        }
+        _ => {
+            signal("STOP", backends[0]);
+            backends
+        }
+    }
+}
+
+fn signal(name: &str, pid: u32) {
+    let status =
+        Command::new("kill").args([&format!("-{name}"), &pid.to_string()]).status().unwrap();
+    assert!(status.success(), "kill -{name} {pid}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoke_in_one_process_is_refused_in_another_on_sqlite() {
-    revokes_reach_the_other_process("sqlite").await;
+    revokes_reach_the_other_process("sqlite", ROUNDS, Disruption::None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoke_in_one_process_is_refused_in_another_on_a_file_store() {
-    revokes_reach_the_other_process("file").await;
+    revokes_reach_the_other_process("file", ROUNDS, Disruption::None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_in_one_process_is_refused_in_another_on_postgres() {
+    revokes_reach_the_other_process("postgres", ROUNDS, Disruption::None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_is_refused_in_another_process_whose_listener_was_just_terminated() {
+    revokes_reach_the_other_process("postgres", 5, Disruption::TerminateListener).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_is_refused_in_another_process_whose_listener_hangs() {
+    revokes_reach_the_other_process("postgres", 5, Disruption::StopListener).await;
 }

@@ -155,6 +155,13 @@ impl Cache {
         }
     }
 
+    /// The feed may have missed changes: forget everything, and serve no hit until it catches up
+    /// again.
+    pub(crate) fn lost(&self) {
+        self.freshness.caught_up.store(0, Ordering::Release);
+        self.clear();
+    }
+
     /// Forgets everything, running loads included.
     pub(crate) fn clear(&self) {
         let mut state = self.state();
@@ -251,7 +258,7 @@ impl ChangeListener for CacheListener {
     }
 
     fn lost(&self) {
-        self.cache.clear();
+        self.cache.lost();
     }
 
     fn caught_up(&self, as_of: SystemTime) {
@@ -318,5 +325,22 @@ mod tests {
         let failed = cache.get_or_load("k", || async { Err(crate::Error::Decrypt) }).await;
         assert!(failed.is_err());
         assert!(cache.get("k", Utc::now()).is_none());
+    }
+
+    #[tokio::test]
+    async fn after_a_lost_feed_no_hit_is_served_until_it_catches_up_again() {
+        let cache = Cache::new(CacheConfig::default());
+        cache.follow(FeedKind::Polled);
+        let now = Utc::now();
+        cache.caught_up(SystemTime::now());
+        cache.get_or_load("k", || async { Ok(cached(1)) }).await.unwrap();
+        assert!(cache.get("k", now).is_some());
+        cache.lost();
+        cache.get_or_load("k", || async { Ok(cached(2)) }).await.unwrap();
+        assert!(cache.get("k", Utc::now()).is_none(), "served while the feed vouches for nothing");
+        cache.caught_up(SystemTime::now());
+        assert!(cache.get("k", Utc::now()).is_none(), "what was loaded meanwhile is not kept");
+        cache.get_or_load("k", || async { Ok(cached(3)) }).await.unwrap();
+        assert_eq!(cache.get("k", Utc::now()).map(|hit| hit.version), Some(3));
     }
 }

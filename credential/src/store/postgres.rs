@@ -73,13 +73,13 @@ impl PostgresStore {
     ///
     /// # Errors
     /// As for [`connect`](Self::connect).
-    pub async fn connect_with_pool_size(url: &str, connections: u32) -> Result<Self> {
+    pub async fn connect_with_pool_size(url: &str, connections: usize) -> Result<Self> {
         let settings = Arc::new(Settings::from_url(url)?);
         let mut client = settings.connect().await?;
         let schema = postgres_schema::migrate(&mut client).await?;
         drop(client);
         let channel = changes_channel(&schema);
-        let pool = Connector::pool(Arc::clone(&settings), channel.clone(), connections.max(1));
+        let pool = Connector::pool(Arc::clone(&settings), channel.clone(), connections.max(1))?;
         let listeners = LocalListeners::default();
         Ok(Self { inner: Arc::new(Inner { settings, channel, pool, listeners }) })
     }

@@ -2,7 +2,7 @@
 //! statements prepared, and what a driver error means for a retry.
 
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
@@ -27,7 +27,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a call waits for a pooled connection before failing.
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections kept by a store's pool.
-pub(crate) const DEFAULT_POOL_SIZE: u32 = 16;
+pub(crate) const DEFAULT_POOL_SIZE: usize = 16;
 
 /// Where the server is and how to talk to it; read once from the URL.
 pub(crate) struct Settings {
@@ -248,104 +248,77 @@ pub(crate) struct Connector {
     settings: Arc<Settings>,
     /// The store's notification channel.
     channel: String,
-    /// Why the last connection attempt failed: the pool itself only says it timed out.
-    last_error: Arc<Mutex<Option<Error>>>,
 }
 
 impl Connector {
     /// A pool of at most `size` connections to the server `settings` name.
-    pub(crate) fn pool(settings: Arc<Settings>, channel: String, size: u32) -> Pool {
-        let last_error = Arc::new(Mutex::new(None));
-        let connector = Self { settings, channel, last_error: Arc::clone(&last_error) };
-        let pool = bb8::Pool::builder()
+    pub(crate) fn pool(settings: Arc<Settings>, channel: String, size: usize) -> Result<Pool> {
+        deadpool::managed::Pool::builder(Self { settings, channel })
             .max_size(size)
-            .connection_timeout(CHECKOUT_TIMEOUT)
-            // A broken connection is noticed by the driver and dropped on return; checking each
-            // one on checkout would double the round trips.
-            .test_on_check_out(false)
-            .error_sink(Box::new(LastError(Arc::clone(&last_error))))
-            .build_unchecked(connector);
-        Pool { pool, size, last_error }
+            .runtime(deadpool::Runtime::Tokio1)
+            .wait_timeout(Some(CHECKOUT_TIMEOUT))
+            .build()
+            .map(|pool| Pool { pool })
+            .map_err(|_| Error::Config { reason: "the PostgreSQL connection pool cannot be built" })
     }
 }
 
-impl bb8::ManageConnection for Connector {
-    type Connection = PooledClient;
+impl deadpool::managed::Manager for Connector {
+    type Type = PooledClient;
     type Error = Error;
 
-    async fn connect(&self) -> Result<PooledClient> {
+    async fn create(&self) -> Result<PooledClient> {
         let client = self.settings.connect().await?;
         let statements = Statements::prepare(&client, &self.channel).await?;
-        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
         Ok(PooledClient { client, statements })
     }
 
-    async fn is_valid(&self, connection: &mut PooledClient) -> Result<()> {
-        connection.client.simple_query("").await.map(drop).map_err(storage)
-    }
-
-    fn has_broken(&self, connection: &mut PooledClient) -> bool {
-        connection.client.is_closed()
-    }
-}
-
-/// Keeps the reason of the last failed connection attempt.
-#[derive(Debug, Clone)]
-struct LastError(Arc<Mutex<Option<Error>>>);
-
-impl bb8::ErrorSink<Error> for LastError {
-    fn sink(&self, error: Error) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
-    }
-
-    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<Error>> {
-        Box::new(self.clone())
+    /// A connection the driver found closed (the server restarted, say) is dropped; checking
+    /// each one with a round trip would double the cost of every call.
+    async fn recycle(
+        &self,
+        connection: &mut PooledClient,
+        _: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<Error> {
+        if connection.client.is_closed() {
+            Err(deadpool::managed::RecycleError::message("closed"))
+        } else {
+            Ok(())
+        }
     }
 }
 
-/// The store's connections.
+/// The store's connections. A checkout that finds no open idle connection connects, and a failure
+/// to connect is the caller's error at once: while the server is away calls fail fast.
 pub(crate) struct Pool {
-    pool: bb8::Pool<Connector>,
-    size: u32,
-    last_error: Arc<Mutex<Option<Error>>>,
+    pool: deadpool::managed::Pool<Connector>,
 }
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool").field("size", &self.size).finish_non_exhaustive()
+        f.debug_struct("Pool").field("max_size", &self.pool.status().max_size).finish()
     }
 }
 
 impl Pool {
-    /// A live connection: closed ones (the server restarted, say) are passed over and dropped.
-    pub(crate) async fn get(&self) -> Result<bb8::PooledConnection<'_, Connector>> {
-        for _ in 0..=self.size {
-            let connection = self.pool.get().await.map_err(|error| match error {
-                bb8::RunError::User(error) => error,
-                bb8::RunError::TimedOut => self.last_error().unwrap_or_else(|| {
-                    Error::storage(
-                        "postgres",
-                        true,
-                        std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            "timed out waiting for a connection",
-                        ),
-                    )
-                }),
-            })?;
-            if !connection.client.is_closed() {
-                return Ok(connection);
-            }
-        }
-        Err(Error::storage(
-            "postgres",
-            true,
-            std::io::Error::new(std::io::ErrorKind::NotConnected, "every connection was closed"),
-        ))
-    }
-
-    fn last_error(&self) -> Option<Error> {
-        self.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    /// An open connection.
+    pub(crate) async fn get(&self) -> Result<deadpool::managed::Object<Connector>> {
+        self.pool.get().await.map_err(|error| match error {
+            deadpool::managed::PoolError::Backend(error) => error,
+            deadpool::managed::PoolError::Timeout(_) => Error::storage(
+                "postgres",
+                true,
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "timed out waiting for a free connection",
+                ),
+            ),
+            _ => Error::storage(
+                "postgres",
+                false,
+                std::io::Error::other("the connection pool is closed"),
+            ),
+        })
     }
 }
 

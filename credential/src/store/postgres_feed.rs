@@ -104,7 +104,11 @@ async fn session(
                         }
                     }
                     Poll::Ready(Some(Ok(_))) => {}
-                    Poll::Ready(None | Some(Err(_))) => return Poll::Ready(()),
+                    Poll::Ready(None | Some(Err(_))) => {
+                        // Closed under us: say so now rather than at the next heartbeat.
+                        reporter.lost();
+                        return Poll::Ready(());
+                    }
                     Poll::Pending => return Poll::Pending,
                 }
             }
