@@ -4,11 +4,15 @@
 //! context, rotate and commit, roll a rotation back, revoke it, and print the audit trail.
 //!
 //! Run with `cargo run --example quickstart`. Set `CREDENTIAL_MASTER_KEY` (32 bytes, hex or
-//! base64) to use your own master key; otherwise a fresh one is generated for this run.
+//! base64) to use your own master key; otherwise a fresh one is generated for this run. To run it
+//! on PostgreSQL, set `CREDENTIAL_POSTGRES_URL` and add `--features postgres`.
 #![allow(clippy::print_stdout)]
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use credential::prelude::*;
-use credential::{AuditQuery, AuditSink, RuleError, SqliteAuditSink};
+use credential::{AuditQuery, AuditSink, RuleError, SqliteAuditSink, Store};
 
 /// A GitHub personal access token, as a workflow author declares it.
 #[derive(Credential)]
@@ -43,21 +47,25 @@ fn github(token: &str) -> GitHub {
 
 #[tokio::main]
 async fn main() -> credential::Result<()> {
-    // Storage: one SQLite file (a fresh one per run here). Keys: from the environment, if set.
-    let dir = std::env::temp_dir().join(format!("credential-quickstart-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|source| credential::Error::Io {
-        context: "creating a scratch dir".into(),
-        source: source.into(),
-    })?;
-    let store = SqliteStore::open(dir.join("credentials.db")).await?;
+    // Storage: a SQLite file (a fresh one per run here) or PostgreSQL. Keys: from the
+    // environment, if set.
+    let storage = match std::env::var("CREDENTIAL_POSTGRES_URL") {
+        Ok(url) => postgres(&url).await?,
+        Err(_) => sqlite().await?,
+    };
     let key_ring = match std::env::var_os("CREDENTIAL_MASTER_KEY") {
         Some(_) => KeyRing::from_env("CREDENTIAL_MASTER_KEY")?,
         None => KeyRing::generate()?,
     };
-    let audit = SqliteAuditSink::new(&store)?;
-    let manager =
-        Manager::builder().store(store).key_ring(key_ring).audit(audit.clone()).build().await?;
-    println!("store: {}", dir.join("credentials.db").display());
+    let audit = Arc::clone(&storage.audit);
+    let manager = Manager::builder()
+        .store(Arc::clone(&storage.store))
+        .key_ring(key_ring)
+        .environment(&storage.environment)
+        .audit(Arc::clone(&audit))
+        .build()
+        .await?;
+    println!("store: {} (environment `{}`)", storage.location, storage.environment);
 
     // Validation reports every failed rule at once, naming fields and rules, never values.
     let broken = GitHub { token: "hunter2".into(), username: String::new(), expires: None };
@@ -115,7 +123,8 @@ async fn main() -> credential::Result<()> {
     }
 
     println!("audit trail:");
-    for event in audit.query(&AuditQuery::all()).await? {
+    let trail = audit.query(&AuditQuery::all()).await?;
+    for event in trail.into_iter().filter(|event| *event.environment == *manager.environment()) {
         let version = event.version.map(|v| format!(" v{v}")).unwrap_or_default();
         let error = event.error.map(|e| format!(" ({e})")).unwrap_or_default();
         println!(
@@ -127,11 +136,64 @@ async fn main() -> credential::Result<()> {
             event.credential
         );
     }
-    // The scratch store goes with the run.
-    drop((manager, audit));
-    std::fs::remove_dir_all(&dir).map_err(|source| credential::Error::Io {
-        context: "removing the scratch dir".into(),
+    // A scratch store goes with the run.
+    drop((manager, audit, storage.store, storage.audit));
+    if let Some(dir) = storage.scratch {
+        std::fs::remove_dir_all(&dir).map_err(|source| credential::Error::Io {
+            context: "removing the scratch dir".into(),
+            source: source.into(),
+        })?;
+    }
+    Ok(())
+}
+
+/// Where this run keeps its credentials and audit trail.
+struct Storage {
+    store: Arc<dyn Store>,
+    audit: Arc<dyn AuditSink>,
+    /// What to print for the store.
+    location: String,
+    environment: String,
+    /// A directory to remove after the run.
+    scratch: Option<PathBuf>,
+}
+
+/// A fresh SQLite database with its audit table, in a directory of its own.
+async fn sqlite() -> credential::Result<Storage> {
+    let dir = std::env::temp_dir().join(format!("credential-quickstart-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|source| credential::Error::Io {
+        context: "creating a scratch dir".into(),
         source: source.into(),
     })?;
-    Ok(())
+    let store = SqliteStore::open(dir.join("credentials.db")).await?;
+    let audit = SqliteAuditSink::new(&store)?;
+    Ok(Storage {
+        location: dir.join("credentials.db").display().to_string(),
+        store: Arc::new(store),
+        audit: Arc::new(audit),
+        environment: credential::DEFAULT_ENVIRONMENT.to_owned(),
+        scratch: Some(dir),
+    })
+}
+
+/// The PostgreSQL database at `url`, with its audit table. A shared database outlives the run, so
+/// each run works in an environment of its own.
+#[cfg(feature = "postgres")]
+async fn postgres(url: &str) -> credential::Result<Storage> {
+    let store = credential::PostgresStore::connect(url).await?;
+    let audit = credential::PostgresAuditSink::new(&store)?;
+    Ok(Storage {
+        location: "PostgreSQL".to_owned(),
+        store: Arc::new(store),
+        audit: Arc::new(audit),
+        environment: format!("quickstart-{}", Utc::now().format("%Y%m%d-%H%M%S-%3f")),
+        scratch: None,
+    })
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres(_: &str) -> credential::Result<Storage> {
+    Err(credential::Error::Config {
+        reason: "CREDENTIAL_POSTGRES_URL is set: run with `--features postgres`",
+    })
 }

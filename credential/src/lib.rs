@@ -33,6 +33,8 @@ pub use crate::crypto::{KdfParams, KdfSettings, KeyId, KeyRing, MASTER_KEY_LEN, 
 pub use crate::encoding::{DecodeError, DecodeReason, Reader, Writer};
 pub use crate::error::{Error, Result};
 pub use crate::expiry::ExpiryField;
+#[cfg(feature = "postgres")]
+pub use crate::manager::PostgresAuditSink;
 pub use crate::manager::{
     AccessPolicy, Active, AnyManaged, AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink,
     AuditSummary, CacheConfig, ChainReport, Context, DEFAULT_ENVIRONMENT,
@@ -44,6 +46,11 @@ pub use crate::manager::{
 pub use crate::plain::{PlainField, PlainValue};
 pub use crate::redacted::Redacted;
 pub use crate::secret::{Mask, REDACTED, RedactedSecret, SecretField, SecretValue};
+#[cfg(all(feature = "postgres", any(test, feature = "testing")))]
+#[doc(hidden)]
+pub use crate::store::PooledDriverClient;
+#[cfg(feature = "postgres")]
+pub use crate::store::PostgresStore;
 #[cfg(any(test, feature = "testing"))]
 pub use crate::store::conformance;
 pub use crate::store::{
@@ -51,10 +58,6 @@ pub use crate::store::{
     LifecycleState, ListFilter, MAX_FEED_LAG, MAX_ID_LEN, MemoryStore, Precondition, Record,
     RecordMeta, SealedVersion, SqliteStore, Store, VersionState, check_id,
 };
-#[cfg(feature = "postgres")]
-pub use crate::manager::PostgresAuditSink;
-#[cfg(feature = "postgres")]
-pub use crate::store::PostgresStore;
 pub use crate::validation::{RuleError, ValidationError, ValidationErrors};
 
 /// `#[derive(Credential)]`: see the [crate docs](crate) for the attributes it takes.

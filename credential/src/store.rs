@@ -44,6 +44,9 @@ pub use composite::CompositeStore;
 pub use env::{EnvStore, EnvVars};
 pub use file::FileStore;
 pub use memory::MemoryStore;
+#[cfg(all(feature = "postgres", any(test, feature = "testing")))]
+#[doc(hidden)]
+pub use postgres::PooledDriverClient;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 pub use record::{

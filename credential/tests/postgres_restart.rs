@@ -74,11 +74,10 @@ async fn a_server_restart_surfaces_errors_then_fresh_values_never_a_stale_one() 
     }
 
     let restart = postgres_state_dir().join("restart");
-    let status = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(restart).status().unwrap()
-    })
-    .await
-    .unwrap();
+    let status =
+        tokio::task::spawn_blocking(move || std::process::Command::new(restart).status().unwrap())
+            .await
+            .unwrap();
     assert!(status.success(), "the server did not restart");
 
     // Another manager changes the credential once the server is back; its pooled connections
@@ -86,7 +85,9 @@ async fn a_server_restart_surfaces_errors_then_fresh_values_never_a_stale_one() 
     let deadline = Instant::now() + Duration::from_secs(30);
     let rotating = loop {
         let rotated = match writer.load::<ApiKey>("restart/api").await {
-            Ok(loaded) => loaded.into_active().unwrap().rotate(ApiKey::new("sk_after".into())).await,
+            Ok(loaded) => {
+                loaded.into_active().unwrap().rotate(ApiKey::new("sk_after".into())).await
+            }
             Err(error) => Err(error),
         };
         match rotated {

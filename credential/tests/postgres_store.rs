@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime};
 use credential::conformance::{self, sample_record};
 use credential::kinds::ApiKey;
 use credential::{
-    AuditAction, AuditQuery, AuditSink, ChangeListener, Error, ExposeSecret, FeedKind, KeyRing, Manager,
-    PostgresAuditSink, PostgresStore, Precondition, Principal, Store,
+    AuditAction, AuditQuery, AuditSink, ChangeListener, Error, ExposeSecret, FeedKind, KeyRing,
+    Manager, PostgresAuditSink, PostgresStore, Precondition, Principal, Store,
 };
 use support::{PgSchema, feed_backends, postgres_state_dir, psql};
 
@@ -246,7 +246,10 @@ async fn the_server_sees_sealed_records_and_audit_rows_never_a_secret() {
     );
     let ctx = manager.context(Principal::named("billing"));
     for _ in 0..3 {
-        assert_eq!(ctx.get::<ApiKey>("payments/stripe").await.unwrap().key.expose_secret().len(), CANARY.len());
+        assert_eq!(
+            ctx.get::<ApiKey>("payments/stripe").await.unwrap().key.expose_secret().len(),
+            CANARY.len()
+        );
     }
     active.rotate(ApiKey::new(format!("{CANARY}-2").into())).await.unwrap().commit().await.unwrap();
 

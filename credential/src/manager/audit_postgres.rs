@@ -40,8 +40,7 @@ impl PostgresAuditSink {
             .map_err(|source| Error::io("starting the audit writer", source))?;
         let target =
             PostgresTarget { settings: Arc::clone(store.settings()), runtime, client: None };
-        let queue =
-            AuditQueue::start("credential-audit-postgres", target, DEFAULT_QUEUE_CAPACITY)?;
+        let queue = AuditQueue::start("credential-audit-postgres", target, DEFAULT_QUEUE_CAPACITY)?;
         Ok(Self { inner: Arc::new(Inner { store: store.clone(), queue }) })
     }
 }

@@ -93,6 +93,28 @@ impl PostgresStore {
     pub(crate) fn pool(&self) -> &Pool {
         &self.inner.pool
     }
+
+    /// The driver's client on one of the store's pooled connections, for benchmarks that run raw
+    /// statements next to the store's calls on the same pool.
+    #[cfg(any(test, feature = "testing"))]
+    #[doc(hidden)]
+    pub async fn pooled_client(&self) -> Result<PooledDriverClient> {
+        self.inner.pool.get().await.map(PooledDriverClient)
+    }
+}
+
+/// A pooled connection's driver client; back in the pool when dropped.
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub struct PooledDriverClient(deadpool::managed::Object<Connector>);
+
+#[cfg(any(test, feature = "testing"))]
+impl std::ops::Deref for PooledDriverClient {
+    type Target = tokio_postgres::Client;
+
+    fn deref(&self) -> &tokio_postgres::Client {
+        &self.0.client
+    }
 }
 
 #[async_trait]

@@ -54,7 +54,10 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<String> {
     let schema = schema.ok_or(Error::Config {
         reason: "the PostgreSQL search path names no existing schema to keep the tables in",
     })?;
-    transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(storage)?;
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(storage)?;
     let exists: bool = transaction
         .query_one("SELECT to_regclass('credential_schema') IS NOT NULL", &[])
         .await

@@ -90,9 +90,10 @@ impl TlsSettings {
         };
         let chain = if check_chain {
             let roots = Arc::new(self.roots()?);
-            let verifier = WebPkiServerVerifier::builder_with_provider(roots, Arc::clone(&provider))
-                .build()
-                .map_err(|_| Error::InvalidCertificate {
+            let verifier =
+                WebPkiServerVerifier::builder_with_provider(roots, Arc::clone(&provider))
+                    .build()
+                    .map_err(|_| Error::InvalidCertificate {
                     reason: "the CA file holds no usable certificate",
                 })?;
             Some(verifier)
@@ -202,8 +203,9 @@ where
     type Error = io::Error;
 
     fn make_tls_connect(&mut self, host: &str) -> io::Result<RustlsConnect> {
-        let server_name = ServerName::try_from(host.to_owned())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "not a valid TLS host name"))?;
+        let server_name = ServerName::try_from(host.to_owned()).map_err(|_| {
+            io::Error::new(io::ErrorKind::InvalidInput, "not a valid TLS host name")
+        })?;
         Ok(RustlsConnect { config: Arc::clone(&self.config), server_name })
     }
 }

@@ -74,7 +74,11 @@ impl Drop for PgSchema {
     fn drop(&mut self) {
         if let Some(base) = postgres_server_url() {
             let _ = std::process::Command::new("psql")
-                .args([base.as_str(), "-qAtc", &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name)])
+                .args([
+                    base.as_str(),
+                    "-qAtc",
+                    &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
+                ])
                 .output();
         }
     }
