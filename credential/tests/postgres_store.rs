@@ -66,7 +66,7 @@ async fn a_database_from_a_newer_schema_is_refused_untouched() {
 /// The test server's URL with the password replaced.
 fn with_password(url: &str, password: &str) -> String {
     let (scheme_user, rest) = url.split_once(':').unwrap();
-    let (user, rest) = rest.split_once(':').map(|(user, rest)| (user, rest)).unwrap();
+    let (user, rest) = rest.split_once(':').unwrap();
     let (_, host) = rest.split_once('@').unwrap();
     format!("{scheme_user}:{user}:{password}@{host}")
 }

@@ -84,10 +84,10 @@ impl TlsSettings {
     /// an error at connect time rather than at the first handshake.
     pub(crate) fn connector(&self) -> Result<RustlsConnector> {
         let provider = Arc::new(ring::default_provider());
-        let check_chain = match (self.mode, &self.root_cert) {
-            (TlsMode::VerifyCa | TlsMode::VerifyFull, _) | (TlsMode::Require, Some(_)) => true,
-            _ => false,
-        };
+        let check_chain = matches!(
+            (self.mode, &self.root_cert),
+            (TlsMode::VerifyCa | TlsMode::VerifyFull, _) | (TlsMode::Require, Some(_))
+        );
         let chain = if check_chain {
             let roots = Arc::new(self.roots()?);
             let verifier =
