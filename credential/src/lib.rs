@@ -18,6 +18,7 @@ mod redacted;
 pub mod rules;
 mod secret;
 mod store;
+mod telemetry;
 mod validation;
 
 pub use chrono::{DateTime, Utc};

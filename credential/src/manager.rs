@@ -50,6 +50,7 @@ pub use resolve::ResolveOptions;
 pub use untyped::{DynManaged, FieldView};
 use versions::VersionRules;
 
+use crate::telemetry::Telemetry;
 use crate::{
     Credential, Error, KeyId, KeyRing, LifecycleState, ListFilter, Record, RecordMeta, Result,
     Store, VersionState, check_id,
@@ -226,6 +227,7 @@ impl ManagerBuilder {
                 rules: VersionRules { grace_period, max_versions: self.max_versions },
                 cache,
                 kinds: self.kinds,
+                telemetry: Telemetry::default(),
                 _feed: feed,
             }),
             actor: Actor::new(self.operator),

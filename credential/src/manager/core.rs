@@ -22,6 +22,7 @@ use super::cache::{Cache, CacheListener, Cached};
 use super::registry::{Decoded, Decoder, KindRegistry};
 use super::versions::{self, VersionRules};
 use crate::hazmat::SealContext;
+use crate::telemetry::{self, Operation, Source, Telemetry};
 use crate::{
     ChangeFeed, Error, KeyRing, Precondition, Record, Result, SealedVersion, Store, check_id,
 };
@@ -81,6 +82,7 @@ pub(crate) struct Core {
     pub(crate) rules: VersionRules,
     pub(crate) cache: Arc<Cache>,
     pub(crate) kinds: KindRegistry,
+    pub(crate) telemetry: Telemetry,
     /// Keeps the store's change feed running for as long as the core lives.
     pub(crate) _feed: Option<ChangeFeed>,
 }
@@ -142,13 +144,18 @@ impl Core {
         action: AuditAction,
         decode: Decode,
     ) -> Result<Cached> {
+        let operation = Operation::read();
         let now = Utc::now();
         // The common case, a cache hit, awaits nothing; a miss loads in a boxed future so the
         // hit path stays small.
+        let mut source = Source::Cache;
         let found = match self.authorized_hit(actor, id, now) {
             Err(error) => Err(error),
             Ok(Some(hit)) => Ok(hit),
-            Ok(None) => Box::pin(self.load_current(id, decode)).await,
+            Ok(None) => {
+                source = Source::Store;
+                Box::pin(operation.within(self.load_current(id, decode))).await
+            }
         };
         let found = found.and_then(|cached| match decode {
             Decode::As(decoder) if cached.credential.kind != decoder.kind => {
@@ -175,7 +182,9 @@ impl Core {
                 self.event(now, actor, credential, action, None, Some(error), None)
             }
         };
-        self.audit.record_read(event)?;
+        let kind = found.as_ref().ok().map(|cached| cached.credential.kind);
+        operation.read_ended(&self.telemetry, &event, kind, source);
+        self.audit.record_read(event).inspect_err(telemetry::audit_refused)?;
         found
     }
 
@@ -222,23 +231,30 @@ impl Core {
         action: AuditAction,
         open: impl FnOnce(&Record) -> Result<(T, u64)>,
     ) -> Result<T> {
+        let operation = Operation::read();
         let now = Utc::now();
-        let result = async {
-            check_id(id)?;
-            self.authorize(actor, id, Permission::Read, now)?;
-            let record = self.fetch(id).await?;
-            open(&record)
-        }
-        .await;
+        let mut kind = None;
+        let result = operation
+            .within(async {
+                check_id(id)?;
+                self.authorize(actor, id, Permission::Read, now)?;
+                let record = self.fetch(id).await?;
+                kind = Some(record.meta.kind.clone());
+                open(&record)
+            })
+            .await;
         let version = result.as_ref().ok().map(|(_, version)| *version);
-        self.audit_read(now, actor, id, action, version, result.as_ref().err())?;
+        let error = result.as_ref().err();
+        let credential = audit_bounds::credential(id, error);
+        let event = self.event(now, actor, credential, action, version, error, None);
+        operation.read_ended(&self.telemetry, &event, kind.as_deref(), Source::Store);
+        self.audit.record_read(event).inspect_err(telemetry::audit_refused)?;
         result.map(|(value, _)| value)
     }
 
     /// The record of `id`.
     pub(crate) async fn fetch(&self, id: &str) -> Result<Record> {
-        self.store
-            .get(&self.storage_id(id))
+        telemetry::store_call("get", self.store.get(&self.storage_id(id)))
             .await?
             .ok_or_else(|| Error::NotFound { id: id.to_owned() })
     }
@@ -290,6 +306,28 @@ impl Core {
 
     /// Commits `change` as `actor`; returns the record as written, at its new revision.
     pub(crate) async fn commit(&self, actor: &Actor, change: Change<'_>) -> Result<Record> {
+        if !telemetry::ENABLED {
+            return self.commit_as(actor, change).await;
+        }
+        let operation = Operation::commit();
+        let kind = change.record.meta.kind.clone();
+        let (id, action, version) = (change.id, change.action, change.version);
+        let result = operation.within(self.commit_as(actor, change)).await;
+        let error = result.as_ref().err();
+        let event = self.event(
+            Utc::now(),
+            actor,
+            audit_bounds::credential(id, error),
+            action,
+            version,
+            error,
+            None,
+        );
+        operation.commit_ended(&event, &kind);
+        result
+    }
+
+    async fn commit_as(&self, actor: &Actor, change: Change<'_>) -> Result<Record> {
         let Change { id, expected, mut record, action, version, reason } = change;
         let now = Utc::now();
         let permission = match action {
@@ -305,7 +343,8 @@ impl Core {
         self.audit_mutation(now, actor, id, action, version, None, reason).await?;
         record.meta.updated_at = now;
         let precondition = expected.map_or(Precondition::Absent, Precondition::Revision);
-        let written = self.store.put(record.clone(), precondition).await;
+        let written =
+            telemetry::store_call("put", self.store.put(record.clone(), precondition)).await;
         // Whatever the outcome, a value cached or being loaded may now be stale.
         self.cache.invalidate(id);
         match written {
@@ -361,20 +400,6 @@ impl Core {
             count: 1,
             until: None,
         }
-    }
-
-    /// Records a read's event without waiting; when the sink cannot take it, the read fails.
-    fn audit_read(
-        &self,
-        time: DateTime<Utc>,
-        actor: &Actor,
-        id: &str,
-        action: AuditAction,
-        version: Option<u64>,
-        error: Option<&Error>,
-    ) -> Result<()> {
-        let credential = audit_bounds::credential(id, error);
-        self.audit.record_read(self.event(time, actor, credential, action, version, error, None))
     }
 
     /// Records a mutation's event durably.

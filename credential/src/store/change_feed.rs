@@ -119,7 +119,7 @@ pub(crate) trait Poll: Send + 'static {
 /// Runs `poll` every [`POLL_INTERVAL`] on a thread of its own until the returned feed is dropped,
 /// and reports the writes of the store handle itself through `local` at once.
 pub(crate) fn spawn_poller(
-    name: &str,
+    name: &'static str,
     mut poll: impl Poll,
     listener: Arc<dyn ChangeListener>,
     local: &LocalListeners,
@@ -135,6 +135,7 @@ pub(crate) fn spawn_poller(
                 Ok(()) => {
                     if !healthy {
                         // Whatever happened while the source was unreadable is unknown.
+                        crate::telemetry::feed_lost(name);
                         listener.lost();
                         healthy = true;
                     }

@@ -69,6 +69,9 @@ async fn listen(
     let mut backoff = FIRST_BACKOFF;
     while !stop.load(Ordering::Acquire) {
         let vouched = session(settings, &name, channel, &listener, stop).await;
+        if !stop.load(Ordering::Acquire) {
+            crate::telemetry::feed_lost("credential-postgres-feed");
+        }
         listener.lost();
         if vouched {
             backoff = FIRST_BACKOFF;

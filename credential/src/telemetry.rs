@@ -1,0 +1,260 @@
+//! What the core reports to `tracing` (feature `tracing`) and `metrics` (feature `metrics`): the
+//! facts its audit events hold (who, which credential, what, how it ended, the error code), where
+//! a read was served from and how long store calls took. Never a value, and never an id as a
+//! metric label. Without either feature every call here compiles to nothing.
+//!
+//! Spans: `credential.read` and `credential.commit` (DEBUG) around each operation, with `id`,
+//! `kind`, `principal`, `action`, `outcome` and `error` recorded as they become known;
+//! `credential.store` (TRACE) around each store call, with `op`. Events: every read at TRACE,
+//! every mutation at INFO, a denial at WARN, a payload that does not open at ERROR.
+//!
+//! Metrics (register a recorder before building a manager: handles are taken at build time):
+//! `credential_reads_total` {source = cache | store, outcome}, `credential_commits_total`
+//! {action, outcome}, `credential_denials_total` {action}, `credential_decrypt_failures_total`,
+//! `credential_errors_total` {code}, `credential_store_call_seconds` {op} (histogram).
+
+#[cfg(feature = "metrics")]
+use std::time::Instant;
+
+use crate::Error;
+use crate::manager::{AuditEvent, AuditOutcome};
+
+/// Whether anything is reported at all.
+pub(crate) const ENABLED: bool = cfg!(any(feature = "tracing", feature = "metrics"));
+
+/// Where a read was served from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    Cache,
+    Store,
+}
+
+/// Metric handles taken once, so the read path neither allocates keys nor looks them up.
+#[derive(Debug, Default)]
+pub(crate) struct Telemetry {
+    #[cfg(feature = "metrics")]
+    reads: ReadCounters,
+}
+
+#[cfg(feature = "metrics")]
+#[derive(Debug)]
+struct ReadCounters {
+    /// By source, then outcome (success, denied, failure).
+    by_source: [[metrics::Counter; 3]; 2],
+}
+
+#[cfg(feature = "metrics")]
+impl Default for ReadCounters {
+    fn default() -> Self {
+        let counter = |source: &'static str, outcome: &'static str| metrics::counter!("credential_reads_total", "source" => source, "outcome" => outcome);
+        let outcomes = |source| {
+            [counter(source, "success"), counter(source, "denied"), counter(source, "failure")]
+        };
+        Self { by_source: [outcomes("cache"), outcomes("store")] }
+    }
+}
+
+/// One read or commit in progress: its span, and when it began.
+pub(crate) struct Operation {
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
+}
+
+impl Operation {
+    /// A read begins.
+    pub(crate) fn read() -> Self {
+        Self {
+            #[cfg(feature = "tracing")]
+            span: tracing::debug_span!(
+                "credential.read",
+                id = tracing::field::Empty,
+                kind = tracing::field::Empty,
+                principal = tracing::field::Empty,
+                action = tracing::field::Empty,
+                outcome = tracing::field::Empty,
+                error = tracing::field::Empty,
+                source = tracing::field::Empty,
+            ),
+        }
+    }
+
+    /// A commit begins.
+    pub(crate) fn commit() -> Self {
+        Self {
+            #[cfg(feature = "tracing")]
+            span: tracing::debug_span!(
+                "credential.commit",
+                id = tracing::field::Empty,
+                kind = tracing::field::Empty,
+                principal = tracing::field::Empty,
+                action = tracing::field::Empty,
+                outcome = tracing::field::Empty,
+                error = tracing::field::Empty,
+            ),
+        }
+    }
+
+    /// `work`, inside this operation's span.
+    pub(crate) fn within<F: Future>(&self, work: F) -> impl Future<Output = F::Output> {
+        #[cfg(feature = "tracing")]
+        {
+            tracing::Instrument::instrument(work, self.span.clone())
+        }
+        #[cfg(not(feature = "tracing"))]
+        {
+            work
+        }
+    }
+
+    /// The read whose audit event is `event` ended, served from `source`.
+    pub(crate) fn read_ended(
+        self,
+        telemetry: &Telemetry,
+        event: &AuditEvent,
+        kind: Option<&str>,
+        source: Source,
+    ) {
+        #[cfg(feature = "metrics")]
+        {
+            let by_outcome = &telemetry.reads.by_source[usize::from(source == Source::Store)];
+            by_outcome[outcome_index(event.outcome)].increment(1);
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = telemetry;
+        #[cfg(feature = "tracing")]
+        {
+            self.record(event, kind);
+            let source = match source {
+                Source::Cache => "cache",
+                Source::Store => "store",
+            };
+            self.span.record("source", source);
+            let _entered = self.span.enter();
+            tracing::trace!(source, "credential read");
+        }
+        #[cfg(not(feature = "tracing"))]
+        let _ = (kind, source);
+        ended(event);
+    }
+
+    /// The commit whose audit event is `event` ended.
+    pub(crate) fn commit_ended(self, event: &AuditEvent, kind: &str) {
+        #[cfg(feature = "metrics")]
+        metrics::counter!(
+            "credential_commits_total",
+            "action" => event.action.as_str(),
+            "outcome" => event.outcome.as_str()
+        )
+        .increment(1);
+        #[cfg(feature = "tracing")]
+        {
+            self.record(event, Some(kind));
+            let _entered = self.span.enter();
+            if event.outcome == AuditOutcome::Success {
+                tracing::info!("credential changed");
+            }
+        }
+        #[cfg(not(feature = "tracing"))]
+        let _ = kind;
+        ended(event);
+    }
+
+    #[cfg(feature = "tracing")]
+    fn record(&self, event: &AuditEvent, kind: Option<&str>) {
+        let span = &self.span;
+        span.record("id", &*event.credential);
+        if let Some(kind) = kind {
+            span.record("kind", kind);
+        }
+        span.record("principal", &*event.principal);
+        span.record("action", event.action.as_str());
+        span.record("outcome", event.outcome.as_str());
+        if let Some(error) = &event.error {
+            span.record("error", error.as_str());
+        }
+    }
+}
+
+/// What any operation's end reports besides its own kind: denials and failures.
+fn ended(event: &AuditEvent) {
+    let Some(code) = event.error.as_deref() else {
+        return;
+    };
+    #[cfg(feature = "metrics")]
+    {
+        metrics::counter!("credential_errors_total", "code" => code.to_owned()).increment(1);
+        match event.outcome {
+            AuditOutcome::Denied => {
+                metrics::counter!("credential_denials_total", "action" => event.action.as_str())
+                    .increment(1);
+            }
+            _ if code == "decrypt" || code == "wrong_master_key" => {
+                metrics::counter!("credential_decrypt_failures_total").increment(1);
+            }
+            _ => {}
+        }
+    }
+    #[cfg(feature = "tracing")]
+    match event.outcome {
+        AuditOutcome::Denied => tracing::warn!(
+            id = &*event.credential,
+            principal = &*event.principal,
+            action = event.action.as_str(),
+            "access denied"
+        ),
+        _ if code == "decrypt" || code == "wrong_master_key" => tracing::error!(
+            id = &*event.credential,
+            error = code,
+            "a sealed payload did not open: tampered, or sealed under another key"
+        ),
+        _ => {}
+    }
+    #[cfg(not(any(feature = "metrics", feature = "tracing")))]
+    let _ = (code, AuditOutcome::Success);
+}
+
+#[cfg(feature = "metrics")]
+fn outcome_index(outcome: AuditOutcome) -> usize {
+    match outcome {
+        AuditOutcome::Success => 0,
+        AuditOutcome::Denied => 1,
+        AuditOutcome::Failure => 2,
+    }
+}
+
+/// `call` to the store, named `op`: in a span, and timed.
+pub(crate) async fn store_call<T>(op: &'static str, call: impl Future<Output = T>) -> T {
+    #[cfg(feature = "metrics")]
+    let started = Instant::now();
+    #[cfg(feature = "tracing")]
+    let result =
+        tracing::Instrument::instrument(call, tracing::trace_span!("credential.store", op)).await;
+    #[cfg(not(feature = "tracing"))]
+    let result = call.await;
+    #[cfg(feature = "metrics")]
+    metrics::histogram!("credential_store_call_seconds", "op" => op)
+        .record(started.elapsed().as_secs_f64());
+    #[cfg(not(feature = "metrics"))]
+    let _ = op;
+    result
+}
+
+/// The audit sink refused a read's event, so the read failed after all.
+pub(crate) fn audit_refused(error: &Error) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("credential_errors_total", "code" => error.code()).increment(1);
+    #[cfg(feature = "tracing")]
+    tracing::warn!(error = error.code(), "a read was refused: its audit event could not be queued");
+    #[cfg(not(any(feature = "metrics", feature = "tracing")))]
+    let _ = error;
+}
+
+/// A store's change feed lost track: the caches over it start over.
+pub(crate) fn feed_lost(store: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("credential_feed_losses_total", "store" => store).increment(1);
+    #[cfg(feature = "tracing")]
+    tracing::warn!(store, "change feed lost; caches bypassed until it catches up");
+    #[cfg(not(any(feature = "metrics", feature = "tracing")))]
+    let _ = store;
+}
