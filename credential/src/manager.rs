@@ -196,17 +196,15 @@ impl ManagerBuilder {
     /// # Errors
     /// [`Error::Config`] for a missing store or key ring or invalid settings,
     /// [`Error::WrongMasterKey`] for a ring that lacks a key in use, or a store error.
-    pub async fn build(self) -> Result<Manager> {
-        let store = self.store.ok_or(Error::Config { reason: "no store was given" })?;
-        let ring = self.ring.ok_or(Error::Config { reason: "no key ring was given" })?;
+    pub async fn build(mut self) -> Result<Manager> {
+        let store = self.store.take().ok_or(Error::Config { reason: "no store was given" })?;
+        let ring = self.ring.take().ok_or(Error::Config { reason: "no key ring was given" })?;
         if self.max_versions < 2 {
             return Err(Error::Config { reason: "max_versions must be at least 2" });
         }
         check_id(&self.environment).map_err(|_| Error::Config {
             reason: "the environment name is not a valid id segment",
         })?;
-        let grace_period = chrono::Duration::from_std(self.grace_period)
-            .map_err(|_| Error::Config { reason: "the grace period is too long" })?;
         // Only this environment's records: another environment in the same store may use its own
         // master keys.
         let own_records = ListFilter::all().environment(self.environment.clone());
@@ -215,6 +213,13 @@ impl ManagerBuilder {
                 ring.check(&KeyId::parse(&meta.key_id)?)?;
             }
         }
+        self.assemble(store, ring)
+    }
+
+    /// The manager over `store` and `ring`, whose keys have been checked.
+    fn assemble(self, store: Arc<dyn Store>, ring: KeyRing) -> Result<Manager> {
+        let grace_period = chrono::Duration::from_std(self.grace_period)
+            .map_err(|_| Error::Config { reason: "the grace period is too long" })?;
         let cache = Arc::new(Cache::new(self.cache));
         let feed = Core::watch(store.as_ref(), &cache, &self.environment)?;
         Ok(Manager {
@@ -250,6 +255,29 @@ pub struct VersionInfo {
 }
 
 impl Manager {
+    /// A manager for tests, in one line: a fresh [`MemoryStore`](crate::MemoryStore), a generated
+    /// master key, no access policy (everything is allowed) and a [`MemoryAuditSink`]. Feature
+    /// `testing`.
+    ///
+    /// ```
+    /// use credential::kinds::ApiKey;
+    /// use credential::{Manager, Principal};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> credential::Result<()> {
+    /// let manager = Manager::for_testing()?;
+    /// manager.create("stripe", ApiKey::new("sk_test_1".into())).await?.activate().await?;
+    /// let key = manager.context(Principal::named("test")).get::<ApiKey>("stripe").await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::RandomUnavailable`] when the operating system gives no randomness for the key.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn for_testing() -> Result<Manager> {
+        let builder = Self::builder();
+        builder.assemble(Arc::new(crate::MemoryStore::new()), KeyRing::generate()?)
+    }
+
     /// A builder; `store` and `key_ring` are required.
     pub fn builder() -> ManagerBuilder {
         ManagerBuilder {

@@ -1,6 +1,19 @@
-//! The conformance suite every [`Store`] backend runs. A backend is done when it passes.
+//! The conformance suite every [`Store`] backend runs. A backend is done when it passes. Feature
+//! `testing`.
 //!
-//! Each check uses its own id prefix, so all of them can run against one store.
+//! Each check uses its own id prefix, so all of them can run against one store. To check a store
+//! of your own, run the suite from a test on a multi-threaded runtime (the concurrent writers
+//! need one to race), against a fresh instance:
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)] async fn main() {
+//! // In your crate: `#[tokio::test(flavor = "multi_thread")] async fn my_store_conforms()`.
+//! let store = credential::MemoryStore::new(); // your store here
+//! credential::conformance::run_all(Arc::new(store)).await;
+//! # }
+//! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
