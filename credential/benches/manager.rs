@@ -6,6 +6,9 @@
 //!   queue refuses (the writer is behind) is retried, so the figure is the sustained cost.
 //! - Uncached from `SqliteStore`, next to the sum of its parts measured raw: a `rusqlite` point
 //!   select, opening the envelope, decoding the credential. Goal: ≤ 1.5×.
+//! - A full cache that misses on every read (2,000 ids read in turn, room for 1,000), so each
+//!   read loads, evicts the oldest entry and installs, next to the same reads with the cache off:
+//!   eviction must not grow with the number of entries.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::collections::HashMap;
@@ -15,8 +18,8 @@ use std::sync::Arc;
 use credential::hazmat::{self, SealContext};
 use credential::prelude::*;
 use credential::{
-    AccessPolicy, AuditSink, CacheConfig, Error, Grant, JsonlAuditSink, MemoryAuditSink, Record,
-    SqliteAuditSink, Store, VersionState,
+    AccessPolicy, AuditSink, CacheConfig, Error, Grant, JsonlAuditSink, MemoryAuditSink,
+    MemoryStore, Record, SqliteAuditSink, Store, VersionState,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -141,6 +144,43 @@ fn gets(c: &mut Criterion) {
     group.finish();
     drop((memory, uncached, sql_store));
     let _ = std::fs::remove_dir_all(&dir);
+    full_cache(c, &runtime, &ring);
+}
+
+fn full_cache(c: &mut Criterion, runtime: &tokio::runtime::Runtime, ring: &KeyRing) {
+    const IDS: usize = 2_000;
+    let store = Arc::new(MemoryStore::new());
+    let build = |cache: CacheConfig| {
+        let (store, ring) = (Arc::clone(&store), ring.clone());
+        runtime.block_on(async move {
+            Manager::builder().store(store).key_ring(ring).cache(cache).build().await.unwrap()
+        })
+    };
+    let writer = build(CacheConfig::disabled());
+    let ids: Vec<String> = (0..IDS).map(|n| format!("github/{n}")).collect();
+    runtime.block_on(async {
+        for id in &ids {
+            writer.create(id, github()).await.unwrap().activate().await.unwrap();
+        }
+    });
+    let mut group = c.benchmark_group("get_missing_memory_store");
+    for (name, cache) in [
+        ("cache_off", CacheConfig::disabled()),
+        ("full_cache_evicting", CacheConfig::new(std::time::Duration::from_secs(3600), IDS / 2)),
+    ] {
+        let manager = build(cache);
+        let ctx = manager.context(Principal::new("workflow/bench", "action/read"));
+        let mut next = 0;
+        group.bench_function(name, |b| {
+            b.to_async(runtime).iter(|| {
+                next = (next + 1) % IDS;
+                let id = &ids[next];
+                let ctx = &ctx;
+                async move { ctx.get::<GitHub>(id).await.unwrap() }
+            })
+        });
+    }
+    group.finish();
 }
 
 criterion_group!(benches, gets);

@@ -8,6 +8,7 @@
 //! (see [`MAX_FEED_LAG`]) hits are not served and loads are not installed: every read goes to
 //! the store.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -56,6 +57,8 @@ pub(crate) struct Cached {
 struct Entry {
     cached: Cached,
     fresh_until: DateTime<Utc>,
+    /// Which install this is, so the eviction order can tell it from an earlier one of the key.
+    generation: u64,
 }
 
 /// One load in progress; every caller that misses while it runs shares its result.
@@ -70,6 +73,40 @@ struct Flight {
 struct Entries {
     entries: IdMap<Entry>,
     flights: IdMap<Arc<Flight>>,
+    /// Installs, oldest first: every entry has the ttl, so this is also the order they go stale
+    /// in. Installs of entries removed since are skipped when met, and dropped in bulk once they
+    /// outnumber the entries, so evicting costs O(1) amortized instead of a scan.
+    order: VecDeque<(Arc<str>, u64)>,
+    next_generation: u64,
+}
+
+impl Entries {
+    /// Whether `(key, generation)` is the install of an entry still cached.
+    fn is_live(&self, key: &str, generation: u64) -> bool {
+        self.entries.get(key).is_some_and(|entry| entry.generation == generation)
+    }
+
+    /// Removes the oldest entry.
+    fn evict_oldest(&mut self) {
+        while let Some((key, generation)) = self.order.pop_front() {
+            if self.is_live(&key, generation) {
+                self.entries.remove(&*key);
+                return;
+            }
+        }
+    }
+
+    fn insert(&mut self, key: &str, cached: Cached, fresh_until: DateTime<Utc>) {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        self.order.push_back((Arc::from(key), generation));
+        self.entries.insert(key.to_owned(), Entry { cached, fresh_until, generation });
+        if self.order.len() > 2 * self.entries.len() + 64 {
+            let mut order = std::mem::take(&mut self.order);
+            order.retain(|(key, generation)| self.is_live(key, *generation));
+            self.order = order;
+        }
+    }
 }
 
 /// How fresh the store's change feed keeps the cache.
@@ -166,6 +203,7 @@ impl Cache {
     pub(crate) fn clear(&self) {
         let mut state = self.state();
         state.entries.clear();
+        state.order.clear();
         for (_, flight) in state.flights.drain() {
             flight.stale.store(true, Ordering::Release);
         }
@@ -219,17 +257,10 @@ impl Cache {
         if !current || flight.stale.load(Ordering::Acquire) || !self.freshness.is_fresh(now) {
             return;
         }
-        let entries = &mut state.entries;
-        if entries.len() >= self.config.capacity && !entries.contains_key(key) {
-            let oldest = entries
-                .iter()
-                .min_by_key(|(_, entry)| entry.fresh_until)
-                .map(|(key, _)| key.clone());
-            if let Some(oldest) = oldest {
-                entries.remove(&oldest);
-            }
+        if state.entries.len() >= self.config.capacity && !state.entries.contains_key(key) {
+            state.evict_oldest();
         }
-        entries.insert(key.to_owned(), Entry { cached, fresh_until });
+        state.insert(key, cached, fresh_until);
     }
 
     /// Notes that every change committed before `as_of` has been reported.
@@ -342,5 +373,31 @@ mod tests {
         assert!(cache.get("k", Utc::now()).is_none(), "what was loaded meanwhile is not kept");
         cache.get_or_load("k", || async { Ok(cached(3)) }).await.unwrap();
         assert_eq!(cache.get("k", Utc::now()).map(|hit| hit.version), Some(3));
+    }
+
+    #[tokio::test]
+    async fn the_eviction_order_stays_bounded_under_churn_and_evicts_the_oldest_live_entry() {
+        let cache = Cache::new(CacheConfig::new(Duration::from_secs(60), 4));
+        async fn load(cache: &Cache, key: &'static str, version: u64) -> Result<Cached> {
+            let cached = Cached { id: Arc::from(key), ..cached(version) };
+            cache.get_or_load(key, move || async move { Ok(cached) }).await
+        }
+        for round in 0..1_000 {
+            load(&cache, "churn", round).await.unwrap();
+            cache.invalidate("churn");
+        }
+        let order = cache.state().order.len();
+        assert!(order <= 2 + 64 + 1, "{order} installs remembered for one entry");
+        for (key, version) in [("a", 1), ("b", 2), ("c", 3), ("d", 4)] {
+            load(&cache, key, version).await.unwrap();
+        }
+        // Reinstalling `a` makes it the newest; `b` is now the oldest.
+        cache.invalidate("a");
+        load(&cache, "a", 5).await.unwrap();
+        load(&cache, "e", 6).await.unwrap();
+        assert!(cache.get("b", Utc::now()).is_none());
+        for key in ["a", "c", "d", "e"] {
+            assert!(cache.get(key, Utc::now()).is_some(), "{key}");
+        }
     }
 }
