@@ -175,6 +175,7 @@ fn check_rule(cx: &Ctxt, rule: &Rule) {
                 cx.error_spanned_by(&rule.name, format!("`range` has min {low} above max {high}"));
             }
         }
+        #[cfg(feature = "pattern")]
         RuleKind::Pattern(literal) => {
             if let Err(error) = regex_syntax::Parser::new().parse(&literal.value()) {
                 let reason = error.to_string();
@@ -183,7 +184,17 @@ fn check_rule(cx: &Ctxt, rule: &Rule) {
                 cx.error_spanned_by(literal, format!("invalid regular expression: {summary}"));
             }
         }
-        RuleKind::Range { .. } | RuleKind::NonEmpty | RuleKind::Url | RuleKind::Custom(_) => {}
+        #[cfg(not(feature = "pattern"))]
+        RuleKind::Pattern(_) => cx.error_spanned_by(
+            &rule.name,
+            "the `pattern` rule needs the `pattern` feature of `credential`",
+        ),
+        #[cfg(not(feature = "url"))]
+        RuleKind::Url => cx
+            .error_spanned_by(&rule.name, "the `url` rule needs the `url` feature of `credential`"),
+        #[cfg(feature = "url")]
+        RuleKind::Url => {}
+        RuleKind::Range { .. } | RuleKind::NonEmpty | RuleKind::Custom(_) => {}
     }
 }
 

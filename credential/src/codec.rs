@@ -253,6 +253,7 @@ impl FieldCodec for DateTime<Utc> {
     }
 }
 
+#[cfg(feature = "url")]
 impl FieldCodec for url::Url {
     #[inline]
     fn encode(&self, writer: &mut Writer) {

@@ -80,6 +80,7 @@ pub fn redacted_secret<T: SecretField>(value: &T, mask: Mask) -> RedactedSecret<
     RedactedSecret::new(value.secret_value(), mask)
 }
 
+#[cfg(feature = "pattern")]
 /// Compiles a `pattern` rule's regular expression (already checked at compile time).
 pub fn compile_pattern(source: &str) -> Option<regex::Regex> {
     regex::Regex::new(source).ok()

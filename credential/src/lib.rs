@@ -23,6 +23,7 @@ mod validation;
 
 pub use chrono::{DateTime, Utc};
 pub use secrecy::{ExposeSecret, SecretBox, SecretSlice, SecretString};
+#[cfg(feature = "url")]
 pub use url::Url;
 pub use zeroize::{Zeroize, Zeroizing};
 
@@ -36,28 +37,34 @@ pub use crate::error::{Error, Result};
 pub use crate::expiry::ExpiryField;
 #[cfg(feature = "postgres")]
 pub use crate::manager::PostgresAuditSink;
+#[cfg(feature = "sqlite")]
+pub use crate::manager::SqliteAuditSink;
 pub use crate::manager::{
     AccessPolicy, Active, AnyManaged, AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink,
     AuditSummary, CacheConfig, ChainReport, Context, DEFAULT_ENVIRONMENT,
     DEFAULT_MEMORY_AUDIT_CAPACITY, Draft, DynManaged, FieldInput, FieldValues, FieldView, Grant,
     JsonlAuditSink, Live, MAX_AUDIT_PRINCIPAL_LEN, MAX_AUDIT_REASON_LEN, Managed, Manager,
     ManagerBuilder, MemoryAuditSink, Permission, Principal, RekeyProgress, RekeyReport,
-    ResolveOptions, Revoked, Rotating, SqliteAuditSink, State, VersionInfo,
+    ResolveOptions, Revoked, Rotating, State, VersionInfo,
 };
 pub use crate::plain::{PlainField, PlainValue};
 pub use crate::redacted::Redacted;
 pub use crate::secret::{Mask, REDACTED, RedactedSecret, SecretField, SecretValue};
+#[cfg(feature = "file")]
+pub use crate::store::FileStore;
 #[cfg(all(feature = "postgres", any(test, feature = "testing")))]
 #[doc(hidden)]
 pub use crate::store::PooledDriverClient;
 #[cfg(feature = "postgres")]
 pub use crate::store::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use crate::store::SqliteStore;
 #[cfg(any(test, feature = "testing"))]
 pub use crate::store::conformance;
 pub use crate::store::{
-    ChangeFeed, ChangeListener, CompositeStore, EnvStore, EnvVars, FeedKind, FileStore,
-    LifecycleState, ListFilter, MAX_FEED_LAG, MAX_ID_LEN, MemoryStore, Precondition, Record,
-    RecordMeta, SealedVersion, SqliteStore, Store, VersionState, check_id,
+    ChangeFeed, ChangeListener, CompositeStore, EnvStore, EnvVars, FeedKind, LifecycleState,
+    ListFilter, MAX_FEED_LAG, MAX_ID_LEN, MemoryStore, Precondition, Record, RecordMeta,
+    SealedVersion, Store, VersionState, check_id,
 };
 pub use crate::validation::{RuleError, ValidationError, ValidationErrors};
 
@@ -66,9 +73,11 @@ pub use credential_derive::Credential;
 
 /// The names most code needs: `use credential::prelude::*;`.
 pub mod prelude {
+    #[cfg(feature = "sqlite")]
+    pub use crate::SqliteStore;
     pub use crate::{
         Credential, DateTime, ExposeSecret, KeyRing, Manager, MemoryStore, Principal, SecretSlice,
-        SecretString, SqliteStore, Utc,
+        SecretString, Utc,
     };
 }
 
@@ -79,6 +88,7 @@ pub mod __private {
     pub use std::sync::LazyLock;
 
     pub use chrono::{DateTime, Utc};
+    #[cfg(feature = "pattern")]
     pub use regex::Regex;
     pub use zeroize::Zeroizing;
 

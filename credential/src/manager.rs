@@ -8,6 +8,7 @@ mod audit_bounds;
 mod audit_jsonl;
 #[cfg(feature = "postgres")]
 mod audit_postgres;
+#[cfg(feature = "sqlite")]
 mod audit_sqlite;
 mod cache;
 mod context;
@@ -37,6 +38,7 @@ pub use audit_bounds::{MAX_AUDIT_PRINCIPAL_LEN, MAX_AUDIT_REASON_LEN};
 pub use audit_jsonl::{ChainReport, JsonlAuditSink};
 #[cfg(feature = "postgres")]
 pub use audit_postgres::PostgresAuditSink;
+#[cfg(feature = "sqlite")]
 pub use audit_sqlite::SqliteAuditSink;
 use cache::Cache;
 pub use cache::CacheConfig;

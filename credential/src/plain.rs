@@ -162,6 +162,7 @@ impl PlainField for DateTime<Utc> {
     }
 }
 
+#[cfg(feature = "url")]
 impl PlainField for url::Url {
     fn plain_value(&self) -> PlainValue<'_> {
         PlainValue::Text(self.as_str())

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Display;
 
+#[cfg(feature = "pattern")]
 use regex::Regex;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
@@ -206,6 +207,7 @@ pub fn range<T: RangeRule>(
 }
 
 /// `url`: the text parses as an absolute URL.
+#[cfg(feature = "url")]
 pub fn url<T: TextRule>(errors: &mut ValidationErrors, field: &'static str, value: &T) {
     let Some(text) = value.rule_text() else {
         return;
@@ -218,6 +220,7 @@ pub fn url<T: TextRule>(errors: &mut ValidationErrors, field: &'static str, valu
     }
 }
 
+#[cfg(feature = "url")]
 /// Whether `text` has the shape of an absolute URL (RFC 3986): a scheme, `:`, and something
 /// after it; no whitespace or control characters; and a non-empty host after `//` for the
 /// schemes that need one. Reads the text in place; allocates nothing.
@@ -260,6 +263,7 @@ fn is_absolute_url(text: &str) -> bool {
     !host.is_empty()
 }
 
+#[cfg(feature = "pattern")]
 /// `pattern = "..."`: the text matches the regular expression. `regex` is `None` only when the
 /// pattern, checked at compile time, still fails to build (for example over the size limit).
 pub fn pattern<T: TextRule>(
@@ -317,6 +321,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "url")]
     fn absent_optional_values_pass_every_rule() {
         let none: Option<String> = None;
         assert!(failures(|e| non_empty(e, "a", &none)).is_empty());
@@ -334,6 +339,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "url")]
     fn url_rule_rejects_relative_and_accepts_absolute() {
         let secret = SecretString::from("https://user:pw@example.com/hook?token=abc");
         assert!(failures(|e| url(e, "hook", &secret)).is_empty());
@@ -351,6 +357,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "pattern")]
     fn pattern_message_names_the_pattern_not_the_value() {
         let regex = Regex::new("^ghp_").ok();
         let secret = SecretString::from("xoxb-planted");

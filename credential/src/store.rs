@@ -15,7 +15,9 @@ mod composite;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 mod env;
+#[cfg(feature = "file")]
 mod file;
+#[cfg(feature = "file")]
 mod file_feed;
 mod memory;
 #[cfg(feature = "postgres")]
@@ -29,19 +31,25 @@ mod postgres_schema;
 #[cfg(feature = "postgres")]
 mod postgres_tls;
 mod record;
+#[cfg(any(feature = "sqlite", feature = "file", feature = "postgres"))]
 mod record_codec;
 mod record_id;
+#[cfg(feature = "sqlite")]
 mod sqlite;
+#[cfg(feature = "sqlite")]
 mod sqlite_feed;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub(crate) use change_feed::LocalListeners;
 pub use change_feed::{ChangeFeed, ChangeListener, FeedKind, MAX_FEED_LAG};
-pub(crate) use change_feed::{LocalListeners, Poll, spawn_poller};
+#[cfg(any(feature = "sqlite", feature = "file"))]
+pub(crate) use change_feed::{Poll, spawn_poller};
 pub use composite::CompositeStore;
 pub use env::{EnvStore, EnvVars};
+#[cfg(feature = "file")]
 pub use file::FileStore;
 pub use memory::MemoryStore;
 #[cfg(all(feature = "postgres", any(test, feature = "testing")))]
@@ -53,11 +61,14 @@ pub use record::{
     LifecycleState, ListFilter, Precondition, Record, RecordMeta, SealedVersion, VersionState,
 };
 pub use record_id::{MAX_ID_LEN, check_id};
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
+#[cfg(feature = "sqlite")]
 pub(crate) use sqlite::storage as sqlite_error;
 
 use crate::Result;
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// A revision as an SQL integer: signed, and never near `i64::MAX` in practice.
 pub(crate) fn to_sql_int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)

@@ -2,7 +2,7 @@
 
 use secrecy::SecretString;
 
-use crate as credential;
+use crate::{self as credential, RuleError};
 
 /// An API key, and the header it goes in when the service names one (`X-API-Key`, say).
 ///
@@ -23,7 +23,7 @@ pub struct ApiKey {
     #[credential(validate(non_empty))]
     pub key: SecretString,
     /// The header name the key is sent in, if the service prescribes one.
-    #[credential(validate(non_empty, pattern = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"))]
+    #[credential(validate(non_empty, custom = header_name))]
     pub header: Option<String>,
 }
 
@@ -31,5 +31,16 @@ impl ApiKey {
     /// A key sent without a prescribed header.
     pub fn new(key: SecretString) -> Self {
         Self { key, header: None }
+    }
+}
+
+/// A header name is an HTTP token (RFC 9110): letters, digits and ``!#$%&'*+-.^_`|~``.
+fn header_name(name: &Option<String>) -> Result<(), RuleError> {
+    let Some(name) = name else { return Ok(()) };
+    let token_char = |byte: u8| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte);
+    if name.bytes().all(token_char) {
+        Ok(())
+    } else {
+        Err(RuleError::new("must be an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)"))
     }
 }

@@ -24,7 +24,9 @@ pub(crate) struct PublicKey {
 /// What a PEM private key says about itself.
 pub(crate) struct PrivateKeyInfo {
     /// The public half, when the encoding carries it (always for RSA; for EC when the optional
-    /// field is present, as OpenSSL writes it; for others in PKCS#8 v2).
+    /// field is present, as OpenSSL writes it; for others in PKCS#8 v2). Certificates match it
+    /// against their own key; SSH keys only need the key to parse.
+    #[cfg_attr(not(feature = "x509"), allow(dead_code))]
     pub(crate) public_key: Option<PublicKey>,
 }
 

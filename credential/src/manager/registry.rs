@@ -139,18 +139,19 @@ impl KindRegistry {
 
     /// A registry that knows the built-in kinds.
     pub(crate) fn with_builtin_kinds() -> Self {
-        use crate::kinds::{
-            ApiKey, Aws, BasicAuth, BearerToken, Certificate, Database, OAuth2Token, SshKey,
-        };
+        use crate::kinds::{ApiKey, Aws, BasicAuth, BearerToken, OAuth2Token};
         let registry = Self::default();
         registry.register::<ApiKey>();
         registry.register::<Aws>();
         registry.register::<BasicAuth>();
         registry.register::<BearerToken>();
-        registry.register::<Certificate>();
-        registry.register::<Database>();
+        #[cfg(feature = "x509")]
+        registry.register::<crate::kinds::Certificate>();
+        #[cfg(feature = "url")]
+        registry.register::<crate::kinds::Database>();
         registry.register::<OAuth2Token>();
-        registry.register::<SshKey>();
+        #[cfg(feature = "ssh")]
+        registry.register::<crate::kinds::SshKey>();
         registry
     }
 }

@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime};
 pub const MAX_FEED_LAG: Duration = Duration::from_millis(60);
 
 /// How often the file and SQLite feeds look for changes.
+#[cfg(any(feature = "sqlite", feature = "file"))]
 pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Receives what a store's change feed reports. Implemented by the manager's cache.
@@ -110,12 +111,14 @@ impl LocalListeners {
 }
 
 /// Something that looks for changes once per call; run by [`spawn_poller`].
+#[cfg(any(feature = "sqlite", feature = "file"))]
 pub(crate) trait Poll: Send + 'static {
     /// Reports what changed since the last call to `listener`. `Err` when the source could not
     /// be read: the poller reports nothing as caught up until a later call succeeds.
     fn poll(&mut self, listener: &dyn ChangeListener) -> Result<(), ()>;
 }
 
+#[cfg(any(feature = "sqlite", feature = "file"))]
 /// Runs `poll` every [`POLL_INTERVAL`] on a thread of its own until the returned feed is dropped,
 /// and reports the writes of the store handle itself through `local` at once.
 pub(crate) fn spawn_poller(

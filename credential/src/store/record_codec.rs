@@ -72,6 +72,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Record> {
 }
 
 /// Decodes the record a backend stored under `id`, checking that it is that record's.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn decode_stored(id: &str, bytes: &[u8]) -> Result<Record> {
     let record = decode(bytes).map_err(|error| match error {
         Error::CorruptRecord { reason } => {
