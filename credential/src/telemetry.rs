@@ -3,9 +3,9 @@
 //! a read was served from and how long store calls took. Never a value, and never an id as a
 //! metric label. Without either feature every call here compiles to nothing.
 //!
-//! Spans: `credential.read` and `credential.commit` (DEBUG) around each operation, with `id`,
-//! `kind`, `principal`, `action`, `outcome` and `error` recorded as they become known;
-//! `credential.store` (TRACE) around each store call, with `op`. Events: every read at TRACE,
+//! Spans: `credential` (DEBUG) around each read and commit, with `op` (`read` or `commit`) and
+//! `id`, `kind`, `principal`, `action`, `outcome`, `error` and, for reads, `source` recorded as
+//! they become known; `credential.store` (TRACE) around each store call, with `op` (`get`, `put`). Events: every read at TRACE,
 //! every mutation at INFO, a denial at WARN, a payload that does not open at ERROR.
 //!
 //! Metrics (register a recorder before building a manager: handles are taken at build time):
@@ -63,10 +63,22 @@ pub(crate) struct Operation {
 impl Operation {
     /// A read begins.
     pub(crate) fn read() -> Self {
+        Self::begin("read")
+    }
+
+    /// A commit begins.
+    pub(crate) fn commit() -> Self {
+        Self::begin("commit")
+    }
+
+    fn begin(op: &'static str) -> Self {
+        #[cfg(not(feature = "tracing"))]
+        let _ = op;
         Self {
             #[cfg(feature = "tracing")]
             span: tracing::debug_span!(
-                "credential.read",
+                "credential",
+                op,
                 id = tracing::field::Empty,
                 kind = tracing::field::Empty,
                 principal = tracing::field::Empty,
@@ -74,22 +86,6 @@ impl Operation {
                 outcome = tracing::field::Empty,
                 error = tracing::field::Empty,
                 source = tracing::field::Empty,
-            ),
-        }
-    }
-
-    /// A commit begins.
-    pub(crate) fn commit() -> Self {
-        Self {
-            #[cfg(feature = "tracing")]
-            span: tracing::debug_span!(
-                "credential.commit",
-                id = tracing::field::Empty,
-                kind = tracing::field::Empty,
-                principal = tracing::field::Empty,
-                action = tracing::field::Empty,
-                outcome = tracing::field::Empty,
-                error = tracing::field::Empty,
             ),
         }
     }

@@ -154,9 +154,9 @@ async fn no_span_event_or_metric_carries_a_secret() {
     }
     // And the telemetry is there, saying what an operator needs.
     for expected in [
-        "span credential.read",
-        "span credential.commit",
-        "span credential.store",
+        "span credential op=\"read\"",
+        "span credential op=\"commit\"",
+        "span credential.store op=\"get\"",
         "id=\"payments/stripe\"",
         "principal=\"billing\"",
         "outcome=\"denied\"",

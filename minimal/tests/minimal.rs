@@ -22,7 +22,8 @@ async fn the_minimal_set_derives_seals_stores_and_serves() {
         .build()
         .await
         .unwrap();
-    let token = ServiceToken { token: "tok_0123456789abcdef0123456789".into(), service: "billing".into() };
+    let token =
+        ServiceToken { token: "tok_0123456789abcdef0123456789".into(), service: "billing".into() };
     let active = manager.create("svc/billing", token).await.unwrap().activate().await.unwrap();
     let ctx = manager.context(Principal::named("worker"));
     let served = ctx.get::<ServiceToken>("svc/billing").await.unwrap();
