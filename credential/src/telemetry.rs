@@ -34,6 +34,8 @@ pub(crate) enum Source {
 pub(crate) struct Telemetry {
     #[cfg(feature = "metrics")]
     reads: ReadCounters,
+    #[cfg(feature = "metrics")]
+    store: StoreHistograms,
 }
 
 #[cfg(feature = "metrics")]
@@ -75,18 +77,23 @@ impl Operation {
         #[cfg(not(feature = "tracing"))]
         let _ = op;
         Self {
+            // Without any subscriber (one relaxed load), not even the callsite is consulted.
             #[cfg(feature = "tracing")]
-            span: tracing::debug_span!(
-                "credential",
-                op,
-                id = tracing::field::Empty,
-                kind = tracing::field::Empty,
-                principal = tracing::field::Empty,
-                action = tracing::field::Empty,
-                outcome = tracing::field::Empty,
-                error = tracing::field::Empty,
-                source = tracing::field::Empty,
-            ),
+            span: if !tracing::dispatcher::has_been_set() {
+                tracing::Span::none()
+            } else {
+                tracing::debug_span!(
+                    "credential",
+                    op,
+                    id = tracing::field::Empty,
+                    kind = tracing::field::Empty,
+                    principal = tracing::field::Empty,
+                    action = tracing::field::Empty,
+                    outcome = tracing::field::Empty,
+                    error = tracing::field::Empty,
+                    source = tracing::field::Empty,
+                )
+            },
         }
     }
 
@@ -118,7 +125,7 @@ impl Operation {
         #[cfg(not(feature = "metrics"))]
         let _ = telemetry;
         #[cfg(feature = "tracing")]
-        {
+        if tracing::dispatcher::has_been_set() {
             self.record(event, kind);
             let source = match source {
                 Source::Cache => "cache",
@@ -218,21 +225,66 @@ fn outcome_index(outcome: AuditOutcome) -> usize {
     }
 }
 
-/// `call` to the store, named `op`: in a span, and timed.
-pub(crate) async fn store_call<T>(op: &'static str, call: impl Future<Output = T>) -> T {
-    #[cfg(feature = "metrics")]
-    let started = Instant::now();
-    #[cfg(feature = "tracing")]
-    let result =
-        tracing::Instrument::instrument(call, tracing::trace_span!("credential.store", op)).await;
-    #[cfg(not(feature = "tracing"))]
-    let result = call.await;
-    #[cfg(feature = "metrics")]
-    metrics::histogram!("credential_store_call_seconds", "op" => op)
-        .record(started.elapsed().as_secs_f64());
-    #[cfg(not(feature = "metrics"))]
-    let _ = op;
-    result
+/// A store call the core makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoreOp {
+    Get,
+    Put,
+}
+
+impl StoreOp {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Get => "get",
+            Self::Put => "put",
+        }
+    }
+}
+
+#[cfg(feature = "metrics")]
+#[derive(Debug)]
+struct StoreHistograms {
+    get: metrics::Histogram,
+    put: metrics::Histogram,
+}
+
+#[cfg(feature = "metrics")]
+impl Default for StoreHistograms {
+    fn default() -> Self {
+        let histogram =
+            |op: &'static str| metrics::histogram!("credential_store_call_seconds", "op" => op);
+        Self { get: histogram("get"), put: histogram("put") }
+    }
+}
+
+impl Telemetry {
+    /// `call` to the store: in a span, and timed.
+    pub(crate) async fn store_call<T>(&self, op: StoreOp, call: impl Future<Output = T>) -> T {
+        #[cfg(feature = "metrics")]
+        let started = Instant::now();
+        #[cfg(feature = "tracing")]
+        let result = if tracing::dispatcher::has_been_set() {
+            let span = tracing::trace_span!("credential.store", op = op.name());
+            tracing::Instrument::instrument(call, span).await
+        } else {
+            call.await
+        };
+        #[cfg(not(feature = "tracing"))]
+        let result = call.await;
+        #[cfg(feature = "metrics")]
+        {
+            let histogram = match op {
+                StoreOp::Get => &self.store.get,
+                StoreOp::Put => &self.store.put,
+            };
+            histogram.record(started.elapsed().as_secs_f64());
+        }
+        #[cfg(not(feature = "tracing"))]
+        let _ = op.name();
+        #[cfg(not(feature = "metrics"))]
+        let _ = self;
+        result
+    }
 }
 
 /// The audit sink refused a read's event, so the read failed after all.

@@ -22,7 +22,7 @@ use super::cache::{Cache, CacheListener, Cached};
 use super::registry::{Decoded, Decoder, KindRegistry};
 use super::versions::{self, VersionRules};
 use crate::hazmat::SealContext;
-use crate::telemetry::{self, Operation, Source, Telemetry};
+use crate::telemetry::{self, Operation, Source, StoreOp, Telemetry};
 use crate::{
     ChangeFeed, Error, KeyRing, Precondition, Record, Result, SealedVersion, Store, check_id,
 };
@@ -254,7 +254,8 @@ impl Core {
 
     /// The record of `id`.
     pub(crate) async fn fetch(&self, id: &str) -> Result<Record> {
-        telemetry::store_call("get", self.store.get(&self.storage_id(id)))
+        self.telemetry
+            .store_call(StoreOp::Get, self.store.get(&self.storage_id(id)))
             .await?
             .ok_or_else(|| Error::NotFound { id: id.to_owned() })
     }
@@ -343,8 +344,10 @@ impl Core {
         self.audit_mutation(now, actor, id, action, version, None, reason).await?;
         record.meta.updated_at = now;
         let precondition = expected.map_or(Precondition::Absent, Precondition::Revision);
-        let written =
-            telemetry::store_call("put", self.store.put(record.clone(), precondition)).await;
+        let written = self
+            .telemetry
+            .store_call(StoreOp::Put, self.store.put(record.clone(), precondition))
+            .await;
         // Whatever the outcome, a value cached or being loaded may now be stale.
         self.cache.invalidate(id);
         match written {
