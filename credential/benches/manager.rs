@@ -6,9 +6,10 @@
 //!   queue refuses (the writer is behind) is retried, so the figure is the sustained cost.
 //! - Uncached from `SqliteStore`, next to the sum of its parts measured raw: a `rusqlite` point
 //!   select, opening the envelope, decoding the credential. Goal: ≤ 1.5×.
-//! - A full cache that misses on every read (2,000 ids read in turn, room for 1,000), so each
-//!   read loads, evicts the oldest entry and installs, next to the same reads with the cache off:
-//!   eviction must not grow with the number of entries.
+//! - A full cache that misses on every read (twice as many ids read in turn as it has room for),
+//!   so each read loads, evicts the oldest entry and installs, for caches of 1,000 and 10,000
+//!   entries, next to the same reads with the cache off: eviction must not grow with the number
+//!   of entries.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::collections::HashMap;
@@ -148,7 +149,7 @@ fn gets(c: &mut Criterion) {
 }
 
 fn full_cache(c: &mut Criterion, runtime: &tokio::runtime::Runtime, ring: &KeyRing) {
-    const IDS: usize = 2_000;
+    const IDS: usize = 20_000;
     let store = Arc::new(MemoryStore::new());
     let build = |cache: CacheConfig| {
         let (store, ring) = (Arc::clone(&store), ring.clone());
@@ -163,17 +164,21 @@ fn full_cache(c: &mut Criterion, runtime: &tokio::runtime::Runtime, ring: &KeyRi
             writer.create(id, github()).await.unwrap().activate().await.unwrap();
         }
     });
+    // Each case reads twice as many ids as its cache holds, in turn: every read misses, loads,
+    // evicts the oldest entry and installs. The cost must not grow with the cache's size.
+    let hour = std::time::Duration::from_secs(3600);
     let mut group = c.benchmark_group("get_missing_memory_store");
-    for (name, cache) in [
-        ("cache_off", CacheConfig::disabled()),
-        ("full_cache_evicting", CacheConfig::new(std::time::Duration::from_secs(3600), IDS / 2)),
+    for (name, cache, read) in [
+        ("cache_off", CacheConfig::disabled(), 2_000),
+        ("full_cache_of_1000_evicting", CacheConfig::new(hour, 1_000), 2_000),
+        ("full_cache_of_10000_evicting", CacheConfig::new(hour, 10_000), 20_000),
     ] {
         let manager = build(cache);
         let ctx = manager.context(Principal::new("workflow/bench", "action/read"));
         let mut next = 0;
         group.bench_function(name, |b| {
             b.to_async(runtime).iter(|| {
-                next = (next + 1) % IDS;
+                next = (next + 1) % read;
                 let id = &ids[next];
                 let ctx = &ctx;
                 async move { ctx.get::<GitHub>(id).await.unwrap() }
