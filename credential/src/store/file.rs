@@ -105,19 +105,34 @@ impl Inner {
     }
 
     fn read(&self, id: &str) -> Result<Option<Record>> {
+        self.read_as(id, record_codec::decode, |record| &record.meta)
+    }
+
+    /// The metadata of record `id` alone, for listing.
+    fn read_meta(&self, id: &str) -> Result<Option<RecordMeta>> {
+        self.read_as(id, record_codec::decode_meta, |meta| meta)
+    }
+
+    /// The file of record `id` through `decode`, checked to be that record's.
+    fn read_as<T>(
+        &self,
+        id: &str,
+        decode: fn(&[u8]) -> Result<T>,
+        meta: fn(&T) -> &RecordMeta,
+    ) -> Result<Option<T>> {
         let path = self.record_path(id);
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
             Err(error) => return Err(io_error("reading record", &path)(error)),
         };
-        let record = record_codec::decode(&bytes).map_err(|error| in_file(error, &path))?;
-        if record.meta.id != id {
+        let decoded = decode(&bytes).map_err(|error| in_file(error, &path))?;
+        if meta(&decoded).id != id {
             return Err(Error::CorruptRecord {
                 reason: format!("file `{}` holds another record's data", path.display()),
             });
         }
-        Ok(Some(record))
+        Ok(Some(decoded))
     }
 
     fn write(&self, record: &Record) -> Result<()> {
@@ -178,10 +193,10 @@ impl Inner {
             if check_id(&id).is_err() {
                 continue;
             }
-            if let Some(record) = self.read(&id)?
-                && filter.matches(&record.meta)
+            if let Some(meta) = self.read_meta(&id)?
+                && filter.matches(&meta)
             {
-                metas.push(record.meta);
+                metas.push(meta);
             }
         }
         metas.sort_by(|left, right| left.id.cmp(&right.id));

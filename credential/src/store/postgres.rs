@@ -194,9 +194,9 @@ impl Store for PostgresStore {
         drop(connection);
         let mut metas = Vec::with_capacity(rows.len());
         for row in rows {
-            let record = record_codec::decode_stored(row.get(0), row.get::<_, &[u8]>(1))?;
-            if filter.matches(&record.meta) {
-                metas.push(record.meta);
+            let meta = record_codec::decode_stored_meta(row.get(0), row.get::<_, &[u8]>(1))?;
+            if filter.matches(&meta) {
+                metas.push(meta);
             }
         }
         Ok(metas)

@@ -51,7 +51,22 @@ fn write_record(writer: &mut Writer, record: &Record) {
 }
 
 pub(crate) fn decode(bytes: &[u8]) -> Result<Record> {
-    let corrupt = |error: DecodeError| Error::CorruptRecord { reason: error.to_string() };
+    let mut reader = open(bytes)?;
+    let meta = read_meta(&mut reader).map_err(corrupt)?;
+    let versions = read_versions(&mut reader).map_err(corrupt)?;
+    if !reader.is_empty() {
+        return Err(Error::CorruptRecord { reason: "trailing bytes after the record".to_owned() });
+    }
+    Ok(Record { meta, versions })
+}
+
+/// The metadata alone, for listing: the sealed versions after it are neither decoded nor copied.
+pub(crate) fn decode_meta(bytes: &[u8]) -> Result<RecordMeta> {
+    read_meta(&mut open(bytes)?).map_err(corrupt)
+}
+
+/// A reader past the header, once the header says this is a record this build reads.
+fn open(bytes: &[u8]) -> Result<Reader<'_>> {
     let mut reader = Reader::new(bytes);
     if reader.bytes(4).map_err(corrupt)? != MAGIC {
         return Err(Error::CorruptRecord { reason: "not a credential record".to_owned() });
@@ -64,31 +79,49 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Record> {
             ),
         });
     }
-    let record = read_record(&mut reader).map_err(corrupt)?;
-    if !reader.is_empty() {
-        return Err(Error::CorruptRecord { reason: "trailing bytes after the record".to_owned() });
-    }
-    Ok(record)
+    Ok(reader)
+}
+
+fn corrupt(error: DecodeError) -> Error {
+    Error::CorruptRecord { reason: error.to_string() }
 }
 
 /// Decodes the record a backend stored under `id`, checking that it is that record's.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn decode_stored(id: &str, bytes: &[u8]) -> Result<Record> {
-    let record = decode(bytes).map_err(|error| match error {
+    let record = decode(bytes).map_err(|error| in_row(id, error))?;
+    check_stored(id, &record.meta)?;
+    Ok(record)
+}
+
+/// [`decode_stored`]'s metadata alone, for listing.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn decode_stored_meta(id: &str, bytes: &[u8]) -> Result<RecordMeta> {
+    let meta = decode_meta(bytes).map_err(|error| in_row(id, error))?;
+    check_stored(id, &meta)?;
+    Ok(meta)
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn in_row(id: &str, error: Error) -> Error {
+    match error {
         Error::CorruptRecord { reason } => {
             Error::CorruptRecord { reason: format!("row `{id}`: {reason}") }
         }
         other => other,
-    })?;
-    if record.meta.id != id {
-        return Err(Error::CorruptRecord {
-            reason: format!("row `{id}` holds another record's data"),
-        });
     }
-    Ok(record)
 }
 
-fn read_record(reader: &mut Reader<'_>) -> std::result::Result<Record, DecodeError> {
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn check_stored(id: &str, meta: &RecordMeta) -> Result<()> {
+    if meta.id == id {
+        Ok(())
+    } else {
+        Err(Error::CorruptRecord { reason: format!("row `{id}` holds another record's data") })
+    }
+}
+
+fn read_meta(reader: &mut Reader<'_>) -> std::result::Result<RecordMeta, DecodeError> {
     let id = String::decode(reader)?;
     let kind = String::decode(reader)?;
     let environment = String::decode(reader)?;
@@ -103,6 +136,21 @@ fn read_record(reader: &mut Reader<'_>) -> std::result::Result<Record, DecodeErr
         tags.insert(String::decode(reader)?);
     }
     let key_id = String::decode(reader)?;
+    Ok(RecordMeta {
+        id,
+        kind,
+        environment,
+        state,
+        revision,
+        created_at,
+        updated_at,
+        expires_at,
+        tags,
+        key_id,
+    })
+}
+
+fn read_versions(reader: &mut Reader<'_>) -> std::result::Result<Vec<SealedVersion>, DecodeError> {
     let version_count = reader.count()?;
     let mut versions = Vec::with_capacity(version_count);
     for _ in 0..version_count {
@@ -114,23 +162,29 @@ fn read_record(reader: &mut Reader<'_>) -> std::result::Result<Record, DecodeErr
             sealed: reader.len_prefixed()?.to_vec(),
         });
     }
-    Ok(Record {
-        meta: RecordMeta {
-            id,
-            kind,
-            environment,
-            state,
-            revision,
-            created_at,
-            updated_at,
-            expires_at,
-            tags,
-            key_id,
-        },
-        versions,
-    })
+    Ok(versions)
 }
 
 fn parse_state<T: std::str::FromStr>(text: &str) -> std::result::Result<T, DecodeError> {
     text.parse().map_err(|_| DecodeError::invalid("unknown state name"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance::sample_record;
+
+    #[test]
+    fn the_metadata_is_read_without_the_sealed_versions() {
+        let mut record = sample_record("codec/meta", "certificate", &vec![0xAB; 1 << 20]);
+        record.meta.revision = 7;
+        let bytes = encode(&record);
+        assert_eq!(decode(&bytes).unwrap(), record);
+        assert_eq!(decode_meta(&bytes).unwrap(), record.meta);
+        // What follows the metadata is not even looked at: a cut payload still lists.
+        let cut = &bytes[..bytes.len() - 10];
+        assert!(matches!(decode(cut), Err(Error::CorruptRecord { .. })));
+        assert_eq!(decode_meta(cut).unwrap(), record.meta);
+        assert!(matches!(decode_meta(b"nope"), Err(Error::CorruptRecord { .. })));
+    }
 }

@@ -313,9 +313,9 @@ impl Inner {
         })?;
         let mut metas = Vec::with_capacity(rows.len());
         for (id, blob) in rows {
-            let record = record_codec::decode_stored(&id, &blob)?;
-            if filter.matches(&record.meta) {
-                metas.push(record.meta);
+            let meta = record_codec::decode_stored_meta(&id, &blob)?;
+            if filter.matches(&meta) {
+                metas.push(meta);
             }
         }
         Ok(metas)
