@@ -81,6 +81,15 @@ async fn a_wrong_password_is_a_clear_error_that_does_not_repeat_it() {
     assert!(!error.is_transient(), "a wrong password does not get better by retrying");
     assert!(shown.contains("password authentication failed"), "{shown}");
     assert!(!shown.contains("hunter2"), "{shown}");
+
+    // The right password is not shown either, by the store or its audit sink.
+    let password = schema.url.split_once("://").unwrap().1.split_once('@').unwrap().0;
+    let password = password.split_once(':').unwrap().1;
+    let store = PostgresStore::connect(&schema.url).await.unwrap();
+    let audit = PostgresAuditSink::new(&store).unwrap();
+    let shown = format!("{store:?} {audit:?}");
+    assert!(shown.contains("localhost"), "{shown}");
+    assert!(!shown.contains(password), "{shown}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
