@@ -97,6 +97,14 @@ fn gets(c: &mut Criterion) {
     group.bench_function("bare_hashmap_get_clone", |b| {
         b.iter(|| Arc::clone(map.get(black_box("github/main")).unwrap()))
     });
+    // As engines use it: a context made for each action, then one read.
+    let fresh = build(CacheConfig::default(), Arc::new(MemoryAuditSink::bounded(100_000)));
+    group.bench_function("memory_sink_fresh_context_per_read", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let ctx = fresh.context(Principal::new("workflow/bench", "action/read"));
+            ctx.get::<GitHub>(black_box("github/main")).await.unwrap()
+        })
+    });
     for (name, sink) in sinks {
         let manager = build(CacheConfig::default(), sink);
         let ctx = manager.context(Principal::new("workflow/bench", "action/read"));

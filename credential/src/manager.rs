@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
+use self::access::SharedMemos;
 use self::core::{Actor, Change, Core, Decode};
 pub use access::{AccessPolicy, Grant, Permission, Principal};
 pub use audit::{
@@ -224,21 +225,20 @@ impl ManagerBuilder {
             .map_err(|_| Error::Config { reason: "the grace period is too long" })?;
         let cache = Arc::new(Cache::new(self.cache));
         let feed = Core::watch(store.as_ref(), &cache, &self.environment)?;
-        Ok(Manager {
-            core: Arc::new(Core {
-                store,
-                ring,
-                environment: Arc::from(self.environment),
-                audit: self.audit.unwrap_or_else(|| Arc::new(MemoryAuditSink::new())),
-                policy: self.policy,
-                rules: VersionRules { grace_period, max_versions: self.max_versions },
-                cache,
-                kinds: self.kinds,
-                telemetry: Telemetry::default(),
-                _feed: feed,
-            }),
-            actor: Actor::new(self.operator),
-        })
+        let core = Arc::new(Core {
+            store,
+            ring,
+            environment: Arc::from(self.environment),
+            audit: self.audit.unwrap_or_else(|| Arc::new(MemoryAuditSink::new())),
+            policy: self.policy,
+            rules: VersionRules { grace_period, max_versions: self.max_versions },
+            cache,
+            kinds: self.kinds,
+            memos: SharedMemos::default(),
+            telemetry: Telemetry::default(),
+            _feed: feed,
+        });
+        Ok(Manager { actor: core.actor(self.operator), core })
     }
 }
 
@@ -327,12 +327,12 @@ impl Manager {
     /// # Ok(()) }
     /// ```
     pub fn acting_as(&self, principal: Principal) -> Manager {
-        Manager { core: Arc::clone(&self.core), actor: Actor::new(principal) }
+        Manager { core: Arc::clone(&self.core), actor: self.core.actor(principal) }
     }
 
     /// A context for reading credentials as `principal`.
     pub fn context(&self, principal: Principal) -> Context {
-        Context::new(Arc::clone(&self.core), Actor::new(principal))
+        Context::new(Arc::clone(&self.core), self.core.actor(principal))
     }
 
     /// Creates credential `id` as a draft.

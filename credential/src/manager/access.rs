@@ -248,6 +248,31 @@ impl DecisionMemo {
     }
 }
 
+/// The decision memos of the principals a manager has acted for, one per principal, shared by all
+/// of its contexts: a context made afresh for each action starts with what earlier contexts of the
+/// same principal decided, instead of evaluating the policy again.
+#[derive(Debug, Default)]
+pub(crate) struct SharedMemos {
+    memos: std::sync::Mutex<IdMap<Arc<DecisionMemo>>>,
+}
+
+/// Memos kept for at most this many principals; when full, the set starts over.
+const MAX_MEMO_PRINCIPALS: usize = 10_000;
+
+impl SharedMemos {
+    /// The memo of `principal`.
+    pub(crate) fn of(&self, principal: &Principal) -> Arc<DecisionMemo> {
+        let mut memos = self.memos.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(memo) = memos.get(principal.name()) {
+            return Arc::clone(memo);
+        }
+        if memos.len() >= MAX_MEMO_PRINCIPALS {
+            memos.clear();
+        }
+        Arc::clone(memos.entry(principal.name().to_owned()).or_default())
+    }
+}
+
 /// `*` matches any run of characters; everything else matches itself.
 fn glob_matches(pattern: &str, text: &str) -> bool {
     let mut parts = pattern.split('*');
@@ -271,6 +296,18 @@ fn glob_matches(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contexts_of_one_principal_share_its_memo() {
+        let memos = SharedMemos::default();
+        let first = memos.of(&Principal::new("wf", "step"));
+        assert!(Arc::ptr_eq(&first, &memos.of(&Principal::new("wf", "step"))));
+        assert!(!Arc::ptr_eq(&first, &memos.of(&Principal::named("other"))));
+        for n in 0..MAX_MEMO_PRINCIPALS + 5 {
+            memos.of(&Principal::named(&format!("p{n}")));
+        }
+        assert!(memos.memos.lock().unwrap().len() <= MAX_MEMO_PRINCIPALS);
+    }
 
     #[test]
     fn globs_match_like_shell_stars_across_slashes() {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::access::{AccessPolicy, DecisionMemo, Permission, Principal};
+use super::access::{AccessPolicy, DecisionMemo, Permission, Principal, SharedMemos};
 use super::audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink};
 use super::audit_bounds;
 use super::cache::{Cache, CacheListener, Cached};
@@ -32,12 +32,6 @@ use crate::{
 pub(crate) struct Actor {
     pub(crate) principal: Principal,
     decisions: Arc<DecisionMemo>,
-}
-
-impl Actor {
-    pub(crate) fn new(principal: Principal) -> Self {
-        Self { principal, decisions: Arc::default() }
-    }
 }
 
 /// How the read path decodes the served version.
@@ -82,6 +76,8 @@ pub(crate) struct Core {
     pub(crate) rules: VersionRules,
     pub(crate) cache: Arc<Cache>,
     pub(crate) kinds: KindRegistry,
+    /// Each principal's access decisions, shared by all its contexts.
+    pub(crate) memos: SharedMemos,
     pub(crate) telemetry: Telemetry,
     /// Keeps the store's change feed running for as long as the core lives.
     pub(crate) _feed: Option<ChangeFeed>,
@@ -101,6 +97,12 @@ impl Core {
             cache.follow(feed.kind());
         }
         Ok(feed)
+    }
+
+    /// `principal` as an actor, with the decisions already made for it.
+    pub(crate) fn actor(&self, principal: Principal) -> Actor {
+        let decisions = self.memos.of(&principal);
+        Actor { principal, decisions }
     }
 
     /// The id the store knows `id` by: namespaced by the environment.
