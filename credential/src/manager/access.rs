@@ -203,9 +203,12 @@ impl AccessPolicy {
 
 /// Decisions already made for one principal, per credential id and permission level, each kept
 /// until a grant involved may have expired: the policy is evaluated once per id, not per read.
+///
+/// Every context of a principal shares its memo, so reads take it for reading only: threads reading
+/// as one principal do not wait for each other.
 #[derive(Debug, Default)]
 pub(crate) struct DecisionMemo {
-    decisions: std::sync::Mutex<IdMap<[Option<Decision>; 3]>>,
+    decisions: std::sync::RwLock<IdMap<[Option<Decision>; 3]>>,
 }
 
 /// A memo never grows past this many ids (a principal asking for endless made-up ids would
@@ -230,16 +233,21 @@ impl DecisionMemo {
         now: DateTime<Utc>,
     ) -> crate::Result<bool> {
         let slot = permission as usize;
-        let mut decisions =
-            self.decisions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let fresh = |decision: &Decision| decision.valid_until.is_none_or(|until| now < until);
-        if let Some(decision) =
-            decisions.get(credential).and_then(|slots| slots[slot]).filter(fresh)
-        {
+        let remembered = self
+            .decisions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(credential)
+            .and_then(|slots| slots[slot])
+            .filter(fresh);
+        if let Some(decision) = remembered {
             return Ok(decision.allowed);
         }
         crate::check_id(credential)?;
         let decision = policy.decide(principal, credential, environment, permission, now);
+        let mut decisions =
+            self.decisions.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if decisions.len() >= MAX_MEMO_ENTRIES && !decisions.contains_key(credential) {
             decisions.clear();
         }
