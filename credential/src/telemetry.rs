@@ -5,8 +5,9 @@
 //!
 //! Spans: `credential` (DEBUG) around each read and commit, with `op` (`read` or `commit`) and
 //! `id`, `kind`, `principal`, `action`, `outcome`, `error` and, for reads, `source` recorded as
-//! they become known; `credential.store` (TRACE) around each store call, with `op` (`get`, `put`). Events: every read at TRACE,
-//! every mutation at INFO, a denial at WARN, a payload that does not open at ERROR.
+//! they become known; `credential.store` (TRACE) around each store call, with `op` (`get`, `put`).
+//! Events: every read at TRACE, every mutation at INFO, a denial at WARN, a payload that does not
+//! open at ERROR.
 //!
 //! Metrics (register a recorder before building a manager: handles are taken at build time):
 //! `credential_reads_total` {source = cache | store, outcome}, `credential_commits_total`
@@ -56,7 +57,7 @@ impl Default for ReadCounters {
     }
 }
 
-/// One read or commit in progress: its span, and when it began.
+/// One read or commit in progress, and its span.
 pub(crate) struct Operation {
     #[cfg(feature = "tracing")]
     span: tracing::Span,
@@ -183,6 +184,7 @@ fn ended(event: &AuditEvent) {
     let Some(code) = event.error.as_deref() else {
         return;
     };
+    let undecryptable = matches!(code, "decrypt" | "wrong_master_key");
     #[cfg(feature = "metrics")]
     {
         metrics::counter!("credential_errors_total", "code" => code.to_owned()).increment(1);
@@ -191,7 +193,7 @@ fn ended(event: &AuditEvent) {
                 metrics::counter!("credential_denials_total", "action" => event.action.as_str())
                     .increment(1);
             }
-            _ if code == "decrypt" || code == "wrong_master_key" => {
+            _ if undecryptable => {
                 metrics::counter!("credential_decrypt_failures_total").increment(1);
             }
             _ => {}
@@ -205,7 +207,7 @@ fn ended(event: &AuditEvent) {
             action = event.action.as_str(),
             "access denied"
         ),
-        _ if code == "decrypt" || code == "wrong_master_key" => tracing::error!(
+        _ if undecryptable => tracing::error!(
             id = &*event.credential,
             error = code,
             "a sealed payload did not open: tampered, or sealed under another key"
@@ -213,7 +215,7 @@ fn ended(event: &AuditEvent) {
         _ => {}
     }
     #[cfg(not(any(feature = "metrics", feature = "tracing")))]
-    let _ = (code, AuditOutcome::Success);
+    let _ = (undecryptable, AuditOutcome::Success);
 }
 
 #[cfg(feature = "metrics")]

@@ -71,7 +71,8 @@ struct Flight {
 
 #[derive(Default)]
 struct Entries {
-    entries: IdMap<Entry>,
+    /// Keyed by the same shared id the eviction order holds.
+    entries: IdMap<Entry, Arc<str>>,
     flights: IdMap<Arc<Flight>>,
     /// Installs, oldest first: every entry has the ttl, so this is also the order they go stale
     /// in. Installs of entries removed since are skipped when met, and dropped in bulk once they
@@ -99,8 +100,9 @@ impl Entries {
     fn insert(&mut self, key: &str, cached: Cached, fresh_until: DateTime<Utc>) {
         let generation = self.next_generation;
         self.next_generation += 1;
-        self.order.push_back((Arc::from(key), generation));
-        self.entries.insert(key.to_owned(), Entry { cached, fresh_until, generation });
+        let key: Arc<str> = Arc::from(key);
+        self.order.push_back((Arc::clone(&key), generation));
+        self.entries.insert(key, Entry { cached, fresh_until, generation });
         if self.order.len() > 2 * self.entries.len() + 64 {
             let mut order = std::mem::take(&mut self.order);
             order.retain(|(key, generation)| self.is_live(key, *generation));

@@ -241,7 +241,9 @@ impl Core {
                 check_id(id)?;
                 self.authorize(actor, id, Permission::Read, now)?;
                 let record = self.fetch(id).await?;
-                kind = Some(record.meta.kind.clone());
+                if telemetry::ENABLED {
+                    kind = Some(record.meta.kind.clone());
+                }
                 open(&record)
             })
             .await;

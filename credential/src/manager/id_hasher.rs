@@ -29,5 +29,6 @@ impl Hasher for IdHasher {
     }
 }
 
-/// A `HashMap` keyed by credential id.
-pub(crate) type IdMap<V> = std::collections::HashMap<String, V, BuildHasherDefault<IdHasher>>;
+/// A `HashMap` keyed by credential id (owned, or shared as `Arc<str>`).
+pub(crate) type IdMap<V, K = String> =
+    std::collections::HashMap<K, V, BuildHasherDefault<IdHasher>>;

@@ -135,9 +135,10 @@ impl Store for PostgresStore {
         check_id(&record.meta.id)?;
         let expected = match precondition {
             Precondition::Absent => None,
-            Precondition::Revision(expected) => Some(to_sql_int(expected)),
+            Precondition::Revision(expected) => Some(expected),
         };
-        record.meta.revision = expected.map_or(1, |expected| expected.unsigned_abs() + 1);
+        record.meta.revision = expected.map_or(1, |expected| expected + 1);
+        let expected = expected.map(to_sql_int);
         let bytes = record_codec::encode(&record);
         let meta = &record.meta;
         let revision = to_sql_int(meta.revision);

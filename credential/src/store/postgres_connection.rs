@@ -8,6 +8,7 @@ use std::time::Duration;
 use percent_encoding::percent_decode_str;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, Connection, Socket, Statement};
+use zeroize::Zeroizing;
 
 use super::postgres_tls::{RustlsConnector, RustlsStream, TlsMode, TlsSettings};
 use crate::{Error, Result};
@@ -94,11 +95,14 @@ impl Settings {
 }
 
 /// Takes `sslmode` and `sslrootcert` out of the query string: the driver knows only three modes
-/// and no CA file.
-fn split_tls_parameters(url: &str) -> Result<(String, TlsSettings)> {
+/// and no CA file. The URL left for the driver holds the password: it is built in one buffer of
+/// its final capacity and wiped when dropped.
+fn split_tls_parameters(url: &str) -> Result<(Zeroizing<String>, TlsSettings)> {
     let mut settings = TlsSettings { mode: TlsMode::Prefer, root_cert: None };
+    let mut driver_url = Zeroizing::new(String::with_capacity(url.len()));
     let Some((base, query)) = url.split_once('?') else {
-        return Ok((url.to_owned(), settings));
+        driver_url.push_str(url);
+        return Ok((driver_url, settings));
     };
     let mut kept = Vec::new();
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
@@ -114,8 +118,11 @@ fn split_tls_parameters(url: &str) -> Result<(String, TlsSettings)> {
             _ => kept.push(pair),
         }
     }
-    let driver_url =
-        if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
+    driver_url.push_str(base);
+    for (index, pair) in kept.into_iter().enumerate() {
+        driver_url.push(if index == 0 { '?' } else { '&' });
+        driver_url.push_str(pair);
+    }
     Ok((driver_url, settings))
 }
 
@@ -332,7 +339,7 @@ mod tests {
             "postgres://u:p@db:5432/x?application_name=a&sslmode=verify-full&sslrootcert=%2Fca.pem&connect_timeout=3",
         )
         .unwrap();
-        assert_eq!(url, "postgres://u:p@db:5432/x?application_name=a&connect_timeout=3");
+        assert_eq!(*url, "postgres://u:p@db:5432/x?application_name=a&connect_timeout=3");
         assert_eq!(tls.mode, TlsMode::VerifyFull);
         assert_eq!(tls.root_cert.as_deref(), Some(std::path::Path::new("/ca.pem")));
         let (url, tls) = split_tls_parameters("postgres://db/x").unwrap();
