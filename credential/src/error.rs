@@ -330,6 +330,28 @@ pub enum Error {
         kind: String,
     },
 
+    /// The provider refused to refresh the credential (OAuth 2.0 `invalid_grant`: the refresh
+    /// token was revoked, expired or used twice). The credential is kept, marked; reads fail with
+    /// this error until an operator rotates in a new one.
+    #[error("credential `{id}` needs reauthentication: the provider refused to refresh it")]
+    ReauthRequired {
+        /// The credential id.
+        id: String,
+    },
+
+    /// The credential needed a refresh and none succeeded in time. Never holds a token or a
+    /// response body.
+    #[error("refreshing credential `{id}` failed: {reason}")]
+    RefreshFailed {
+        /// The credential id.
+        id: String,
+        /// What went wrong (a status, an OAuth 2.0 error code, a transport failure).
+        reason: String,
+        /// Whether trying again later can help (the provider was unreachable, overloaded or its
+        /// circuit breaker open).
+        transient: bool,
+    },
+
     /// Background work was cancelled or panicked.
     #[error("a background task failed")]
     TaskFailed,
@@ -384,6 +406,7 @@ impl Error {
                     | ErrorKind::ConnectionRefused
             ),
             Self::AuditBackpressure | Self::TaskFailed => true,
+            Self::RefreshFailed { transient, .. } => *transient,
             _ => false,
         }
     }
@@ -432,6 +455,8 @@ impl Error {
             Self::NotText { .. } => "not_text",
             Self::UnknownKind { .. } => "unknown_kind",
             Self::InvalidFieldValue { .. } => "invalid_field_value",
+            Self::ReauthRequired { .. } => "reauth_required",
+            Self::RefreshFailed { .. } => "refresh_failed",
             Self::TaskFailed => "task_failed",
             Self::Io { .. } => "io",
         }

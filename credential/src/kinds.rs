@@ -11,6 +11,7 @@ mod certificate;
 mod database;
 #[cfg(feature = "url")]
 mod database_url;
+mod oauth2_client;
 mod oauth2_token;
 #[cfg(any(feature = "ssh", feature = "x509"))]
 mod pem_key;
@@ -25,6 +26,7 @@ pub use bearer_token::BearerToken;
 pub use certificate::Certificate;
 #[cfg(feature = "url")]
 pub use database::Database;
+pub use oauth2_client::OAuth2Client;
 pub use oauth2_token::OAuth2Token;
 #[cfg(feature = "ssh")]
 pub use ssh_key::SshKey;

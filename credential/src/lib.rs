@@ -13,6 +13,8 @@ mod expiry;
 pub mod hazmat;
 pub mod kinds;
 mod manager;
+#[cfg(feature = "oauth2")]
+pub mod oauth2;
 mod plain;
 mod redacted;
 pub mod rules;
@@ -44,8 +46,9 @@ pub use crate::manager::{
     AuditSummary, CacheConfig, ChainReport, Context, DEFAULT_ENVIRONMENT,
     DEFAULT_MEMORY_AUDIT_CAPACITY, Draft, DynManaged, FieldInput, FieldValues, FieldView, Grant,
     JsonlAuditSink, Live, MAX_AUDIT_PRINCIPAL_LEN, MAX_AUDIT_REASON_LEN, Managed, Manager,
-    ManagerBuilder, MemoryAuditSink, Permission, Principal, RekeyProgress, RekeyReport,
-    ResolveOptions, Revoked, Rotating, State, VersionInfo,
+    ManagerBuilder, MemoryAuditSink, Permission, Principal, RefreshConfig, RefreshContext,
+    RefreshError, Refresher, RekeyProgress, RekeyReport, ResolveOptions, Revoked, Rotating, State,
+    VersionInfo,
 };
 pub use crate::plain::{PlainField, PlainValue};
 pub use crate::redacted::Redacted;
@@ -64,7 +67,7 @@ pub use crate::store::conformance;
 pub use crate::store::{
     ChangeFeed, ChangeListener, CompositeStore, EnvStore, EnvVars, FeedKind, LifecycleState,
     ListFilter, MAX_FEED_LAG, MAX_ID_LEN, MemoryStore, Precondition, Record, RecordMeta,
-    SealedVersion, Store, VersionState, check_id,
+    RefreshLease, RefreshMark, SealedVersion, Store, VersionState, check_id,
 };
 pub use crate::validation::{RuleError, ValidationError, ValidationErrors};
 

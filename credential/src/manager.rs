@@ -16,6 +16,8 @@ mod core;
 mod field_values;
 mod id_hasher;
 mod lifecycle;
+mod refresh;
+mod refresh_flight;
 mod registry;
 mod rekey;
 mod resolve;
@@ -47,6 +49,8 @@ pub use context::Context;
 pub use field_values::{FieldInput, FieldValues};
 use lifecycle::AnyState;
 pub use lifecycle::{Active, AnyManaged, Draft, Live, Managed, Revoked, Rotating, State};
+use refresh::Refreshers;
+pub use refresh::{RefreshConfig, RefreshContext, RefreshError, Refresher};
 use registry::{Decoder, KindRegistry};
 pub use rekey::{RekeyProgress, RekeyReport};
 pub use resolve::ResolveOptions;
@@ -116,6 +120,7 @@ pub struct ManagerBuilder {
     max_versions: usize,
     cache: CacheConfig,
     kinds: KindRegistry,
+    refreshers: Refreshers,
 }
 
 impl std::fmt::Debug for ManagerBuilder {
@@ -193,6 +198,21 @@ impl ManagerBuilder {
         self
     }
 
+    /// Refreshes credentials of `R::Credential`'s kind with `refresher` when they expire or come
+    /// close to it (see [`Refresher`]). One refresher per kind; a later one replaces an earlier.
+    pub fn refresher<R: Refresher>(mut self, refresher: R) -> Self {
+        self.kinds.register::<R::Credential>();
+        self.refreshers.register(refresher);
+        self
+    }
+
+    /// When credentials are refreshed and how long callers wait. Default:
+    /// [`RefreshConfig::default`].
+    pub fn refresh_config(mut self, config: RefreshConfig) -> Self {
+        self.refreshers.config = config;
+        self
+    }
+
     /// Builds the manager, checking that the key ring holds every master key the records of its
     /// environment are sealed under.
     ///
@@ -223,8 +243,14 @@ impl ManagerBuilder {
     fn assemble(self, store: Arc<dyn Store>, ring: KeyRing) -> Result<Manager> {
         let grace_period = chrono::Duration::from_std(self.grace_period)
             .map_err(|_| Error::Config { reason: "the grace period is too long" })?;
+        let refresh = self.refreshers.config;
+        if refresh.lease <= refresh.deadline {
+            return Err(Error::Config { reason: "the refresh lease must outlast its deadline" });
+        }
         let cache = Arc::new(Cache::new(self.cache));
         let feed = Core::watch(store.as_ref(), &cache, &self.environment)?;
+        let memos = SharedMemos::default();
+        let operator = Actor::new(self.operator, &memos);
         let core = Arc::new(Core {
             store,
             ring,
@@ -234,12 +260,24 @@ impl ManagerBuilder {
             rules: VersionRules { grace_period, max_versions: self.max_versions },
             cache,
             kinds: self.kinds,
-            memos: SharedMemos::default(),
+            memos,
             telemetry: Telemetry::default(),
+            refreshers: self.refreshers,
+            flights: Default::default(),
+            refresh_holder: refresh_holder()?,
+            operator,
             _feed: feed,
         });
-        Ok(Manager { actor: core.actor(self.operator), core })
+        Ok(Manager { actor: core.operator.clone(), core })
     }
+}
+
+/// A name for this manager on refresh leases: the process id and 64 random bits, so that two
+/// managers never take each other's lease for their own.
+fn refresh_holder() -> Result<String> {
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).map_err(|_| Error::RandomUnavailable)?;
+    Ok(format!("{}/{:016x}", std::process::id(), u64::from_le_bytes(random)))
 }
 
 /// One version as the history shows it.
@@ -293,6 +331,7 @@ impl Manager {
             max_versions: 10,
             cache: CacheConfig::default(),
             kinds: KindRegistry::with_builtin_kinds(),
+            refreshers: Refreshers::new(RefreshConfig::default()),
         }
     }
 
@@ -412,6 +451,7 @@ impl Manager {
                 expires_at,
                 tags: Default::default(),
                 key_id: self.core.ring.current_id().to_string(),
+                refresh: Default::default(),
             },
             versions: vec![versions::sealed_now(1, VersionState::Pending, sealed)],
         };

@@ -58,7 +58,8 @@ pub use postgres::PooledDriverClient;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 pub use record::{
-    LifecycleState, ListFilter, Precondition, Record, RecordMeta, SealedVersion, VersionState,
+    LifecycleState, ListFilter, Precondition, Record, RecordMeta, RefreshLease, RefreshMark,
+    SealedVersion, VersionState,
 };
 pub use record_id::{MAX_ID_LEN, check_id};
 #[cfg(feature = "sqlite")]
@@ -119,6 +120,16 @@ pub trait Store: Send + Sync + 'static {
         let _ = listener;
         Ok(None)
     }
+
+    /// The store's clock, which refresh leases lapse on. The default, this machine's clock, suits
+    /// stores that only processes on one machine share; a store shared by machines answers with
+    /// its server's clock.
+    ///
+    /// # Errors
+    /// A backend failure.
+    async fn now(&self) -> Result<chrono::DateTime<chrono::Utc>> {
+        Ok(chrono::Utc::now())
+    }
 }
 
 /// A shared store is a store: keep an `Arc` to inspect what a manager writes.
@@ -134,6 +145,10 @@ impl<S: Store + ?Sized> Store for Arc<S> {
 
     async fn delete(&self, id: &str, revision: u64) -> Result<()> {
         (**self).delete(id, revision).await
+    }
+
+    async fn now(&self) -> Result<chrono::DateTime<chrono::Utc>> {
+        (**self).now().await
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {

@@ -93,8 +93,10 @@ async fn oauth2_token() {
         token_type: "Bearer".into(),
         scopes: vec!["repo".into(), "read:org".into()],
         expires: DateTime::from_timestamp(4_102_444_800, 0),
+        client: Some("svc/oauth-client".into()),
     };
     let back = round_trip("svc/oauth", token).await;
+    assert_eq!(back.client.as_deref(), Some("svc/oauth-client"));
     assert_eq!(back.scopes, ["repo", "read:org"]);
     assert_eq!(
         back.refresh_token.as_ref().map(|t| t.expose_secret().to_owned()),
@@ -106,6 +108,7 @@ async fn oauth2_token() {
         token_type: "".into(),
         scopes: vec![],
         expires: None,
+        client: None,
     };
     assert!(missing_type.validate().is_err());
 }

@@ -5,7 +5,11 @@ use secrecy::SecretString;
 
 use crate as credential;
 
-/// An OAuth 2.0 access token with its refresh token, type, scopes and expiry (RFC 6749 §5.1).
+/// An OAuth 2.0 access token with its refresh token, type, scopes and expiry (RFC 6749 §5.1),
+/// and the client credential that refreshes it.
+///
+/// With the `oauth2` feature, `OAuth2Refresher` refreshes it: with its refresh token (RFC 6749
+/// §6) when it has one, else by the client-credentials grant (§4.4).
 ///
 /// ```
 /// use credential::kinds::OAuth2Token;
@@ -17,6 +21,7 @@ use crate as credential;
 ///     token_type: "Bearer".into(),
 ///     scopes: vec!["repo".into()],
 ///     expires: None,
+///     client: Some("github/oauth-app".into()),
 /// };
 /// token.validate()?;
 /// # Ok::<(), credential::ValidationErrors>(())
@@ -41,4 +46,8 @@ pub struct OAuth2Token {
     /// When the access token expires.
     #[credential(expires_at)]
     pub expires: Option<DateTime<Utc>>,
+    /// The id of the [`OAuth2Client`](super::OAuth2Client) credential that refreshes this token
+    /// (token endpoint, client id and secret); `None` for a token nothing refreshes.
+    #[credential(default)]
+    pub client: Option<String>,
 }

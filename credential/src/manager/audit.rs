@@ -40,6 +40,9 @@ pub enum AuditAction {
     Read,
     /// A template was resolved through a context.
     Resolve,
+    /// A credential was refreshed (a new version from its refresher), or marked as needing
+    /// reauthentication because the provider refused the refresh.
+    Refresh,
 }
 
 impl AuditAction {
@@ -63,6 +66,7 @@ impl AuditAction {
             Self::Rekey => "rekey",
             Self::Read => "read",
             Self::Resolve => "resolve",
+            Self::Refresh => "refresh",
         }
     }
 }

@@ -52,6 +52,8 @@ pub(crate) struct Cached {
     pub(crate) id: Arc<str>,
     pub(crate) version: u64,
     pub(crate) expires_at: Option<DateTime<Utc>>,
+    /// When a refresh falls due (`None`: nothing refreshes it).
+    pub(crate) due_at: Option<DateTime<Utc>>,
 }
 
 struct Entry {

@@ -19,6 +19,8 @@ use super::access::{AccessPolicy, DecisionMemo, Permission, Principal, SharedMem
 use super::audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink};
 use super::audit_bounds;
 use super::cache::{Cache, CacheListener, Cached};
+use super::refresh::Refreshers;
+use super::refresh_flight::Flights;
 use super::registry::{Decoded, Decoder, KindRegistry};
 use super::versions::{self, VersionRules};
 use crate::hazmat::SealContext;
@@ -32,6 +34,14 @@ use crate::{
 pub(crate) struct Actor {
     pub(crate) principal: Principal,
     decisions: Arc<DecisionMemo>,
+}
+
+impl Actor {
+    /// `principal`, with the decisions `memos` holds for it.
+    pub(crate) fn new(principal: Principal, memos: &SharedMemos) -> Self {
+        let decisions = memos.of(&principal);
+        Self { principal, decisions }
+    }
 }
 
 /// How the read path decodes the served version.
@@ -79,6 +89,14 @@ pub(crate) struct Core {
     /// Each principal's access decisions, shared by all its contexts.
     pub(crate) memos: SharedMemos,
     pub(crate) telemetry: Telemetry,
+    /// The refreshers by kind, and when credentials fall due.
+    pub(crate) refreshers: Refreshers,
+    /// The refreshes running in this process.
+    pub(crate) flights: Flights,
+    /// Who refreshes are attributed to and checked as: the manager's operator.
+    pub(crate) operator: Actor,
+    /// This manager's name on refresh leases, unique across processes.
+    pub(crate) refresh_holder: String,
     /// Keeps the store's change feed running for as long as the core lives.
     pub(crate) _feed: Option<ChangeFeed>,
 }
@@ -101,8 +119,7 @@ impl Core {
 
     /// `principal` as an actor, with the decisions already made for it.
     pub(crate) fn actor(&self, principal: Principal) -> Actor {
-        let decisions = self.memos.of(&principal);
-        Actor { principal, decisions }
+        Actor::new(principal, &self.memos)
     }
 
     /// The id the store knows `id` by: namespaced by the environment.
@@ -140,7 +157,7 @@ impl Core {
 
     /// The served version of `id`, through the cache: the whole read path, audited as `action`.
     pub(crate) async fn read_current(
-        &self,
+        self: &Arc<Self>,
         actor: &Actor,
         id: &str,
         action: AuditAction,
@@ -166,8 +183,14 @@ impl Core {
                     found: cached.credential.kind.to_owned(),
                 })
             }
-            _ => unexpired(id, cached, now),
+            _ => Ok(cached),
         });
+        let found = match found {
+            Ok(cached) if cached.due_at.is_some_and(|due_at| due_at <= now) => {
+                Box::pin(self.serve_due(id, cached, now, decode)).await
+            }
+            other => other.and_then(|cached| unexpired(id, cached, now)),
+        };
         let event = match &found {
             // The cached id is shared: a hit allocates nothing for its event.
             Ok(cached) => self.event(
@@ -202,7 +225,7 @@ impl Core {
         Ok(self.cache.get(id, now))
     }
 
-    async fn load_current(&self, id: &str, decode: Decode) -> Result<Cached> {
+    pub(crate) async fn load_current(&self, id: &str, decode: Decode) -> Result<Cached> {
         check_id(id)?;
         if let Decode::As(decoder) = decode {
             // Known from now on to reads by name (templates, operator views).
@@ -213,9 +236,14 @@ impl Core {
                 let record = self.fetch(id).await?;
                 let decoder = self.decoder(&record, decode)?;
                 let served = versions::served(id, &record)?;
+                if record.meta.refresh.reauth_required {
+                    return Err(Error::ReauthRequired { id: id.to_owned() });
+                }
                 let decoded = self.open_as(id, &record, served, decoder)?;
+                let expires_at = decoded.fields.expires_at().or(record.meta.expires_at);
                 Ok(Cached {
-                    expires_at: decoded.fields.expires_at().or(record.meta.expires_at),
+                    due_at: self.refreshers.due_at(decoder.kind, served.created_at, expires_at),
+                    expires_at,
                     credential: decoded,
                     id: Arc::from(id),
                     version: served.version,

@@ -250,7 +250,7 @@ impl<C: Credential> Managed<C, Active> {
         restored.validate()?;
         let number = versions::next_number(&self.record);
         let sealed = self.seal(number, &restored)?;
-        let record = versions::restored(
+        let record = versions::with_current(
             self.record.clone(),
             number,
             sealed,

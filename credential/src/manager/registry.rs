@@ -139,7 +139,7 @@ impl KindRegistry {
 
     /// A registry that knows the built-in kinds.
     pub(crate) fn with_builtin_kinds() -> Self {
-        use crate::kinds::{ApiKey, Aws, BasicAuth, BearerToken, OAuth2Token};
+        use crate::kinds::{ApiKey, Aws, BasicAuth, BearerToken, OAuth2Client, OAuth2Token};
         let registry = Self::default();
         registry.register::<ApiKey>();
         registry.register::<Aws>();
@@ -149,6 +149,7 @@ impl KindRegistry {
         registry.register::<crate::kinds::Certificate>();
         #[cfg(feature = "url")]
         registry.register::<crate::kinds::Database>();
+        registry.register::<OAuth2Client>();
         registry.register::<OAuth2Token>();
         #[cfg(feature = "ssh")]
         registry.register::<crate::kinds::SshKey>();

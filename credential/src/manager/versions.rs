@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::{Error, LifecycleState, Record, Result, SealedVersion, VersionState};
+use crate::{Error, LifecycleState, Record, RefreshMark, Result, SealedVersion, VersionState};
 
 /// How long deprecated versions stay readable and how many versions keep their payload.
 #[derive(Debug, Clone, Copy)]
@@ -138,6 +138,8 @@ pub(crate) fn committed(
     }
     record.meta.state = LifecycleState::Active;
     record.meta.expires_at = expires_at;
+    // A new version is a fresh start for refresh: no lease, no reauthentication pending.
+    record.meta.refresh = RefreshMark::default();
     prune(&mut record, rules);
     record
 }
@@ -172,8 +174,10 @@ pub(crate) fn restorable<'r>(
         .ok_or_else(|| Error::VersionUnavailable { id: id.to_owned(), version: number })
 }
 
-/// The record with an old version's payload, re-sealed as `sealed`, made current as `number`.
-pub(crate) fn restored(
+/// The record with `sealed` made current as `number`: an old version's payload re-sealed (a
+/// restore) or a refreshed credential. The version it replaces is deprecated, and any refresh
+/// lease or reauthentication mark is cleared.
+pub(crate) fn with_current(
     mut record: Record,
     number: u64,
     sealed: Vec<u8>,
@@ -187,6 +191,7 @@ pub(crate) fn restored(
     }
     record.versions.push(sealed_now(number, VersionState::Current, sealed));
     record.meta.expires_at = expires_at;
+    record.meta.refresh = RefreshMark::default();
     prune(&mut record, rules);
     record
 }

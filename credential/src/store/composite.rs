@@ -67,6 +67,10 @@ impl Store for CompositeStore {
         self.primary.delete(id, revision).await
     }
 
+    async fn now(&self) -> Result<chrono::DateTime<chrono::Utc>> {
+        self.primary.now().await
+    }
+
     async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
         let mut merged = BTreeMap::new();
         for store in self.all() {

@@ -22,8 +22,8 @@ use std::sync::Arc;
 use chrono::DateTime;
 
 use super::{
-    LifecycleState, ListFilter, MAX_ID_LEN, Precondition, Record, RecordMeta, SealedVersion, Store,
-    VersionState,
+    LifecycleState, ListFilter, MAX_ID_LEN, Precondition, Record, RecordMeta, RefreshLease,
+    RefreshMark, SealedVersion, Store, VersionState,
 };
 use crate::Error;
 
@@ -42,6 +42,13 @@ pub fn sample_record(id: &str, kind: &str, payload: &[u8]) -> Record {
             expires_at: Some(at + chrono::Duration::days(30)),
             tags: BTreeSet::from(["team-a".to_owned()]),
             key_id: "0123456789abcdef".to_owned(),
+            refresh: RefreshMark {
+                lease: Some(RefreshLease {
+                    holder: "conformance/1".to_owned(),
+                    until: at + chrono::Duration::seconds(30),
+                }),
+                reauth_required: false,
+            },
         },
         versions: vec![SealedVersion {
             version: 1,

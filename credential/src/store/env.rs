@@ -107,6 +107,7 @@ impl EnvStore {
             expires_at: loaded.expires_at,
             tags: ["env".to_owned()].into(),
             key_id: self.ring.current_id().to_string(),
+            refresh: Default::default(),
         }
     }
 }

@@ -177,6 +177,18 @@ impl Store for PostgresStore {
         }
     }
 
+    /// The server's clock, so that leases lapse alike for every machine on the database.
+    async fn now(&self) -> Result<chrono::DateTime<chrono::Utc>> {
+        let connection = self.inner.pool.get().await?;
+        let row =
+            connection.client.query_one(&connection.statements.now, &[]).await.map_err(storage)?;
+        drop(connection);
+        let micros: i64 = row.get(0);
+        chrono::DateTime::from_timestamp_micros(micros).ok_or_else(|| Error::CorruptRecord {
+            reason: "the server's clock is out of range".to_owned(),
+        })
+    }
+
     async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
         let connection = self.inner.pool.get().await?;
         let rows = connection

@@ -191,6 +191,7 @@ pub(crate) struct Statements {
     pub(crate) update: Statement,
     pub(crate) delete: Statement,
     pub(crate) list: Statement,
+    pub(crate) now: Statement,
 }
 
 impl Statements {
@@ -234,6 +235,11 @@ impl Statements {
                    AND ($4::text IS NULL OR starts_with(id, $4))
                  ORDER BY id"
                     .to_owned(),
+            )
+            .await?,
+            // Microseconds since the epoch: the server's clock, not the transaction's start.
+            now: prepare(
+                "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint".to_owned(),
             )
             .await?,
         })

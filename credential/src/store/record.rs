@@ -40,6 +40,30 @@ pub struct RecordMeta {
     pub tags: BTreeSet<String>,
     /// The id of the master key the versions are sealed under.
     pub key_id: String,
+    /// Where an automatic refresh stands: a lease held by the process refreshing it, or a mark
+    /// that the provider refused the refresh and an operator must put in a new credential.
+    pub refresh: RefreshMark,
+}
+
+/// Where an automatic refresh of a credential stands, kept with its metadata so that every process
+/// on the store sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefreshMark {
+    /// The lease of the process refreshing the credential now, taken by compare-and-swap before it
+    /// asks the provider.
+    pub lease: Option<RefreshLease>,
+    /// Set when the provider refused the refresh (`invalid_grant`): reads fail with
+    /// [`Error::ReauthRequired`](crate::Error::ReauthRequired) until a new version is committed.
+    pub reauth_required: bool,
+}
+
+/// A lease on refreshing a credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshLease {
+    /// Who holds it: a name unique to one manager in one process.
+    pub holder: String,
+    /// When it lapses, on the store's clock ([`Store::now`](crate::Store::now)).
+    pub until: DateTime<Utc>,
 }
 
 /// One sealed version of a credential.

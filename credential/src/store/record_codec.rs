@@ -12,12 +12,14 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
-use super::record::{Record, RecordMeta, SealedVersion};
+use super::record::{Record, RecordMeta, RefreshLease, RefreshMark, SealedVersion};
 use crate::encoding::{self, Reader, Writer};
 use crate::{DecodeError, Error, FieldCodec, Result};
 
 const MAGIC: &[u8; 4] = b"CRDR";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// The format before the refresh mark; still read.
+const VERSION_WITHOUT_REFRESH: u8 = 1;
 
 pub(crate) fn encode(record: &Record) -> Vec<u8> {
     encoding::write_exact(|writer| write_record(writer, record)).to_vec()
@@ -40,6 +42,15 @@ fn write_record(writer: &mut Writer, record: &Record) {
         tag.encode(writer);
     }
     meta.key_id.encode(writer);
+    match &meta.refresh.lease {
+        None => writer.u8(0),
+        Some(lease) => {
+            writer.u8(1);
+            lease.holder.encode(writer);
+            lease.until.encode(writer);
+        }
+    }
+    meta.refresh.reauth_required.encode(writer);
     writer.varint(record.versions.len() as u64);
     for version in &record.versions {
         writer.varint(version.version);
@@ -51,8 +62,8 @@ fn write_record(writer: &mut Writer, record: &Record) {
 }
 
 pub(crate) fn decode(bytes: &[u8]) -> Result<Record> {
-    let mut reader = open(bytes)?;
-    let meta = read_meta(&mut reader).map_err(corrupt)?;
+    let (mut reader, version) = open(bytes)?;
+    let meta = read_meta(&mut reader, version).map_err(corrupt)?;
     let versions = read_versions(&mut reader).map_err(corrupt)?;
     if !reader.is_empty() {
         return Err(Error::CorruptRecord { reason: "trailing bytes after the record".to_owned() });
@@ -62,24 +73,26 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Record> {
 
 /// The metadata alone, for listing: the sealed versions after it are neither decoded nor copied.
 pub(crate) fn decode_meta(bytes: &[u8]) -> Result<RecordMeta> {
-    read_meta(&mut open(bytes)?).map_err(corrupt)
+    let (mut reader, version) = open(bytes)?;
+    read_meta(&mut reader, version).map_err(corrupt)
 }
 
-/// A reader past the header, once the header says this is a record this build reads.
-fn open(bytes: &[u8]) -> Result<Reader<'_>> {
+/// A reader past the header and the format version, once the header says this is a record this
+/// build reads.
+fn open(bytes: &[u8]) -> Result<(Reader<'_>, u8)> {
     let mut reader = Reader::new(bytes);
     if reader.bytes(4).map_err(corrupt)? != MAGIC {
         return Err(Error::CorruptRecord { reason: "not a credential record".to_owned() });
     }
     let version = reader.u8().map_err(corrupt)?;
-    if version != VERSION {
+    if version != VERSION && version != VERSION_WITHOUT_REFRESH {
         return Err(Error::CorruptRecord {
             reason: format!(
                 "record format version {version} is not supported (this build reads {VERSION})"
             ),
         });
     }
-    Ok(reader)
+    Ok((reader, version))
 }
 
 fn corrupt(error: DecodeError) -> Error {
@@ -121,7 +134,7 @@ fn check_stored(id: &str, meta: &RecordMeta) -> Result<()> {
     }
 }
 
-fn read_meta(reader: &mut Reader<'_>) -> std::result::Result<RecordMeta, DecodeError> {
+fn read_meta(reader: &mut Reader<'_>, version: u8) -> std::result::Result<RecordMeta, DecodeError> {
     let id = String::decode(reader)?;
     let kind = String::decode(reader)?;
     let environment = String::decode(reader)?;
@@ -136,6 +149,11 @@ fn read_meta(reader: &mut Reader<'_>) -> std::result::Result<RecordMeta, DecodeE
         tags.insert(String::decode(reader)?);
     }
     let key_id = String::decode(reader)?;
+    let refresh = if version == VERSION_WITHOUT_REFRESH {
+        RefreshMark::default()
+    } else {
+        read_refresh(reader)?
+    };
     Ok(RecordMeta {
         id,
         kind,
@@ -147,7 +165,20 @@ fn read_meta(reader: &mut Reader<'_>) -> std::result::Result<RecordMeta, DecodeE
         expires_at,
         tags,
         key_id,
+        refresh,
     })
+}
+
+fn read_refresh(reader: &mut Reader<'_>) -> std::result::Result<RefreshMark, DecodeError> {
+    let lease = match reader.u8()? {
+        0 => None,
+        1 => Some(RefreshLease {
+            holder: String::decode(reader)?,
+            until: DateTime::<Utc>::decode(reader)?,
+        }),
+        _ => return Err(DecodeError::invalid("invalid refresh lease tag")),
+    };
+    Ok(RefreshMark { lease, reauth_required: bool::decode(reader)? })
 }
 
 fn read_versions(reader: &mut Reader<'_>) -> std::result::Result<Vec<SealedVersion>, DecodeError> {
@@ -186,5 +217,37 @@ mod tests {
         assert!(matches!(decode(cut), Err(Error::CorruptRecord { .. })));
         assert_eq!(decode_meta(cut).unwrap(), record.meta);
         assert!(matches!(decode_meta(b"nope"), Err(Error::CorruptRecord { .. })));
+    }
+
+    #[test]
+    fn the_refresh_mark_round_trips_and_records_written_before_it_still_read() {
+        let mut record = sample_record("codec/refresh", "oauth2_token", b"sealed");
+        record.meta.refresh = RefreshMark {
+            lease: Some(RefreshLease {
+                holder: "host-1/42".to_owned(),
+                until: record.meta.updated_at + chrono::Duration::seconds(30),
+            }),
+            reauth_required: true,
+        };
+        assert_eq!(decode(&encode(&record)).unwrap(), record);
+
+        // The same record in format 1: no refresh mark between the key id and the versions.
+        record.meta.refresh = RefreshMark::default();
+        let current = encode(&record);
+        let mark_at = current.len() - versions_len(&record);
+        let mut old = current[..mark_at - 2].to_vec();
+        old[4] = VERSION_WITHOUT_REFRESH;
+        old.extend_from_slice(&current[mark_at..]);
+        assert_eq!(decode(&old).unwrap(), record);
+        assert!(matches!(
+            decode(&[b"CRDR".as_slice(), &[3]].concat()),
+            Err(Error::CorruptRecord { .. })
+        ));
+    }
+
+    /// How many bytes the versions take at the end of `record`'s encoding.
+    fn versions_len(record: &Record) -> usize {
+        let alone = Record { meta: record.meta.clone(), versions: Vec::new() };
+        encode(record).len() - encode(&alone).len() + 1
     }
 }

@@ -1,0 +1,265 @@
+//! One refresh per fleet: within a process every caller shares one flight per credential, and
+//! across processes a lease taken by compare-and-swap on the record comes **before** the request
+//! to the provider.
+//!
+//! A flight, in order: read the record (already refreshed by someone else? done) → if another
+//! holder's lease has not lapsed on the store's clock, wait for it to finish → take the lease →
+//! ask the refresher → commit the new version (or the reauthentication mark) through the commit
+//! path, which clears the lease. A swap that loses to another write is retried on the new record
+//! as long as the lease is still ours, so a rotated refresh token the provider handed out is not
+//! dropped. A process that crashes after the request leaves a lease that lapses; the next holder
+//! may then replay the old refresh token once, which a provider that detects reuse answers with
+//! `invalid_grant`, and the credential is marked for reauthentication.
+//!
+//! Flights run as tasks of their own: a caller that stops waiting does not cancel a refresh
+//! halfway, between the provider's answer and the commit.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use super::audit::AuditAction;
+use super::cache::Cached;
+use super::core::{Change, Core, Decode};
+use super::refresh::{RefreshContext, RefreshError};
+use super::versions;
+use crate::telemetry::StoreOp;
+use crate::{Error, Precondition, Record, RefreshLease, RefreshMark, Result};
+
+/// The outcome of a flight, once it has landed.
+type Landing = Option<Result<()>>;
+
+/// The flights in progress in this process, by credential id.
+#[derive(Default)]
+pub(crate) struct Flights {
+    running: Mutex<HashMap<Arc<str>, watch::Receiver<Landing>>>,
+}
+
+/// How many times a flight retries its final swap after losing to another write.
+const COMMIT_ATTEMPTS: usize = 5;
+/// How often a flight looks at another holder's lease: from the first value, doubling to the last.
+const LEASE_POLL: (Duration, Duration) = (Duration::from_millis(25), Duration::from_millis(400));
+/// The reason recorded with the reauthentication mark.
+const REAUTH_REASON: &str =
+    "the provider refused the refresh (invalid_grant): rotate in a new credential";
+
+impl Core {
+    /// Serves `cached`, which is due for refresh at `now`: a valid one at once with a refresh
+    /// started in the background, an expired one only once its refresh has landed (waiting up to
+    /// the configured bound).
+    pub(crate) async fn serve_due(
+        self: &Arc<Self>,
+        id: &str,
+        cached: Cached,
+        now: DateTime<Utc>,
+        decode: Decode,
+    ) -> Result<Cached> {
+        let mut landing = self.join_flight(&cached.id);
+        if cached.expires_at.is_none_or(|expires_at| now < expires_at) {
+            return Ok(cached);
+        }
+        let wait = self.refreshers.config.wait;
+        let landed = tokio::time::timeout(wait, async {
+            let outcome = landing.wait_for(Option::is_some).await.map_err(|_| Error::TaskFailed)?;
+            outcome.clone().unwrap_or(Err(Error::TaskFailed))
+        })
+        .await;
+        match landed {
+            Ok(outcome) => outcome?,
+            Err(_) => {
+                return Err(Error::RefreshFailed {
+                    id: id.to_owned(),
+                    reason: format!("no new credential within {wait:?}"),
+                    transient: true,
+                });
+            }
+        }
+        // Another process's refresh may have landed before this cache heard of it.
+        self.cache.invalidate(id);
+        let fresh = self.load_current(id, decode).await?;
+        if fresh.expires_at.is_some_and(|expires_at| expires_at <= Utc::now()) {
+            return Err(Error::Expired { id: id.to_owned() });
+        }
+        Ok(fresh)
+    }
+
+    /// The flight refreshing `id`: the one in progress, or a new one.
+    fn join_flight(self: &Arc<Self>, id: &Arc<str>) -> watch::Receiver<Landing> {
+        let mut running = self.flights.running.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(landing) = running.get(id) {
+            return landing.clone();
+        }
+        let (sender, landing) = watch::channel(None);
+        // Outside a Tokio runtime there is nowhere to run a flight: the read still serves a
+        // valid credential, and the first caller on a runtime starts the refresh.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return landing;
+        };
+        running.insert(Arc::clone(id), landing.clone());
+        drop(running);
+        let core = Arc::clone(self);
+        let id = Arc::clone(id);
+        drop(runtime.spawn(async move {
+            let outcome = core.fly(&id).await;
+            // Landed before it is forgotten: a caller joining in between still gets the outcome.
+            let _ = sender.send(Some(outcome));
+            core.flights.running.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        }));
+        landing
+    }
+
+    /// One refresh of `id`, start to landing.
+    async fn fly(self: &Arc<Self>, id: &str) -> Result<()> {
+        let config = self.refreshers.config;
+        let deadline = Instant::now() + config.deadline;
+        let Some(leased) = self.take_lease(id, deadline).await? else {
+            return Ok(());
+        };
+        let decoder = self.decoder(&leased, Decode::ByStoredKind)?;
+        let refresher = self
+            .refreshers
+            .of(decoder.kind)
+            .ok_or_else(|| Error::UnknownKind { kind: leased.meta.kind.clone() })?;
+        let current = versions::served(id, &leased)?;
+        let current = self.open_as(id, &leased, current, decoder)?;
+        let context = RefreshContext::new(Arc::clone(self), self.operator.clone(), id, deadline);
+        match refresher.refresh(&current, &context).await {
+            Ok(refreshed) => {
+                self.land(id, leased, |core, record| {
+                    let number = versions::next_number(record);
+                    let sealed = core.seal(id, number, &record.meta.kind, &refreshed.encoded)?;
+                    let after = versions::with_current(
+                        record.clone(),
+                        number,
+                        sealed,
+                        refreshed.expires_at,
+                        core.rules,
+                    );
+                    Ok((after, Some(number), None))
+                })
+                .await
+            }
+            Err(RefreshError::InvalidGrant) => {
+                self.land(id, leased, |_, record| {
+                    let mut after = record.clone();
+                    after.meta.refresh = RefreshMark { lease: None, reauth_required: true };
+                    Ok((after, None, Some(REAUTH_REASON)))
+                })
+                .await?;
+                Err(Error::ReauthRequired { id: id.to_owned() })
+            }
+            Err(failure) => {
+                self.release_lease(leased).await;
+                Err(failure.for_credential(id))
+            }
+        }
+    }
+
+    /// The record of `id` under this manager's lease, or `None` when it no longer needs a
+    /// refresh (another process did it while this one waited).
+    async fn take_lease(&self, id: &str, deadline: Instant) -> Result<Option<Record>> {
+        let mut poll = LEASE_POLL.0;
+        loop {
+            let mut record = self.fetch(id).await?;
+            versions::served(id, &record)?;
+            if record.meta.refresh.reauth_required {
+                return Err(Error::ReauthRequired { id: id.to_owned() });
+            }
+            if !self.is_due(id, &record)? {
+                return Ok(None);
+            }
+            let store_now = self.store.now().await?;
+            let held_by_another = record.meta.refresh.lease.as_ref().is_some_and(|lease| {
+                lease.holder != self.refresh_holder && store_now < lease.until
+            });
+            if held_by_another {
+                if Instant::now() + poll > deadline {
+                    return Err(Error::RefreshFailed {
+                        id: id.to_owned(),
+                        reason: "another process holds the refresh lease".to_owned(),
+                        transient: true,
+                    });
+                }
+                tokio::time::sleep(poll).await;
+                poll = (poll * 2).min(LEASE_POLL.1);
+                continue;
+            }
+            let lease = chrono::Duration::from_std(self.refreshers.config.lease)
+                .unwrap_or(chrono::Duration::MAX);
+            record.meta.refresh.lease = Some(RefreshLease {
+                holder: self.refresh_holder.clone(),
+                until: store_now + lease,
+            });
+            let expected = Precondition::Revision(record.meta.revision);
+            match self.store_put(record.clone(), expected).await {
+                Ok(revision) => {
+                    record.meta.revision = revision;
+                    return Ok(Some(record));
+                }
+                Err(Error::Conflict { .. }) => continue,
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Whether the served version of `record` is inside its refresh window now.
+    fn is_due(&self, id: &str, record: &Record) -> Result<bool> {
+        let served = versions::served(id, record)?;
+        let decoder = self.decoder(record, Decode::ByStoredKind)?;
+        let decoded = self.open_as(id, record, served, decoder)?;
+        let expires_at = decoded.fields.expires_at().or(record.meta.expires_at);
+        let due_at = self.refreshers.due_at(decoder.kind, served.created_at, expires_at);
+        Ok(due_at.is_some_and(|due_at| due_at <= Utc::now()))
+    }
+
+    /// Commits what `change` makes of the leased record, through the commit path. Losing the
+    /// swap to another write is retried on the new record while the lease is still ours; once it
+    /// is not (a revoke, an operator's rotation), that write wins.
+    async fn land(
+        &self,
+        id: &str,
+        mut leased: Record,
+        change: impl Fn(&Self, &Record) -> Result<(Record, Option<u64>, Option<&'static str>)>,
+    ) -> Result<()> {
+        for _ in 0..COMMIT_ATTEMPTS {
+            let (after, version, reason) = change(self, &leased)?;
+            let commit =
+                Change::replacing(id, &leased, after, AuditAction::Refresh, version, reason);
+            match self.commit(&self.operator, commit).await {
+                Ok(_) => return Ok(()),
+                Err(Error::Conflict { .. }) => {
+                    leased = self.fetch(id).await?;
+                    versions::served(id, &leased)?;
+                    let ours = leased
+                        .meta
+                        .refresh
+                        .lease
+                        .as_ref()
+                        .is_some_and(|lease| lease.holder == self.refresh_holder);
+                    if !ours {
+                        return Err(Error::Conflict { id: id.to_owned() });
+                    }
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(Error::Conflict { id: id.to_owned() })
+    }
+
+    /// Gives the lease back after a refresh that produced nothing, so the next attempt need not
+    /// wait for it to lapse. Best effort: a lease left behind lapses on its own.
+    async fn release_lease(&self, mut leased: Record) {
+        let expected = Precondition::Revision(leased.meta.revision);
+        leased.meta.refresh.lease = None;
+        let _ = self.store_put(leased, expected).await;
+    }
+
+    /// A write of refresh bookkeeping straight to the store: not a change to the credential, so
+    /// not audited; the cache keeps serving the same version.
+    async fn store_put(&self, record: Record, precondition: Precondition) -> Result<u64> {
+        self.telemetry.store_call(StoreOp::Put, self.store.put(record, precondition)).await
+    }
+}
