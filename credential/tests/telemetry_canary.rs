@@ -3,6 +3,8 @@
 //! while what an operator needs does: ids, principals, actions, outcomes, error codes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,57 +12,10 @@ use std::sync::{Arc, Mutex};
 use credential::kinds::ApiKey;
 use credential::{AccessPolicy, Grant, KeyRing, Manager, MemoryStore, Principal, Store};
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, SharedString, Unit};
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Subscriber};
+
+use support::spans::Spans;
 
 const CANARY: &str = "sk_live_TELEMETRY_CANARY_93c1";
-
-/// Everything every span and event said, as text.
-#[derive(Default)]
-struct Spans {
-    text: Mutex<String>,
-    next: AtomicU64,
-}
-
-struct Fields<'a>(&'a mut String);
-
-impl Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let _ = write!(self.0, " {}={value:?}", field.name());
-    }
-}
-
-impl Subscriber for Spans {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-
-    fn new_span(&self, span: &Attributes<'_>) -> Id {
-        let mut text = self.text.lock().unwrap();
-        let _ = write!(text, "\nspan {}", span.metadata().name());
-        span.record(&mut Fields(&mut text));
-        Id::from_u64(self.next.fetch_add(1, Ordering::Relaxed) + 1)
-    }
-
-    fn record(&self, _: &Id, values: &Record<'_>) {
-        let mut text = self.text.lock().unwrap();
-        text.push_str("\nrecord");
-        values.record(&mut Fields(&mut text));
-    }
-
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-
-    fn event(&self, event: &Event<'_>) {
-        let mut text = self.text.lock().unwrap();
-        let _ = write!(text, "\nevent {}", event.metadata().level());
-        event.record(&mut Fields(&mut text));
-    }
-
-    fn enter(&self, _: &Id) {}
-
-    fn exit(&self, _: &Id) {}
-}
 
 /// Every metric key registered, with its labels, as text.
 #[derive(Default, Clone)]

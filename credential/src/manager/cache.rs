@@ -314,6 +314,7 @@ mod tests {
             id: Arc::from("id"),
             version,
             expires_at: None,
+            due_at: None,
         }
     }
 
