@@ -309,3 +309,18 @@ pub(crate) fn feed_lost(store: &'static str) {
     #[cfg(not(any(feature = "metrics", feature = "tracing")))]
     let _ = store;
 }
+
+/// A refresh of `id` landed with `outcome`.
+pub(crate) fn refresh_landed(id: &str, outcome: &Result<(), Error>) {
+    let code = outcome.as_ref().err().map(Error::code);
+    #[cfg(feature = "metrics")]
+    metrics::counter!("credential_refreshes_total", "outcome" => code.unwrap_or("success"))
+        .increment(1);
+    #[cfg(feature = "tracing")]
+    match code {
+        None => tracing::info!(id, "credential refreshed"),
+        Some(code) => tracing::warn!(id, error = code, "credential refresh failed"),
+    }
+    #[cfg(not(any(feature = "metrics", feature = "tracing")))]
+    let _ = (id, code);
+}

@@ -26,7 +26,7 @@ use super::cache::Cached;
 use super::core::{Change, Core, Decode};
 use super::refresh::{RefreshContext, RefreshError};
 use super::versions;
-use crate::telemetry::StoreOp;
+use crate::telemetry::{self, StoreOp};
 use crate::{Error, Precondition, Record, RefreshLease, RefreshMark, Result};
 
 /// The outcome of a flight, once it has landed.
@@ -104,6 +104,7 @@ impl Core {
         let id = Arc::clone(id);
         drop(runtime.spawn(async move {
             let outcome = core.fly(&id).await;
+            telemetry::refresh_landed(&id, &outcome);
             // Landed before it is forgotten: a caller joining in between still gets the outcome.
             let _ = sender.send(Some(outcome));
             core.flights.running.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
@@ -217,7 +218,8 @@ impl Core {
 
     /// Commits what `change` makes of the leased record, through the commit path. Losing the
     /// swap to another write is retried on the new record while the lease is still ours; once it
-    /// is not (a revoke, an operator's rotation), that write wins.
+    /// is not, that write wins: a revoke is [`Error::Revoked`], an operator's new version is
+    /// what callers read next.
     async fn land(
         &self,
         id: &str,
@@ -240,7 +242,8 @@ impl Core {
                         .as_ref()
                         .is_some_and(|lease| lease.holder == self.refresh_holder);
                     if !ours {
-                        return Err(Error::Conflict { id: id.to_owned() });
+                        // An operator's rotation or restore won: callers read what it wrote.
+                        return Ok(());
                     }
                 }
                 Err(error) => return Err(error),

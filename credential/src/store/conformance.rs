@@ -73,7 +73,18 @@ pub async fn run_all(store: Arc<dyn Store>) {
     large_records(store.as_ref()).await;
     many_records(store.as_ref()).await;
     edge_ids(store.as_ref()).await;
+    clock(store.as_ref()).await;
     concurrent_writers(store).await;
+}
+
+/// The store's clock (which refresh leases lapse on) runs, and agrees with this machine's within
+/// a minute: a store shared by machines whose clocks drift further apart needs fixing first.
+pub async fn clock(store: &dyn Store) {
+    let first = store.now().await.unwrap();
+    let second = store.now().await.unwrap();
+    assert!(second >= first, "the store's clock went back");
+    let drift = (chrono::Utc::now() - first).abs();
+    assert!(drift < chrono::Duration::minutes(1), "the store's clock is {drift} off");
 }
 
 /// Create, read, update, delete.
