@@ -3,7 +3,7 @@
 //!
 //! Register [`OAuth2Refresher`] with
 //! [`ManagerBuilder::refresher`](crate::ManagerBuilder::refresher). A token names the
-//! [`OAuth2Client`](crate::kinds::OAuth2Client) credential that refreshes it; the token endpoint,
+//! [`OAuth2Client`] credential that refreshes it; the token endpoint,
 //! client id and client secret come from there, never from code. A token with a refresh token is
 //! refreshed with it (a rotated refresh token in the answer replaces the old one; otherwise the old
 //! one is kept, as §6 allows); a token without one gets a new token by the client-credentials grant.

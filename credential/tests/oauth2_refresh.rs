@@ -215,7 +215,7 @@ async fn inside_the_window_the_valid_token_is_served_while_a_refresh_runs() {
     assert_eq!(provider.successes("refresh_token"), 2);
     // The refresh was committed before the old token expired: ahead, not after the fact.
     let events = fixture.audit.query(&AuditQuery::all().credential(TOKEN)).await.unwrap();
-    let ahead = events.iter().filter(|event| event.action == AuditAction::Refresh).last().unwrap();
+    let ahead = events.iter().rfind(|event| event.action == AuditAction::Refresh).unwrap();
     assert!(ahead.time < first_expires, "refreshed at {}, expiry {first_expires}", ahead.time);
 }
 

@@ -6,7 +6,6 @@
 mod support;
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use credential::kinds::ApiKey;

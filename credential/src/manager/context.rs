@@ -43,10 +43,17 @@ impl Context {
 
     /// The current version of credential `id` as a `C`.
     ///
+    /// A credential with a [`Refresher`](crate::Refresher) is refreshed when due: inside its
+    /// refresh window the valid credential is returned while a refresh runs in the background;
+    /// once expired, the call waits for the refresh (up to
+    /// [`RefreshConfig::wait`](crate::RefreshConfig::wait)).
+    ///
     /// # Errors
     /// [`Error::AccessDenied`], [`Error::NotFound`], [`Error::KindMismatch`],
     /// [`Error::NotActive`] for a draft, [`Error::Revoked`], [`Error::Expired`],
-    /// [`Error::Decrypt`], [`Error::Audit`] or [`Error::AuditBackpressure`], or a store error.
+    /// [`Error::ReauthRequired`] or [`Error::RefreshFailed`] for a credential whose refresh
+    /// failed, [`Error::Decrypt`], [`Error::Audit`] or [`Error::AuditBackpressure`], or a store
+    /// error.
     pub async fn get<C: Credential>(&self, id: &str) -> Result<Arc<C>> {
         let cached = self
             .core
