@@ -65,6 +65,15 @@ impl Fixture {
         Self { manager, audit }
     }
 
+    /// A provider, and a manager on a memory store whose client credential points at it.
+    async fn on_a_provider() -> (OidcProvider, Self) {
+        let provider = OidcProvider::start();
+        let refresher = OAuth2Refresher::new().unwrap();
+        let fixture = Self::new(memory(), KeyRing::generate().unwrap(), refresher).await;
+        fixture.client(&provider).await;
+        (provider, fixture)
+    }
+
     /// The client credential for `provider`, active.
     async fn client(&self, provider: &OidcProvider) {
         let client = OAuth2Client {
@@ -141,10 +150,7 @@ async fn assert_nowhere(fixture: &Fixture, secrets: &[&str], errors: &[Error]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_credentials_fetches_a_new_token_once_the_old_one_expired() {
-    let provider = OidcProvider::start();
-    let fixture =
-        Fixture::new(memory(), KeyRing::generate().unwrap(), OAuth2Refresher::new().unwrap()).await;
-    fixture.client(&provider).await;
+    let (provider, fixture) = Fixture::on_a_provider().await;
     fixture.token(TOKEN, None, -1).await;
 
     let fresh = fixture.get(TOKEN).await.unwrap();
@@ -162,10 +168,7 @@ async fn client_credentials_fetches_a_new_token_once_the_old_one_expired() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_is_refreshed_and_the_rotated_refresh_token_is_kept() {
-    let provider = OidcProvider::start();
-    let fixture =
-        Fixture::new(memory(), KeyRing::generate().unwrap(), OAuth2Refresher::new().unwrap()).await;
-    fixture.client(&provider).await;
+    let (provider, fixture) = Fixture::on_a_provider().await;
     let first_refresh_token = provider.refresh_token();
     fixture.token(TOKEN, Some(first_refresh_token.clone()), -1).await;
 
@@ -187,10 +190,7 @@ async fn an_expired_token_is_refreshed_and_the_rotated_refresh_token_is_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inside_the_window_the_valid_token_is_served_while_a_refresh_runs() {
-    let provider = OidcProvider::start();
-    let fixture =
-        Fixture::new(memory(), KeyRing::generate().unwrap(), OAuth2Refresher::new().unwrap()).await;
-    fixture.client(&provider).await;
+    let (provider, fixture) = Fixture::on_a_provider().await;
     fixture.token(TOKEN, Some(provider.refresh_token()), -1).await;
     // A 5-second token from the provider: due after half its lifetime.
     let first = fixture.get(TOKEN).await.unwrap();
@@ -221,10 +221,7 @@ async fn inside_the_window_the_valid_token_is_served_while_a_refresh_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_reads_of_an_expired_token_make_one_token_request() {
-    let provider = OidcProvider::start();
-    let fixture =
-        Fixture::new(memory(), KeyRing::generate().unwrap(), OAuth2Refresher::new().unwrap()).await;
-    fixture.client(&provider).await;
+    let (provider, fixture) = Fixture::on_a_provider().await;
     fixture.token(TOKEN, Some(provider.refresh_token()), -1).await;
     let fixture = Arc::new(fixture);
     let barrier = Arc::new(tokio::sync::Barrier::new(50));
@@ -249,10 +246,7 @@ async fn fifty_concurrent_reads_of_an_expired_token_make_one_token_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reused_refresh_token_marks_the_credential_and_keeps_it() {
-    let provider = OidcProvider::start();
-    let fixture =
-        Fixture::new(memory(), KeyRing::generate().unwrap(), OAuth2Refresher::new().unwrap()).await;
-    fixture.client(&provider).await;
+    let (provider, fixture) = Fixture::on_a_provider().await;
     let used = provider.refresh_token();
     assert!(provider.redeem(&used).contains("access_token"), "used once, elsewhere");
     fixture.token(TOKEN, Some(used.clone()), -1).await;

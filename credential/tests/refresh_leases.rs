@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use credential::{
-    Credential, DateTime, Error, ExposeSecret, KeyRing, Manager, MemoryStore, Precondition,
-    Principal, RefreshContext, RefreshError, RefreshLease, Refresher, SecretString, Store, Utc,
+    Active, Credential, DateTime, Error, ExposeSecret, KeyRing, Managed, Manager, MemoryStore,
+    Precondition, Principal, RefreshContext, RefreshError, RefreshLease, Refresher, SecretString,
+    Store, Utc,
 };
 use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
 
 #[derive(Credential)]
 #[credential(kind = "session")]
@@ -112,6 +114,20 @@ impl Fixture {
         self.store.put(record, Precondition::Revision(revision)).await.unwrap();
     }
 
+    /// A read of the expired credential whose refresh is now parked in the gated refresher, and
+    /// the credential as an operator loads it meanwhile.
+    async fn park_a_refresh(
+        &mut self,
+    ) -> (JoinHandle<credential::Result<Arc<Session>>>, Managed<Session, Active>) {
+        let manager = self.manager.clone();
+        let reader = tokio::spawn(async move {
+            manager.context(Principal::named("reader")).get::<Session>("s").await
+        });
+        self.called.recv().await.unwrap();
+        let active = self.manager.load::<Session>("s").await.unwrap().into_active().unwrap();
+        (reader, active)
+    }
+
     async fn lease(&self) -> Option<RefreshLease> {
         let id = format!("{}/s", self.manager.environment());
         self.store.get(&id).await.unwrap().unwrap().meta.refresh.lease
@@ -138,12 +154,7 @@ async fn a_live_lease_holds_the_refresh_back_until_it_lapses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoke_while_the_refresh_is_parked_holds() {
     let mut fixture = fixture(Answer::Token, true).await;
-    let manager = fixture.manager.clone();
-    let reader = tokio::spawn(async move {
-        manager.context(Principal::named("reader")).get::<Session>("s").await
-    });
-    fixture.called.recv().await.unwrap();
-    let active = fixture.manager.load::<Session>("s").await.unwrap().into_active().unwrap();
+    let (reader, active) = fixture.park_a_refresh().await;
     active.revoke("leaked").await.unwrap();
     fixture.gate.add_permits(1);
     assert!(matches!(reader.await.unwrap(), Err(Error::Revoked { .. })));
@@ -153,12 +164,7 @@ async fn a_revoke_while_the_refresh_is_parked_holds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_rotation_while_the_refresh_is_parked_wins() {
     let mut fixture = fixture(Answer::Token, true).await;
-    let manager = fixture.manager.clone();
-    let reader = tokio::spawn(async move {
-        manager.context(Principal::named("reader")).get::<Session>("s").await
-    });
-    fixture.called.recv().await.unwrap();
-    let active = fixture.manager.load::<Session>("s").await.unwrap().into_active().unwrap();
+    let (reader, active) = fixture.park_a_refresh().await;
     active.rotate(session("from-the-operator", 3600)).await.unwrap().commit().await.unwrap();
     fixture.gate.add_permits(1);
     assert_eq!(reader.await.unwrap().unwrap().token.expose_secret(), "from-the-operator");
