@@ -178,9 +178,19 @@ async fn a_failed_refresh_frees_the_lease_and_never_serves_the_expired_token() {
     assert!(matches!(&error, Error::RefreshFailed { transient: true, .. }), "{error:?}");
     assert_eq!(error.code(), "refresh_failed");
     assert_eq!(fixture.lease().await, None);
-    // The next read tries again rather than waiting for a lease to lapse.
-    assert!(fixture.get().await.is_err());
-    assert_eq!(fixture.calls.load(Ordering::SeqCst), 2);
+    // For a second the failure is the answer, without asking the refresher again; then a read
+    // tries again, without waiting for a lease to lapse.
+    let remembered = fixture.get().await.unwrap_err();
+    assert_eq!(remembered.to_string(), error.to_string());
+    assert_eq!(fixture.calls.load(Ordering::SeqCst), 1);
+    for _ in 0..100 {
+        assert!(fixture.get().await.is_err());
+        if fixture.calls.load(Ordering::SeqCst) == 2 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the refresh was not tried again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

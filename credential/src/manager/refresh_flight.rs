@@ -32,11 +32,24 @@ use crate::{Error, Precondition, Record, RefreshLease, RefreshMark, Result};
 /// The outcome of a flight, once it has landed.
 type Landing = Option<Result<()>>;
 
-/// The flights in progress in this process, by credential id.
+/// The flights in progress in this process, and those that failed a moment ago, by credential id.
 #[derive(Default)]
 pub(crate) struct Flights {
-    running: Mutex<HashMap<Arc<str>, watch::Receiver<Landing>>>,
+    by_id: Mutex<HashMap<Arc<str>, Flight>>,
 }
+
+enum Flight {
+    Running(watch::Receiver<Landing>),
+    /// Failed: until `until`, callers get `error` rather than a new flight, so a provider or
+    /// store in trouble is not asked again on every read.
+    Failed {
+        until: Instant,
+        error: Error,
+    },
+}
+
+/// How long a failed refresh is not tried again in this process.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 /// How many times a flight retries its final swap after losing to another write.
 const COMMIT_ATTEMPTS: usize = 5;
@@ -86,11 +99,16 @@ impl Core {
         Ok(fresh)
     }
 
-    /// The flight refreshing `id`: the one in progress, or a new one.
+    /// The flight refreshing `id`: the one in progress, the failure of one a moment ago, or a
+    /// new one.
     fn join_flight(self: &Arc<Self>, id: &Arc<str>) -> watch::Receiver<Landing> {
-        let mut running = self.flights.running.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(landing) = running.get(id) {
-            return landing.clone();
+        let mut by_id = self.flights.by_id.lock().unwrap_or_else(PoisonError::into_inner);
+        match by_id.get(id) {
+            Some(Flight::Running(landing)) => return landing.clone(),
+            Some(Flight::Failed { until, error }) if Instant::now() < *until => {
+                return watch::channel(Some(Err(error.clone()))).1;
+            }
+            _ => {}
         }
         let (sender, landing) = watch::channel(None);
         // Outside a Tokio runtime there is nowhere to run a flight: the read still serves a
@@ -98,16 +116,23 @@ impl Core {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return landing;
         };
-        running.insert(Arc::clone(id), landing.clone());
-        drop(running);
+        by_id.insert(Arc::clone(id), Flight::Running(landing.clone()));
+        drop(by_id);
         let core = Arc::clone(self);
         let id = Arc::clone(id);
         drop(runtime.spawn(async move {
             let outcome = core.fly(&id).await;
             telemetry::refresh_landed(&id, &outcome);
             // Landed before it is forgotten: a caller joining in between still gets the outcome.
-            let _ = sender.send(Some(outcome));
-            core.flights.running.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+            let _ = sender.send(Some(outcome.clone()));
+            let mut by_id = core.flights.by_id.lock().unwrap_or_else(PoisonError::into_inner);
+            match outcome {
+                Err(error @ Error::RefreshFailed { .. }) => {
+                    let until = Instant::now() + RETRY_AFTER_FAILURE;
+                    by_id.insert(id, Flight::Failed { until, error });
+                }
+                _ => drop(by_id.remove(&id)),
+            }
         }));
         landing
     }
