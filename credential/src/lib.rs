@@ -11,6 +11,8 @@ mod encoding;
 mod error;
 mod expiry;
 pub mod hazmat;
+#[cfg(any(feature = "oauth2", feature = "vault"))]
+mod http;
 pub mod kinds;
 mod manager;
 #[cfg(feature = "oauth2")]
@@ -69,6 +71,8 @@ pub use crate::store::{
     ListFilter, MAX_FEED_LAG, MAX_ID_LEN, MemoryStore, Precondition, Record, RecordMeta,
     RefreshLease, RefreshMark, SealedVersion, Store, VersionState, check_id,
 };
+#[cfg(feature = "vault")]
+pub use crate::store::{TransitKeyRing, VaultStore, VaultStoreBuilder};
 pub use crate::validation::{RuleError, ValidationError, ValidationErrors};
 
 /// `#[derive(Credential)]`: see the [crate docs](crate) for the attributes it takes.

@@ -31,13 +31,19 @@ mod postgres_schema;
 #[cfg(feature = "postgres")]
 mod postgres_tls;
 mod record;
-#[cfg(any(feature = "sqlite", feature = "file", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "file", feature = "postgres", feature = "vault"))]
 mod record_codec;
 mod record_id;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 #[cfg(feature = "sqlite")]
 mod sqlite_feed;
+#[cfg(feature = "vault")]
+mod vault;
+#[cfg(feature = "vault")]
+mod vault_client;
+#[cfg(feature = "vault")]
+mod vault_transit;
 
 use std::sync::Arc;
 
@@ -66,6 +72,10 @@ pub use record_id::{MAX_ID_LEN, check_id};
 pub use sqlite::SqliteStore;
 #[cfg(feature = "sqlite")]
 pub(crate) use sqlite::storage as sqlite_error;
+#[cfg(feature = "vault")]
+pub use vault::{VaultStore, VaultStoreBuilder};
+#[cfg(feature = "vault")]
+pub use vault_transit::TransitKeyRing;
 
 use crate::Result;
 

@@ -1,7 +1,6 @@
 //! Requests to a token endpoint (RFC 6749 §3.2): the form, the client's authentication, the
 //! answer (§5.1) and the refusals (§5.2), retried within a deadline.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64ct::{Base64, Encoding};
@@ -10,12 +9,11 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
-use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto::ring};
 use zeroize::Zeroizing;
 
 use super::breaker::Breaker;
 use crate::kinds::OAuth2Client;
-use crate::{Error, RefreshError, Result};
+use crate::{RefreshError, Result};
 
 /// What `application/x-www-form-urlencoded` leaves as it is.
 const FORM: &AsciiSet = &NON_ALPHANUMERIC.remove(b'*').remove(b'-').remove(b'.').remove(b'_');
@@ -69,19 +67,7 @@ pub(crate) struct TokenEndpoint {
 
 impl TokenEndpoint {
     pub(crate) fn new() -> Result<Self> {
-        let roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-        let tls = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|_| Error::Config { reason: "no TLS protocol version is available" })?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(REQUEST_TIMEOUT)
-            .build()
-            .map_err(|_| Error::Config { reason: "the HTTP client cannot be built" })?;
-        Ok(Self { http })
+        Ok(Self { http: crate::http::client(None)? })
     }
 
     /// Asks `client`'s token endpoint for `grant`, retrying transient failures with backoff until

@@ -100,7 +100,7 @@ fn corrupt(error: DecodeError) -> Error {
 }
 
 /// Decodes the record a backend stored under `id`, checking that it is that record's.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "vault"))]
 pub(crate) fn decode_stored(id: &str, bytes: &[u8]) -> Result<Record> {
     let record = decode(bytes).map_err(|error| in_row(id, error))?;
     check_stored(id, &record.meta)?;
@@ -108,14 +108,14 @@ pub(crate) fn decode_stored(id: &str, bytes: &[u8]) -> Result<Record> {
 }
 
 /// [`decode_stored`]'s metadata alone, for listing.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "vault"))]
 pub(crate) fn decode_stored_meta(id: &str, bytes: &[u8]) -> Result<RecordMeta> {
     let meta = decode_meta(bytes).map_err(|error| in_row(id, error))?;
     check_stored(id, &meta)?;
     Ok(meta)
 }
 
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "vault"))]
 fn in_row(id: &str, error: Error) -> Error {
     match error {
         Error::CorruptRecord { reason } => {
@@ -125,7 +125,7 @@ fn in_row(id: &str, error: Error) -> Error {
     }
 }
 
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "vault"))]
 fn check_stored(id: &str, meta: &RecordMeta) -> Result<()> {
     if meta.id == id {
         Ok(())

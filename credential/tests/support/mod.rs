@@ -3,6 +3,7 @@
 
 pub(crate) mod oidc;
 pub(crate) mod spans;
+pub(crate) mod vault;
 
 use std::ops::Deref;
 use std::os::unix::fs::PermissionsExt;
