@@ -1,19 +1,4 @@
 //! A KV v2 mount of HashiCorp Vault or OpenBao as a [`Store`].
-//!
-//! One secret per record at `{mount}/data/{prefix}/{id}`, holding the sealed record (the same
-//! bytes the file and SQL stores keep: plaintext metadata, sealed versions; the server never sees
-//! a plaintext secret) and the record's kind and environment in the secret's `custom_metadata`,
-//! for operators browsing the mount.
-//!
-//! Revisions map onto KV v2 versions, and every write is a check-and-set on the version read, so
-//! a write that lost a race is a conflict and nothing is overwritten. A record's first version
-//! after a delete must be revision 1 again while KV versions only grow, so each version also keeps
-//! its `base` (revision = KV version − base), and a delete writes a tombstone by check-and-set
-//! rather than removing the secret's history. The store remembers the KV version of each revision
-//! it has seen, so a read followed by a write is two requests, as for a bare KV client.
-//!
-//! There is no change feed: a manager over a `VaultStore` knows only its own writes, so managers
-//! sharing a mount should cache briefly or not at all.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -30,7 +15,22 @@ use super::vault_client::{Answer, Auth, VaultClient};
 use super::{ListFilter, Precondition, Record, RecordMeta, Store, check_id, record_codec};
 use crate::{Error, Result};
 
-/// A KV v2 mount of Vault or OpenBao holding sealed records. See the [module docs](self).
+/// A KV v2 mount of Vault or OpenBao holding sealed records.
+///
+/// One secret per record at `{mount}/data/{prefix}/{id}`, holding the sealed record (the same
+/// bytes the file and SQL stores keep: plaintext metadata, sealed versions; the server never sees
+/// a plaintext secret) and the record's kind and environment in the secret's `custom_metadata`,
+/// for operators browsing the mount.
+///
+/// Revisions map onto KV v2 versions, and every write is a check-and-set on the version read, so
+/// a write that lost a race is a conflict and nothing is overwritten. A record's first version
+/// after a delete must be revision 1 again while KV versions only grow, so each version also keeps
+/// its `base` (revision = KV version − base), and a delete writes a tombstone by check-and-set
+/// rather than removing the secret's history. The store remembers the KV version of each revision
+/// it has seen, so a read followed by a write is two requests, as for a bare KV client.
+///
+/// There is no change feed: a manager over a `VaultStore` knows only its own writes, so managers
+/// sharing a mount should cache briefly or not at all.
 ///
 /// ```no_run
 /// use credential::{SecretString, VaultStore};
@@ -179,6 +179,25 @@ impl VaultStore {
             namespace: None,
             ca_file: None,
         }
+    }
+
+    /// A bare KV v2 read of `id`'s secret on this store's client, for benchmarks: the version.
+    #[cfg(any(test, feature = "testing"))]
+    #[doc(hidden)]
+    pub async fn raw_kv_read(&self, id: &str) -> Result<u64> {
+        match self.client.call(Method::GET, &self.data_path(id), None).await? {
+            Answer::Found(found) => Ok(found["data"]["metadata"]["version"].as_u64().unwrap_or(0)),
+            _ => Err(Error::NotFound { id: id.to_owned() }),
+        }
+    }
+
+    /// A bare KV v2 check-and-set write of `payload` to `id`'s secret at KV version `cas` on this
+    /// store's client, for benchmarks: the new version.
+    #[cfg(any(test, feature = "testing"))]
+    #[doc(hidden)]
+    pub async fn raw_kv_write(&self, id: &str, cas: u64, payload: &[u8]) -> Result<u64> {
+        let data = json!({ "record": Base64::encode_string(payload), "base": 0 });
+        self.write(id, Seen { kv_version: cas, base: 0 }, data).await
     }
 
     pub(super) fn data_path(&self, id: &str) -> String {

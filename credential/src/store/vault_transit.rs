@@ -1,12 +1,5 @@
 //! A key ring whose master keys are data keys wrapped by Vault's transit engine: the key that
 //! wraps them never leaves the server.
-//!
-//! The wrapped data keys live in the store's mount at `{prefix}/.keyring/{transit key}` (a path no
-//! record id can take), as transit ciphertexts. Loading asks transit to unwrap each one; the first
-//! load asks transit for a data key. Rotating the transit key and rewrapping every data key under
-//! its newest version touches no record: records stay sealed under the same data keys.
-//! [`TransitKeyRing::add_data_key`] makes a new data key current, which
-//! [`Manager::rekey`](crate::Manager::rekey) then moves the records to.
 
 use std::sync::Arc;
 
@@ -19,7 +12,14 @@ use super::VaultStore;
 use super::vault_client::{Answer, VaultClient};
 use crate::{Error, KeyRing, MASTER_KEY_LEN, MasterKey, Result};
 
-/// Data keys wrapped by a transit key; see the [module docs](self).
+/// Data keys wrapped by a transit key: the key that wraps them never leaves the server.
+///
+/// The wrapped data keys live in the store's mount at `{prefix}/.keyring/{transit key}` (a path no
+/// record id can take), as transit ciphertexts. Loading asks transit to unwrap each one; the first
+/// load asks transit for a data key. Rotating the transit key and rewrapping every data key under
+/// its newest version touches no record: records stay sealed under the same data keys.
+/// [`TransitKeyRing::add_data_key`] makes a new data key current, which
+/// [`Manager::rekey`](crate::Manager::rekey) then moves the records to.
 ///
 /// ```no_run
 /// use credential::{Manager, SecretString, TransitKeyRing, VaultStore};

@@ -105,19 +105,25 @@ impl BaoServer {
     pub(crate) fn start(shared: &Bao) -> Self {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let token = format!("own-root-{}-{port}", std::process::id());
-        let mut child = Command::new(&shared.binary)
+        let child = Command::new(&shared.binary)
             .args(["server", "-dev", &format!("-dev-listen-address=127.0.0.1:{port}")])
             .arg(format!("-dev-root-token-id={token}"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut unseal_key = String::new();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let bao = Bao {
+            address: format!("http://127.0.0.1:{port}"),
+            token,
+            binary: shared.binary.clone(),
+        };
+        // From here on, dropping the server (a panic included) stops the process.
+        let mut server = Self { child, bao, unseal_key: String::new() };
+        let mut lines = BufReader::new(server.child.stdout.take().unwrap()).lines();
         for line in lines.by_ref() {
             let line = line.unwrap();
             if let Some(key) = line.trim().strip_prefix("Unseal Key: ") {
-                unseal_key = key.to_owned();
+                server.unseal_key = key.to_owned();
             }
             if line.contains("Development mode should NOT be used") {
                 break;
@@ -125,14 +131,9 @@ impl BaoServer {
         }
         // Keep draining its output so it never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        let bao = Bao {
-            address: format!("http://127.0.0.1:{port}"),
-            token,
-            binary: shared.binary.clone(),
-        };
         for _ in 0..100 {
-            if bao.try_run(&["status"]).status.success() {
-                return Self { child, bao, unseal_key };
+            if server.bao.try_run(&["status"]).status.success() {
+                return server;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
