@@ -185,7 +185,16 @@ fn disrupt(url: &str, reader: u32, disruption: Disruption) -> Vec<u32> {
     if disruption == Disruption::None {
         return Vec::new();
     }
-    let backends = feed_backends(url, reader);
+    // After the previous round's disruption the reader's feed may still be reconnecting: wait
+    // until it listens again, on one connection.
+    let mut backends = feed_backends(url, reader);
+    for _ in 0..200 {
+        if backends.len() == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        backends = feed_backends(url, reader);
+    }
     assert_eq!(backends.len(), 1, "the reader listens on one connection: {backends:?}");
     match disruption {
         Disruption::TerminateListener => {

@@ -269,7 +269,7 @@ mod tests {
 
     #[test]
     fn only_http_addresses_without_a_password() {
-        let http = reqwest::Client::new();
+        let http = crate::http::client(None).unwrap();
         let token = || Auth::Token("t".into());
         assert!(VaultClient::new(http.clone(), "http://127.0.0.1:8200", None, token()).is_ok());
         for refused in ["ftp://vault/", "not a url", "https://u:p@vault/"] {
