@@ -229,12 +229,21 @@ impl ManagerBuilder {
             reason: "the environment name is not a valid id segment",
         })?;
         // Only this environment's records: another environment in the same store may use its own
-        // master keys.
-        let own_records = ListFilter::all().environment(self.environment.clone());
-        for meta in store.list(&own_records).await? {
-            if meta.state != LifecycleState::Revoked && !meta.key_id.is_empty() {
-                ring.check(&KeyId::parse(&meta.key_id)?)?;
+        // master keys. A store that keeps the set answers without a record being read.
+        let in_use = match store.key_ids_in_use(&self.environment).await? {
+            Some(in_use) => in_use,
+            None => {
+                let own_records = ListFilter::all().environment(self.environment.clone());
+                let metas = store.list(&own_records).await?;
+                metas
+                    .into_iter()
+                    .filter(|meta| meta.state != LifecycleState::Revoked && !meta.key_id.is_empty())
+                    .map(|meta| meta.key_id)
+                    .collect()
             }
+        };
+        for key_id in &in_use {
+            ring.check(&KeyId::parse(key_id)?)?;
         }
         self.assemble(store, ring)
     }

@@ -19,6 +19,7 @@ mod env;
 mod file;
 #[cfg(feature = "file")]
 mod file_feed;
+mod key_usage;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -131,6 +132,22 @@ pub trait Store: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// The ids of the master keys that the live (not revoked) records of `environment` are sealed
+    /// under, when the store keeps that set as records are written: then a manager checks its key
+    /// ring at start-up without reading a record. `None` (the default) when it does not, or
+    /// cannot vouch for every record (rows written before it kept the set, say): the manager then
+    /// lists the records.
+    ///
+    /// # Errors
+    /// A backend failure.
+    async fn key_ids_in_use(
+        &self,
+        environment: &str,
+    ) -> Result<Option<std::collections::BTreeSet<String>>> {
+        let _ = environment;
+        Ok(None)
+    }
+
     /// The store's clock, which refresh leases lapse on. The default, this machine's clock, suits
     /// stores that only processes on one machine share; a store shared by machines answers with
     /// its server's clock.
@@ -159,6 +176,13 @@ impl<S: Store + ?Sized> Store for Arc<S> {
 
     async fn now(&self) -> Result<chrono::DateTime<chrono::Utc>> {
         (**self).now().await
+    }
+
+    async fn key_ids_in_use(
+        &self,
+        environment: &str,
+    ) -> Result<Option<std::collections::BTreeSet<String>>> {
+        (**self).key_ids_in_use(environment).await
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {

@@ -44,7 +44,7 @@ async fn processes_starting_at_once_migrate_one_after_the_other() {
     for store in connecting {
         store.await.unwrap().unwrap();
     }
-    assert_eq!(schema.psql("SELECT version FROM credential_schema"), "1\n");
+    assert_eq!(schema.psql("SELECT version FROM credential_schema"), "2\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,11 +56,26 @@ async fn a_database_from_a_newer_schema_is_refused_untouched() {
     schema.psql("UPDATE credential_schema SET version = 99");
     let before = schema.psql("SELECT id, revision, md5(record) FROM credential_records");
     match PostgresStore::connect(&schema.url).await {
-        Err(Error::UnsupportedSchema { found: 99, supported: 1 }) => {}
+        Err(Error::UnsupportedSchema { found: 99, supported: 2 }) => {}
         other => panic!("expected UnsupportedSchema, got {other:?}"),
     }
     assert_eq!(schema.psql("SELECT version FROM credential_schema"), "99\n");
     assert_eq!(schema.psql("SELECT id, revision, md5(record) FROM credential_records"), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_from_before_the_key_usage_schema_are_not_vouched_for_until_rewritten() {
+    let Some(schema) = PgSchema::create("key_usage_upgrade") else { return };
+    let store = PostgresStore::connect(&schema.url).await.unwrap();
+    store.put(sample_record("old/row", "api_key", b"x"), Precondition::Absent).await.unwrap();
+    let record = store.get("old/row").await.unwrap().unwrap();
+    let key_id = record.meta.key_id.clone();
+    assert_eq!(store.key_ids_in_use("production").await.unwrap(), Some([key_id.clone()].into()));
+    // As a row written before the schema kept key ids looks after the migration.
+    schema.psql("UPDATE credential_records SET key_id = '' WHERE id = 'old/row'");
+    assert_eq!(store.key_ids_in_use("production").await.unwrap(), None, "unknown: list instead");
+    store.put(record, Precondition::Revision(1)).await.unwrap();
+    assert_eq!(store.key_ids_in_use("production").await.unwrap(), Some([key_id].into()));
 }
 
 /// The test server's URL with the password replaced.

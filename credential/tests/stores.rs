@@ -140,11 +140,32 @@ async fn a_database_from_a_newer_schema_is_refused_untouched() {
     let before = std::fs::read(&path).unwrap();
     match SqliteStore::open(&path).await {
         Err(Error::UnsupportedSchema { found, supported }) => {
-            assert_eq!((found, supported), (99, 3))
+            assert_eq!((found, supported), (99, 4))
         }
         other => panic!("expected UnsupportedSchema, got {other:?}"),
     }
     assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[tokio::test]
+async fn rows_from_before_the_key_usage_schema_are_not_vouched_for_until_rewritten() {
+    let scratch = scratch_dir("sqlite-key-usage");
+    let path = scratch.join("credentials.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    seed(&store, "old/row", b"x").await;
+    let key_id = store.get("old/row").await.unwrap().unwrap().meta.key_id;
+    let environment = "production";
+    assert_eq!(store.key_ids_in_use(environment).await.unwrap(), Some([key_id.clone()].into()));
+    // As a row written before the schema kept key ids looks after the migration.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE records SET key_id = '' WHERE id = 'old/row'", [])
+        .unwrap();
+    assert_eq!(store.key_ids_in_use(environment).await.unwrap(), None, "unknown: list instead");
+    let record = store.get("old/row").await.unwrap().unwrap();
+    let revision = record.meta.revision;
+    store.put(record, Precondition::Revision(revision)).await.unwrap();
+    assert_eq!(store.key_ids_in_use(environment).await.unwrap(), Some([key_id].into()));
 }
 
 #[tokio::test]

@@ -71,6 +71,21 @@ impl Store for CompositeStore {
         self.primary.now().await
     }
 
+    /// The union over every store, when each keeps its set.
+    async fn key_ids_in_use(
+        &self,
+        environment: &str,
+    ) -> Result<Option<std::collections::BTreeSet<String>>> {
+        let mut union = std::collections::BTreeSet::new();
+        for store in self.all() {
+            match store.key_ids_in_use(environment).await? {
+                Some(ids) => union.extend(ids),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(union))
+    }
+
     async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
         let mut merged = BTreeMap::new();
         for store in self.all() {

@@ -74,7 +74,49 @@ pub async fn run_all(store: Arc<dyn Store>) {
     many_records(store.as_ref()).await;
     edge_ids(store.as_ref()).await;
     clock(store.as_ref()).await;
+    key_usage(store.as_ref()).await;
     concurrent_writers(store).await;
+}
+
+/// When the store keeps the set of key ids in use, it agrees with its records through creation,
+/// a change of key, a revoke and a delete; other environments are not counted.
+pub async fn key_usage(store: &dyn Store) {
+    let with_key = |id: &str, key_id: &str, environment: &str| {
+        let mut record = sample_record(id, "api_key", b"sealed");
+        record.meta.key_id = key_id.to_owned();
+        record.meta.environment = environment.to_owned();
+        record
+    };
+    let truth = |metas: Vec<RecordMeta>| -> BTreeSet<String> {
+        metas
+            .into_iter()
+            .filter(|meta| meta.state != LifecycleState::Revoked && !meta.key_id.is_empty())
+            .map(|meta| meta.key_id)
+            .collect()
+    };
+    let environment = "keys-in-use";
+    let check = || async {
+        let Some(kept) = store.key_ids_in_use(environment).await.unwrap() else { return };
+        let listed = store.list(&ListFilter::all().environment(environment)).await.unwrap();
+        assert_eq!(kept, truth(listed), "the key ids kept disagree with the records");
+    };
+    for (id, key) in [("keys/a", "aaaa"), ("keys/b", "aaaa"), ("keys/c", "bbbb")] {
+        store.put(with_key(id, key, environment), Precondition::Absent).await.unwrap();
+    }
+    store.put(with_key("keys/other", "cccc", "elsewhere"), Precondition::Absent).await.unwrap();
+    check().await;
+    // keys/c moves to another key; keys/b is revoked; keys/a is deleted.
+    store.put(with_key("keys/c", "dddd", environment), Precondition::Revision(1)).await.unwrap();
+    check().await;
+    let mut revoked = with_key("keys/b", "aaaa", environment);
+    revoked.meta.state = LifecycleState::Revoked;
+    store.put(revoked, Precondition::Revision(1)).await.unwrap();
+    check().await;
+    store.delete("keys/a", 1).await.unwrap();
+    check().await;
+    if let Some(kept) = store.key_ids_in_use(environment).await.unwrap() {
+        assert_eq!(kept, BTreeSet::from(["dddd".to_owned()]));
+    }
 }
 
 /// The store's clock (which refresh leases lapse on) runs, and agrees with this machine's within

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
+use super::key_usage::KeyUsage;
 use super::{
     ChangeFeed, ChangeListener, FeedKind, ListFilter, LocalListeners, Precondition, Record,
     RecordMeta, Store, check_id,
@@ -24,7 +25,7 @@ use crate::{Error, Result};
 /// ```
 #[derive(Default)]
 pub struct MemoryStore {
-    records: Mutex<BTreeMap<String, Record>>,
+    records: Mutex<Records>,
     /// Listeners of running feeds.
     listeners: LocalListeners,
 }
@@ -32,9 +33,16 @@ pub struct MemoryStore {
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryStore")
-            .field("records", &self.records().len())
+            .field("records", &self.records().by_id.len())
             .finish_non_exhaustive()
     }
+}
+
+/// The records, and which keys the live ones use.
+#[derive(Default)]
+struct Records {
+    by_id: BTreeMap<String, Record>,
+    key_usage: KeyUsage,
 }
 
 impl MemoryStore {
@@ -43,7 +51,7 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn records(&self) -> MutexGuard<'_, BTreeMap<String, Record>> {
+    fn records(&self) -> MutexGuard<'_, Records> {
         // A panic while holding the lock cannot leave a half-written record: every change is a
         // single insert or remove.
         self.records.lock().unwrap_or_else(PoisonError::into_inner)
@@ -72,16 +80,18 @@ pub(crate) fn apply_put(
 impl Store for MemoryStore {
     async fn get(&self, id: &str) -> Result<Option<Record>> {
         check_id(id)?;
-        Ok(self.records().get(id).cloned())
+        Ok(self.records().by_id.get(id).cloned())
     }
 
     async fn put(&self, record: Record, precondition: Precondition) -> Result<u64> {
         check_id(&record.meta.id)?;
         let mut records = self.records();
-        let record = apply_put(records.get(&record.meta.id), record, precondition)?;
+        let Records { by_id, key_usage } = &mut *records;
+        let record = apply_put(by_id.get(&record.meta.id), record, precondition)?;
         let revision = record.meta.revision;
         let id = record.meta.id.clone();
-        records.insert(id.clone(), record);
+        key_usage.replace(by_id.get(&id).map(|before| &before.meta), Some(&record.meta));
+        by_id.insert(id.clone(), record);
         drop(records);
         self.listeners.report(&id);
         Ok(revision)
@@ -90,9 +100,11 @@ impl Store for MemoryStore {
     async fn delete(&self, id: &str, revision: u64) -> Result<()> {
         check_id(id)?;
         let mut records = self.records();
-        match records.get(id) {
+        let Records { by_id, key_usage } = &mut *records;
+        match by_id.get(id) {
             Some(found) if found.meta.revision == revision => {
-                records.remove(id);
+                key_usage.replace(Some(&found.meta), None);
+                by_id.remove(id);
                 drop(records);
                 self.listeners.report(id);
                 Ok(())
@@ -104,10 +116,19 @@ impl Store for MemoryStore {
     async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
         Ok(self
             .records()
+            .by_id
             .values()
             .filter(|record| filter.matches(&record.meta))
             .map(|record| record.meta.clone())
             .collect())
+    }
+
+    /// Kept as records are written.
+    async fn key_ids_in_use(
+        &self,
+        environment: &str,
+    ) -> Result<Option<std::collections::BTreeSet<String>>> {
+        Ok(Some(self.records().key_usage.of(environment)))
     }
 
     /// An immediate feed: every write through this store is reported before it returns.

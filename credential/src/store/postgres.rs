@@ -143,11 +143,19 @@ impl Store for PostgresStore {
         let meta = &record.meta;
         let revision = to_sql_int(meta.revision);
         let state = meta.state.as_str();
-        let parameters: [&(dyn ToSql + Sync); 7] =
-            [&meta.id, &meta.kind, &meta.environment, &state, &revision, &bytes, &expected];
+        let parameters: [&(dyn ToSql + Sync); 8] = [
+            &meta.id,
+            &meta.kind,
+            &meta.environment,
+            &state,
+            &revision,
+            &bytes,
+            &meta.key_id,
+            &expected,
+        ];
         let connection = self.inner.pool.get().await?;
         let written = match expected {
-            None => connection.client.query(&connection.statements.insert, &parameters[..6]).await,
+            None => connection.client.query(&connection.statements.insert, &parameters[..7]).await,
             Some(_) => connection.client.query(&connection.statements.update, &parameters).await,
         }
         .map_err(storage)?;
@@ -175,6 +183,27 @@ impl Store for PostgresStore {
         } else {
             Err(Error::Conflict { id: id.to_owned() })
         }
+    }
+
+    /// Kept by trigger as records are written (see the schema).
+    async fn key_ids_in_use(
+        &self,
+        environment: &str,
+    ) -> Result<Option<std::collections::BTreeSet<String>>> {
+        let connection = self.inner.pool.get().await?;
+        let statements = &connection.statements;
+        let unknown: bool = connection
+            .client
+            .query_one(&statements.key_ids_unknown, &[&environment])
+            .await
+            .map_err(storage)?
+            .get(0);
+        if unknown {
+            return Ok(None);
+        }
+        let rows =
+            connection.client.query(&statements.key_ids, &[&environment]).await.map_err(storage)?;
+        Ok(Some(rows.iter().map(|row| row.get::<_, String>(0)).collect()))
     }
 
     /// The server's clock, so that leases lapse alike for every machine on the database.

@@ -192,6 +192,8 @@ pub(crate) struct Statements {
     pub(crate) delete: Statement,
     pub(crate) list: Statement,
     pub(crate) now: Statement,
+    pub(crate) key_ids_unknown: Statement,
+    pub(crate) key_ids: Statement,
 }
 
 impl Statements {
@@ -204,8 +206,9 @@ impl Statements {
             get: prepare("SELECT record FROM credential_records WHERE id = $1".to_owned()).await?,
             insert: prepare(format!(
                 "WITH written AS (
-                    INSERT INTO credential_records (id, kind, environment, state, revision, record)
-                    VALUES ($1, $2, $3, $4, $5, $6)
+                    INSERT INTO credential_records
+                        (id, kind, environment, state, revision, record, key_id)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7)
                     ON CONFLICT (id) DO NOTHING
                     RETURNING id, revision)
                  {notify} FROM written"
@@ -214,8 +217,9 @@ impl Statements {
             update: prepare(format!(
                 "WITH written AS (
                     UPDATE credential_records
-                    SET kind = $2, environment = $3, state = $4, revision = $5, record = $6
-                    WHERE id = $1 AND revision = $7
+                    SET kind = $2, environment = $3, state = $4, revision = $5, record = $6,
+                        key_id = $7
+                    WHERE id = $1 AND revision = $8
                     RETURNING id, revision)
                  {notify} FROM written"
             ))
@@ -234,6 +238,17 @@ impl Statements {
                    AND ($3::text IS NULL OR environment = $3)
                    AND ($4::text IS NULL OR starts_with(id, $4))
                  ORDER BY id"
+                    .to_owned(),
+            )
+            .await?,
+            key_ids_unknown: prepare(
+                "SELECT EXISTS (SELECT 1 FROM credential_records
+                 WHERE key_id = '' AND environment = $1 AND state <> 'revoked')"
+                    .to_owned(),
+            )
+            .await?,
+            key_ids: prepare(
+                "SELECT key_id FROM credential_key_usage WHERE environment = $1 AND records > 0"
                     .to_owned(),
             )
             .await?,

@@ -8,12 +8,12 @@ use super::postgres_connection::storage;
 use crate::{Error, Result};
 
 /// The schema this build reads and writes.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// The advisory lock migrations hold: "credschm" in ASCII.
 const MIGRATION_LOCK: i64 = 0x6372_6564_7363_686d;
 
-const MIGRATIONS: [&str; 1] = [
+const MIGRATIONS: [&str; 2] = [
     // Ids compare byte by byte (`COLLATE "C"`), as everywhere else, whatever the database's locale.
     "CREATE TABLE credential_records (
         id          text COLLATE \"C\" PRIMARY KEY,
@@ -39,6 +39,43 @@ const MIGRATIONS: [&str; 1] = [
         until_ns    bigint
     );
     CREATE INDEX credential_audit_by_credential ON credential_audit (credential, seq);",
+    // Which master keys the live records use, kept by trigger in the writing transaction, so a
+    // manager checks its key ring without reading the records. Rows written before this version
+    // have an empty key id (unknown) until their next write; while a live one is left, the set
+    // is not vouched for. Updates fire the trigger only when a record's key, liveness or
+    // environment changes (a rekey, a revoke), not on every write.
+    "ALTER TABLE credential_records ADD COLUMN key_id text NOT NULL DEFAULT '';
+    CREATE INDEX credential_records_without_key_id ON credential_records (environment)
+        WHERE key_id = '';
+    CREATE TABLE credential_key_usage (
+        environment text NOT NULL,
+        key_id      text NOT NULL,
+        records     bigint NOT NULL,
+        PRIMARY KEY (environment, key_id)
+    );
+    CREATE FUNCTION credential_key_usage_count() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.state <> 'revoked' AND OLD.key_id <> '' THEN
+            UPDATE credential_key_usage SET records = records - 1
+                WHERE environment = OLD.environment AND key_id = OLD.key_id;
+            DELETE FROM credential_key_usage
+                WHERE environment = OLD.environment AND key_id = OLD.key_id AND records <= 0;
+        END IF;
+        IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.state <> 'revoked' AND NEW.key_id <> '' THEN
+            INSERT INTO credential_key_usage (environment, key_id, records)
+                VALUES (NEW.environment, NEW.key_id, 1)
+                ON CONFLICT (environment, key_id)
+                DO UPDATE SET records = credential_key_usage.records + 1;
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER credential_key_usage_written AFTER INSERT OR DELETE ON credential_records
+        FOR EACH ROW EXECUTE FUNCTION credential_key_usage_count();
+    CREATE TRIGGER credential_key_usage_changed AFTER UPDATE ON credential_records
+        FOR EACH ROW WHEN (OLD.key_id IS DISTINCT FROM NEW.key_id
+            OR (OLD.state = 'revoked') IS DISTINCT FROM (NEW.state = 'revoked')
+            OR OLD.environment IS DISTINCT FROM NEW.environment)
+        EXECUTE FUNCTION credential_key_usage_count();",
 ];
 
 /// Brings the schema up to [`SCHEMA_VERSION`] in one transaction, and returns the name of the

@@ -1,5 +1,6 @@
 //! The embedded default: one SQLite file, safe to share between processes.
 
+use std::collections::BTreeSet;
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -17,13 +18,13 @@ use super::{
 use crate::{Error, Result, blocking};
 
 /// The schema this build reads and writes (`PRAGMA user_version`).
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 /// How long a write waits for another writer (another process, say) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Reader connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 8;
 
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     "CREATE TABLE records (
         id          TEXT PRIMARY KEY NOT NULL,
         kind        TEXT NOT NULL,
@@ -65,6 +66,53 @@ const MIGRATIONS: [&str; 3] = [
     // Audit events that stand for several identical reads.
     "ALTER TABLE audit_events ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
     ALTER TABLE audit_events ADD COLUMN until_ns INTEGER;",
+    // Which master keys the live records use, kept by trigger in the writing transaction, so a
+    // manager checks its key ring without reading the records. Rows written before this version
+    // have an empty key id (unknown) until their next write; while a live one is left, the
+    // set is not vouched for. The update triggers fire only when a record's key, liveness or
+    // environment changes (a rekey, a revoke), not on every write.
+    "ALTER TABLE records ADD COLUMN key_id TEXT NOT NULL DEFAULT '';
+    CREATE INDEX records_without_key_id ON records (environment) WHERE key_id = '';
+    CREATE TABLE key_usage (
+        environment TEXT NOT NULL,
+        key_id      TEXT NOT NULL,
+        records     INTEGER NOT NULL,
+        PRIMARY KEY (environment, key_id)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TRIGGER key_usage_created AFTER INSERT ON records
+        WHEN new.state != 'revoked' AND new.key_id != ''
+        BEGIN
+            INSERT INTO key_usage (environment, key_id, records)
+                VALUES (new.environment, new.key_id, 1)
+                ON CONFLICT (environment, key_id) DO UPDATE SET records = records + 1;
+        END;
+    CREATE TRIGGER key_usage_left AFTER UPDATE ON records
+        WHEN old.state != 'revoked' AND old.key_id != ''
+            AND (old.key_id != new.key_id OR new.state = 'revoked'
+                 OR old.environment != new.environment)
+        BEGIN
+            UPDATE key_usage SET records = records - 1
+                WHERE environment = old.environment AND key_id = old.key_id;
+            DELETE FROM key_usage
+                WHERE environment = old.environment AND key_id = old.key_id AND records <= 0;
+        END;
+    CREATE TRIGGER key_usage_joined AFTER UPDATE ON records
+        WHEN new.state != 'revoked' AND new.key_id != ''
+            AND (old.key_id != new.key_id OR old.state = 'revoked'
+                 OR old.environment != new.environment)
+        BEGIN
+            INSERT INTO key_usage (environment, key_id, records)
+                VALUES (new.environment, new.key_id, 1)
+                ON CONFLICT (environment, key_id) DO UPDATE SET records = records + 1;
+        END;
+    CREATE TRIGGER key_usage_deleted AFTER DELETE ON records
+        WHEN old.state != 'revoked' AND old.key_id != ''
+        BEGIN
+            UPDATE key_usage SET records = records - 1
+                WHERE environment = old.environment AND key_id = old.key_id;
+            DELETE FROM key_usage
+                WHERE environment = old.environment AND key_id = old.key_id AND records <= 0;
+        END;",
 ];
 
 /// Records in a SQLite database file.
@@ -233,16 +281,18 @@ impl Inner {
     }
 
     fn put(&self, mut record: Record, precondition: Precondition) -> Result<u64> {
-        // Both statements bind the same parameters; ?7 is the expected revision (NULL: absent).
+        // Both statements bind the same parameters; ?7 is the expected revision (NULL: absent),
+        // ?8 the key id, which the triggers count.
         let (sql, expected) = match precondition {
             Precondition::Absent => (
-                "INSERT INTO records (id, kind, environment, state, revision, record)
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE ?7 IS NULL
+                "INSERT INTO records (id, kind, environment, state, revision, record, key_id)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?8 WHERE ?7 IS NULL
                  ON CONFLICT (id) DO NOTHING",
                 None,
             ),
             Precondition::Revision(expected) => (
-                "UPDATE records SET kind = ?2, environment = ?3, state = ?4, revision = ?5, record = ?6
+                "UPDATE records
+                 SET kind = ?2, environment = ?3, state = ?4, revision = ?5, record = ?6, key_id = ?8
                  WHERE id = ?1 AND revision = ?7",
                 Some(expected),
             ),
@@ -260,7 +310,8 @@ impl Inner {
                     meta.state.as_str(),
                     to_sql_int(meta.revision),
                     record_codec::encode(&record),
-                    expected.map(to_sql_int)
+                    expected.map(to_sql_int),
+                    meta.key_id
                 ])
             })
             .map_err(storage)?;
@@ -284,6 +335,32 @@ impl Inner {
         } else {
             Err(Error::Conflict { id: id.to_owned() })
         }
+    }
+
+    fn key_ids_in_use(&self, environment: &str) -> Result<Option<BTreeSet<String>>> {
+        self.read(|connection| {
+            let unknown: bool = connection
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM records
+                     WHERE key_id = '' AND environment = ?1 AND state != 'revoked')",
+                )
+                .and_then(|mut statement| statement.query_row([environment], |row| row.get(0)))
+                .map_err(storage)?;
+            if unknown {
+                return Ok(None);
+            }
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT key_id FROM key_usage WHERE environment = ?1 AND records > 0",
+                )
+                .map_err(storage)?;
+            let ids = statement
+                .query_map([environment], |row| row.get::<_, String>(0))
+                .map_err(storage)?
+                .collect::<rusqlite::Result<BTreeSet<_>>>()
+                .map_err(storage)?;
+            Ok(Some(ids))
+        })
     }
 
     fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
@@ -345,6 +422,12 @@ impl Store for SqliteStore {
     async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
         let (inner, filter) = (Arc::clone(&self.inner), filter.clone());
         blocking::run(move || inner.list(&filter)).await
+    }
+
+    /// Kept by trigger as records are written (see the schema).
+    async fn key_ids_in_use(&self, environment: &str) -> Result<Option<BTreeSet<String>>> {
+        let (inner, environment) = (Arc::clone(&self.inner), environment.to_owned());
+        blocking::run(move || inner.key_ids_in_use(&environment)).await
     }
 
     /// A polled feed over the database's change log: sees the writes of every process on the
