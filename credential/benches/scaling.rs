@@ -4,10 +4,14 @@
 //! 10,000: filling it with 100,000 durable files takes minutes). Goal: each flat within 1.5× from
 //! the smallest store to the largest.
 //!
+//! Cached reads are shown beside a bare `HashMap` of as many entries read in the same order: at
+//! 100,000 entries both pay for memory that no longer fits the CPU caches.
+//!
 //! The stores are filled at the store level with records sealed for their ids (one write each),
 //! as a manager would have written them.
 #![allow(missing_docs, clippy::unwrap_used)]
 
+use std::collections::HashMap;
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -150,6 +154,18 @@ fn scaling(c: &mut Criterion) {
                     black_box(ctx.get::<ApiKey>(&id(index)).await.unwrap())
                 })
             });
+
+            // The floor at this size: a bare map of as many entries, read in the same order.
+            let bare: HashMap<String, Arc<ApiKey>> = (0..size)
+                .map(|index| (id(index), Arc::new(ApiKey::new("sk_live_bare".into()))))
+                .collect();
+            group.bench_function(BenchmarkId::new("bare_hashmap_get", size), |b| {
+                b.iter(|| {
+                    let index = next.fetch_add(7919, Ordering::Relaxed) % size;
+                    black_box(Arc::clone(bare.get(&id(index)).unwrap()))
+                })
+            });
+            drop(bare);
 
             let saved = AtomicU64::new(size);
             group.bench_function(BenchmarkId::new("save", size), |b| {
