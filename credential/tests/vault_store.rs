@@ -181,6 +181,33 @@ async fn the_transit_key_ring_survives_a_restart_and_a_transit_key_rotation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mount_in_a_namespace_is_reached_through_it() {
+    let Some(bao) = Bao::shared("namespace") else { return };
+    let namespace = format!("credential-{}", std::process::id());
+    bao.run(&["namespace", "create", &namespace]);
+    let in_namespace = format!("-namespace={namespace}");
+    bao.run(&["secrets", "enable", &in_namespace, "-version=2", "-path=kv", "kv"]);
+    let connect = |namespace: Option<&str>| {
+        let mut builder = VaultStore::builder(&bao.address)
+            .token(SecretString::from(bao.token.as_str()))
+            .mount("kv");
+        if let Some(namespace) = namespace {
+            builder = builder.namespace(namespace);
+        }
+        builder.connect()
+    };
+    let outside = connect(None).await.unwrap_err();
+    let inside = connect(Some(&namespace)).await;
+    if let Ok(store) = &inside {
+        conformance::crud(store).await;
+    }
+    bao.run(&["secrets", "disable", &in_namespace, "kv"]);
+    bao.run(&["namespace", "delete", &namespace]);
+    assert!(outside.to_string().contains("no such mount"), "{outside}");
+    inside.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_token_and_a_missing_mount_are_clear_errors() {
     let Some(bao) = Bao::shared("wrong_token") else { return };
     let mount = bao.kv_mount("wrong-token");
