@@ -19,6 +19,8 @@ mod env;
 mod file;
 #[cfg(feature = "file")]
 mod file_feed;
+#[cfg(feature = "file")]
+mod file_keys;
 mod key_usage;
 mod memory;
 #[cfg(feature = "postgres")]

@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -16,7 +16,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use credential::conformance::{self, sample_record};
 use credential::hazmat::{self, SealContext};
 use credential::{
-    ExposeSecret, FileStore, KeyRing, MasterKey, PostgresStore, Precondition, SqliteStore, Store,
+    ExposeSecret, FileStore, KeyRing, LifecycleState, ListFilter, MasterKey, PostgresStore,
+    Precondition, SqliteStore, Store,
 };
 use support::{PgSchema, scratch_dir};
 
@@ -270,6 +271,21 @@ async fn survives_sigkill(backend: &str, kills: usize, pause_ms: (u64, u64)) {
             in_flight <= 1,
             "kill {kill}: {in_flight} unacknowledged writes survived; at most one was in flight"
         );
+        // The keys the store says are in use are those of its records, whatever the kill hit.
+        let listed = store.list(&ListFilter::all()).await.unwrap();
+        let environments: BTreeSet<&str> =
+            listed.iter().map(|meta| meta.environment.as_str()).collect();
+        for environment in environments {
+            if let Some(kept) = store.key_ids_in_use(environment).await.unwrap() {
+                let truth: BTreeSet<String> = listed
+                    .iter()
+                    .filter(|meta| meta.environment == environment && !meta.key_id.is_empty())
+                    .filter(|meta| meta.state != LifecycleState::Revoked)
+                    .map(|meta| meta.key_id.clone())
+                    .collect();
+                assert_eq!(kept, truth, "kill {kill}: the key ids kept disagree with the records");
+            }
+        }
     }
     assert!(
         writes_seen > kills,

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 
 use super::file_feed::{self, FileChanges};
+use super::file_keys::{KEYS_FILE, KeyCounts, Usage, usage};
 use super::memory::apply_put;
 use super::{
     ChangeFeed, ChangeListener, ListFilter, LocalListeners, Precondition, Record, RecordMeta,
@@ -74,6 +75,12 @@ impl FileStore {
             };
             let _lock = store.inner.lock()?;
             store.inner.remove_leftovers()?;
+            if store.inner.key_counts().is_none() {
+                // A new directory, or one from before the counts were kept: count once.
+                let counts = KeyCounts::of(&store.inner.list(&ListFilter::all())?);
+                let path = store.inner.dir.join(KEYS_FILE);
+                store.inner.replace(&path, "keys", &counts.to_bytes())?;
+            }
             Ok(store)
         })
         .await
@@ -136,10 +143,15 @@ impl Inner {
     }
 
     fn write(&self, record: &Record) -> Result<()> {
-        let path = self.record_path(&record.meta.id);
+        let stem = record.meta.id.replace('/', "~");
+        self.replace(&self.record_path(&record.meta.id), &stem, &record_codec::encode(record))
+    }
+
+    /// Replaces the file at `path` with `bytes`: a temporary file named after `stem`, flushed,
+    /// renamed over it, and the directory flushed.
+    fn replace(&self, path: &Path, stem: &str, bytes: &[u8]) -> Result<()> {
         let temp = self.dir.join(format!(
-            "{TEMP_PREFIX}{}-{}-{}",
-            record.meta.id.replace('/', "~"),
+            "{TEMP_PREFIX}{stem}-{}-{}",
             std::process::id(),
             self.temp_counter.fetch_add(1, Ordering::Relaxed)
         ));
@@ -150,15 +162,37 @@ impl Inner {
                 .mode(0o600)
                 .open(&temp)
                 .map_err(io_error("creating", &temp))?;
-            file.write_all(&record_codec::encode(record)).map_err(io_error("writing", &temp))?;
+            file.write_all(bytes).map_err(io_error("writing", &temp))?;
             file.sync_all().map_err(io_error("flushing", &temp))?;
-            fs::rename(&temp, &path).map_err(io_error("replacing", &path))?;
+            fs::rename(&temp, path).map_err(io_error("replacing", path))?;
             self.sync_dir()
         })();
         if result.is_err() {
             let _ = fs::remove_file(&temp);
         }
         result
+    }
+
+    /// The key counts as kept, settled against the record a crash may have left pending; `None`
+    /// when there are none or they cannot be trusted.
+    fn key_counts(&self) -> Option<KeyCounts> {
+        let bytes = fs::read(self.dir.join(KEYS_FILE)).ok()?;
+        KeyCounts::settled(&bytes, |id| self.read_meta(id)).ok()
+    }
+
+    /// Under the lock: notes that record `id` moves from counting for `before` to `after`,
+    /// before the record is replaced. Counts that are missing or cannot be trusted are counted
+    /// again from the records first.
+    fn note_key_change(&self, id: &str, before: Usage, after: Usage) -> Result<()> {
+        if before == after {
+            return Ok(());
+        }
+        let counts = match self.key_counts() {
+            Some(counts) => counts,
+            None => KeyCounts::of(&self.list(&ListFilter::all())?),
+        };
+        let path = self.dir.join(KEYS_FILE);
+        self.replace(&path, "keys", &counts.with_pending(id, before, after))
     }
 
     fn sync_dir(&self) -> Result<()> {
@@ -232,6 +266,8 @@ impl Store for FileStore {
             let _lock = inner.lock()?;
             let current = inner.read(&record.meta.id)?;
             let record = apply_put(current.as_ref(), record, precondition)?;
+            let before = usage(current.as_ref().map(|current| &current.meta));
+            inner.note_key_change(&record.meta.id, before, usage(Some(&record.meta)))?;
             // Logged before the replacement, so a write no other process could hear of never
             // happens; and after it, so a reader that reloads on the entry sees the new record.
             file_feed::append(&inner.dir, &record.meta.id)?;
@@ -250,6 +286,7 @@ impl Store for FileStore {
             let _lock = inner.lock()?;
             match inner.read(&id)? {
                 Some(found) if found.meta.revision == revision => {
+                    inner.note_key_change(&id, usage(Some(&found.meta)), None)?;
                     let path = inner.record_path(&id);
                     file_feed::append(&inner.dir, &id)?;
                     fs::remove_file(&path).map_err(io_error("removing", &path))?;
@@ -267,6 +304,16 @@ impl Store for FileStore {
     async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
         let (inner, filter) = (Arc::clone(&self.inner), filter.clone());
         blocking::run(move || inner.list(&filter)).await
+    }
+
+    /// Kept in `.keys` by every write that changes them.
+    async fn key_ids_in_use(
+        &self,
+        environment: &str,
+    ) -> Result<Option<std::collections::BTreeSet<String>>> {
+        let (inner, environment) = (Arc::clone(&self.inner), environment.to_owned());
+        blocking::run(move || Ok(inner.key_counts().map(|counts| counts.key_ids_in(&environment))))
+            .await
     }
 
     /// A polled feed over the directory's change log: sees the writes of every process sharing
