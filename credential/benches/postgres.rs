@@ -6,6 +6,9 @@
 //! statements.
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout)]
 
+#[path = "support/timed_puts.rs"]
+mod timed_puts;
+
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::mpsc::{Sender, channel};
@@ -14,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use credential::conformance::sample_record;
 use credential::{ChangeListener, PostgresStore, Precondition, Store};
 use criterion::{Criterion, criterion_group, criterion_main};
+use timed_puts::timed_puts;
 
 const ID: &str = "bench/github";
 const RAW_ID: &str = "bench/raw";
@@ -126,16 +130,7 @@ fn postgres(c: &mut Criterion) {
     put.bench_function("store", |b| {
         b.to_async(&runtime).iter_custom(|iterations| {
             let store = store.clone();
-            async move {
-                let mut revision = store.get(ID).await.unwrap().unwrap().meta.revision;
-                let record = sample_record(ID, "github", &[7; SEALED_LEN]);
-                let started = Instant::now();
-                for _ in 0..iterations {
-                    revision =
-                        store.put(record.clone(), Precondition::Revision(revision)).await.unwrap();
-                }
-                started.elapsed()
-            }
+            async move { timed_puts(&store, ID, SEALED_LEN, iterations).await }
         })
     });
     put.finish();

@@ -6,11 +6,15 @@
 //! own. Goals: get and put ≤ 1.3× the bare calls.
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout)]
 
+#[path = "support/timed_puts.rs"]
+mod timed_puts;
+
 use std::time::Instant;
 
 use credential::conformance::sample_record;
 use credential::{Precondition, SecretString, Store, VaultStore};
 use criterion::{Criterion, criterion_group, criterion_main};
+use timed_puts::timed_puts;
 
 const ID: &str = "bench/github";
 const RAW_ID: &str = "bench/raw";
@@ -66,19 +70,8 @@ fn vault(c: &mut Criterion) {
         })
     });
     put.bench_function("store", |b| {
-        b.to_async(&runtime).iter_custom(|iterations| {
-            let store = &store;
-            async move {
-                let mut revision = store.get(ID).await.unwrap().unwrap().meta.revision;
-                let record = sample_record(ID, "github", &[7; SEALED_LEN]);
-                let started = Instant::now();
-                for _ in 0..iterations {
-                    revision =
-                        store.put(record.clone(), Precondition::Revision(revision)).await.unwrap();
-                }
-                started.elapsed()
-            }
-        })
+        b.to_async(&runtime)
+            .iter_custom(|iterations| timed_puts(&store, ID, SEALED_LEN, iterations))
     });
     put.finish();
 }

@@ -23,6 +23,8 @@ pub mod rules;
 mod secret;
 mod store;
 mod telemetry;
+#[cfg(any(feature = "postgres", feature = "oauth2", feature = "vault"))]
+mod tls_roots;
 mod validation;
 
 pub use chrono::{DateTime, Utc};

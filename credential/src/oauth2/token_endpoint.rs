@@ -245,13 +245,7 @@ fn error_code(code: &str) -> String {
 
 /// A transport failure, described without the URL.
 fn transport(error: reqwest::Error) -> RefreshError {
-    let what = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "could not be reached"
-    } else {
-        "failed mid-request"
-    };
+    let what = crate::http::unanswered(&error);
     RefreshError::Unavailable { reason: format!("the token endpoint {what}") }
 }
 

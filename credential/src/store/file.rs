@@ -36,6 +36,9 @@ const LOCK_FILE: &str = ".lock";
 ///   the record; the store's change feed follows the log, so a manager learns of writes made by
 ///   other processes within milliseconds. A write whose first entry cannot be logged does not
 ///   happen.
+/// - `.keys` counts the master keys the live records use, rewritten under the lock before a
+///   write that changes a count, with the change in progress noted (a crash between the two is
+///   settled from the record), so a manager checks its key ring without reading the records.
 #[derive(Debug, Clone)]
 pub struct FileStore {
     inner: Arc<Inner>,

@@ -26,10 +26,9 @@ use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
 use tokio_rustls::rustls::crypto::{WebPkiSupportedAlgorithms, ring};
-use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{
-    self, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    self, CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme,
 };
 
 use crate::{Error, Result};
@@ -89,7 +88,7 @@ impl TlsSettings {
             (TlsMode::VerifyCa | TlsMode::VerifyFull, _) | (TlsMode::Require, Some(_))
         );
         let chain = if check_chain {
-            let roots = Arc::new(self.roots()?);
+            let roots = Arc::new(crate::tls_roots::trusted(self.root_cert.as_deref())?);
             let verifier =
                 WebPkiServerVerifier::builder_with_provider(roots, Arc::clone(&provider))
                     .build()
@@ -112,26 +111,6 @@ impl TlsSettings {
             .with_custom_certificate_verifier(Arc::new(verifier))
             .with_no_client_auth();
         Ok(RustlsConnector { config: Arc::new(config) })
-    }
-
-    fn roots(&self) -> Result<RootCertStore> {
-        let mut roots = RootCertStore::empty();
-        match &self.root_cert {
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-            Some(path) => {
-                let unreadable = |_| Error::InvalidCertificate {
-                    reason: "the `sslrootcert` file cannot be read as PEM certificates",
-                };
-                for certificate in CertificateDer::pem_file_iter(path).map_err(unreadable)? {
-                    roots.add(certificate.map_err(unreadable)?).map_err(|_| {
-                        Error::InvalidCertificate {
-                            reason: "the `sslrootcert` file holds an unusable CA certificate",
-                        }
-                    })?;
-                }
-            }
-        }
-        Ok(roots)
     }
 }
 

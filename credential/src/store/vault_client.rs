@@ -233,14 +233,7 @@ fn storage(transient: bool, status: Option<StatusCode>, message: &str) -> Error 
 
 /// A transport failure, described without the URL.
 fn transport(error: reqwest::Error) -> Error {
-    let what = if error.is_timeout() {
-        "the server did not answer in time"
-    } else if error.is_connect() {
-        "the server could not be reached"
-    } else {
-        "the connection failed mid-request"
-    };
-    storage(true, None, what)
+    storage(true, None, &format!("the server {}", crate::http::unanswered(&error)))
 }
 
 /// A server message as it may be quoted: printable, bounded.
