@@ -196,5 +196,65 @@ fn full_cache(c: &mut Criterion, runtime: &tokio::runtime::Runtime, ring: &KeyRi
     group.finish();
 }
 
-criterion_group!(benches, gets);
+/// The memory store's cold read and save next to their raw parts, in one run: a read with the
+/// cache off against fetching the record, opening the envelope and decoding (goal ≤ 1.5×); a
+/// create + activate against one seal and one encode (goal ≤ 2×). No policy, a memory audit sink.
+fn memory_floors(c: &mut Criterion) {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let ring = KeyRing::generate().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let manager = runtime.block_on(async {
+        let manager = Manager::builder()
+            .store(Arc::clone(&store))
+            .key_ring(ring.clone())
+            .cache(CacheConfig::disabled())
+            .audit(MemoryAuditSink::bounded(100_000))
+            .build()
+            .await
+            .unwrap();
+        manager.create("github/cold", github()).await.unwrap().activate().await.unwrap();
+        manager
+    });
+    let storage_id = "default/github/cold";
+
+    let mut cold = c.benchmark_group("cold_get_memory_store");
+    cold.bench_function("raw_fetch_open_decode", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let record = store.get(black_box(storage_id)).await.unwrap().unwrap();
+            let current =
+                record.versions.iter().rfind(|v| v.state == VersionState::Current).unwrap();
+            let context = SealContext::new(storage_id, current.version, GitHub::KIND);
+            let plaintext = hazmat::open(&ring, &context, &current.sealed).unwrap();
+            Arc::new(GitHub::decode(&plaintext).unwrap())
+        })
+    });
+    cold.bench_function("context_get", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let ctx = manager.context(Principal::new("workflow/bench", "action/read"));
+            ctx.get::<GitHub>(black_box("github/cold")).await.unwrap()
+        })
+    });
+    cold.finish();
+
+    let mut save = c.benchmark_group("save_memory_store");
+    save.bench_function("raw_encode_seal", |b| {
+        b.iter(|| {
+            let plaintext = github().encode();
+            let context = SealContext::new(storage_id, 1, GitHub::KIND);
+            hazmat::seal(&ring, &context, &plaintext).unwrap()
+        })
+    });
+    let next = std::sync::atomic::AtomicU64::new(0);
+    save.bench_function("create_activate", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let id = format!("github/saved-{index}");
+            manager.create(&id, github()).await.unwrap().activate().await.unwrap()
+        })
+    });
+    save.finish();
+}
+
+criterion_group!(benches, gets, memory_floors);
 criterion_main!(benches);
