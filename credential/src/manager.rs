@@ -32,6 +32,7 @@ use chrono::Utc;
 
 use self::access::SharedMemos;
 use self::core::{Actor, Change, Core, Decode};
+use crate::store::KeyUsage;
 pub use access::{AccessPolicy, Grant, Permission, Principal};
 pub use audit::{
     AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink, AuditSummary,
@@ -235,11 +236,7 @@ impl ManagerBuilder {
             None => {
                 let own_records = ListFilter::all().environment(self.environment.clone());
                 let metas = store.list(&own_records).await?;
-                metas
-                    .into_iter()
-                    .filter(|meta| meta.state != LifecycleState::Revoked && !meta.key_id.is_empty())
-                    .map(|meta| meta.key_id)
-                    .collect()
+                KeyUsage::of(&metas).of_environment(&self.environment)
             }
         };
         for key_id in &in_use {

@@ -60,6 +60,7 @@ pub use composite::CompositeStore;
 pub use env::{EnvStore, EnvVars};
 #[cfg(feature = "file")]
 pub use file::FileStore;
+pub(crate) use key_usage::KeyUsage;
 pub use memory::MemoryStore;
 #[cfg(all(feature = "postgres", any(test, feature = "testing")))]
 #[doc(hidden)]

@@ -240,9 +240,9 @@ impl Core {
                     return Err(Error::ReauthRequired { id: id.to_owned() });
                 }
                 let decoded = self.open_as(id, &record, served, decoder)?;
-                let expires_at = decoded.fields.expires_at().or(record.meta.expires_at);
+                let (expires_at, due_at) = self.expiry(&record, served, &decoded);
                 Ok(Cached {
-                    due_at: self.refreshers.due_at(decoder.kind, served.created_at, expires_at),
+                    due_at,
                     expires_at,
                     credential: decoded,
                     id: Arc::from(id),
@@ -321,6 +321,18 @@ impl Core {
         let storage_id = self.storage_id(id);
         let context = SealContext::new(&storage_id, version.version, &record.meta.kind);
         decoder.decode(&self.ring.open(&context, &version.sealed)?)
+    }
+
+    /// When `decoded`, the served version of `record`, expires, and when its refresh falls due
+    /// (`None`: nothing refreshes it).
+    pub(crate) fn expiry(
+        &self,
+        record: &Record,
+        served: &SealedVersion,
+        decoded: &Decoded,
+    ) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        let expires_at = decoded.fields.expires_at().or(record.meta.expires_at);
+        (expires_at, self.refreshers.due_at(decoded.kind, served.created_at, expires_at))
     }
 
     /// Seals `plaintext` as `version` of `id`, of `kind`.

@@ -25,6 +25,7 @@ use super::audit::AuditAction;
 use super::cache::Cached;
 use super::core::{Change, Core, Decode};
 use super::refresh::{RefreshContext, RefreshError};
+use super::registry::Decoded;
 use super::versions;
 use crate::telemetry::{self, StoreOp};
 use crate::{Error, Precondition, Record, RefreshLease, RefreshMark, Result};
@@ -141,16 +142,13 @@ impl Core {
     async fn fly(self: &Arc<Self>, id: &str) -> Result<()> {
         let config = self.refreshers.config;
         let deadline = Instant::now() + config.deadline;
-        let Some(leased) = self.take_lease(id, deadline).await? else {
+        let Some((leased, current)) = self.take_lease(id, deadline).await? else {
             return Ok(());
         };
-        let decoder = self.decoder(&leased, Decode::ByStoredKind)?;
         let refresher = self
             .refreshers
-            .of(decoder.kind)
+            .of(current.kind)
             .ok_or_else(|| Error::UnknownKind { kind: leased.meta.kind.clone() })?;
-        let current = versions::served(id, &leased)?;
-        let current = self.open_as(id, &leased, current, decoder)?;
         let context = RefreshContext::new(Arc::clone(self), self.operator.clone(), id, deadline);
         match refresher.refresh(&current, &context).await {
             Ok(refreshed) => {
@@ -184,9 +182,9 @@ impl Core {
         }
     }
 
-    /// The record of `id` under this manager's lease, or `None` when it no longer needs a
-    /// refresh (another process did it while this one waited).
-    async fn take_lease(&self, id: &str, deadline: Instant) -> Result<Option<Record>> {
+    /// The record of `id` under this manager's lease with its served version opened, or `None`
+    /// when it no longer needs a refresh (another process did it while this one waited).
+    async fn take_lease(&self, id: &str, deadline: Instant) -> Result<Option<(Record, Decoded)>> {
         let mut poll = LEASE_POLL.0;
         loop {
             let mut record = self.fetch(id).await?;
@@ -194,9 +192,9 @@ impl Core {
             if record.meta.refresh.reauth_required {
                 return Err(Error::ReauthRequired { id: id.to_owned() });
             }
-            if !self.is_due(id, &record)? {
+            let Some(current) = self.due(id, &record)? else {
                 return Ok(None);
-            }
+            };
             let store_now = self.store.now().await?;
             let held_by_another = record.meta.refresh.lease.as_ref().is_some_and(|lease| {
                 lease.holder != self.refresh_holder && store_now < lease.until
@@ -223,7 +221,7 @@ impl Core {
             match self.store_put(record.clone(), expected).await {
                 Ok(revision) => {
                     record.meta.revision = revision;
-                    return Ok(Some(record));
+                    return Ok(Some((record, current)));
                 }
                 Err(Error::Conflict { .. }) => continue,
                 Err(error) => return Err(error),
@@ -231,14 +229,13 @@ impl Core {
         }
     }
 
-    /// Whether the served version of `record` is inside its refresh window now.
-    fn is_due(&self, id: &str, record: &Record) -> Result<bool> {
+    /// The served version of `record`, opened, when it is inside its refresh window now.
+    fn due(&self, id: &str, record: &Record) -> Result<Option<Decoded>> {
         let served = versions::served(id, record)?;
         let decoder = self.decoder(record, Decode::ByStoredKind)?;
         let decoded = self.open_as(id, record, served, decoder)?;
-        let expires_at = decoded.fields.expires_at().or(record.meta.expires_at);
-        let due_at = self.refreshers.due_at(decoder.kind, served.created_at, expires_at);
-        Ok(due_at.is_some_and(|due_at| due_at <= Utc::now()))
+        let (_, due_at) = self.expiry(record, served, &decoded);
+        Ok(due_at.is_some_and(|due_at| due_at <= Utc::now()).then_some(decoded))
     }
 
     /// Commits what `change` makes of the leased record, through the commit path. Losing the

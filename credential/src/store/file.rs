@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 
 use super::file_feed::{self, FileChanges};
-use super::file_keys::{KEYS_FILE, KeyCounts, Usage, usage};
+use super::file_keys::{KEYS_FILE, KeyCounts};
+use super::key_usage::{Usage, usage};
 use super::memory::apply_put;
 use super::{
     ChangeFeed, ChangeListener, ListFilter, LocalListeners, Precondition, Record, RecordMeta,

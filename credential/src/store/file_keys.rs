@@ -7,33 +7,33 @@
 //! before and after); whoever reads them next looks at that one record and keeps the counts if the
 //! record was replaced, or takes the change back if it was not.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
 use super::RecordMeta;
-use super::key_usage::counts;
+use super::key_usage::{KeyUsage, Usage};
 use crate::{Error, Result};
 
 /// The file's name in the store's directory.
 pub(crate) const KEYS_FILE: &str = ".keys";
 
-/// What a record counts for: its environment and key id, when it is live.
-pub(crate) type Usage = Option<(String, String)>;
-
-/// What `meta` counts for.
-pub(crate) fn usage(meta: Option<&RecordMeta>) -> Usage {
-    meta.filter(|meta| counts(meta)).map(|meta| (meta.environment.clone(), meta.key_id.clone()))
+/// The counts, and the change a crash may have left half done.
+#[derive(Debug, Default)]
+pub(crate) struct KeyCounts {
+    usage: KeyUsage,
+    pending: Option<Pending>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub(crate) struct KeyCounts {
+/// The file's form.
+#[derive(Serialize, Deserialize)]
+struct Stored {
     /// (environment, key id, live records).
     counts: Vec<(String, String, u64)>,
     pending: Option<Pending>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Pending {
     id: String,
     before: Usage,
@@ -43,11 +43,7 @@ struct Pending {
 impl KeyCounts {
     /// Counts from the records `metas`.
     pub(crate) fn of<'a>(metas: impl IntoIterator<Item = &'a RecordMeta>) -> Self {
-        let mut counts = Self::default();
-        for meta in metas {
-            counts.apply(&None, &usage(Some(meta)));
-        }
-        counts
+        Self { usage: KeyUsage::of(metas), pending: None }
     }
 
     /// The counts in `bytes`, with a change left pending settled against the record as it is
@@ -56,66 +52,39 @@ impl KeyCounts {
         bytes: &[u8],
         read_meta: impl FnOnce(&str) -> Result<Option<RecordMeta>>,
     ) -> Result<Self> {
-        let mut counts: Self = serde_json::from_slice(bytes).map_err(|_| Error::CorruptRecord {
+        let stored: Stored = serde_json::from_slice(bytes).map_err(|_| Error::CorruptRecord {
             reason: format!("`{KEYS_FILE}` is not a key count file"),
         })?;
-        if let Some(pending) = counts.pending.take() {
-            let now = usage(read_meta(&pending.id)?.as_ref());
+        let mut usage = KeyUsage::from_entries(stored.counts);
+        if let Some(pending) = stored.pending {
+            let now = super::key_usage::usage(read_meta(&pending.id)?.as_ref());
             if now == pending.before && now != pending.after {
                 // The record was not replaced: take the change back.
-                counts.apply(&pending.after, &pending.before);
+                usage.apply(&pending.after, &pending.before);
             } else if now != pending.after {
                 return Err(Error::CorruptRecord {
                     reason: format!("`{KEYS_FILE}` disagrees with record `{}`", pending.id),
                 });
             }
         }
-        Ok(counts)
-    }
-
-    /// Moves one record from counting for `before` to counting for `after`.
-    pub(crate) fn apply(&mut self, before: &Usage, after: &Usage) {
-        if let Some((environment, key_id)) = before
-            && let Some(entry) = self
-                .counts
-                .iter_mut()
-                .find(|(in_environment, key, _)| in_environment == environment && key == key_id)
-        {
-            entry.2 = entry.2.saturating_sub(1);
-        }
-        self.counts.retain(|(_, _, records)| *records > 0);
-        if let Some((environment, key_id)) = after {
-            match self
-                .counts
-                .iter_mut()
-                .find(|(in_environment, key, _)| in_environment == environment && key == key_id)
-            {
-                Some(entry) => entry.2 += 1,
-                None => self.counts.push((environment.clone(), key_id.clone(), 1)),
-            }
-        }
+        Ok(Self { usage, pending: None })
     }
 
     /// These counts, with `id`'s change from `before` to `after` applied and noted as pending.
     pub(crate) fn with_pending(mut self, id: &str, before: Usage, after: Usage) -> Vec<u8> {
-        self.apply(&before, &after);
+        self.usage.apply(&before, &after);
         self.pending = Some(Pending { id: id.to_owned(), before, after });
         self.to_bytes()
     }
 
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        let stored = Stored { counts: self.usage.entries(), pending: self.pending.clone() };
+        serde_json::to_vec(&stored).unwrap_or_default()
     }
 
     /// The key ids in use in `environment`.
     pub(crate) fn key_ids_in(&self, environment: &str) -> BTreeSet<String> {
-        let by_key: BTreeMap<&str, u64> = self
-            .counts
-            .iter()
-            .filter(|(in_environment, _, records)| in_environment == environment && *records > 0)
-            .map(|(_, key_id, records)| (key_id.as_str(), *records))
-            .collect();
-        by_key.into_keys().map(str::to_owned).collect()
+        self.usage.of_environment(environment)
     }
 }
 
@@ -123,6 +92,7 @@ impl KeyCounts {
 mod tests {
     use super::*;
     use crate::store::conformance::sample_record;
+    use crate::store::key_usage::usage;
 
     fn meta(key_id: &str) -> RecordMeta {
         let mut meta = sample_record("keys/a", "api_key", b"x").meta;

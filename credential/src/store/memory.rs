@@ -128,7 +128,7 @@ impl Store for MemoryStore {
         &self,
         environment: &str,
     ) -> Result<Option<std::collections::BTreeSet<String>>> {
-        Ok(Some(self.records().key_usage.of(environment)))
+        Ok(Some(self.records().key_usage.of_environment(environment)))
     }
 
     /// An immediate feed: every write through this store is reported before it returns.
