@@ -48,11 +48,11 @@ pub use crate::manager::SqliteAuditSink;
 pub use crate::manager::{
     AccessPolicy, Active, AnyManaged, AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink,
     AuditSummary, CacheConfig, ChainReport, Context, DEFAULT_ENVIRONMENT,
-    DEFAULT_MEMORY_AUDIT_CAPACITY, Draft, DynManaged, FieldInput, FieldValues, FieldView, Grant,
-    JsonlAuditSink, Live, MAX_AUDIT_PRINCIPAL_LEN, MAX_AUDIT_REASON_LEN, Managed, Manager,
-    ManagerBuilder, MemoryAuditSink, Permission, Principal, RefreshConfig, RefreshContext,
-    RefreshError, Refresher, RekeyProgress, RekeyReport, ResolveOptions, Revoked, Rotating, State,
-    VersionInfo,
+    DEFAULT_MEMORY_AUDIT_CAPACITY, Draft, DynManaged, ExportedCredential, ExportedVersion,
+    FieldInput, FieldValues, FieldView, Grant, JsonlAuditSink, Live, MAX_AUDIT_PRINCIPAL_LEN,
+    MAX_AUDIT_REASON_LEN, Managed, Manager, ManagerBuilder, MemoryAuditSink, Permission, Principal,
+    RefreshConfig, RefreshContext, RefreshError, Refresher, RekeyProgress, RekeyReport,
+    ResolveOptions, RevealedField, Revoked, Rotating, State, VersionInfo,
 };
 pub use crate::plain::{PlainField, PlainValue};
 pub use crate::redacted::Redacted;

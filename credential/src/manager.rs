@@ -10,6 +10,7 @@ mod audit_jsonl;
 mod audit_postgres;
 #[cfg(feature = "sqlite")]
 mod audit_sqlite;
+mod backup;
 mod cache;
 mod context;
 mod core;
@@ -44,6 +45,7 @@ pub use audit_jsonl::{ChainReport, JsonlAuditSink};
 pub use audit_postgres::PostgresAuditSink;
 #[cfg(feature = "sqlite")]
 pub use audit_sqlite::SqliteAuditSink;
+pub use backup::{ExportedCredential, ExportedVersion};
 use cache::Cache;
 pub use cache::CacheConfig;
 pub use context::Context;
@@ -55,13 +57,13 @@ pub use refresh::{RefreshConfig, RefreshContext, RefreshError, Refresher};
 use registry::{Decoder, KindRegistry};
 pub use rekey::{RekeyProgress, RekeyReport};
 pub use resolve::ResolveOptions;
-pub use untyped::{DynManaged, FieldView};
+pub use untyped::{DynManaged, FieldView, RevealedField};
 use versions::VersionRules;
 
 use crate::telemetry::Telemetry;
 use crate::{
-    Credential, Error, KeyId, KeyRing, LifecycleState, ListFilter, Record, RecordMeta, Result,
-    Store, VersionState, check_id,
+    Credential, Error, FieldSchema, KeyId, KeyRing, LifecycleState, ListFilter, Record, RecordMeta,
+    Result, Store, VersionState, check_id,
 };
 
 /// The environment a manager works in unless told otherwise.
@@ -576,6 +578,40 @@ impl Manager {
                 meta
             })
             .collect())
+    }
+
+    /// The kinds this manager can build and decode by name (built-in, registered, or used
+    /// through a typed call), sorted.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        self.core.kinds.kinds()
+    }
+
+    /// The fields of kind `kind`, in declaration order: which are secret, and their stored
+    /// names. `None` for a kind this manager does not know.
+    pub fn kind_fields(&self, kind: &str) -> Option<&'static [FieldSchema]> {
+        self.core.kinds.decoder(kind).map(|decoder| decoder.fields)
+    }
+
+    /// Takes credential `id` out of the store in plaintext, every version that still has a
+    /// payload opened, for a backup that a [`import`](Self::import) under any master key can
+    /// restore. Audited as [`AuditAction::Export`]; checked as a read.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::AccessDenied`], [`Error::Decrypt`], or a store error.
+    pub async fn export(&self, id: &str) -> Result<ExportedCredential> {
+        backup::export(self, id).await
+    }
+
+    /// Restores an exported credential as a new record, every payload sealed under the key
+    /// ring's current key, with its state, versions and timestamps. Audited as
+    /// [`AuditAction::Import`]; checked as admin.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when the id exists, [`Error::CorruptRecord`] for versions that do not
+    /// fit together, [`Error::Decode`] for a payload its (known) kind cannot decode, otherwise as
+    /// [`create`](Self::create).
+    pub async fn import(&self, exported: &ExportedCredential) -> Result<DynManaged> {
+        backup::import(self, exported).await
     }
 
     /// Re-seals every credential of this environment under the key ring's current key, one

@@ -219,3 +219,78 @@ async fn registered_kinds_are_created_and_rotated_from_field_values() {
     }
     assert!(manager.list(&credential::ListFilter::all().id_prefix("x/")).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn reveal_is_audited_and_rollback_to_restores_an_older_version() {
+    let manager = memory_manager_knowing_webhooks().await;
+    let values = |key: &str| {
+        credential::FieldValues::new()
+            .secret("signing_key", key.into())
+            .plain("url", "https://hooks.example/in")
+    };
+    let draft =
+        manager.create_dyn("webhook", "hooks/out", &values("whsec_first_0001")).await.unwrap();
+    let active = draft.activate().await.unwrap();
+    let rotated =
+        active.rotate(&values("whsec_second_0002")).await.unwrap().commit().await.unwrap();
+    let fields = rotated.reveal().await.unwrap();
+    let key = fields.iter().find(|field| field.name == "signing_key").unwrap();
+    assert!(key.secret);
+    assert_eq!(key.value.expose_secret(), "whsec_second_0002");
+    assert!(!format!("{fields:?}").contains("whsec_second"));
+    let reveals = manager.audit().query(&AuditQuery::all().action(AuditAction::Reveal)).await;
+    assert_eq!(reveals.unwrap().len(), 1);
+
+    let restored = rotated.rollback_to(1).await.unwrap();
+    assert_eq!(restored.version(), 3);
+    let fields = restored.reveal().await.unwrap();
+    assert_eq!(fields[0].value.expose_secret(), "whsec_first_0001");
+    let Err(Error::VersionUnavailable { version: 3, .. }) = restored.rollback_to(3).await else {
+        panic!("the current version is not restorable");
+    };
+}
+
+#[tokio::test]
+async fn an_export_imports_under_another_master_key_with_its_history() {
+    let source = memory_manager_knowing_webhooks().await;
+    let active = source.create("hooks/in", webhook("whsec_v1_canary")).await.unwrap();
+    let active = active.activate().await.unwrap();
+    active.rotate(webhook("whsec_v2_canary")).await.unwrap().commit().await.unwrap();
+    source.create("hooks/draft", webhook("whsec_draft")).await.unwrap();
+    let revoked = source.create("hooks/gone", webhook("whsec_gone")).await.unwrap();
+    revoked.activate().await.unwrap().revoke("leaked").await.unwrap();
+
+    let mut exported = Vec::new();
+    for meta in source.list(&credential::ListFilter::all()).await.unwrap() {
+        exported.push(source.export(&meta.id).await.unwrap());
+    }
+    assert!(!format!("{exported:?}").contains("whsec"));
+    let exports = source.audit().query(&AuditQuery::all().action(AuditAction::Export)).await;
+    assert_eq!(exports.unwrap().len(), 3);
+
+    let target = memory_manager_knowing_webhooks().await;
+    for credential in &exported {
+        target.import(credential).await.unwrap();
+    }
+    let ctx = target.context(Principal::named("reader"));
+    assert_eq!(
+        ctx.get::<Webhook>("hooks/in").await.unwrap().signing_key.expose_secret(),
+        "whsec_v2_canary"
+    );
+    let history = target.history("hooks/in").await.unwrap();
+    assert_eq!(history.iter().map(|info| info.version).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(history[0].state, VersionState::Deprecated);
+    assert_eq!(target.load_dyn("hooks/draft").await.unwrap().state(), LifecycleState::Draft);
+    let gone = target.load_dyn("hooks/gone").await.unwrap();
+    assert_eq!(gone.state(), LifecycleState::Revoked);
+    assert!(matches!(ctx.get::<Webhook>("hooks/gone").await, Err(Error::Revoked { .. })));
+
+    let Err(Error::Conflict { .. }) = target.import(&exported[0]).await else {
+        panic!("an import never replaces an existing credential");
+    };
+    let mut broken =
+        exported.iter().find(|credential| credential.id == "hooks/in").unwrap().clone();
+    broken.versions.reverse();
+    broken.id = "hooks/broken".into();
+    assert!(matches!(target.import(&broken).await, Err(Error::CorruptRecord { .. })));
+}

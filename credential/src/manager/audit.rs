@@ -43,12 +43,21 @@ pub enum AuditAction {
     /// A credential was refreshed (a new version from its refresher), or marked as needing
     /// reauthentication because the provider refused the refresh.
     Refresh,
+    /// A credential's secret values were shown to an operator.
+    Reveal,
+    /// A credential was exported in plaintext for a backup.
+    Export,
+    /// A credential was restored from a backup.
+    Import,
 }
 
 impl AuditAction {
     /// Whether the action changes a credential (and so is audited before it is committed).
     pub fn is_mutation(self) -> bool {
-        !matches!(self, Self::Load | Self::History | Self::Read | Self::Resolve)
+        !matches!(
+            self,
+            Self::Load | Self::History | Self::Read | Self::Resolve | Self::Reveal | Self::Export
+        )
     }
 
     /// The stored name.
@@ -67,6 +76,9 @@ impl AuditAction {
             Self::Read => "read",
             Self::Resolve => "resolve",
             Self::Refresh => "refresh",
+            Self::Reveal => "reveal",
+            Self::Export => "export",
+            Self::Import => "import",
         }
     }
 }

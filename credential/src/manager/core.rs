@@ -6,7 +6,8 @@
 //! and pick the version → **open** the sealed payload → **decode** it → check **expiry** →
 //! **audit** the read (queued, never waited for).
 //!
-//! The commit path, in order: **authorize** (write, or admin for revoke, restore and rekey) →
+//! The commit path, in order: **authorize** (write, or admin for revoke, restore, rekey and
+//! import) →
 //! **audit** the mutation durably → **compare-and-swap** on the record revision → **invalidate**
 //! the cache. A mutation whose event cannot be recorded does not happen; a swap that fails is
 //! audited as failed.
@@ -14,6 +15,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use zeroize::Zeroizing;
 
 use super::access::{AccessPolicy, DecisionMemo, Permission, Principal, SharedMemos};
 use super::audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink};
@@ -315,12 +317,22 @@ impl Core {
         version: &SealedVersion,
         decoder: Decoder,
     ) -> Result<Decoded> {
+        decoder.decode(&self.open_raw(id, record, version)?)
+    }
+
+    /// Opens `version` of `record`: the kind's storage encoding, not decoded.
+    pub(crate) fn open_raw(
+        &self,
+        id: &str,
+        record: &Record,
+        version: &SealedVersion,
+    ) -> Result<Zeroizing<Vec<u8>>> {
         if version.sealed.is_empty() {
             return Err(Error::VersionUnavailable { id: id.to_owned(), version: version.version });
         }
         let storage_id = self.storage_id(id);
         let context = SealContext::new(&storage_id, version.version, &record.meta.kind);
-        decoder.decode(&self.ring.open(&context, &version.sealed)?)
+        self.ring.open(&context, &version.sealed)
     }
 
     /// When `decoded`, the served version of `record`, expires, and when its refresh falls due
@@ -376,7 +388,10 @@ impl Core {
         let Change { id, expected, mut record, action, version, reason } = change;
         let now = Utc::now();
         let permission = match action {
-            AuditAction::Revoke | AuditAction::RollbackTo | AuditAction::Rekey => Permission::Admin,
+            AuditAction::Revoke
+            | AuditAction::RollbackTo
+            | AuditAction::Rekey
+            | AuditAction::Import => Permission::Admin,
             _ => Permission::Write,
         };
         let authorized = check_id(id).and_then(|()| self.authorize(actor, id, permission, now));

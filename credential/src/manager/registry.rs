@@ -44,6 +44,7 @@ pub(crate) struct Decoded {
 #[derive(Clone, Copy)]
 pub(crate) struct Decoder {
     pub(crate) kind: &'static str,
+    pub(crate) fields: &'static [FieldSchema],
     decode: fn(&[u8]) -> Result<Decoded>,
     validate: fn(&Decoded) -> Result<()>,
     encode_fields: fn(&FieldValues) -> Result<Zeroizing<Vec<u8>>>,
@@ -54,6 +55,7 @@ impl Decoder {
     pub(crate) fn of<C: Credential>() -> Self {
         Self {
             kind: C::KIND,
+            fields: C::FIELDS,
             decode: decode_erased::<C>,
             validate: validate_erased::<C>,
             encode_fields: encode_fields::<C>,
@@ -135,6 +137,14 @@ impl KindRegistry {
 
     pub(crate) fn decoder(&self, kind: &str) -> Option<Decoder> {
         self.decoders.read().unwrap_or_else(PoisonError::into_inner).get(kind).copied()
+    }
+
+    /// The kinds known, sorted.
+    pub(crate) fn kinds(&self) -> Vec<&'static str> {
+        let mut kinds: Vec<_> =
+            self.decoders.read().unwrap_or_else(PoisonError::into_inner).keys().copied().collect();
+        kinds.sort_unstable();
+        kinds
     }
 
     /// A registry that knows the built-in kinds.

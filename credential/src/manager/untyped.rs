@@ -3,6 +3,10 @@
 
 use std::fmt;
 
+use base64ct::{Base64, Encoding};
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
 use super::audit::AuditAction;
 use super::core::{Change, Decode};
 use super::field_values::FieldValues;
@@ -10,7 +14,8 @@ use super::registry::Decoded;
 use super::versions;
 use super::{Manager, VersionInfo};
 use crate::{
-    Error, FieldRef, LifecycleState, Record, RecordMeta, RedactedSecret, Result, VersionState,
+    Error, FieldRef, LifecycleState, Record, RecordMeta, RedactedSecret, Result, SecretValue,
+    VersionState,
 };
 
 /// A credential loaded by [`Manager::load_dyn`], in whichever state it is, without its Rust type.
@@ -35,6 +40,19 @@ impl fmt::Debug for DynManaged {
             .field("revision", &self.record.meta.revision)
             .finish_non_exhaustive()
     }
+}
+
+/// One field of a revealed view ([`DynManaged::reveal`]): its name and its value in the clear,
+/// kept as a secret.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RevealedField {
+    /// The stored field name.
+    pub name: &'static str,
+    /// Whether the field is a secret.
+    pub secret: bool,
+    /// The value as text.
+    pub value: SecretString,
 }
 
 /// One field of a redacted view: its name, and its value with secrets masked.
@@ -96,9 +114,47 @@ impl DynManaged {
     /// [`Error::Revoked`] for a revoked credential, [`Error::UnknownKind`] for a kind this
     /// manager cannot decode, [`Error::Decrypt`], [`Error::AccessDenied`].
     pub async fn redacted(&self) -> Result<Vec<FieldView>> {
+        self.served_fields(AuditAction::Load, |name, value| {
+            let text = match &value {
+                FieldRef::Plain(plain) => plain.to_string(),
+                FieldRef::Secret(secret, mask) => RedactedSecret::new(*secret, *mask).to_string(),
+            };
+            Some(FieldView { name, secret: value.is_secret(), value: text })
+        })
+        .await
+    }
+
+    /// The served version (the pending one of a draft) field by field, secrets in the clear
+    /// (secret bytes as standard base64); an optional secret that is not set is left out.
+    /// Audited as [`AuditAction::Reveal`], so the trail tells who saw a secret.
+    ///
+    /// # Errors
+    /// As [`redacted`](Self::redacted).
+    pub async fn reveal(&self) -> Result<Vec<RevealedField>> {
+        self.served_fields(AuditAction::Reveal, |name, value| {
+            let (secret, value) = match value {
+                FieldRef::Plain(plain) => (false, SecretString::from(plain.to_string())),
+                FieldRef::Secret(SecretValue::Text(text), _) => (true, text.clone()),
+                FieldRef::Secret(SecretValue::Bytes(bytes), _) => {
+                    let text = Zeroizing::new(Base64::encode_string(bytes.expose_secret()));
+                    (true, SecretString::from(text.as_str()))
+                }
+                FieldRef::Secret(SecretValue::Absent, _) => return None,
+            };
+            Some(RevealedField { name, secret, value })
+        })
+        .await
+    }
+
+    /// Reads the served version's fields through the read path, audited as `action`.
+    async fn served_fields<T>(
+        &self,
+        action: AuditAction,
+        view: impl Fn(&'static str, FieldRef<'_>) -> Option<T>,
+    ) -> Result<Vec<T>> {
         let core = self.manager.core();
         let id = self.id.as_str();
-        core.read_record(self.manager.actor(), id, AuditAction::Load, |record| {
+        core.read_record(self.manager.actor(), id, action, |record| {
             let version = match record.meta.state {
                 LifecycleState::Revoked => return Err(Error::Revoked { id: id.to_owned() }),
                 LifecycleState::Draft => versions::required(id, record, VersionState::Pending)?,
@@ -106,19 +162,11 @@ impl DynManaged {
             };
             let decoder = core.decoder(record, Decode::ByStoredKind)?;
             let decoded = core.open_as(id, record, version, decoder)?;
-            let schema = decoded.fields.schema();
-            let fields = schema
+            let fields = decoded
+                .fields
+                .schema()
                 .iter()
-                .filter_map(|field| {
-                    let value = decoded.fields.field(field.name)?;
-                    let text = match &value {
-                        FieldRef::Plain(plain) => plain.to_string(),
-                        FieldRef::Secret(secret, mask) => {
-                            RedactedSecret::new(*secret, *mask).to_string()
-                        }
-                    };
-                    Some(FieldView { name: field.name, secret: value.is_secret(), value: text })
-                })
+                .filter_map(|field| view(field.name, decoded.fields.field(field.name)?))
                 .collect();
             Ok((fields, version.version))
         })
@@ -221,6 +269,35 @@ impl DynManaged {
         }
         let (record, discarded) = versions::rolled_back(self.record.clone());
         self.save(record, AuditAction::Rollback, discarded, None).await
+    }
+
+    /// Restores deprecated `version`: its payload becomes a new current version. For a kind the
+    /// manager knows, the payload is decoded and validated first.
+    ///
+    /// # Errors
+    /// [`Error::WrongState`] unless it is active; [`Error::VersionUnavailable`] when `version`
+    /// is unknown, current, or its payload was destroyed; otherwise as
+    /// [`Managed::rollback_to`](crate::Managed::rollback_to).
+    pub async fn rollback_to(self, version: u64) -> Result<Self> {
+        if self.state() != LifecycleState::Active {
+            return Err(self.wrong_state(LifecycleState::Active));
+        }
+        let core = self.manager.core();
+        let old = versions::restorable(&self.id, &self.record, version)?;
+        let payload = core.open_raw(&self.id, &self.record, old)?;
+        let expires_at = match core.kinds.decoder(&self.record.meta.kind) {
+            Some(decoder) => {
+                let decoded = decoder.decode(&payload)?;
+                decoder.validate(&decoded)?;
+                decoded.fields.expires_at()
+            }
+            None => None,
+        };
+        let number = versions::next_number(&self.record);
+        let sealed = core.seal(&self.id, number, &self.record.meta.kind, &payload)?;
+        let record =
+            versions::with_current(self.record.clone(), number, sealed, expires_at, core.rules);
+        self.save(record, AuditAction::RollbackTo, Some(number), None).await
     }
 
     /// Revokes the credential for `reason`: every sealed payload destroyed, metadata kept.
