@@ -347,6 +347,16 @@ pub trait AuditSink: Send + Sync + 'static {
     /// [`Error::Audit`](crate::Error::Audit) when the event cannot be taken: the read is refused.
     fn record_read(&self, event: AuditEvent) -> Result<()>;
 
+    /// Returns once every event taken so far is durable: what a short-lived process (a command
+    /// line tool) calls before it exits, so that no queued read event is lost. The default does
+    /// nothing, for sinks that write every event at once.
+    ///
+    /// # Errors
+    /// [`Error::Audit`](crate::Error::Audit) when queued events could not be written.
+    async fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// The events passing `query`, oldest first, including every event taken so far.
     ///
     /// # Errors

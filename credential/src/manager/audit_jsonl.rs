@@ -270,6 +270,10 @@ impl AuditSink for JsonlAuditSink {
         self.inner.queue.enqueue(event)
     }
 
+    async fn flush(&self) -> Result<()> {
+        self.inner.queue.flush().await
+    }
+
     async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>> {
         self.inner.queue.flush().await?;
         let (path, query) = (self.inner.path.clone(), query.clone());

@@ -145,6 +145,10 @@ impl AuditSink for PostgresAuditSink {
         self.inner.queue.enqueue(event)
     }
 
+    async fn flush(&self) -> Result<()> {
+        self.inner.queue.flush().await
+    }
+
     async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>> {
         self.inner.queue.flush().await?;
         let nanos = |time: Option<DateTime<Utc>>| time.and_then(|time| time.timestamp_nanos_opt());

@@ -108,6 +108,10 @@ impl AuditSink for SqliteAuditSink {
         self.inner.queue.enqueue(event)
     }
 
+    async fn flush(&self) -> Result<()> {
+        self.inner.queue.flush().await
+    }
+
     async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>> {
         self.inner.queue.flush().await?;
         let (query, store) = (query.clone(), self.inner.store.clone());
