@@ -439,7 +439,15 @@ impl<S: AuditSink + ?Sized> AuditSink for Arc<S> {
         (**self).record_read(event)
     }
 
+    async fn flush(&self) -> Result<()> {
+        (**self).flush().await
+    }
+
     async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>> {
         (**self).query(query).await
+    }
+
+    async fn summary(&self, query: &AuditQuery) -> Result<AuditSummary> {
+        (**self).summary(query).await
     }
 }
