@@ -1,0 +1,52 @@
+//! `cred put` and `cred rotate`: new credentials and new versions, from field values.
+
+use clap::ArgMatches;
+
+use super::{id, report};
+use crate::exit::{Failure, Outcome, Status};
+use crate::field_input;
+use crate::session::Globals;
+
+fn sets(args: &ArgMatches) -> Vec<String> {
+    args.get_many::<String>("set").map(|sets| sets.cloned().collect()).unwrap_or_default()
+}
+
+/// A missing or malformed field reported by the decoder is the operator's input, not stored data.
+fn input_failure(error: credential::Error) -> Failure {
+    let failure = Failure::from(error);
+    if failure.code == "decode" { Failure { status: Status::Invalid, ..failure } } else { failure }
+}
+
+pub(super) async fn put(globals: &Globals, args: &ArgMatches) -> Outcome {
+    let session = globals.session().await?;
+    let kind = args.get_one::<String>("kind").map_or("", String::as_str);
+    let values = field_input::read(&session.manager, kind, &sets(args))?;
+    let mut handle =
+        session.manager.create_dyn(kind, id(args), &values).await.map_err(input_failure)?;
+    let mut verb = "created";
+    if args.get_flag("activate") {
+        handle = handle.activate().await?;
+        verb = "created and activated";
+    }
+    session.close().await?;
+    let (human, value) = report(&handle, verb);
+    globals.output.either(&human, &value);
+    Ok(())
+}
+
+pub(super) async fn rotate(globals: &Globals, args: &ArgMatches) -> Outcome {
+    let session = globals.session().await?;
+    let handle = session.manager.load_dyn(id(args)).await?;
+    let kind = handle.kind().to_owned();
+    let values = field_input::read(&session.manager, &kind, &sets(args))?;
+    let mut handle = handle.rotate(&values).await.map_err(input_failure)?;
+    let mut verb = "rotation started for";
+    if args.get_flag("commit") {
+        handle = handle.commit().await?;
+        verb = "rotated";
+    }
+    session.close().await?;
+    let (human, value) = report(&handle, verb);
+    globals.output.either(&human, &value);
+    Ok(())
+}

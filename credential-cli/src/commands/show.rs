@@ -1,0 +1,190 @@
+//! `cred get`, `list` and `history`: reading without changing.
+
+use clap::ArgMatches;
+use credential::{ExposeSecret, LifecycleState, ListFilter, Utc};
+use serde_json::{Map, Value, json};
+use zeroize::Zeroizing;
+
+use super::id;
+use crate::duration_arg;
+use crate::exit::{Failure, Outcome, Status};
+use crate::output::time;
+use crate::session::Globals;
+
+/// One field as shown: name, whether secret, and the value (masked unless revealed).
+struct Shown {
+    name: &'static str,
+    secret: bool,
+    value: Zeroizing<String>,
+}
+
+pub(super) async fn get(globals: &Globals, args: &ArgMatches) -> Outcome {
+    let session = globals.session().await?;
+    let handle = session.manager.load_dyn(id(args)).await?;
+    let reveal = args.get_flag("reveal");
+    let fields: Vec<Shown> = if reveal {
+        let revealed = handle.reveal().await;
+        session.close().await?;
+        revealed?
+            .into_iter()
+            .map(|field| Shown {
+                name: field.name,
+                secret: field.secret,
+                value: Zeroizing::new(field.value.expose_secret().to_owned()),
+            })
+            .collect()
+    } else {
+        let redacted = handle.redacted().await;
+        session.close().await?;
+        redacted?
+            .into_iter()
+            .map(|field| Shown {
+                name: field.name,
+                secret: field.secret,
+                value: Zeroizing::new(field.value),
+            })
+            .collect()
+    };
+    let output = globals.output;
+    if let Some(wanted) = args.get_one::<String>("field") {
+        let field = fields.iter().find(|field| field.name == wanted).ok_or_else(|| {
+            Failure::new(
+                Status::Invalid,
+                "unknown_field",
+                format!("credential `{}` has no field `{wanted}`", handle.id()),
+            )
+        })?;
+        output.either(&field.value, &json!({ "name": field.name, "value": *field.value }));
+        return Ok(());
+    }
+    if output.is_json() {
+        let mut map = Map::new();
+        for field in &fields {
+            map.insert(
+                field.name.to_owned(),
+                json!({ "secret": field.secret, "value": *field.value }),
+            );
+        }
+        output.json(&json!({
+            "id": handle.id(),
+            "kind": handle.kind(),
+            "state": handle.state().as_str(),
+            "version": handle.version(),
+            "expires_at": handle.meta().expires_at,
+            "fields": Value::Object(map),
+        }));
+        return Ok(());
+    }
+    output.line(&format!(
+        "{} ({}): {}, version {}, expires {}",
+        handle.id(),
+        handle.kind(),
+        handle.state(),
+        handle.version(),
+        time(handle.meta().expires_at)
+    ));
+    let rows: Vec<Vec<String>> = fields
+        .into_iter()
+        .map(|field| vec![format!("  {}", field.name), field.value.to_string()])
+        .collect();
+    output.table(&["  FIELD", "VALUE"], &rows);
+    Ok(())
+}
+
+pub(super) async fn list(globals: &Globals, args: &ArgMatches) -> Outcome {
+    let mut filter = ListFilter::all();
+    if let Some(kind) = args.get_one::<String>("kind") {
+        filter = filter.kind(kind.as_str());
+    }
+    if let Some(state) = args.get_one::<String>("state") {
+        filter = filter.state(state.parse::<LifecycleState>()?);
+    }
+    if let Some(prefix) = args.get_one::<String>("prefix") {
+        filter = filter.id_prefix(prefix.as_str());
+    }
+    let horizon = args
+        .get_one::<String>("expiring")
+        .map(|within| duration_arg::parse(within).map(|within| Utc::now() + within))
+        .transpose()?;
+    let session = globals.session().await?;
+    let mut metas = session.manager.list(&filter).await?;
+    session.close().await?;
+    if let Some(horizon) = horizon {
+        metas.retain(|meta| {
+            meta.state != LifecycleState::Revoked
+                && meta.expires_at.is_some_and(|expires| expires <= horizon)
+        });
+    }
+    metas.sort_by(|a, b| a.id.cmp(&b.id));
+    let output = globals.output;
+    if output.is_json() {
+        let items: Vec<Value> = metas
+            .iter()
+            .map(|meta| {
+                json!({
+                    "id": meta.id,
+                    "kind": meta.kind,
+                    "state": meta.state.as_str(),
+                    "revision": meta.revision,
+                    "created_at": meta.created_at,
+                    "updated_at": meta.updated_at,
+                    "expires_at": meta.expires_at,
+                    "key_id": meta.key_id,
+                    "reauth_required": meta.refresh.reauth_required,
+                })
+            })
+            .collect();
+        output.json(&Value::Array(items));
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = metas
+        .iter()
+        .map(|meta| {
+            vec![
+                meta.id.clone(),
+                meta.kind.clone(),
+                meta.state.to_string(),
+                time(meta.expires_at),
+                time(Some(meta.updated_at)),
+            ]
+        })
+        .collect();
+    output.table(&["ID", "KIND", "STATE", "EXPIRES", "UPDATED"], &rows);
+    Ok(())
+}
+
+pub(super) async fn history(globals: &Globals, args: &ArgMatches) -> Outcome {
+    let session = globals.session().await?;
+    let versions = session.manager.history(id(args)).await;
+    session.close().await?;
+    let versions = versions?;
+    let output = globals.output;
+    if output.is_json() {
+        let items: Vec<Value> = versions
+            .iter()
+            .map(|info| {
+                json!({
+                    "version": info.version,
+                    "state": info.state.as_str(),
+                    "created_at": info.created_at,
+                    "changed_at": info.changed_at,
+                })
+            })
+            .collect();
+        output.json(&Value::Array(items));
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = versions
+        .iter()
+        .map(|info| {
+            vec![
+                info.version.to_string(),
+                info.state.to_string(),
+                time(Some(info.created_at)),
+                time(Some(info.changed_at)),
+            ]
+        })
+        .collect();
+    output.table(&["VERSION", "STATE", "CREATED", "CHANGED"], &rows);
+    Ok(())
+}

@@ -1,0 +1,28 @@
+//! `cred activate`, `commit`, `rollback [--to N]` and `revoke --reason`.
+
+use clap::ArgMatches;
+
+use super::{id, report};
+use crate::exit::Outcome;
+use crate::session::Globals;
+
+pub(super) async fn run(globals: &Globals, name: &str, args: &ArgMatches) -> Outcome {
+    let session = globals.session().await?;
+    let handle = session.manager.load_dyn(id(args)).await?;
+    let (handle, verb) = match name {
+        "activate" => (handle.activate().await?, "activated"),
+        "commit" => (handle.commit().await?, "committed"),
+        "rollback" => match args.get_one::<u64>("to") {
+            Some(version) => (handle.rollback_to(*version).await?, "restored"),
+            None => (handle.rollback().await?, "rolled back"),
+        },
+        _ => {
+            let reason = args.get_one::<String>("reason").map_or("", String::as_str);
+            (handle.revoke(reason).await?, "revoked")
+        }
+    };
+    session.close().await?;
+    let (human, value) = report(&handle, verb);
+    globals.output.either(&human, &value);
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! Where the master key comes from: a key file, an environment variable, or a passphrase whose
+//! salt and cost are kept beside the store.
+
+use std::path::{Path, PathBuf};
+
+use credential::{KdfParams, KdfSettings, KeyRing, MasterKey};
+
+use crate::exit::{Failure, Outcome, Status};
+use crate::prompt;
+
+/// The master key's source, as the command line names it.
+#[derive(Debug, Clone)]
+pub(crate) enum KeySource {
+    File(PathBuf),
+    Env(String),
+    /// A passphrase asked for at the terminal; the KDF settings are in this file.
+    Passphrase(PathBuf),
+}
+
+impl KeySource {
+    /// The one source given: `--key-file`, `--key-env`, or the passphrase file that exists.
+    pub(crate) fn choose(
+        key_file: Option<&Path>,
+        key_env: Option<&str>,
+        kdf_file: Option<PathBuf>,
+    ) -> Outcome<Self> {
+        match (key_file, key_env, kdf_file) {
+            (Some(path), _, _) => Ok(Self::File(path.to_owned())),
+            (None, Some(var), _) => Ok(Self::Env(var.to_owned())),
+            (None, None, Some(kdf)) if kdf.exists() => Ok(Self::Passphrase(kdf)),
+            _ => Err(Failure::usage(
+                "no master key: give --key-file PATH or --key-env VAR, or create a passphrase \
+                 key with `cred init --passphrase`",
+            )),
+        }
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Self::File(path) => format!("key file {}", path.display()),
+            Self::Env(var) => format!("environment variable {var}"),
+            Self::Passphrase(kdf) => format!("passphrase (salt and cost in {})", kdf.display()),
+        }
+    }
+
+    /// The key ring holding the master key.
+    pub(crate) async fn load(&self) -> Outcome<KeyRing> {
+        match self {
+            Self::File(path) => Ok(KeyRing::from_file(path)?),
+            Self::Env(var) => Ok(KeyRing::from_env(var)?),
+            Self::Passphrase(kdf) => {
+                let settings = read_kdf(kdf)?;
+                let passphrase = prompt::passphrase("Passphrase")?;
+                Ok(KeyRing::from_passphrase(passphrase, settings).await?)
+            }
+        }
+    }
+}
+
+fn read_kdf(path: &Path) -> Outcome<KdfSettings> {
+    let text = std::fs::read_to_string(path).map_err(|error| io_failure(path, "read", &error))?;
+    Ok(text.trim().parse()?)
+}
+
+/// Creates the key file at `path` with a new random key, unless one is there already.
+pub(crate) fn create_key_file(path: &Path) -> Outcome<bool> {
+    if path.exists() {
+        return Ok(false);
+    }
+    MasterKey::generate()?.write_file(path)?;
+    Ok(true)
+}
+
+/// Asks for a new passphrase, writes fresh KDF settings to `kdf_file` and derives the key.
+pub(crate) async fn create_passphrase_key(kdf_file: &Path) -> Outcome<KeyRing> {
+    if kdf_file.exists() {
+        return Err(Failure::new(
+            Status::Conflict,
+            "exists",
+            format!(
+                "{} exists: this store has a passphrase key already (run commands without \
+                 --passphrase to be asked for it)",
+                kdf_file.display()
+            ),
+        ));
+    }
+    let passphrase = prompt::new_passphrase()?;
+    let settings = KdfSettings::generate(KdfParams::default())?;
+    let ring = KeyRing::from_passphrase(passphrase, settings.clone()).await?;
+    write_private(kdf_file, format!("{settings}\n").as_bytes())?;
+    Ok(ring)
+}
+
+/// Writes `bytes` to a new file at `path`, mode 0600.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Outcome {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|error| io_failure(path, "create", &error))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|error| io_failure(path, "write", &error))
+}
+
+pub(crate) fn io_failure(path: &Path, doing: &str, error: &std::io::Error) -> Failure {
+    Failure::new(Status::Failed, "io", format!("cannot {doing} {}: {error}", path.display()))
+}

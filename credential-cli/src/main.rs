@@ -1,0 +1,54 @@
+//! `cred`: the operator command line for `credential` stores.
+//!
+//! Run `cred --help` for the commands, the store URLs, where the master key comes from and the
+//! exit codes.
+
+mod backup_format;
+mod cli;
+mod commands;
+mod duration_arg;
+mod exit;
+mod field_input;
+mod key_source;
+mod output;
+mod progress;
+mod prompt;
+mod session;
+mod store_location;
+
+use std::process::ExitCode;
+
+use crate::exit::{Failure, Status};
+use crate::output::Output;
+use crate::session::Globals;
+
+fn main() -> ExitCode {
+    let matches = match cli::command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(error) => {
+            let usage = error.use_stderr();
+            let _ = error.print();
+            return if usage { ExitCode::from(Status::Usage.code()) } else { ExitCode::SUCCESS };
+        }
+    };
+    let globals = match Globals::read(&matches) {
+        Ok(globals) => globals,
+        Err(failure) => return report(Output::new(matches.get_flag("json")), &failure),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            let failure = Failure::new(Status::Failed, "runtime", format!("cannot start: {error}"));
+            return report(globals.output, &failure);
+        }
+    };
+    match runtime.block_on(commands::run(&globals, &matches)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => report(globals.output, &failure),
+    }
+}
+
+fn report(output: Output, failure: &Failure) -> ExitCode {
+    output.failure(failure);
+    failure.exit_code()
+}

@@ -1,0 +1,90 @@
+//! What commands print: aligned tables or one JSON document on standard output; errors and
+//! progress on standard error. Nothing printed here is a secret unless the operator asked for it
+//! with `--reveal`.
+
+use std::io::Write;
+
+use serde_json::{Value, json};
+
+use crate::exit::Failure;
+
+/// Human or JSON output.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Output {
+    json: bool,
+}
+
+impl Output {
+    pub(crate) fn new(json: bool) -> Self {
+        Self { json }
+    }
+
+    pub(crate) fn is_json(self) -> bool {
+        self.json
+    }
+
+    /// Prints `value` as one JSON document.
+    pub(crate) fn json(self, value: &Value) {
+        self.line(&value.to_string());
+    }
+
+    /// Prints `human` as it is, or `value` as JSON under `--json`.
+    pub(crate) fn either(self, human: &str, value: &Value) {
+        if self.json { self.json(value) } else { self.line(human) }
+    }
+
+    /// Prints one line on standard output. A closed pipe ends the output quietly.
+    pub(crate) fn line(self, text: &str) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{text}");
+    }
+
+    /// Prints rows under headers, columns aligned.
+    pub(crate) fn table(self, headers: &[&str], rows: &[Vec<String>]) {
+        let mut widths: Vec<usize> = headers.iter().map(|header| header.len()).collect();
+        for row in rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let render = |cells: &mut dyn Iterator<Item = &str>| {
+            let line = cells
+                .zip(&widths)
+                .map(|(cell, width)| format!("{cell:<width$}"))
+                .collect::<Vec<_>>()
+                .join("  ");
+            line.trim_end().to_owned()
+        };
+        self.line(&render(&mut headers.iter().copied()));
+        for row in rows {
+            self.line(&render(&mut row.iter().map(String::as_str)));
+        }
+    }
+
+    /// A note for the operator on standard error (never under `--json`'s standard output).
+    pub(crate) fn note(self, text: &str) {
+        let _ = writeln!(std::io::stderr().lock(), "{text}");
+    }
+
+    /// Reports a failure on standard error.
+    pub(crate) fn failure(self, failure: &Failure) {
+        let text = if self.json {
+            json!({
+                "error": {
+                    "code": failure.code,
+                    "exit": failure.status.code(),
+                    "message": failure.message,
+                }
+            })
+            .to_string()
+        } else {
+            format!("error: {}", failure.message)
+        };
+        let _ = writeln!(std::io::stderr().lock(), "{text}");
+    }
+}
+
+/// A time as RFC 3339 to the second, or `-`.
+pub(crate) fn time(at: Option<credential::DateTime<credential::Utc>>) -> String {
+    at.map_or_else(|| "-".to_owned(), |at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}

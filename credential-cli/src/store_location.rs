@@ -1,0 +1,167 @@
+//! Where the credentials are: a store URL parsed, opened, and the files kept beside it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use credential::{AuditSink, FileStore, JsonlAuditSink, SqliteStore, Store};
+
+use crate::exit::{Failure, Outcome};
+
+/// A parsed `--store` URL.
+#[derive(Debug, Clone)]
+pub(crate) enum StoreLocation {
+    Sqlite(PathBuf),
+    Files(PathBuf),
+    #[cfg(feature = "postgres")]
+    Postgres(String),
+}
+
+/// An opened store and the audit trail that goes with it.
+pub(crate) struct OpenedStore {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) audit: Arc<dyn AuditSink>,
+    /// The JSONL trail, when that is where the audit goes (it can be verified).
+    pub(crate) trail: Option<JsonlAuditSink>,
+}
+
+impl StoreLocation {
+    /// Reads `sqlite:PATH`, `file:DIR` or `postgres://...` (`sqlite://` and `file://` too).
+    pub(crate) fn parse(text: &str) -> Outcome<Self> {
+        let path = |rest: &str| {
+            let rest = rest.strip_prefix("//").unwrap_or(rest);
+            if rest.is_empty() {
+                Err(Failure::usage("the store URL names no path"))
+            } else {
+                Ok(PathBuf::from(rest))
+            }
+        };
+        if let Some(rest) = text.strip_prefix("sqlite:") {
+            return Ok(Self::Sqlite(path(rest)?));
+        }
+        if let Some(rest) = text.strip_prefix("file:") {
+            return Ok(Self::Files(path(rest)?));
+        }
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            #[cfg(feature = "postgres")]
+            return Ok(Self::Postgres(text.to_owned()));
+            #[cfg(not(feature = "postgres"))]
+            return Err(Failure::usage(
+                "this `cred` was built without PostgreSQL support (feature `postgres`)",
+            ));
+        }
+        Err(Failure::usage(
+            "unrecognized store URL: expected sqlite:PATH, file:DIR or postgres://...",
+        ))
+    }
+
+    /// The store, for messages: never a password.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("SQLite database {}", path.display()),
+            Self::Files(dir) => format!("file store {}", dir.display()),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => "PostgreSQL database".to_owned(),
+        }
+    }
+
+    /// Where the JSONL audit trail goes unless `--audit-file` says otherwise; `None` for a store
+    /// that keeps the trail in a table.
+    pub(crate) fn default_trail(&self) -> Option<PathBuf> {
+        match self {
+            Self::Sqlite(path) => Some(beside(path, "audit.jsonl")),
+            Self::Files(dir) => Some(dir.join("audit.jsonl")),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => None,
+        }
+    }
+
+    /// Where a passphrase key's salt and cost are kept unless `--kdf-file` says otherwise.
+    pub(crate) fn default_kdf_file(&self) -> Option<PathBuf> {
+        match self {
+            Self::Sqlite(path) => Some(beside(path, "kdf")),
+            Self::Files(dir) => Some(dir.join("passphrase.kdf")),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => None,
+        }
+    }
+
+    /// The directory the store lives in (created `0700` when missing, as the file store does).
+    pub(crate) fn prepare(&self) -> Outcome {
+        let dir = match self {
+            Self::Sqlite(path) => path.parent().map(Path::to_owned),
+            Self::Files(_) => None,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => None,
+        };
+        if let Some(dir) = dir.filter(|dir| !dir.as_os_str().is_empty() && !dir.exists()) {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(
+                |error| {
+                    Failure::new(
+                        crate::exit::Status::Failed,
+                        "io",
+                        format!("cannot create {}: {error}", dir.display()),
+                    )
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Opens the store, and the audit trail at `trail` (or the store's own table).
+    pub(crate) async fn open(&self, trail: Option<&Path>) -> Outcome<OpenedStore> {
+        let trail = match trail.map(Path::to_owned).or_else(|| self.default_trail()) {
+            Some(path) => Some(JsonlAuditSink::open(path)?),
+            None => None,
+        };
+        let (store, table): (Arc<dyn Store>, Option<Arc<dyn AuditSink>>) = match self {
+            Self::Sqlite(path) => (Arc::new(SqliteStore::open(path).await?), None),
+            Self::Files(dir) => (Arc::new(FileStore::open(dir).await?), None),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(url) => {
+                let store = credential::PostgresStore::connect(url).await?;
+                let table = match trail {
+                    Some(_) => None,
+                    None => Some(Arc::new(credential::PostgresAuditSink::new(&store)?) as _),
+                };
+                (Arc::new(store), table)
+            }
+        };
+        let audit = match (&trail, table) {
+            (Some(trail), _) => Arc::new(trail.clone()) as Arc<dyn AuditSink>,
+            (None, Some(table)) => table,
+            (None, None) => unreachable_trail()?,
+        };
+        Ok(OpenedStore { store, audit, trail })
+    }
+}
+
+fn unreachable_trail() -> Outcome<Arc<dyn AuditSink>> {
+    Err(Failure::usage("no audit trail: give --audit-file"))
+}
+
+/// `path` with `.suffix` appended to its file name.
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".");
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_their_store_and_the_files_beside_it() {
+        let sqlite = StoreLocation::parse("sqlite:/srv/creds.db").unwrap_or_else(|_| panic!());
+        assert_eq!(sqlite.default_trail(), Some(PathBuf::from("/srv/creds.db.audit.jsonl")));
+        assert_eq!(sqlite.default_kdf_file(), Some(PathBuf::from("/srv/creds.db.kdf")));
+        let files = StoreLocation::parse("file:///srv/creds").unwrap_or_else(|_| panic!());
+        assert_eq!(files.default_trail(), Some(PathBuf::from("/srv/creds/audit.jsonl")));
+        for bad in ["creds.db", "sqlite:", "redis://host", "file://"] {
+            let Err(failure) = StoreLocation::parse(bad) else { panic!("{bad} was accepted") };
+            assert_eq!(failure.status, crate::exit::Status::Usage);
+        }
+    }
+}
