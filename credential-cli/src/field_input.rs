@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use credential::{FieldSchema, FieldValues, Manager, SecretString};
+use credential::{ExposeSecret, FieldSchema, FieldValues, Manager, RevealedField, SecretString};
 use zeroize::Zeroizing;
 
 use crate::exit::{Failure, Outcome, Status};
@@ -13,8 +13,14 @@ use crate::key_source::io_failure;
 use crate::prompt;
 
 /// The field values `sets` (`NAME=VALUE` each) give for `kind`, secrets read from where they
-/// point, missing secrets asked for at the terminal.
-pub(crate) fn read(manager: &Manager, kind: &str, sets: &[String]) -> Outcome<FieldValues> {
+/// point, missing secrets asked for at the terminal; a field still missing keeps its value in
+/// `current` (the version a rotation replaces; empty for a new credential).
+pub(crate) fn read(
+    manager: &Manager,
+    kind: &str,
+    sets: &[String],
+    current: &[RevealedField],
+) -> Outcome<FieldValues> {
     let Some(fields) = manager.kind_fields(kind) else {
         return Err(Failure::new(
             Status::Invalid,
@@ -41,14 +47,21 @@ pub(crate) fn read(manager: &Manager, kind: &str, sets: &[String]) -> Outcome<Fi
             values.plain(field.name, value)
         };
     }
-    for field in fields.iter().filter(|field| field.is_secret() && !given.contains(&field.name)) {
-        if !prompt::interactive() {
-            continue;
+    let empty_answer = if current.is_empty() { "empty to leave out" } else { "empty keeps it" };
+    for field in fields.iter().filter(|field| !given.contains(&field.name)) {
+        if field.is_secret() && prompt::interactive() {
+            let question = format!("{} (secret, {empty_answer})", field.name);
+            if let Some(secret) = prompt::secret(&question)? {
+                values = values.secret(field.name, secret);
+                continue;
+            }
         }
-        if let Some(secret) =
-            prompt::secret(&format!("{} (secret, empty to leave out)", field.name))?
-        {
-            values = values.secret(field.name, secret);
+        if let Some(kept) = current.iter().find(|kept| kept.name == field.name) {
+            values = if kept.secret {
+                values.secret(field.name, kept.value.clone())
+            } else {
+                values.plain(field.name, kept.value.expose_secret())
+            };
         }
     }
     Ok(values)
@@ -110,8 +123,6 @@ fn without_final_newline(text: &str) -> SecretString {
 
 #[cfg(test)]
 mod tests {
-    use credential::ExposeSecret;
-
     use super::*;
 
     #[test]

@@ -49,17 +49,58 @@ impl KeySource {
             Self::File(path) => Ok(KeyRing::from_file(path)?),
             Self::Env(var) => Ok(KeyRing::from_env(var)?),
             Self::Passphrase(kdf) => {
-                let settings = read_kdf(kdf)?;
+                let stored = PassphraseKey::read(kdf)?;
                 let passphrase = prompt::passphrase("Passphrase")?;
-                Ok(KeyRing::from_passphrase(passphrase, settings).await?)
+                let ring = KeyRing::from_passphrase(passphrase, stored.settings).await?;
+                if ring.current_id().as_str() != stored.key_id {
+                    return Err(Failure::new(
+                        Status::Integrity,
+                        "wrong_passphrase",
+                        "wrong passphrase: it derives another key than the one this store was set up with",
+                    ));
+                }
+                Ok(ring)
             }
         }
     }
 }
 
-fn read_kdf(path: &Path) -> Outcome<KdfSettings> {
-    let text = std::fs::read_to_string(path).map_err(|error| io_failure(path, "read", &error))?;
-    Ok(text.trim().parse()?)
+/// What a passphrase key keeps beside the store: the derivation's salt and cost, and the id of
+/// the key the right passphrase derives (so a mistyped passphrase is caught before it seals
+/// anything).
+struct PassphraseKey {
+    settings: KdfSettings,
+    key_id: String,
+}
+
+impl PassphraseKey {
+    const KEY_ID: &'static str = "key-id ";
+
+    fn read(path: &Path) -> Outcome<Self> {
+        let text =
+            std::fs::read_to_string(path).map_err(|error| io_failure(path, "read", &error))?;
+        let unreadable = || {
+            Failure::new(
+                Status::Integrity,
+                "invalid_kdf",
+                format!("{} is not a passphrase key file", path.display()),
+            )
+        };
+        let mut lines = text.lines();
+        let settings =
+            lines.next().ok_or_else(unreadable)?.trim().parse().map_err(|_| unreadable())?;
+        let key_id = lines
+            .next()
+            .and_then(|line| line.strip_prefix(Self::KEY_ID))
+            .ok_or_else(unreadable)?
+            .trim()
+            .to_owned();
+        Ok(Self { settings, key_id })
+    }
+
+    fn text(&self) -> String {
+        format!("{}\n{}{}\n", self.settings, Self::KEY_ID, self.key_id)
+    }
 }
 
 /// Creates the key file at `path` with a new random key, unless one is there already.
@@ -87,7 +128,8 @@ pub(crate) async fn create_passphrase_key(kdf_file: &Path) -> Outcome<KeyRing> {
     let passphrase = prompt::new_passphrase()?;
     let settings = KdfSettings::generate(KdfParams::default())?;
     let ring = KeyRing::from_passphrase(passphrase, settings.clone()).await?;
-    write_private(kdf_file, format!("{settings}\n").as_bytes())?;
+    let stored = PassphraseKey { settings, key_id: ring.current_id().to_string() };
+    write_private(kdf_file, stored.text().as_bytes())?;
     Ok(ring)
 }
 

@@ -29,9 +29,9 @@ impl Globals {
             matches.get_one::<String>("store").map(|url| StoreLocation::parse(url)).transpose()?;
         let principal = match matches.get_one::<String>("principal") {
             Some(principal) => principal.clone(),
-            None => std::env::var("USER")
-                .ok()
-                .filter(|user| !user.is_empty())
+            None => ["USER", "LOGNAME"]
+                .iter()
+                .find_map(|var| std::env::var(var).ok().filter(|user| !user.is_empty()))
                 .map_or_else(|| "operator".to_owned(), |user| format!("user:{user}")),
         };
         Ok(Self {
@@ -74,6 +74,7 @@ impl Globals {
 
     /// A manager over the store with the key from the key source, acting as the principal.
     pub(crate) async fn session(&self) -> Outcome<Session> {
+        self.location()?;
         let ring = self.key_source()?.load().await?;
         self.session_with(ring).await
     }

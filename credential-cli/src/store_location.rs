@@ -89,7 +89,7 @@ impl StoreLocation {
     pub(crate) fn prepare(&self) -> Outcome {
         let dir = match self {
             Self::Sqlite(path) => path.parent().map(Path::to_owned),
-            Self::Files(_) => None,
+            Self::Files(dir) => Some(dir.clone()),
             #[cfg(feature = "postgres")]
             Self::Postgres(_) => None,
         };

@@ -20,7 +20,7 @@ fn input_failure(error: credential::Error) -> Failure {
 pub(super) async fn put(globals: &Globals, args: &ArgMatches) -> Outcome {
     let session = globals.session().await?;
     let kind = args.get_one::<String>("kind").map_or("", String::as_str);
-    let values = field_input::read(&session.manager, kind, &sets(args))?;
+    let values = field_input::read(&session.manager, kind, &sets(args), &[])?;
     let mut handle =
         session.manager.create_dyn(kind, id(args), &values).await.map_err(input_failure)?;
     let mut verb = "created";
@@ -38,7 +38,9 @@ pub(super) async fn rotate(globals: &Globals, args: &ArgMatches) -> Outcome {
     let session = globals.session().await?;
     let handle = session.manager.load_dyn(id(args)).await?;
     let kind = handle.kind().to_owned();
-    let values = field_input::read(&session.manager, &kind, &sets(args))?;
+    // Fields the operator does not give keep their current values.
+    let current = handle.reveal().await?;
+    let values = field_input::read(&session.manager, &kind, &sets(args), &current)?;
     let mut handle = handle.rotate(&values).await.map_err(input_failure)?;
     let mut verb = "rotation started for";
     if args.get_flag("commit") {

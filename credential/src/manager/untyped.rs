@@ -14,8 +14,8 @@ use super::registry::Decoded;
 use super::versions;
 use super::{Manager, VersionInfo};
 use crate::{
-    Error, FieldRef, LifecycleState, Record, RecordMeta, RedactedSecret, Result, SecretValue,
-    VersionState,
+    Error, FieldRef, LifecycleState, PlainValue, Record, RecordMeta, RedactedSecret, Result,
+    SecretValue, VersionState,
 };
 
 /// A credential loaded by [`Manager::load_dyn`], in whichever state it is, without its Rust type.
@@ -125,7 +125,8 @@ impl DynManaged {
     }
 
     /// The served version (the pending one of a draft) field by field, secrets in the clear
-    /// (secret bytes as standard base64); an optional secret that is not set is left out.
+    /// (secret bytes as standard base64), each in the text form [`FieldValues`] takes; an
+    /// optional field that is not set is left out.
     /// Audited as [`AuditAction::Reveal`], so the trail tells who saw a secret.
     ///
     /// # Errors
@@ -133,6 +134,7 @@ impl DynManaged {
     pub async fn reveal(&self) -> Result<Vec<RevealedField>> {
         self.served_fields(AuditAction::Reveal, |name, value| {
             let (secret, value) = match value {
+                FieldRef::Plain(PlainValue::Null) => return None,
                 FieldRef::Plain(plain) => (false, SecretString::from(plain.to_string())),
                 FieldRef::Secret(SecretValue::Text(text), _) => (true, text.clone()),
                 FieldRef::Secret(SecretValue::Bytes(bytes), _) => {

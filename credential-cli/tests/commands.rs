@@ -1,0 +1,159 @@
+//! Every command as an operator runs it: the happy path, the errors, and the exit codes scripts
+//! rely on.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+
+use support::Cli;
+
+#[test]
+fn init_creates_the_store_and_a_private_key_file_and_checks_them_again() {
+    let cli = Cli::new("init");
+    let first = cli.run(&["--json", "init"]).ok();
+    let key_id = first.json()["key_id"].as_str().unwrap().to_owned();
+    assert!(first.stderr.contains("wrote a new master key"));
+    let mode = std::fs::metadata(&cli.key_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let again = cli.run(&["--json", "init"]).ok();
+    assert_eq!(again.json()["key_id"], key_id.as_str());
+    assert!(!again.stderr.contains("wrote a new master key"));
+
+    // A store with credentials refuses another key: integrity, exit 6.
+    cli.run_with_input(&["put", "api_key", "stripe", "--set", "key=-"], b"sk_1").ok();
+    let other = cli.path("other.key");
+    let wrong = cli.run(&["--key-file", other.to_str().unwrap(), "init"]).fails_with(6);
+    assert!(wrong.stderr.contains("wrong master key"), "{wrong:?}");
+    // A key file others may read is refused.
+    std::fs::set_permissions(&cli.key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let open = cli.run(&["list"]);
+    assert!(open.stderr.contains("chmod"), "{open:?}");
+    assert_ne!(open.code, 0);
+}
+
+#[test]
+fn usage_errors_exit_2_and_name_what_is_missing() {
+    let cli = Cli::new("usage");
+    let run = cli.run(&[]).fails_with(2);
+    assert!(run.all().contains("Usage"));
+    cli.run(&["revoke", "x"]).fails_with(2);
+    let no_store = cli.command(&["list"]).env_remove("CRED_STORE").output().unwrap();
+    assert_eq!(no_store.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_store.stderr).contains("--store"));
+    cli.run(&["--store", "redis://x", "list"]).fails_with(2);
+    let help = cli.run(&["--help"]).ok();
+    assert!(help.stdout.contains("Exit codes:") && help.stdout.contains("NAME=@FILE"));
+    assert!(cli.run(&["completions", "bash"]).ok().stdout.contains("_cred"));
+}
+
+#[test]
+fn a_credential_goes_through_its_whole_lifecycle() {
+    let cli = Cli::initialized("lifecycle");
+    std::fs::write(cli.path("password.txt"), "hunter2-first\n").unwrap();
+    let put = ["--json", "put", "basic_auth", "svc/legacy", "--set", "username=ops"];
+    let created = cli.run(&[&put[..], &["--set", "password=@password.txt"]].concat()).ok();
+    assert_eq!(created.json()["state"], "draft");
+    let draft = cli.run(&["get", "svc/legacy", "--reveal", "--field", "password"]).ok();
+    assert_eq!(draft.stdout, "hunter2-first\n", "one final newline of the file is dropped");
+
+    // Wrong step for the state: exit 7.
+    cli.run(&["commit", "svc/legacy"]).fails_with(7);
+    assert_eq!(cli.run(&["--json", "activate", "svc/legacy"]).ok().json()["state"], "active");
+
+    let rotate = ["--json", "rotate", "svc/legacy", "--set", "password=-"];
+    let rotating = cli.run_with_input(&rotate, b"hunter2-second\n").ok();
+    assert_eq!(rotating.json()["state"], "rotating");
+    // The current version is served until the commit.
+    let served = cli.run(&["get", "svc/legacy", "--reveal", "--field", "password"]).ok();
+    assert_eq!(served.stdout.trim(), "hunter2-first");
+    cli.run(&["rollback", "svc/legacy"]).ok();
+    let rotate = ["rotate", "svc/legacy", "--set", "password=-", "--commit"];
+    cli.run_with_input(&rotate, b"hunter2-third").ok();
+    let third = cli.run(&["get", "svc/legacy", "--reveal", "-f", "password"]).ok();
+    assert_eq!(third.stdout.trim(), "hunter2-third");
+
+    let restored = cli.run(&["--json", "rollback", "svc/legacy", "--to", "1"]).ok().json();
+    assert_eq!(restored["version"], 4);
+    let first = cli.run(&["get", "svc/legacy", "--reveal", "-f", "password"]).ok();
+    assert_eq!(first.stdout.trim(), "hunter2-first");
+    cli.run(&["rollback", "svc/legacy", "--to", "4"]).fails_with(7);
+
+    let history = cli.run(&["--json", "history", "svc/legacy"]).ok().json();
+    let states: Vec<_> =
+        history.as_array().unwrap().iter().map(|v| v["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["deprecated", "destroyed", "deprecated", "current"]);
+
+    // Redacted unless --reveal; the table shows the plain fields.
+    let shown = cli.run(&["get", "svc/legacy"]).ok();
+    assert!(shown.stdout.contains("[REDACTED]") && shown.stdout.contains("ops"));
+    assert!(!shown.stdout.contains("hunter2"));
+
+    let revoke = ["--json", "revoke", "svc/legacy", "--reason", "leaked in a log"];
+    assert_eq!(cli.run(&revoke).ok().json()["state"], "revoked");
+    cli.run(&["get", "svc/legacy"]).fails_with(7);
+    cli.run(&["revoke", "svc/legacy", "--reason", "again"]).fails_with(7);
+    let query = ["--json", "audit", "query", "--id", "svc/legacy", "--action", "revoke"];
+    let events = cli.run(&query).ok().json();
+    assert_eq!(events[0]["reason"], "leaked in a log");
+    assert_eq!(events[0]["principal"], "ops:tester");
+}
+
+#[test]
+fn bad_input_is_refused_with_its_own_exit_code() {
+    let cli = Cli::initialized("errors");
+    // Not found (3), and the same code under --json, in a stable shape on stderr.
+    cli.run(&["get", "nope"]).fails_with(3);
+    let error = cli.run(&["--json", "activate", "nope"]).fails_with(3);
+    let error: serde_json::Value = serde_json::from_str(error.stderr.trim()).unwrap();
+    assert_eq!(error["error"]["code"], "not_found");
+    assert_eq!(error["error"]["exit"], 3);
+    // Invalid kind, field, id, value (5).
+    let kind = cli.run_with_input(&["put", "no_such_kind", "x", "--set", "a=-"], b"v");
+    let kind = kind.fails_with(5);
+    assert!(kind.stderr.contains("known kinds") && kind.stderr.contains("api_key"));
+    let field = cli.run(&["put", "api_key", "x", "--set", "nope=1"]).fails_with(5);
+    assert!(field.stderr.contains("key (secret)"), "{field:?}");
+    cli.run_with_input(&["put", "api_key", "../escape", "--set", "key=-"], b"v").fails_with(5);
+    cli.run_with_input(&["put", "api_key", "x", "--set", "key=-"], b"").fails_with(5);
+    // A required secret neither given nor askable (no terminal): 5, and nothing is created.
+    cli.run(&["put", "api_key", "x"]).fails_with(5);
+    cli.run(&["get", "x"]).fails_with(3);
+    // Conflict (4).
+    cli.run_with_input(&["put", "api_key", "dup", "--set", "key=-"], b"k1").ok();
+    cli.run_with_input(&["put", "api_key", "dup", "--set", "key=-"], b"k2").fails_with(4);
+    // A secret file that is not there: 1.
+    cli.run(&["put", "api_key", "y", "--set", "key=@missing"]).fails_with(1);
+    // Store unusable (9): the database path is a directory.
+    let dir = format!("sqlite:{}", cli.dir.display());
+    cli.run(&["--store", &dir, "list"]).fails_with(9);
+}
+
+#[test]
+fn list_filters_and_expiring_soon() {
+    let cli = Cli::initialized("list");
+    let soon = (chrono::Utc::now() + chrono::TimeDelta::days(2)).to_rfc3339();
+    let later = (chrono::Utc::now() + chrono::TimeDelta::days(60)).to_rfc3339();
+    std::fs::write(cli.path("akid"), "AKIAIOSFODNN7EXAMPLE").unwrap();
+    for (id, expires) in [("aws/soon", &soon), ("aws/later", &later)] {
+        let expires = format!("expires={expires}");
+        let args = ["put", "aws", id, "--set", "access_key_id=@akid", "--set", "region=eu-west-1"];
+        let more = ["--set", "secret_access_key=-", "--set", &expires, "--activate"];
+        cli.run_with_input(&[&args[..], &more[..]].concat(), b"wJalrXUtnFEMI/K7MDENG").ok();
+    }
+    cli.run_with_input(&["put", "api_key", "stripe", "--set", "key=-"], b"sk").ok();
+    let all = cli.run(&["--json", "list"]).ok().json();
+    assert_eq!(all.as_array().unwrap().len(), 3);
+    let expiring = cli.run(&["--json", "list", "--expiring", "7d"]).ok().json();
+    let ids: Vec<_> =
+        expiring.as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["aws/soon"]);
+    let drafts = cli.run(&["--json", "list", "--state", "draft"]).ok().json();
+    assert_eq!(drafts[0]["id"], "stripe");
+    let by_kind = cli.run(&["list", "--kind", "aws", "--prefix", "aws/l"]).ok();
+    assert!(by_kind.stdout.contains("aws/later") && !by_kind.stdout.contains("aws/soon"));
+    cli.run(&["list", "--expiring", "soon"]).fails_with(2);
+
+    let doctor = cli.run(&["doctor"]).ok();
+    assert!(doctor.stdout.contains("warn  hygiene: aws/soon expires"), "{doctor:?}");
+}
