@@ -1,6 +1,6 @@
 //! Running `cred` as an operator does: in a scratch directory, with its own environment, input on
 //! standard input or typed at a pseudo-terminal (`script`) when a prompt appears.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -18,6 +18,8 @@ pub struct Cli {
     pub dir: PathBuf,
     pub store: String,
     pub key_file: PathBuf,
+    /// Whether commands get `CRED_KEY_FILE` (not for a passphrase key).
+    pub with_key_file: bool,
 }
 
 /// What a run printed and how it ended.
@@ -65,7 +67,14 @@ impl Cli {
         std::fs::create_dir_all(&dir).unwrap();
         let store = format!("sqlite:{}", dir.join("store/credentials.db").display());
         let key_file = dir.join("master.key");
-        Self { dir, store, key_file }
+        Self { dir, store, key_file, with_key_file: true }
+    }
+
+    /// A fresh directory whose commands get no key file: the key comes from a passphrase.
+    pub fn with_passphrase(name: &str) -> Self {
+        let mut cli = Self::new(name);
+        cli.with_key_file = false;
+        cli
     }
 
     /// A fresh directory with the store created and a key file.
@@ -87,10 +96,12 @@ impl Cli {
         }
         command
             .env("CRED_STORE", &self.store)
-            .env("CRED_KEY_FILE", &self.key_file)
             .env("CRED_PRINCIPAL", "ops:tester")
             .current_dir(&self.dir)
             .args(args);
+        if self.with_key_file {
+            command.env("CRED_KEY_FILE", &self.key_file);
+        }
         command
     }
 
@@ -121,7 +132,7 @@ impl Cli {
             .map(shell_quote)
             .collect::<Vec<_>>()
             .join(" ");
-        let mut command = self.command(&[]);
+        let command = self.command(&[]);
         let mut script = Command::new("script");
         script.args(["-qec", &line, "/dev/null"]);
         for (var, value) in command.get_envs() {

@@ -1,0 +1,109 @@
+//! Secret hygiene, end to end: secrets typed at the no-echo prompt or piped in never show up in
+//! an argument list, an error, `--json` output, the audit trail, or a file in the clear; a
+//! passphrase key asks at the terminal and refuses a mistyped passphrase.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use support::{Cli, contains, files_under};
+
+const CANARY: &str = "ghp_cli_canary_7f3a9d2e";
+
+#[test]
+fn a_prompted_secret_is_not_echoed_and_is_stored_sealed() {
+    let cli = Cli::initialized("prompt");
+    let put = cli.run_at_terminal(
+        &["put", "bearer_token", "ci/deploy", "--activate"],
+        &[("token (secret, empty to leave out):", CANARY)],
+    );
+    assert_eq!(put.code, 0, "{put:?}");
+    assert!(!put.stdout.contains(CANARY), "echoed: {}", put.stdout);
+    let revealed = cli.run(&["get", "ci/deploy", "--reveal", "--field", "token"]).ok();
+    assert_eq!(revealed.stdout.trim(), CANARY);
+    // A rotation at the terminal: an empty answer keeps the current value.
+    let kept = cli.run_at_terminal(
+        &["rotate", "ci/deploy", "--commit"],
+        &[("token (secret, empty keeps it):", "")],
+    );
+    assert_eq!(kept.code, 0, "{kept:?}");
+    let revealed = cli.run(&["get", "ci/deploy", "--reveal", "--field", "token"]).ok();
+    assert_eq!(revealed.stdout.trim(), CANARY);
+}
+
+#[test]
+fn a_canary_appears_only_where_it_was_asked_for() {
+    let cli = Cli::initialized("canary");
+    let mut outputs = Vec::new();
+    let put = ["--json", "put", "bearer_token", "ci/deploy", "--set", "token=-", "--activate"];
+    outputs.push(cli.run_with_input(&put, CANARY.as_bytes()).ok());
+    // Given on the command line by mistake: refused, and not repeated.
+    let literal = format!("token={CANARY}");
+    let refused = cli.run(&["--json", "put", "bearer_token", "ci/other", "--set", &literal]);
+    let refused = refused.fails_with(2);
+    assert!(refused.stderr.contains("token=@FILE"));
+    outputs.push(refused);
+    let rotate = ["--json", "rotate", "ci/deploy", "--set", &literal];
+    outputs.push(cli.run(&rotate).fails_with(2));
+    // Every read-only command, in both output forms, and every error.
+    for args in [
+        &["get", "ci/deploy"][..],
+        &["--json", "get", "ci/deploy"],
+        &["list"],
+        &["--json", "list"],
+        &["history", "ci/deploy"],
+        &["audit", "query"],
+        &["--json", "audit", "query"],
+        &["--json", "audit", "summary"],
+        &["audit", "verify"],
+        &["doctor", "--deep"],
+        &["--json", "doctor", "--deep"],
+        &["--json", "get", "ci/deploy", "--field", "token"],
+        &["--json", "activate", "ci/deploy"],
+        &["--json", "commit", "ci/deploy"],
+    ] {
+        outputs.push(cli.run(args));
+    }
+    for run in &outputs {
+        assert!(!run.all().contains(CANARY), "leaked: {run:?}");
+    }
+    // The one place it shows: an explicit reveal, which the trail records.
+    let revealed = cli.run(&["--json", "get", "ci/deploy", "--reveal"]).ok();
+    assert_eq!(revealed.json()["fields"]["token"]["value"], CANARY);
+    let reveals = cli.run(&["--json", "audit", "query", "--action", "reveal"]).ok().json();
+    assert_eq!(reveals.as_array().unwrap().len(), 1);
+    assert_eq!(reveals[0]["principal"], "ops:tester");
+    // No file under the store holds it: database, audit trail, key file.
+    let files = files_under(&cli.dir);
+    assert!(files.len() >= 3, "{:?}", files.iter().map(|(p, _)| p).collect::<Vec<_>>());
+    for (path, bytes) in files {
+        assert!(!contains(&bytes, CANARY), "{path:?} holds the canary");
+    }
+}
+
+#[test]
+fn a_passphrase_key_is_asked_for_and_a_wrong_one_is_refused() {
+    let cli = Cli::with_passphrase("passphrase");
+    let store = format!("file:{}", cli.path("files").display());
+    let passphrase = "correct horse battery canary";
+    let init = cli.run_at_terminal(
+        &["--store", &store, "init", "--passphrase"],
+        &[("New passphrase:", passphrase), ("Repeat the passphrase:", passphrase)],
+    );
+    assert_eq!(init.code, 0, "{init:?}");
+    assert!(cli.path("files/passphrase.kdf").exists());
+    let put = ["--store", &store, "put", "api_key", "k", "--set", "key=@/dev/stdin"];
+    // No terminal: nothing to ask the passphrase with.
+    cli.run(&put).fails_with(2);
+
+    let list = ["--store", &store, "--json", "list"];
+    let wrong = cli.run_at_terminal(&list, &[("Passphrase:", "correct horse battery")]);
+    assert_eq!(wrong.code, 6, "{wrong:?}");
+    assert!(wrong.stdout.contains("wrong passphrase"));
+    let right = cli.run_at_terminal(&list, &[("Passphrase:", passphrase)]);
+    assert_eq!(right.code, 0, "{right:?}");
+    let doctor = cli.run_at_terminal(&["--store", &store, "doctor"], &[("Passphrase:", passphrase)]);
+    assert!(doctor.stdout.contains("ok    key: master key"), "{doctor:?}");
+    for run in [&init, &wrong, &right, &doctor] {
+        assert!(!run.all().contains(passphrase));
+    }
+}
