@@ -15,7 +15,7 @@ use credential::DynManaged;
 use serde_json::{Value, json};
 
 use crate::exit::Outcome;
-use crate::session::Globals;
+use crate::globals::Globals;
 
 /// Runs the subcommand in `matches`.
 pub(crate) async fn run(globals: &Globals, matches: &ArgMatches) -> Outcome {

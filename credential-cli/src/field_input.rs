@@ -12,59 +12,76 @@ use crate::exit::{Failure, Outcome, Status};
 use crate::key_source::io_failure;
 use crate::prompt;
 
-/// The field values `sets` (`NAME=VALUE` each) give for `kind`, secrets read from where they
-/// point, missing secrets asked for at the terminal; a field still missing keeps its value in
-/// `current` (the version a rotation replaces; empty for a new credential).
-pub(crate) fn read(
-    manager: &Manager,
-    kind: &str,
-    sets: &[String],
-    current: &[RevealedField],
-) -> Outcome<FieldValues> {
-    let Some(fields) = manager.kind_fields(kind) else {
-        return Err(Failure::new(
-            Status::Invalid,
-            "unknown_kind",
-            format!("unknown kind `{kind}`; known kinds: {}", manager.kinds().join(", ")),
-        ));
-    };
-    let mut values = FieldValues::new();
-    let mut given = Vec::new();
-    let mut stdin_taken = false;
-    for set in sets {
-        let (name, value) = set.split_once('=').ok_or_else(|| {
-            Failure::usage("--set takes FIELD=VALUE (for a secret, FIELD=- or FIELD=@FILE)")
-        })?;
-        let field = find(kind, fields, name)?;
-        if given.contains(&field.name) {
-            return Err(Failure::usage(format!("field `{name}` is given twice")));
-        }
-        given.push(field.name);
-        values = if field.is_secret() {
-            let secret = read_secret(name, value, &mut stdin_taken)?;
-            values.secret(field.name, secret)
-        } else {
-            values.plain(field.name, value)
+/// The field values given on the command line for a kind, secrets already read from where they
+/// point.
+pub(crate) struct Given {
+    fields: &'static [FieldSchema],
+    names: Vec<&'static str>,
+    values: FieldValues,
+}
+
+impl Given {
+    /// Reads `sets` (`NAME=VALUE` each) for `kind`: names checked, literal secrets refused,
+    /// secrets read from standard input or their files.
+    pub(crate) fn read(manager: &Manager, kind: &str, sets: &[String]) -> Outcome<Self> {
+        let Some(fields) = manager.kind_fields(kind) else {
+            return Err(Failure::new(
+                Status::Invalid,
+                "unknown_kind",
+                format!("unknown kind `{kind}`; known kinds: {}", manager.kinds().join(", ")),
+            ));
         };
-    }
-    let empty_answer = if current.is_empty() { "empty to leave out" } else { "empty keeps it" };
-    for field in fields.iter().filter(|field| !given.contains(&field.name)) {
-        if field.is_secret() && prompt::interactive() {
-            let question = format!("{} (secret, {empty_answer})", field.name);
-            if let Some(secret) = prompt::secret(&question)? {
-                values = values.secret(field.name, secret);
-                continue;
+        let mut given = Self { fields, names: Vec::new(), values: FieldValues::new() };
+        let mut stdin_taken = false;
+        for set in sets {
+            let (name, value) = set.split_once('=').ok_or_else(|| {
+                Failure::usage("--set takes FIELD=VALUE (for a secret, FIELD=- or FIELD=@FILE)")
+            })?;
+            let field = find(kind, fields, name)?;
+            if given.names.contains(&field.name) {
+                return Err(Failure::usage(format!("field `{name}` is given twice")));
             }
-        }
-        if let Some(kept) = current.iter().find(|kept| kept.name == field.name) {
-            values = if kept.secret {
-                values.secret(field.name, kept.value.clone())
+            given.names.push(field.name);
+            let values = std::mem::take(&mut given.values);
+            given.values = if field.is_secret() {
+                values.secret(field.name, read_secret(name, value, &mut stdin_taken)?)
             } else {
-                values.plain(field.name, kept.value.expose_secret())
+                values.plain(field.name, value)
             };
         }
+        Ok(given)
     }
-    Ok(values)
+
+    /// Whether some field of the kind was not given.
+    pub(crate) fn incomplete(&self) -> bool {
+        self.fields.iter().any(|field| !self.names.contains(&field.name))
+    }
+
+    /// The values, each missing secret asked for at the terminal (when there is one), and then
+    /// each field still missing kept from `current` (the version a rotation replaces; `None` for
+    /// a new credential).
+    pub(crate) fn complete(self, current: Option<&[RevealedField]>) -> Outcome<FieldValues> {
+        let Self { fields, names, mut values } = self;
+        let empty_answer = if current.is_some() { "empty keeps it" } else { "empty to leave out" };
+        for field in fields.iter().filter(|field| !names.contains(&field.name)) {
+            if field.is_secret() && prompt::interactive() {
+                let question = format!("{} (secret, {empty_answer})", field.name);
+                if let Some(secret) = prompt::secret(&question)? {
+                    values = values.secret(field.name, secret);
+                    continue;
+                }
+            }
+            let kept = current.unwrap_or_default().iter().find(|kept| kept.name == field.name);
+            if let Some(kept) = kept {
+                values = if kept.secret {
+                    values.secret(field.name, kept.value.clone())
+                } else {
+                    values.plain(field.name, kept.value.expose_secret())
+                };
+            }
+        }
+        Ok(values)
+    }
 }
 
 /// The field of `kind` named `name`.

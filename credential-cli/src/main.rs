@@ -9,18 +9,18 @@ mod commands;
 mod duration_arg;
 mod exit;
 mod field_input;
+mod globals;
 mod key_source;
 mod output;
 mod progress;
 mod prompt;
-mod session;
 mod store_location;
 
 use std::process::ExitCode;
 
 use crate::exit::{Failure, Status};
+use crate::globals::Globals;
 use crate::output::Output;
-use crate::session::Globals;
 
 fn main() -> ExitCode {
     let matches = match cli::command().try_get_matches() {
@@ -42,7 +42,13 @@ fn main() -> ExitCode {
             return report(globals.output, &failure);
         }
     };
-    match runtime.block_on(commands::run(&globals, &matches)) {
+    let outcome = runtime.block_on(async {
+        let outcome = commands::run(&globals, &matches).await;
+        // Read events are queued; they are written before the process ends, however it ends.
+        let flushed = globals.flush_audit().await;
+        outcome.and(flushed)
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => report(globals.output, &failure),
     }

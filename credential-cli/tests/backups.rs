@@ -23,8 +23,11 @@ fn age_identity(cli: &Cli) -> (std::path::PathBuf, String) {
 /// A store with an active credential rotated once, a draft, and a revoked one.
 fn populated(name: &str) -> Cli {
     let cli = Cli::initialized(name);
-    cli.run_with_input(&["put", "api_key", "stripe/live", "--set", "key=-", "--activate"], b"sk_old_1")
-        .ok();
+    cli.run_with_input(
+        &["put", "api_key", "stripe/live", "--set", "key=-", "--activate"],
+        b"sk_old_1",
+    )
+    .ok();
     cli.run_with_input(&["rotate", "stripe/live", "--set", "key=-", "--commit"], CANARY.as_bytes())
         .ok();
     cli.run_with_input(&["put", "bearer_token", "ci/draft", "--set", "token=-"], b"tok_draft").ok();
@@ -77,7 +80,8 @@ fn a_backup_is_read_by_age_and_restored_under_another_master_key() {
     let old = cli.run(&[&other[..], &["get", "stripe/live", "--reveal", "-f", "key"]].concat());
     assert_eq!(old.ok().stdout.trim(), "sk_old_1");
     // The audit trail of the new store names the import.
-    let trail = cli.run(&[&other[..], &["--json", "audit", "query", "--action", "import"]].concat());
+    let trail =
+        cli.run(&[&other[..], &["--json", "audit", "query", "--action", "import"]].concat());
     assert_eq!(trail.ok().json().as_array().unwrap().len(), 3);
 
     // A second import of the same backup clashes and imports nothing: exit 4.

@@ -101,7 +101,8 @@ fn a_passphrase_key_is_asked_for_and_a_wrong_one_is_refused() {
     assert!(wrong.stdout.contains("wrong passphrase"));
     let right = cli.run_at_terminal(&list, &[("Passphrase:", passphrase)]);
     assert_eq!(right.code, 0, "{right:?}");
-    let doctor = cli.run_at_terminal(&["--store", &store, "doctor"], &[("Passphrase:", passphrase)]);
+    let doctor =
+        cli.run_at_terminal(&["--store", &store, "doctor"], &[("Passphrase:", passphrase)]);
     assert!(doctor.stdout.contains("ok    key: master key"), "{doctor:?}");
     for run in [&init, &wrong, &right, &doctor] {
         assert!(!run.all().contains(passphrase));

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 
 use crate::duration_arg;
 use crate::exit::{Failure, Outcome, Status};
+use crate::globals::Globals;
 use crate::output::time;
-use crate::session::Globals;
 use crate::store_location::OpenedStore;
 
 pub(super) async fn run(globals: &Globals, args: &ArgMatches) -> Outcome {

@@ -19,9 +19,9 @@ use zeroize::Zeroizing;
 
 use crate::backup_format;
 use crate::exit::{Failure, Outcome, Status};
+use crate::globals::Globals;
 use crate::key_source::{io_failure, write_private};
 use crate::prompt;
-use crate::session::Globals;
 
 pub(super) async fn export(globals: &Globals, args: &ArgMatches) -> Outcome {
     let encryptor = encryptor(args)?;
@@ -39,13 +39,12 @@ pub(super) async fn export(globals: &Globals, args: &ArgMatches) -> Outcome {
             format!("{} exists; a backup never overwrites a file", path.display()),
         ));
     }
-    let session = globals.session().await?;
-    let metas = session.manager.list(&ListFilter::all()).await?;
+    let manager = globals.manager().await?;
+    let metas = manager.list(&ListFilter::all()).await?;
     let mut credentials = Vec::with_capacity(metas.len());
     for meta in &metas {
-        credentials.push(session.manager.export(&meta.id).await?);
+        credentials.push(manager.export(&meta.id).await?);
     }
-    session.close().await?;
     let document = backup_format::encode(&globals.environment, &credentials)?;
     drop(credentials);
     let encrypted = encrypt(encryptor, &document, armor)?;
@@ -117,9 +116,9 @@ pub(super) async fn import(globals: &Globals, args: &ArgMatches) -> Outcome {
     let document = decrypt(&encrypted, &identities)?;
     let (from_environment, credentials) = backup_format::decode(&document)?;
     drop(document);
-    let session = globals.session().await?;
+    let manager = globals.manager().await?;
     let existing: BTreeSet<String> =
-        session.manager.list(&ListFilter::all()).await?.into_iter().map(|meta| meta.id).collect();
+        manager.list(&ListFilter::all()).await?.into_iter().map(|meta| meta.id).collect();
     let clashes: Vec<&str> = credentials
         .iter()
         .map(|credential| credential.id.as_str())
@@ -137,9 +136,7 @@ pub(super) async fn import(globals: &Globals, args: &ArgMatches) -> Outcome {
             ),
         ));
     }
-    let imported = import_all(&session.manager, &credentials).await;
-    session.close().await?;
-    let imported = imported?;
+    let imported = import_all(&manager, &credentials).await?;
     let human = format!(
         "imported {imported} credential(s) from environment `{from_environment}` into `{}`",
         globals.environment

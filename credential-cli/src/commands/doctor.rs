@@ -12,9 +12,9 @@ use credential::{Error, KeyRing, LifecycleState, ListFilter, RecordMeta, Utc};
 use serde_json::{Value, json};
 
 use crate::exit::{Failure, Outcome, Status};
+use crate::globals::Globals;
 use crate::output::time;
 use crate::progress::Progress;
-use crate::session::Globals;
 use crate::store_location::{OpenedStore, StoreLocation};
 
 /// How soon an expiry is worth a warning.

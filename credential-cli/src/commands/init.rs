@@ -5,8 +5,8 @@ use credential::ListFilter;
 use serde_json::json;
 
 use crate::exit::{Failure, Outcome};
+use crate::globals::Globals;
 use crate::key_source::{create_key_file, create_passphrase_key};
-use crate::session::Globals;
 
 pub(super) async fn run(globals: &Globals, args: &ArgMatches) -> Outcome {
     let location = globals.location()?;
@@ -30,9 +30,8 @@ pub(super) async fn run(globals: &Globals, args: &ArgMatches) -> Outcome {
         (source.load().await?, source.describe())
     };
     let key_id = ring.current_id().to_string();
-    let session = globals.session_with(ring).await?;
-    let credentials = session.manager.list(&ListFilter::all()).await?.len();
-    session.close().await?;
+    let manager = globals.manager_with(ring).await?;
+    let credentials = manager.list(&ListFilter::all()).await?.len();
     let human = format!(
         "{} ready: master key {key_id} from {key}; {credentials} credential(s) in environment `{}`",
         location.describe(),

@@ -4,8 +4,8 @@ use clap::ArgMatches;
 
 use super::{id, report};
 use crate::exit::{Failure, Outcome, Status};
-use crate::field_input;
-use crate::session::Globals;
+use crate::field_input::Given;
+use crate::globals::Globals;
 
 fn sets(args: &ArgMatches) -> Vec<String> {
     args.get_many::<String>("set").map(|sets| sets.cloned().collect()).unwrap_or_default()
@@ -18,36 +18,34 @@ fn input_failure(error: credential::Error) -> Failure {
 }
 
 pub(super) async fn put(globals: &Globals, args: &ArgMatches) -> Outcome {
-    let session = globals.session().await?;
+    let manager = globals.manager().await?;
     let kind = args.get_one::<String>("kind").map_or("", String::as_str);
-    let values = field_input::read(&session.manager, kind, &sets(args), &[])?;
-    let mut handle =
-        session.manager.create_dyn(kind, id(args), &values).await.map_err(input_failure)?;
+    let values = Given::read(&manager, kind, &sets(args))?.complete(None)?;
+    let mut handle = manager.create_dyn(kind, id(args), &values).await.map_err(input_failure)?;
     let mut verb = "created";
     if args.get_flag("activate") {
         handle = handle.activate().await?;
         verb = "created and activated";
     }
-    session.close().await?;
     let (human, value) = report(&handle, verb);
     globals.output.either(&human, &value);
     Ok(())
 }
 
 pub(super) async fn rotate(globals: &Globals, args: &ArgMatches) -> Outcome {
-    let session = globals.session().await?;
-    let handle = session.manager.load_dyn(id(args)).await?;
+    let manager = globals.manager().await?;
+    let handle = manager.load_dyn(id(args)).await?;
     let kind = handle.kind().to_owned();
+    let given = Given::read(&manager, &kind, &sets(args))?;
     // Fields the operator does not give keep their current values.
-    let current = handle.reveal().await?;
-    let values = field_input::read(&session.manager, &kind, &sets(args), &current)?;
+    let current = if given.incomplete() { handle.reveal().await? } else { Vec::new() };
+    let values = given.complete(Some(&current))?;
     let mut handle = handle.rotate(&values).await.map_err(input_failure)?;
     let mut verb = "rotation started for";
     if args.get_flag("commit") {
         handle = handle.commit().await?;
         verb = "rotated";
     }
-    session.close().await?;
     let (human, value) = report(&handle, verb);
     globals.output.either(&human, &value);
     Ok(())

@@ -7,9 +7,9 @@ use credential::{MasterKey, RekeyProgress};
 use serde_json::json;
 
 use crate::exit::Outcome;
+use crate::globals::Globals;
 use crate::key_source::create_key_file;
 use crate::progress::Progress;
-use crate::session::Globals;
 
 pub(super) async fn run(globals: &Globals, args: &ArgMatches) -> Outcome {
     let new_key_file = args.get_one::<PathBuf>("new-key-file").cloned().unwrap_or_default();
@@ -23,16 +23,13 @@ pub(super) async fn run(globals: &Globals, args: &ArgMatches) -> Outcome {
     let mut ring = globals.key_source()?.load().await?;
     let new_id = ring.add(new_key);
     ring.make_current(&new_id)?;
-    let session = globals.session_with(ring).await?;
+    let manager = globals.manager_with(ring).await?;
     let mut progress = Progress::new("rekey");
-    let report = session
-        .manager
+    let report = manager
         .rekey(|step: RekeyProgress| {
             progress.show(step.done, step.total, &format!("resealed {}", step.resealed));
         })
-        .await;
-    session.close().await?;
-    let report = report?;
+        .await?;
     let only_new = report.keys_in_use.iter().all(|key| *key == new_id.as_str());
     let mut human = format!(
         "{} credential(s) looked at, {} re-sealed under key {new_id}",

@@ -8,8 +8,8 @@ use zeroize::Zeroizing;
 use super::id;
 use crate::duration_arg;
 use crate::exit::{Failure, Outcome, Status};
+use crate::globals::Globals;
 use crate::output::time;
-use crate::session::Globals;
 
 /// One field as shown: name, whether secret, and the value (masked unless revealed).
 struct Shown {
@@ -19,12 +19,11 @@ struct Shown {
 }
 
 pub(super) async fn get(globals: &Globals, args: &ArgMatches) -> Outcome {
-    let session = globals.session().await?;
-    let handle = session.manager.load_dyn(id(args)).await?;
+    let manager = globals.manager().await?;
+    let handle = manager.load_dyn(id(args)).await?;
     let reveal = args.get_flag("reveal");
     let fields: Vec<Shown> = if reveal {
         let revealed = handle.reveal().await;
-        session.close().await?;
         revealed?
             .into_iter()
             .map(|field| Shown {
@@ -35,7 +34,6 @@ pub(super) async fn get(globals: &Globals, args: &ArgMatches) -> Outcome {
             .collect()
     } else {
         let redacted = handle.redacted().await;
-        session.close().await?;
         redacted?
             .into_iter()
             .map(|field| Shown {
@@ -106,9 +104,8 @@ pub(super) async fn list(globals: &Globals, args: &ArgMatches) -> Outcome {
         .get_one::<String>("expiring")
         .map(|within| duration_arg::parse(within).map(|within| Utc::now() + within))
         .transpose()?;
-    let session = globals.session().await?;
-    let mut metas = session.manager.list(&filter).await?;
-    session.close().await?;
+    let manager = globals.manager().await?;
+    let mut metas = manager.list(&filter).await?;
     if let Some(horizon) = horizon {
         metas.retain(|meta| {
             meta.state != LifecycleState::Revoked
@@ -154,10 +151,8 @@ pub(super) async fn list(globals: &Globals, args: &ArgMatches) -> Outcome {
 }
 
 pub(super) async fn history(globals: &Globals, args: &ArgMatches) -> Outcome {
-    let session = globals.session().await?;
-    let versions = session.manager.history(id(args)).await;
-    session.close().await?;
-    let versions = versions?;
+    let manager = globals.manager().await?;
+    let versions = manager.history(id(args)).await?;
     let output = globals.output;
     if output.is_json() {
         let items: Vec<Value> = versions

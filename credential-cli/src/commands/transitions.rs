@@ -4,11 +4,11 @@ use clap::ArgMatches;
 
 use super::{id, report};
 use crate::exit::Outcome;
-use crate::session::Globals;
+use crate::globals::Globals;
 
 pub(super) async fn run(globals: &Globals, name: &str, args: &ArgMatches) -> Outcome {
-    let session = globals.session().await?;
-    let handle = session.manager.load_dyn(id(args)).await?;
+    let manager = globals.manager().await?;
+    let handle = manager.load_dyn(id(args)).await?;
     let (handle, verb) = match name {
         "activate" => (handle.activate().await?, "activated"),
         "commit" => (handle.commit().await?, "committed"),
@@ -21,7 +21,6 @@ pub(super) async fn run(globals: &Globals, name: &str, args: &ArgMatches) -> Out
             (handle.revoke(reason).await?, "revoked")
         }
     };
-    session.close().await?;
     let (human, value) = report(&handle, verb);
     globals.output.either(&human, &value);
     Ok(())

@@ -1,10 +1,11 @@
-//! What every command shares: the global options, and a manager over the store acting as the
-//! operator who runs the command.
+//! What every command shares: the global options, the store they name, and a manager over it
+//! acting as the operator who runs the command.
 
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 use clap::ArgMatches;
-use credential::{KeyRing, Manager, Principal};
+use credential::{AuditSink, KeyRing, Manager, Principal};
 
 use crate::exit::{Failure, Outcome};
 use crate::key_source::KeySource;
@@ -21,6 +22,8 @@ pub(crate) struct Globals {
     pub(crate) principal: String,
     pub(crate) audit_file: Option<PathBuf>,
     pub(crate) output: Output,
+    /// The audit trail of the store opened, to flush before the process exits.
+    trail_opened: OnceLock<Arc<dyn AuditSink>>,
 }
 
 impl Globals {
@@ -46,6 +49,7 @@ impl Globals {
             principal,
             audit_file: matches.get_one::<PathBuf>("audit-file").cloned(),
             output: Output::new(matches.get_flag("json")),
+            trail_opened: OnceLock::new(),
         })
     }
 
@@ -69,40 +73,38 @@ impl Globals {
 
     /// Opens the store and its audit trail.
     pub(crate) async fn open_store(&self) -> Outcome<OpenedStore> {
-        self.location()?.open(self.audit_file.as_deref()).await
+        let opened = self.location()?.open(self.audit_file.as_deref()).await?;
+        let _ = self.trail_opened.set(Arc::clone(&opened.audit));
+        Ok(opened)
+    }
+
+    /// Waits until every audit event queued by the command is written, whether the command
+    /// succeeded or not: called once, before the process exits.
+    pub(crate) async fn flush_audit(&self) -> Outcome {
+        match self.trail_opened.get() {
+            Some(audit) => Ok(audit.flush().await?),
+            None => Ok(()),
+        }
     }
 
     /// A manager over the store with the key from the key source, acting as the principal.
-    pub(crate) async fn session(&self) -> Outcome<Session> {
+    pub(crate) async fn manager(&self) -> Outcome<Manager> {
         self.location()?;
         let ring = self.key_source()?.load().await?;
-        self.session_with(ring).await
+        self.manager_with(ring).await
     }
 
     /// A manager over the store with `ring`, acting as the principal.
-    pub(crate) async fn session_with(&self, ring: KeyRing) -> Outcome<Session> {
+    pub(crate) async fn manager_with(&self, ring: KeyRing) -> Outcome<Manager> {
         let opened = self.open_store().await?;
         let manager = Manager::builder()
-            .store(std::sync::Arc::clone(&opened.store))
+            .store(Arc::clone(&opened.store))
             .key_ring(ring)
             .environment(&self.environment)
-            .audit(std::sync::Arc::clone(&opened.audit))
+            .audit(Arc::clone(&opened.audit))
             .operator(Principal::named(&self.principal))
             .build()
             .await?;
-        Ok(Session { manager, opened })
-    }
-}
-
-/// An open manager, and the store and trail under it.
-pub(crate) struct Session {
-    pub(crate) manager: Manager,
-    pub(crate) opened: OpenedStore,
-}
-
-impl Session {
-    /// Waits for every queued audit event to be written: call before the process exits.
-    pub(crate) async fn close(&self) -> Outcome {
-        Ok(self.opened.audit.flush().await?)
+        Ok(manager)
     }
 }
