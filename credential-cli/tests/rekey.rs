@@ -1,0 +1,87 @@
+//! `cred rekey` over 10,000 credentials: it shows its progress, can be killed part-way, and a
+//! second run finishes the job, re-sealing only what the first one did not.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use credential::kinds::ApiKey;
+use credential::{KeyRing, ListFilter, Manager, SqliteStore, Store};
+use support::Cli;
+
+const RECORDS: usize = 10_000;
+
+async fn sqlite(cli: &Cli) -> SqliteStore {
+    SqliteStore::open(cli.path("store/credentials.db")).await.unwrap()
+}
+
+/// How many records are sealed under `key_id`.
+async fn sealed_under(cli: &Cli, key_id: &str) -> usize {
+    let metas = sqlite(cli).await.list(&ListFilter::all()).await.unwrap();
+    metas.iter().filter(|meta| meta.key_id == key_id).count()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_rekey_of_ten_thousand_credentials_can_be_interrupted_and_resumed() {
+    let cli = Cli::initialized("rekey");
+    let manager = Manager::builder()
+        .store(sqlite(&cli).await)
+        .key_ring(KeyRing::from_file(&cli.key_file).unwrap())
+        .build()
+        .await
+        .unwrap();
+    for index in 0..RECORDS {
+        let key = ApiKey::new(format!("sk_{index:05}").into());
+        manager.create(&format!("svc/{index:05}"), key).await.unwrap();
+    }
+    drop(manager);
+
+    // The first run is killed once it reports a tenth done.
+    let new_key = cli.path("new.key");
+    let mut first = cli
+        .command(&["rekey", "--new-key-file", new_key.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(first.stderr.take().unwrap()).lines();
+    let mut progress = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done: usize = line
+            .strip_prefix("rekey: ")
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|done| done.parse().ok())
+            .unwrap_or(0);
+        progress.push(line);
+        if done >= RECORDS / 10 {
+            break;
+        }
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(progress.iter().any(|line| line.contains("/10000 (")), "{progress:?}");
+
+    let new_id = credential::MasterKey::from_file(&new_key).unwrap().id().to_string();
+    let done_before = sealed_under(&cli, &new_id).await;
+    assert!((RECORDS / 10..RECORDS).contains(&done_before), "{done_before}");
+
+    // The second run picks up where the first stopped.
+    let second = cli.run(&["--json", "rekey", "--new-key-file", new_key.to_str().unwrap()]).ok();
+    let report = second.json();
+    assert_eq!(report["records"], RECORDS);
+    assert_eq!(report["resealed"], RECORDS - done_before);
+    assert_eq!(report["keys_in_use"], serde_json::json!([new_id]));
+    assert!(second.stderr.contains("rekey: 10000/10000 (100%)"), "{}", second.stderr);
+    assert_eq!(sealed_under(&cli, &new_id).await, RECORDS);
+
+    // The new key alone opens everything; the old one no longer does.
+    let new = new_key.to_str().unwrap();
+    let read = cli.run(&["--key-file", new, "get", "svc/09999", "--reveal", "-f", "key"]).ok();
+    assert_eq!(read.stdout.trim(), "sk_09999");
+    cli.run(&["get", "svc/00000"]).fails_with(6);
+    let doctor = cli.run(&["--key-file", new, "doctor"]).ok();
+    assert!(doctor.stdout.contains("opens every credential (1 key(s) in use)"), "{doctor:?}");
+}
