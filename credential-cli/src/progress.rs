@@ -19,7 +19,7 @@ impl Progress {
 
     /// Shows `done` of `total`, with `detail` after the count.
     pub(crate) fn show(&mut self, done: usize, total: usize, detail: &str) {
-        let percent = if total == 0 { 100 } else { done * 100 / total };
+        let percent = (done * 100).checked_div(total).unwrap_or(100);
         if self.last_percent == Some(percent) && done != total {
             return;
         }

@@ -108,36 +108,31 @@ impl StoreLocation {
         Ok(())
     }
 
-    /// Opens the store, and the audit trail at `trail` (or the store's own table).
+    /// Opens the store, then the audit trail at `trail` (by default beside the store, or in the
+    /// store's own table): a store that cannot be opened leaves no trail file behind.
     pub(crate) async fn open(&self, trail: Option<&Path>) -> Outcome<OpenedStore> {
-        let trail = match trail.map(Path::to_owned).or_else(|| self.default_trail()) {
-            Some(path) => Some(JsonlAuditSink::open(path)?),
-            None => None,
-        };
+        let trail_path = trail.map(Path::to_owned).or_else(|| self.default_trail());
         let (store, table): (Arc<dyn Store>, Option<Arc<dyn AuditSink>>) = match self {
             Self::Sqlite(path) => (Arc::new(SqliteStore::open(path).await?), None),
             Self::Files(dir) => (Arc::new(FileStore::open(dir).await?), None),
             #[cfg(feature = "postgres")]
             Self::Postgres(url) => {
                 let store = credential::PostgresStore::connect(url).await?;
-                let table = match trail {
+                let table: Option<Arc<dyn AuditSink>> = match trail_path {
                     Some(_) => None,
-                    None => Some(Arc::new(credential::PostgresAuditSink::new(&store)?) as _),
+                    None => Some(Arc::new(credential::PostgresAuditSink::new(&store)?)),
                 };
                 (Arc::new(store), table)
             }
         };
-        let audit = match (&trail, table) {
-            (Some(trail), _) => Arc::new(trail.clone()) as Arc<dyn AuditSink>,
+        let trail = trail_path.map(JsonlAuditSink::open).transpose()?;
+        let audit: Arc<dyn AuditSink> = match (&trail, table) {
+            (Some(trail), _) => Arc::new(trail.clone()),
             (None, Some(table)) => table,
-            (None, None) => unreachable_trail()?,
+            (None, None) => return Err(Failure::usage("no audit trail: give --audit-file")),
         };
         Ok(OpenedStore { store, audit, trail })
     }
-}
-
-fn unreachable_trail() -> Outcome<Arc<dyn AuditSink>> {
-    Err(Failure::usage("no audit trail: give --audit-file"))
 }
 
 /// `path` with `.suffix` appended to its file name.

@@ -124,9 +124,11 @@ fn bad_input_is_refused_with_its_own_exit_code() {
     cli.run_with_input(&["put", "api_key", "dup", "--set", "key=-"], b"k2").fails_with(4);
     // A secret file that is not there: 1.
     cli.run(&["put", "api_key", "y", "--set", "key=@missing"]).fails_with(1);
-    // Store unusable (9): the database path is a directory.
-    let dir = format!("sqlite:{}", cli.dir.display());
+    // Store unusable (9): the database path is a directory. No trail is left beside it.
+    std::fs::create_dir(cli.path("not-a-database")).unwrap();
+    let dir = format!("sqlite:{}", cli.path("not-a-database").display());
     cli.run(&["--store", &dir, "list"]).fails_with(9);
+    assert!(!cli.path("not-a-database.audit.jsonl").exists());
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! `cred export` and `cred import`: backups in the age format.
 //!
-//! A backup is the JSON document of [`backup_format`](crate::backup_format), encrypted with age
+//! A backup is the JSON document of [`crate::backup_format`], encrypted with age
 //! (age-encryption.org/v1) to X25519 recipients or a passphrase (scrypt), binary or armored. It
 //! holds the credentials in plaintext under that encryption, so a restore works under any master
 //! key. An import decrypts and checks the whole backup before it writes anything: a truncated or

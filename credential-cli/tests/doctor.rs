@@ -1,0 +1,73 @@
+//! `cred doctor`: every check passes on a healthy store, and each kind of trouble is one FAIL
+//! line with its fix and exit code 1.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+
+use support::Cli;
+
+#[test]
+fn a_healthy_store_passes_every_check() {
+    let cli = Cli::initialized("doctor-healthy");
+    cli.run_with_input(&["put", "api_key", "stripe", "--set", "key=-", "--activate"], b"sk").ok();
+    let report = cli.run(&["--json", "doctor", "--deep"]).ok().json();
+    assert_eq!(report["ok"], true);
+    let checks: Vec<_> =
+        report["checks"].as_array().unwrap().iter().map(|c| c["check"].as_str().unwrap()).collect();
+    assert_eq!(checks, ["key", "store", "master key", "crypto", "audit", "hygiene", "deep"]);
+    assert!(report["checks"].as_array().unwrap().iter().all(|check| check["status"] == "ok"));
+}
+
+#[test]
+fn a_tampered_audit_trail_fails_with_its_fix() {
+    let cli = Cli::initialized("doctor-audit");
+    for id in ["a", "b"] {
+        cli.run_with_input(&["put", "api_key", id, "--set", "key=-"], b"sk").ok();
+    }
+    let trail = cli.path("store/credentials.db.audit.jsonl");
+    let text = std::fs::read_to_string(&trail).unwrap();
+    std::fs::write(&trail, text.replacen("\"a\"", "\"z\"", 1)).unwrap();
+    let run = cli.run(&["doctor"]).fails_with(1);
+    assert!(run.stdout.contains("FAIL  audit: audit trail tampered with at line 1"), "{run:?}");
+    assert!(run.stdout.contains("fix: keep the trail as evidence"));
+    cli.run(&["audit", "verify"]).fails_with(6);
+}
+
+#[test]
+fn a_wrong_or_exposed_key_and_a_damaged_record_fail() {
+    let cli = Cli::new("doctor-records");
+    let store = format!("file:{}", cli.path("files").display());
+    let store_args = ["--store", store.as_str()];
+    cli.run(&[&store_args[..], &["init"]].concat()).ok();
+    let put = [&store_args[..], &["put", "api_key", "svc/one", "--set", "key=-", "--activate"]];
+    cli.run_with_input(&put.concat(), b"sk_one").ok();
+
+    // Another key: it opens none of the credentials.
+    let other = cli.path("other.key");
+    let other_args = ["--key-file", other.to_str().unwrap()];
+    cli.run(&[&other_args[..], &store_args[..], &["init"]].concat()).fails_with(6);
+    let run = cli.run(&[&other_args[..], &store_args[..], &["doctor"]].concat()).fails_with(1);
+    assert!(
+        run.stdout.contains("FAIL  master key: credentials are sealed under key(s)"),
+        "{run:?}"
+    );
+
+    // A key file others can read.
+    std::fs::set_permissions(&cli.key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = cli.run(&[&store_args[..], &["doctor"]].concat()).fails_with(1);
+    assert!(run.stdout.contains("FAIL  key:") && run.stdout.contains("fix: chmod 600"), "{run:?}");
+    std::fs::set_permissions(&cli.key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // One sealed byte flipped: only the deep check opens it, and says which.
+    let record = cli.path("files/default~svc~one.rec");
+    let mut bytes = std::fs::read(&record).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&record, &bytes).unwrap();
+    cli.run(&[&store_args[..], &["doctor"]].concat()).ok();
+    let run = cli.run(&[&store_args[..], &["doctor", "--deep"]].concat()).fails_with(1);
+    assert!(run.stdout.contains("FAIL  deep: 1 sealed version(s) do not open"), "{run:?}");
+    assert!(run.stdout.contains("default/svc/one v1"), "{run:?}");
+}
