@@ -12,7 +12,7 @@ mod transitions;
 
 use clap::ArgMatches;
 use credential::DynManaged;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::exit::Outcome;
 use crate::globals::Globals;
@@ -47,8 +47,8 @@ fn id(args: &ArgMatches) -> &str {
     args.get_one::<String>("id").map_or("", String::as_str)
 }
 
-/// A credential handle as one line and as JSON.
-fn report(handle: &DynManaged, verb: &str) -> (String, Value) {
+/// Prints what a command did to a credential: one line, or its JSON.
+fn print_handle(globals: &Globals, handle: &DynManaged, verb: &str) {
     let human = format!(
         "{verb} {} ({}): {}, version {}",
         handle.id(),
@@ -63,5 +63,5 @@ fn report(handle: &DynManaged, verb: &str) -> (String, Value) {
         "revision": handle.revision(),
         "version": handle.version(),
     });
-    (human, value)
+    globals.output.either(&human, &value);
 }

@@ -39,6 +39,22 @@ impl Output {
         let _ = writeln!(stdout, "{text}");
     }
 
+    /// Prints `items`: a JSON array of `json(item)` under `--json`, else a table of `row(item)`
+    /// under `headers`.
+    pub(crate) fn items<T>(
+        self,
+        items: &[T],
+        headers: &[&str],
+        row: impl Fn(&T) -> Vec<String>,
+        json: impl Fn(&T) -> Value,
+    ) {
+        if self.json {
+            self.json(&Value::Array(items.iter().map(json).collect()));
+        } else {
+            self.table(headers, &items.iter().map(row).collect::<Vec<_>>());
+        }
+    }
+
     /// Prints rows under headers, columns aligned.
     pub(crate) fn table(self, headers: &[&str], rows: &[Vec<String>]) {
         let mut widths: Vec<usize> = headers.iter().map(|header| header.len()).collect();

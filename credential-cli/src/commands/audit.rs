@@ -2,7 +2,7 @@
 
 use clap::ArgMatches;
 use credential::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSummary, Utc};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::duration_arg;
 use crate::exit::{Failure, Outcome, Status};
@@ -66,33 +66,22 @@ pub(super) async fn run(globals: &Globals, args: &ArgMatches) -> Outcome {
         }
         _ => {
             let events = events(globals, &opened, args).await?;
-            if output.is_json() {
-                let events: Vec<Value> = events.iter().map(|event| json!(event)).collect();
-                output.json(&Value::Array(events));
-            } else {
-                let rows: Vec<Vec<String>> = events
-                    .iter()
-                    .map(|event| {
-                        vec![
-                            time(Some(event.time)),
-                            event.principal.to_string(),
-                            event.action.to_string(),
-                            event.credential.to_string(),
-                            event.version.map_or_else(|| "-".to_owned(), |v| v.to_string()),
-                            event.outcome.as_str().to_owned(),
-                            event
-                                .reason
-                                .clone()
-                                .or_else(|| event.error.clone())
-                                .unwrap_or_default(),
-                        ]
-                    })
-                    .collect();
-                output.table(
-                    &["TIME", "PRINCIPAL", "ACTION", "CREDENTIAL", "VERSION", "OUTCOME", "NOTE"],
-                    &rows,
-                );
-            }
+            output.items(
+                &events,
+                &["TIME", "PRINCIPAL", "ACTION", "CREDENTIAL", "VERSION", "OUTCOME", "NOTE"],
+                |event| {
+                    vec![
+                        time(Some(event.time)),
+                        event.principal.to_string(),
+                        event.action.to_string(),
+                        event.credential.to_string(),
+                        event.version.map_or_else(|| "-".to_owned(), |v| v.to_string()),
+                        event.outcome.as_str().to_owned(),
+                        event.reason.clone().or_else(|| event.error.clone()).unwrap_or_default(),
+                    ]
+                },
+                |event| json!(event),
+            );
         }
     }
     Ok(())

@@ -2,7 +2,7 @@
 
 use clap::ArgMatches;
 
-use super::{id, report};
+use super::{id, print_handle};
 use crate::exit::{Failure, Outcome, Status};
 use crate::field_input::Given;
 use crate::globals::Globals;
@@ -27,8 +27,7 @@ pub(super) async fn put(globals: &Globals, args: &ArgMatches) -> Outcome {
         handle = handle.activate().await?;
         verb = "created and activated";
     }
-    let (human, value) = report(&handle, verb);
-    globals.output.either(&human, &value);
+    print_handle(globals, &handle, verb);
     Ok(())
 }
 
@@ -46,7 +45,6 @@ pub(super) async fn rotate(globals: &Globals, args: &ArgMatches) -> Outcome {
         handle = handle.commit().await?;
         verb = "rotated";
     }
-    let (human, value) = report(&handle, verb);
-    globals.output.either(&human, &value);
+    print_handle(globals, &handle, verb);
     Ok(())
 }

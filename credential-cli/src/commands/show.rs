@@ -113,30 +113,10 @@ pub(super) async fn list(globals: &Globals, args: &ArgMatches) -> Outcome {
         });
     }
     metas.sort_by(|a, b| a.id.cmp(&b.id));
-    let output = globals.output;
-    if output.is_json() {
-        let items: Vec<Value> = metas
-            .iter()
-            .map(|meta| {
-                json!({
-                    "id": meta.id,
-                    "kind": meta.kind,
-                    "state": meta.state.as_str(),
-                    "revision": meta.revision,
-                    "created_at": meta.created_at,
-                    "updated_at": meta.updated_at,
-                    "expires_at": meta.expires_at,
-                    "key_id": meta.key_id,
-                    "reauth_required": meta.refresh.reauth_required,
-                })
-            })
-            .collect();
-        output.json(&Value::Array(items));
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = metas
-        .iter()
-        .map(|meta| {
+    globals.output.items(
+        &metas,
+        &["ID", "KIND", "STATE", "EXPIRES", "UPDATED"],
+        |meta| {
             vec![
                 meta.id.clone(),
                 meta.kind.clone(),
@@ -144,42 +124,46 @@ pub(super) async fn list(globals: &Globals, args: &ArgMatches) -> Outcome {
                 time(meta.expires_at),
                 time(Some(meta.updated_at)),
             ]
-        })
-        .collect();
-    output.table(&["ID", "KIND", "STATE", "EXPIRES", "UPDATED"], &rows);
+        },
+        |meta| {
+            json!({
+                "id": meta.id,
+                "kind": meta.kind,
+                "state": meta.state.as_str(),
+                "revision": meta.revision,
+                "created_at": meta.created_at,
+                "updated_at": meta.updated_at,
+                "expires_at": meta.expires_at,
+                "key_id": meta.key_id,
+                "reauth_required": meta.refresh.reauth_required,
+            })
+        },
+    );
     Ok(())
 }
 
 pub(super) async fn history(globals: &Globals, args: &ArgMatches) -> Outcome {
     let manager = globals.manager().await?;
     let versions = manager.history(id(args)).await?;
-    let output = globals.output;
-    if output.is_json() {
-        let items: Vec<Value> = versions
-            .iter()
-            .map(|info| {
-                json!({
-                    "version": info.version,
-                    "state": info.state.as_str(),
-                    "created_at": info.created_at,
-                    "changed_at": info.changed_at,
-                })
-            })
-            .collect();
-        output.json(&Value::Array(items));
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = versions
-        .iter()
-        .map(|info| {
+    globals.output.items(
+        &versions,
+        &["VERSION", "STATE", "CREATED", "CHANGED"],
+        |info| {
             vec![
                 info.version.to_string(),
                 info.state.to_string(),
                 time(Some(info.created_at)),
                 time(Some(info.changed_at)),
             ]
-        })
-        .collect();
-    output.table(&["VERSION", "STATE", "CREATED", "CHANGED"], &rows);
+        },
+        |info| {
+            json!({
+                "version": info.version,
+                "state": info.state.as_str(),
+                "created_at": info.created_at,
+                "changed_at": info.changed_at,
+            })
+        },
+    );
     Ok(())
 }

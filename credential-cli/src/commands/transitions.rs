@@ -2,7 +2,7 @@
 
 use clap::ArgMatches;
 
-use super::{id, report};
+use super::{id, print_handle};
 use crate::exit::Outcome;
 use crate::globals::Globals;
 
@@ -21,7 +21,6 @@ pub(super) async fn run(globals: &Globals, name: &str, args: &ArgMatches) -> Out
             (handle.revoke(reason).await?, "revoked")
         }
     };
-    let (human, value) = report(&handle, verb);
-    globals.output.either(&human, &value);
+    print_handle(globals, &handle, verb);
     Ok(())
 }
