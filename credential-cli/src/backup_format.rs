@@ -214,7 +214,9 @@ mod tests {
 
     #[test]
     fn anything_else_is_refused_as_not_a_backup() {
-        for bad in [&b"{}"[..], b"not json", br#"{"format":"other","version":1,"environment":"x","exported_at":"2026-01-01T00:00:00Z","credentials":[]}"#] {
+        let other = br#"{"format":"other","version":1,"environment":"x",
+            "exported_at":"2026-01-01T00:00:00Z","credentials":[]}"#;
+        for bad in [&b"{}"[..], b"not json", other] {
             let Err(failure) = decode(bad) else { panic!("accepted") };
             assert_eq!(failure.status, Status::Integrity);
         }

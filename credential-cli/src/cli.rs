@@ -147,9 +147,11 @@ fn init() -> Command {
 fn put() -> Command {
     Command::new("put")
         .about("Create a credential as a draft")
-        .after_help(
-            "Example:\n  printf %s \"$TOKEN\" | cred put bearer_token ci/deploy --set token=- --activate",
-        )
+        .after_help(format!(
+            "Example:\n  \
+             printf %s \"$TOKEN\" | cred put bearer_token ci/deploy --set token=- --activate\n\n{}",
+            kinds_help()
+        ))
         .arg(Arg::new("kind").required(true).value_name("KIND").help("The kind, e.g. api_key"))
         .arg(id_arg())
         .arg(set_arg())
@@ -159,6 +161,41 @@ fn put() -> Command {
                 .action(ArgAction::SetTrue)
                 .help("Activate it at once"),
         )
+}
+
+/// The built-in kinds and their fields, secret ones marked.
+fn kinds_help() -> String {
+    use credential::kinds::{
+        ApiKey, Aws, BasicAuth, BearerToken, Certificate, Database, OAuth2Client, OAuth2Token,
+        SshKey,
+    };
+    use credential::{Credential, FieldSchema};
+    fn line<C: Credential>() -> String {
+        let fields: Vec<String> =
+            C::FIELDS
+                .iter()
+                .map(|field: &FieldSchema| {
+                    if field.is_secret() {
+                        format!("{}*", field.name)
+                    } else {
+                        field.name.to_owned()
+                    }
+                })
+                .collect();
+        format!("  {:<14}{}", C::KIND, fields.join(" "))
+    }
+    let lines = [
+        line::<ApiKey>(),
+        line::<Aws>(),
+        line::<BasicAuth>(),
+        line::<BearerToken>(),
+        line::<Certificate>(),
+        line::<Database>(),
+        line::<OAuth2Client>(),
+        line::<OAuth2Token>(),
+        line::<SshKey>(),
+    ];
+    format!("Built-in kinds and their fields (* secret):\n{}", lines.join("\n"))
 }
 
 fn get() -> Command {

@@ -56,7 +56,8 @@ impl KeySource {
                     return Err(Failure::new(
                         Status::Integrity,
                         "wrong_passphrase",
-                        "wrong passphrase: it derives another key than the one this store was set up with",
+                        "wrong passphrase: it derives another key than the one this store was set \
+                         up with",
                     ));
                 }
                 Ok(ring)

@@ -159,3 +159,25 @@ fn list_filters_and_expiring_soon() {
     let doctor = cli.run(&["doctor"]).ok();
     assert!(doctor.stdout.contains("warn  hygiene: aws/soon expires"), "{doctor:?}");
 }
+
+#[test]
+fn an_ssh_key_goes_in_from_its_file() {
+    let cli = Cli::initialized("ssh");
+    let key = cli.path("id_ed25519");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "deploy", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let put = ["put", "ssh_key", "deploy/ssh", "--set", "private_key=@id_ed25519", "--activate"];
+    cli.run(&put).ok();
+    let shown = cli.run(&["--json", "get", "deploy/ssh"]).ok().json();
+    assert_eq!(shown["fields"]["private_key"]["secret"], true);
+    let revealed = cli.run(&["get", "deploy/ssh", "--reveal", "-f", "private_key"]).ok();
+    let original = std::fs::read_to_string(&key).unwrap();
+    assert_eq!(revealed.stdout.trim_end(), original.trim_end());
+    // Not a key at all: invalid, exit 5.
+    std::fs::write(cli.path("junk"), "not a key").unwrap();
+    cli.run(&["put", "ssh_key", "deploy/junk", "--set", "private_key=@junk"]).fails_with(5);
+}

@@ -22,7 +22,8 @@ pub(super) async fn run(globals: &Globals, args: &ArgMatches) -> Outcome {
                 return Err(Failure::new(
                     Status::Failed,
                     "unsupported",
-                    "this store's audit table has no hash chain; only a JSONL trail (--audit-file) can be verified",
+                    "this store's audit table has no hash chain; only a JSONL trail \
+                     (--audit-file) can be verified",
                 ));
             };
             let report = trail.verify().await?;

@@ -85,7 +85,8 @@ fn encryptor(args: &ArgMatches) -> Outcome<Encryptor> {
     }
     if recipients.is_empty() {
         return Err(Failure::usage(
-            "say whom the backup is for: --recipient AGE1..., --recipients-file PATH, or --passphrase",
+            "say whom the backup is for: --recipient AGE1..., --recipients-file PATH, or \
+             --passphrase",
         ));
     }
     Encryptor::with_recipients(recipients.iter().map(|recipient| recipient as &dyn Recipient))

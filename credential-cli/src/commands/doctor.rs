@@ -31,6 +31,16 @@ enum Level {
     Fail,
 }
 
+impl Level {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Warn => "warn",
+            Self::Fail => "fail",
+        }
+    }
+}
+
 struct Check {
     name: &'static str,
     level: Level,
@@ -67,7 +77,7 @@ impl Report {
                 .map(|check| {
                     json!({
                         "check": check.name,
-                        "status": match check.level { Level::Ok => "ok", Level::Warn => "warn", Level::Fail => "fail" },
+                        "status": check.level.as_str(),
                         "detail": check.detail,
                         "fix": check.fix,
                     })
@@ -78,9 +88,8 @@ impl Report {
         }
         for check in &self.checks {
             let level = match check.level {
-                Level::Ok => "ok  ",
-                Level::Warn => "warn",
-                Level::Fail => "FAIL",
+                Level::Fail => "FAIL".to_owned(),
+                level => format!("{:<4}", level.as_str()),
             };
             output.line(&format!("{level}  {}: {}", check.name, check.detail));
             if let Some(fix) = &check.fix {
@@ -223,7 +232,9 @@ async fn check_keys_in_use(
     match in_use {
         Ok(keys) => {
             let held: BTreeSet<String> = ring.ids().map(ToString::to_string).collect();
-            let missing: Vec<&String> = keys.iter().filter(|key| !held.contains(*key)).collect();
+            let missing: Vec<&str> =
+                keys.iter().filter(|key| !held.contains(*key)).map(String::as_str).collect();
+            let missing = missing.join(", ");
             if missing.is_empty() {
                 report.ok(
                     "master key",
@@ -232,8 +243,9 @@ async fn check_keys_in_use(
             } else {
                 report.fail(
                     "master key",
-                    format!("credentials are sealed under key(s) the ring lacks: {}", missing.iter().map(|key| key.as_str()).collect::<Vec<_>>().join(", ")),
-                    "use the key file those credentials were sealed with; after a `cred rekey`, the new key",
+                    format!("credentials are sealed under key(s) the ring lacks: {missing}"),
+                    "use the key file those credentials were sealed with; after a `cred rekey`, \
+                     the new key",
                 );
             }
         }

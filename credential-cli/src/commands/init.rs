@@ -13,7 +13,10 @@ pub(super) async fn run(globals: &Globals, args: &ArgMatches) -> Outcome {
     location.prepare()?;
     let (ring, key) = if args.get_flag("passphrase") {
         let kdf_file = globals.kdf_file()?.ok_or_else(|| {
-            Failure::usage("this store keeps no files beside it: give --kdf-file PATH for the passphrase's salt and cost")
+            Failure::usage(
+                "this store keeps no files beside it: give --kdf-file PATH for the passphrase's \
+                 salt and cost",
+            )
         })?;
         let ring = create_passphrase_key(&kdf_file).await?;
         (ring, format!("passphrase (salt and cost in {})", kdf_file.display()))
