@@ -106,6 +106,11 @@ impl Failure {
         Self { status, code, message: message.into() }
     }
 
+    /// A file or stream `what` that could not be `doing`: exit 1, naming it, never its content.
+    pub(crate) fn io(what: impl fmt::Display, doing: &str, error: &std::io::Error) -> Self {
+        Self::new(Status::Failed, "io", format!("cannot {doing} {what}: {error}"))
+    }
+
     pub(crate) fn exit_code(&self) -> ExitCode {
         ExitCode::from(self.status.code())
     }

@@ -9,7 +9,6 @@ use credential::{ExposeSecret, FieldSchema, FieldValues, Manager, RevealedField,
 use zeroize::Zeroizing;
 
 use crate::exit::{Failure, Outcome, Status};
-use crate::key_source::io_failure;
 use crate::prompt;
 
 /// The field values given on the command line for a kind, secrets already read from where they
@@ -113,15 +112,16 @@ fn read_secret(name: &str, source: &str, stdin_taken: &mut bool) -> Outcome<Secr
             return Err(Failure::usage("only one field can be read from standard input"));
         }
         let mut text = Zeroizing::new(String::new());
-        std::io::stdin().read_to_string(&mut text).map_err(|error| {
-            Failure::new(Status::Failed, "io", format!("cannot read standard input: {error}"))
-        })?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|error| Failure::io("standard input", "read", &error))?;
         return Ok(without_final_newline(&text));
     }
     if let Some(path) = source.strip_prefix('@') {
         let path = Path::new(path);
         let text = Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|error| io_failure(path, "read", &error))?,
+            std::fs::read_to_string(path)
+                .map_err(|error| Failure::io(path.display(), "read", &error))?,
         );
         return Ok(without_final_newline(&text));
     }

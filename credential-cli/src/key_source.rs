@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use credential::{KdfParams, KdfSettings, KeyRing, MasterKey};
 
 use crate::exit::{Failure, Outcome, Status};
+use crate::files::write_private;
 use crate::prompt;
 
 /// The master key's source, as the command line names it.
@@ -78,8 +79,8 @@ impl PassphraseKey {
     const KEY_ID: &'static str = "key-id ";
 
     fn read(path: &Path) -> Outcome<Self> {
-        let text =
-            std::fs::read_to_string(path).map_err(|error| io_failure(path, "read", &error))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| Failure::io(path.display(), "read", &error))?;
         let unreadable = || {
             Failure::new(
                 Status::Integrity,
@@ -132,23 +133,4 @@ pub(crate) async fn create_passphrase_key(kdf_file: &Path) -> Outcome<KeyRing> {
     let stored = PassphraseKey { settings, key_id: ring.current_id().to_string() };
     write_private(kdf_file, stored.text().as_bytes())?;
     Ok(ring)
-}
-
-/// Writes `bytes` to a new file at `path`, mode 0600.
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Outcome {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|error| io_failure(path, "create", &error))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|error| io_failure(path, "write", &error))
-}
-
-pub(crate) fn io_failure(path: &Path, doing: &str, error: &std::io::Error) -> Failure {
-    Failure::new(Status::Failed, "io", format!("cannot {doing} {}: {error}", path.display()))
 }

@@ -9,6 +9,7 @@ mod commands;
 mod duration_arg;
 mod exit;
 mod field_input;
+mod files;
 mod globals;
 mod key_source;
 mod output;

@@ -7,7 +7,7 @@ use credential::{ExposeSecret, SecretString};
 use rustix::termios::{LocalModes, OptionalActions, Termios, tcgetattr, tcsetattr};
 use zeroize::Zeroizing;
 
-use crate::exit::{Failure, Outcome, Status};
+use crate::exit::{Failure, Outcome};
 
 /// Whether there is someone at a terminal to ask (standard input is one).
 pub(crate) fn interactive() -> bool {
@@ -21,9 +21,8 @@ pub(crate) fn secret(question: &str) -> Outcome<Option<SecretString>> {
             "{question} is needed, and standard input is not a terminal to ask it at"
         )));
     }
-    let answer = ask_without_echo(question).map_err(|error| {
-        Failure::new(Status::Failed, "io", format!("cannot ask at the terminal: {error}"))
-    })?;
+    let answer = ask_without_echo(question)
+        .map_err(|error| Failure::io("the terminal", "ask at", &error))?;
     Ok((!answer.expose_secret().is_empty()).then_some(answer))
 }
 

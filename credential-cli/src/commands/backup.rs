@@ -19,8 +19,8 @@ use zeroize::Zeroizing;
 
 use crate::backup_format;
 use crate::exit::{Failure, Outcome, Status};
+use crate::files::write_private;
 use crate::globals::Globals;
-use crate::key_source::{io_failure, write_private};
 use crate::prompt;
 
 pub(super) async fn export(globals: &Globals, args: &ArgMatches) -> Outcome {
@@ -50,9 +50,10 @@ pub(super) async fn export(globals: &Globals, args: &ArgMatches) -> Outcome {
     let encrypted = encrypt(encryptor, &document, armor)?;
     match output_path {
         Some(path) => write_private(path, &encrypted)?,
-        None => std::io::stdout().lock().write_all(&encrypted).map_err(|error| {
-            Failure::new(Status::Failed, "io", format!("cannot write standard output: {error}"))
-        })?,
+        None => std::io::stdout()
+            .lock()
+            .write_all(&encrypted)
+            .map_err(|error| Failure::io("standard output", "write", &error))?,
     }
     let human = format!("exported {} credential(s)", metas.len());
     if output_path.is_some() {
@@ -75,8 +76,8 @@ fn encryptor(args: &ArgMatches) -> Outcome<Encryptor> {
     }
     for file in args.get_many::<String>("recipients-file").into_iter().flatten() {
         let path = Path::new(file);
-        let text =
-            std::fs::read_to_string(path).map_err(|error| io_failure(path, "read", &error))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| Failure::io(path.display(), "read", &error))?;
         for line in
             text.lines().map(str::trim).filter(|line| !line.is_empty() && !line.starts_with('#'))
         {
@@ -171,12 +172,12 @@ async fn import_all(
 fn read_input(file: &str) -> Outcome<Vec<u8>> {
     let mut bytes = Vec::new();
     if file == "-" {
-        std::io::stdin().read_to_end(&mut bytes).map_err(|error| {
-            Failure::new(Status::Failed, "io", format!("cannot read standard input: {error}"))
-        })?;
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .map_err(|error| Failure::io("standard input", "read", &error))?;
     } else {
         let path = Path::new(file);
-        bytes = std::fs::read(path).map_err(|error| io_failure(path, "read", &error))?;
+        bytes = std::fs::read(path).map_err(|error| Failure::io(path.display(), "read", &error))?;
     }
     Ok(bytes)
 }
@@ -207,7 +208,7 @@ fn decrypt(encrypted: &[u8], identity_files: &[PathBuf]) -> Outcome<Zeroizing<Ve
         let mut identities = Vec::new();
         for path in identity_files {
             let file = IdentityFile::from_file(path.display().to_string())
-                .map_err(|error| io_failure(path, "read the identities in", &error))?;
+                .map_err(|error| Failure::io(path.display(), "read the identities in", &error))?;
             identities.extend(file.into_identities().map_err(|_| {
                 Failure::usage(format!("{}: unusable identity file", path.display()))
             })?);

@@ -3,7 +3,7 @@
 use clap::ArgMatches;
 
 use super::{id, print_handle};
-use crate::exit::Outcome;
+use crate::exit::{Failure, Outcome};
 use crate::globals::Globals;
 
 pub(super) async fn run(globals: &Globals, name: &str, args: &ArgMatches) -> Outcome {
@@ -16,10 +16,11 @@ pub(super) async fn run(globals: &Globals, name: &str, args: &ArgMatches) -> Out
             Some(version) => (handle.rollback_to(*version).await?, "restored"),
             None => (handle.rollback().await?, "rolled back"),
         },
-        _ => {
+        "revoke" => {
             let reason = args.get_one::<String>("reason").map_or("", String::as_str);
             (handle.revoke(reason).await?, "revoked")
         }
+        other => return Err(Failure::usage(format!("unknown command `{other}`"))),
     };
     print_handle(globals, &handle, verb);
     Ok(())
