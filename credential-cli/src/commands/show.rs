@@ -21,10 +21,11 @@ struct Shown {
 pub(super) async fn get(globals: &Globals, args: &ArgMatches) -> Outcome {
     let manager = globals.manager().await?;
     let handle = manager.load_dyn(id(args)).await?;
-    let reveal = args.get_flag("reveal");
-    let fields: Vec<Shown> = if reveal {
-        let revealed = handle.reveal().await;
-        revealed?
+    let wanted = args.get_one::<String>("field");
+    let fields: Vec<Shown> = if args.get_flag("reveal") {
+        handle
+            .reveal()
+            .await?
             .into_iter()
             .map(|field| Shown {
                 name: field.name,
@@ -33,18 +34,27 @@ pub(super) async fn get(globals: &Globals, args: &ArgMatches) -> Outcome {
             })
             .collect()
     } else {
-        let redacted = handle.redacted().await;
-        redacted?
-            .into_iter()
-            .map(|field| Shown {
-                name: field.name,
-                secret: field.secret,
-                value: Zeroizing::new(field.value),
-            })
-            .collect()
+        match handle.redacted().await {
+            Ok(fields) => fields
+                .into_iter()
+                .map(|field| Shown {
+                    name: field.name,
+                    secret: field.secret,
+                    value: Zeroizing::new(field.value),
+                })
+                .collect(),
+            // A kind `cred` was not built with: its metadata is still worth showing.
+            Err(credential::Error::UnknownKind { kind }) if wanted.is_none() => {
+                globals.output.note(&format!(
+                    "the fields of kind `{kind}` are not known to cred; showing the metadata"
+                ));
+                Vec::new()
+            }
+            Err(error) => return Err(error.into()),
+        }
     };
     let output = globals.output;
-    if let Some(wanted) = args.get_one::<String>("field") {
+    if let Some(wanted) = wanted {
         let field = fields.iter().find(|field| field.name == wanted).ok_or_else(|| {
             Failure::new(
                 Status::Invalid,

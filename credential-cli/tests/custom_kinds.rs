@@ -1,0 +1,69 @@
+//! A kind `cred` was not built with, written by the application that defines it: `cred` lists
+//! it, moves it through its lifecycle, shows its metadata, and backs it up and restores it byte
+//! for byte, so the application reads it again after a restore under another master key.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use credential::prelude::*;
+use support::Cli;
+
+#[derive(Credential)]
+#[credential(kind = "webhook")]
+struct Webhook {
+    #[secret]
+    signing_key: SecretString,
+    url: String,
+}
+
+/// The application's manager over the SQLite store `store` (a `sqlite:` URL).
+async fn application(store: &str, key: &std::path::Path) -> Manager {
+    let path = store.strip_prefix("sqlite:").unwrap();
+    Manager::builder()
+        .store(SqliteStore::open(path).await.unwrap())
+        .key_ring(KeyRing::from_file(key).unwrap())
+        .register::<Webhook>()
+        .build()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_kind_cred_does_not_know_is_operated_and_restored_intact() {
+    let cli = Cli::initialized("custom-kind");
+    let app = application(&cli.store, &cli.key_file).await;
+    let hook =
+        Webhook { signing_key: "whsec_custom_canary".into(), url: "https://h.example".into() };
+    app.create("hooks/in", hook).await.unwrap();
+    drop(app);
+
+    let listed = cli.run(&["--json", "list"]).ok().json();
+    assert_eq!(listed[0]["kind"], "webhook");
+    assert_eq!(cli.run(&["--json", "activate", "hooks/in"]).ok().json()["state"], "active");
+    let shown = cli.run(&["--json", "get", "hooks/in"]).ok();
+    assert_eq!(shown.json()["state"], "active");
+    assert!(shown.stderr.contains("not known to cred"));
+    // Its fields cannot be revealed or rotated from here: exit 5, nothing shown.
+    let revealed = cli.run(&["get", "hooks/in", "--reveal"]).fails_with(5);
+    assert!(!revealed.all().contains("whsec_custom_canary"));
+    cli.run(&["rotate", "hooks/in", "--set", "url=https://x.example"]).fails_with(5);
+
+    // Backed up and restored under a new key, the application reads it as before.
+    let identity = cli.path("id.txt");
+    std::process::Command::new("age-keygen").arg("-o").arg(&identity).output().unwrap();
+    let recipient = std::process::Command::new("age-keygen").arg("-y").arg(&identity).output();
+    let recipient = String::from_utf8(recipient.unwrap().stdout).unwrap();
+    let backup = cli.path("b.age");
+    cli.run(&["export", "-r", recipient.trim(), "-o", backup.to_str().unwrap()]).ok();
+    let store = format!("sqlite:{}", cli.path("restored/credentials.db").display());
+    let key = cli.path("restored.key");
+    let other = ["--store", store.as_str(), "--key-file", key.to_str().unwrap()];
+    cli.run(&[&other[..], &["init"]].concat()).ok();
+    let import = ["import", backup.to_str().unwrap(), "-i", identity.to_str().unwrap()];
+    cli.run(&[&other[..], &import[..]].concat()).ok();
+    let restored = application(&store, &key).await;
+    let ctx = restored.context(Principal::named("app"));
+    let hook = ctx.get::<Webhook>("hooks/in").await.unwrap();
+    assert_eq!(hook.signing_key.expose_secret(), "whsec_custom_canary");
+    assert_eq!(hook.url, "https://h.example");
+}
