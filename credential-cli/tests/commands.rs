@@ -181,3 +181,18 @@ fn an_ssh_key_goes_in_from_its_file() {
     std::fs::write(cli.path("junk"), "not a key").unwrap();
     cli.run(&["put", "ssh_key", "deploy/junk", "--set", "private_key=@junk"]).fails_with(5);
 }
+
+#[test]
+fn a_trail_that_cannot_be_written_stops_the_command_with_exit_8() {
+    let cli = Cli::initialized("audit-failure");
+    cli.run_with_input(&["put", "api_key", "kept", "--set", "key=-"], b"sk_kept_canary").ok();
+    let full = ["--audit-file", "/dev/full"];
+    let put = [&full[..], &["put", "api_key", "new", "--set", "key=-"]].concat();
+    let refused = cli.run_with_input(&put, b"sk_new").fails_with(8);
+    assert!(refused.stderr.contains("audit failed"), "{refused:?}");
+    cli.run(&["get", "new"]).fails_with(3);
+    // A reveal the trail cannot record shows nothing.
+    let reveal = [&full[..], &["get", "kept", "--reveal"]].concat();
+    let refused = cli.run(&reveal).fails_with(8);
+    assert!(!refused.all().contains("sk_kept_canary"), "{refused:?}");
+}

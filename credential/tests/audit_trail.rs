@@ -7,7 +7,7 @@ mod support;
 use credential::prelude::*;
 use credential::{
     AuditAction, AuditOutcome, AuditQuery, AuditSink, Error, JsonlAuditSink, SqliteAuditSink,
-    SqliteStore,
+    SqliteStore, Store,
 };
 use support::scratch_dir;
 
@@ -278,4 +278,23 @@ async fn read_events_reach_durable_sinks_without_waiting_for_them() {
         let summary = sink.summary(&AuditQuery::all().action(AuditAction::Read)).await.unwrap();
         assert_eq!(summary.by_credential.get("api/key"), Some(&1_000));
     }
+}
+
+#[tokio::test]
+async fn a_trail_that_cannot_be_written_refuses_the_mutation_as_an_audit_failure() {
+    // Every write to /dev/full fails with "no space left on device".
+    let store = std::sync::Arc::new(MemoryStore::new());
+    let manager = Manager::builder()
+        .store(std::sync::Arc::clone(&store))
+        .key_ring(KeyRing::generate().unwrap())
+        .audit(JsonlAuditSink::open("/dev/full").unwrap())
+        .build()
+        .await
+        .unwrap();
+    let created = manager.create("stripe", ApiKey { key: "sk_live_1".into() }).await;
+    let Err(Error::Audit { reason }) = created else { panic!("created without an audit trail") };
+    assert!(reason.contains("No space left"), "{reason}");
+    assert!(store.get("default/stripe").await.unwrap().is_none(), "nothing was written");
+    // Reads are refused too while the trail fails (fail closed).
+    assert!(matches!(manager.load_dyn("stripe").await, Err(Error::AuditBackpressure)));
 }

@@ -53,6 +53,8 @@ pub(super) async fn get(globals: &Globals, args: &ArgMatches) -> Outcome {
             Err(error) => return Err(error.into()),
         }
     };
+    // Whoever sees a value, the trail says so first: written before anything is printed.
+    globals.flush_audit().await?;
     let output = globals.output;
     if let Some(wanted) = wanted {
         let field = fields.iter().find(|field| field.name == wanted).ok_or_else(|| {

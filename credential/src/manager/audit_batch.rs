@@ -239,8 +239,16 @@ fn run_writer(shared: &Shared, mut target: impl BatchTarget) {
                 }
                 let closed = state.closed;
                 drop(state);
+                // A lasting failure (a full disk, a refused write) reaches the waiter as the audit
+                // failing, the trait's promise; a transient one (a dropped connection) keeps its
+                // kind, so that the caller knows a retry can help.
+                let failure = if error.is_transient() || matches!(error, Error::Audit { .. }) {
+                    error.clone()
+                } else {
+                    Error::Audit { reason: error.to_string() }
+                };
                 for done in waiters {
-                    let _ = done.send(Err(error.clone()));
+                    let _ = done.send(Err(failure.clone()));
                 }
                 let state = shared.state();
                 let _ = shared.wake.wait_timeout(state, backoff);
