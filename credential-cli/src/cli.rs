@@ -93,7 +93,7 @@ fn global_args() -> Vec<Arg> {
             .env("CRED_PRINCIPAL")
             .value_name("NAME")
             .global(true)
-            .help("Who the audit trail names [default: user:$USER, else `operator`]"),
+            .help("Who the audit trail names [default: user:<login name>]"),
         Arg::new("audit-file")
             .long("audit-file")
             .env("CRED_AUDIT_FILE")

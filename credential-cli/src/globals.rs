@@ -32,10 +32,7 @@ impl Globals {
             matches.get_one::<String>("store").map(|url| StoreLocation::parse(url)).transpose()?;
         let principal = match matches.get_one::<String>("principal") {
             Some(principal) => principal.clone(),
-            None => ["USER", "LOGNAME"]
-                .iter()
-                .find_map(|var| std::env::var(var).ok().filter(|user| !user.is_empty()))
-                .map_or_else(|| "operator".to_owned(), |user| format!("user:{user}")),
+            None => format!("user:{}", user_name()),
         };
         Ok(Self {
             location,
@@ -106,5 +103,41 @@ impl Globals {
             .build()
             .await?;
         Ok(manager)
+    }
+}
+
+/// Who runs the command: `$USER`, else `$LOGNAME`, else the name `/etc/passwd` gives the real
+/// user id, else the id itself.
+fn user_name() -> String {
+    let from_env = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|n| !n.is_empty()));
+    if let Some(name) = from_env {
+        return name;
+    }
+    let uid = rustix::process::getuid().as_raw();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    name_of(&passwd, uid).unwrap_or_else(|| uid.to_string())
+}
+
+/// The name of user `uid` in the text of `/etc/passwd`.
+fn name_of(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id = fields.nth(1)?.parse::<u32>().ok()?;
+        (id == uid && !name.is_empty()).then(|| name.to_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_user_id_is_named_from_the_password_file() {
+        let passwd =
+            "root:x:0:0:root:/root:/bin/bash\n# comment\nops:x:1001:1001::/home/ops:/bin/sh\n";
+        assert_eq!(super::name_of(passwd, 1001).as_deref(), Some("ops"));
+        assert_eq!(super::name_of(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(super::name_of(passwd, 7), None);
     }
 }
