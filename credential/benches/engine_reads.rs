@@ -1,0 +1,182 @@
+//! Cached reads the way a workflow engine makes them, next to a bare map read the same way:
+//! a fresh `Context` per read, a policy of 100 grants, every read audited to a durable (JSONL)
+//! sink, 10,000 credentials read in a scattered order, one thread per core. Goal (issue "hot
+//! paths"): ≤ 2× the bare `HashMap` get + `Arc` clone.
+//!
+//! The figure is wall time over all threads divided by the reads: the cost per read at full
+//! load. A read the audit queue refuses (its writer is behind) is retried, so the figure is the
+//! sustained cost, audit included.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use credential::prelude::*;
+use credential::{
+    AccessPolicy, AuditSink, CacheConfig, Error, Grant, JsonlAuditSink, MemoryAuditSink,
+    MemoryStore,
+};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+#[derive(Credential)]
+#[credential(kind = "github")]
+struct GitHub {
+    #[secret]
+    token: SecretString,
+    username: String,
+}
+
+const IDS: usize = 10_000;
+
+fn github() -> GitHub {
+    GitHub { token: "ghp_0123456789abcdef0123456789abcdef0123".into(), username: "octo".into() }
+}
+
+fn policy() -> AccessPolicy {
+    let mut policy = AccessPolicy::new().grant(Grant::admin("operator", "*"));
+    for team in 0..98 {
+        policy = policy
+            .grant(Grant::read(&format!("workflow/team-{team}:*"), &format!("team-{team}/*")));
+    }
+    policy.grant(Grant::read("workflow/engine:*", "github/*"))
+}
+
+/// The `n`-th id a thread reads: scattered over all of them, differently per thread.
+fn scattered(ids: &[String], thread: usize, n: u64) -> &str {
+    let n = usize::try_from(n).unwrap_or_default();
+    &ids[(n.wrapping_mul(7_919) + thread * 1_237) % ids.len()]
+}
+
+/// Runs `reads(state, thread, count)` with `count = iters / threads` on each of `threads`
+/// threads, each with the state `prepare` makes before the clock starts; returns the wall time.
+fn on_threads<S>(
+    threads: usize,
+    iters: u64,
+    prepare: impl Fn() -> S + Sync,
+    reads: impl Fn(&S, usize, u64) + Sync,
+) -> Duration {
+    let per_thread = iters.div_ceil(threads as u64);
+    let barrier = Barrier::new(threads + 1);
+    std::thread::scope(|scope| {
+        for thread in 0..threads {
+            let (barrier, prepare, reads) = (&barrier, &prepare, &reads);
+            scope.spawn(move || {
+                let state = prepare();
+                barrier.wait();
+                reads(&state, thread, per_thread);
+                barrier.wait();
+            });
+        }
+        barrier.wait();
+        let started = Instant::now();
+        barrier.wait();
+        started.elapsed()
+    })
+}
+
+/// `count` reads of scattered ids, each through a context made for it, as engines read.
+async fn read_scattered(manager: &Manager, ids: &[String], thread: usize, count: u64) {
+    for n in 0..count {
+        let ctx = manager.context(Principal::new("workflow/engine", "action/read"));
+        let id = scattered(ids, thread, n);
+        loop {
+            match ctx.get::<GitHub>(id).await {
+                Ok(github) => {
+                    black_box(github);
+                    break;
+                }
+                // The audit writer is behind: the read is refused; retry, as a caller would.
+                Err(Error::AuditBackpressure) => std::thread::yield_now(),
+                Err(other) => panic!("{other}"),
+            }
+        }
+    }
+}
+
+fn engine_reads(c: &mut Criterion) {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let setup = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let dir = std::env::temp_dir().join(format!("credential-bench-engine-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let ring = KeyRing::generate().unwrap();
+    let ids: Vec<String> = (0..IDS).map(|n| format!("github/{n:05}")).collect();
+    let readers = setup.block_on(async {
+        let writer = Manager::builder()
+            .store(Arc::clone(&store))
+            .key_ring(ring.clone())
+            .build()
+            .await
+            .unwrap();
+        for id in &ids {
+            writer.create(id, github()).await.unwrap().activate().await.unwrap();
+        }
+        let mut readers = Vec::new();
+        let sinks: [Arc<dyn AuditSink>; 2] = [
+            Arc::new(JsonlAuditSink::open(dir.join("audit.jsonl")).unwrap()),
+            Arc::new(MemoryAuditSink::bounded(100_000)),
+        ];
+        for sink in sinks {
+            let reader = Manager::builder()
+                .store(Arc::clone(&store))
+                .key_ring(ring.clone())
+                .access_policy(policy())
+                .audit(sink)
+                .cache(CacheConfig::new(Duration::from_secs(3600), 2 * IDS))
+                .build()
+                .await
+                .unwrap();
+            let ctx = reader.context(Principal::new("workflow/engine", "action/warm"));
+            for id in &ids {
+                ctx.get::<GitHub>(id).await.unwrap();
+            }
+            readers.push(reader);
+        }
+        readers
+    });
+    let map: HashMap<String, Arc<GitHub>> =
+        ids.iter().map(|id| (id.clone(), Arc::new(github()))).collect();
+
+    let mut group = c.benchmark_group(format!("engine_reads_{threads}_threads"));
+    group.bench_function("bare_hashmap_get_clone", |b| {
+        b.iter_custom(|iters| {
+            on_threads(
+                threads,
+                iters,
+                || (),
+                |(), thread, count| {
+                    for n in 0..count {
+                        black_box(Arc::clone(map.get(scattered(&ids, thread, n)).unwrap()));
+                    }
+                },
+            )
+        })
+    });
+    for (name, manager) in
+        ["fresh_context_get_policy_jsonl_sink", "fresh_context_get_policy_memory_sink"]
+            .into_iter()
+            .zip(&readers)
+    {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                on_threads(
+                    threads,
+                    iters,
+                    || tokio::runtime::Builder::new_current_thread().build().unwrap(),
+                    |runtime, thread, count| {
+                        runtime.block_on(read_scattered(manager, &ids, thread, count));
+                    },
+                )
+            })
+        });
+    }
+    group.finish();
+    drop(readers);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, engine_reads);
+criterion_main!(benches);
