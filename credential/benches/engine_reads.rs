@@ -8,17 +8,18 @@
 //! sustained cost, audit included.
 #![allow(missing_docs, clippy::unwrap_used)]
 
+#[path = "support/hundred_grants.rs"]
+mod hundred_grants;
+
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use credential::prelude::*;
-use credential::{
-    AccessPolicy, AuditSink, CacheConfig, Error, Grant, JsonlAuditSink, MemoryAuditSink,
-    MemoryStore,
-};
+use credential::{AuditSink, CacheConfig, Error, JsonlAuditSink, MemoryAuditSink, MemoryStore};
 use criterion::{Criterion, criterion_group, criterion_main};
+use hundred_grants::hundred_grants;
 
 #[derive(Credential)]
 #[credential(kind = "github")]
@@ -32,15 +33,6 @@ const IDS: usize = 10_000;
 
 fn github() -> GitHub {
     GitHub { token: "ghp_0123456789abcdef0123456789abcdef0123".into(), username: "octo".into() }
-}
-
-fn policy() -> AccessPolicy {
-    let mut policy = AccessPolicy::new().grant(Grant::admin("operator", "*"));
-    for team in 0..98 {
-        policy = policy
-            .grant(Grant::read(&format!("workflow/team-{team}:*"), &format!("team-{team}/*")));
-    }
-    policy.grant(Grant::read("workflow/engine:*", "github/*"))
 }
 
 /// The `n`-th id a thread reads: scattered over all of them, differently per thread.
@@ -123,7 +115,7 @@ fn engine_reads(c: &mut Criterion) {
             let reader = Manager::builder()
                 .store(Arc::clone(&store))
                 .key_ring(ring.clone())
-                .access_policy(policy())
+                .access_policy(hundred_grants("workflow/engine:*"))
                 .audit(sink)
                 .cache(CacheConfig::new(Duration::from_secs(3600), 2 * IDS))
                 .build()

@@ -12,6 +12,9 @@
 //!   of entries.
 #![allow(missing_docs, clippy::unwrap_used)]
 
+#[path = "support/hundred_grants.rs"]
+mod hundred_grants;
+
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -19,10 +22,11 @@ use std::sync::Arc;
 use credential::hazmat::{self, SealContext};
 use credential::prelude::*;
 use credential::{
-    AccessPolicy, AuditSink, CacheConfig, Error, Grant, JsonlAuditSink, MemoryAuditSink,
-    MemoryStore, Record, SqliteAuditSink, Store, VersionState,
+    AuditSink, CacheConfig, Error, JsonlAuditSink, MemoryAuditSink, MemoryStore, Record,
+    SqliteAuditSink, Store, VersionState,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
+use hundred_grants::hundred_grants;
 
 #[derive(Credential)]
 #[credential(kind = "github")]
@@ -40,15 +44,6 @@ fn github() -> GitHub {
         username: "octocat".into(),
         expires: None,
     }
-}
-
-fn policy() -> AccessPolicy {
-    let mut policy = AccessPolicy::new().grant(Grant::admin("operator", "*"));
-    for team in 0..98 {
-        policy = policy
-            .grant(Grant::read(&format!("workflow/team-{team}:*"), &format!("team-{team}/*")));
-    }
-    policy.grant(Grant::read("workflow/bench:*", "github/*"))
 }
 
 /// A scratch directory, removed at the end of the run.
@@ -71,7 +66,7 @@ fn gets(c: &mut Criterion) {
             Manager::builder()
                 .store(SqliteStore::open(&db).await.unwrap())
                 .key_ring(ring)
-                .access_policy(policy())
+                .access_policy(hundred_grants("workflow/bench:*"))
                 .audit(audit)
                 .cache(cache)
                 .build()
