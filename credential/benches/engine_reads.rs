@@ -16,23 +16,16 @@ use std::hint::black_box;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use credential::kinds::ApiKey;
 use credential::prelude::*;
 use credential::{AuditSink, CacheConfig, Error, JsonlAuditSink, MemoryAuditSink, MemoryStore};
 use criterion::{Criterion, criterion_group, criterion_main};
 use hundred_grants::hundred_grants;
 
-#[derive(Credential)]
-#[credential(kind = "github")]
-struct GitHub {
-    #[secret]
-    token: SecretString,
-    username: String,
-}
-
 const IDS: usize = 10_000;
 
-fn github() -> GitHub {
-    GitHub { token: "ghp_0123456789abcdef0123456789abcdef0123".into(), username: "octo".into() }
+fn api_key() -> ApiKey {
+    ApiKey::new("sk_live_0123456789abcdef0123456789abcdef".into())
 }
 
 /// The `n`-th id a thread reads: scattered over all of them, differently per thread.
@@ -74,9 +67,9 @@ async fn read_scattered(manager: &Manager, ids: &[String], thread: usize, count:
         let ctx = manager.context(Principal::new("workflow/engine", "action/read"));
         let id = scattered(ids, thread, n);
         loop {
-            match ctx.get::<GitHub>(id).await {
-                Ok(github) => {
-                    black_box(github);
+            match ctx.get::<ApiKey>(id).await {
+                Ok(key) => {
+                    black_box(key);
                     break;
                 }
                 // The audit writer is behind: the read is refused; retry, as a caller would.
@@ -104,7 +97,7 @@ fn engine_reads(c: &mut Criterion) {
             .await
             .unwrap();
         for id in &ids {
-            writer.create(id, github()).await.unwrap().activate().await.unwrap();
+            writer.create(id, api_key()).await.unwrap().activate().await.unwrap();
         }
         let mut readers = Vec::new();
         let sinks: [Arc<dyn AuditSink>; 2] = [
@@ -123,14 +116,14 @@ fn engine_reads(c: &mut Criterion) {
                 .unwrap();
             let ctx = reader.context(Principal::new("workflow/engine", "action/warm"));
             for id in &ids {
-                ctx.get::<GitHub>(id).await.unwrap();
+                ctx.get::<ApiKey>(id).await.unwrap();
             }
             readers.push(reader);
         }
         readers
     });
-    let map: HashMap<String, Arc<GitHub>> =
-        ids.iter().map(|id| (id.clone(), Arc::new(github()))).collect();
+    let map: HashMap<String, Arc<ApiKey>> =
+        ids.iter().map(|id| (id.clone(), Arc::new(api_key()))).collect();
 
     let mut group = c.benchmark_group(format!("engine_reads_{threads}_threads"));
     group.bench_function("bare_hashmap_get_clone", |b| {
