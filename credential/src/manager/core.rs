@@ -335,6 +335,27 @@ impl Core {
         self.ring.open(&context, &version.sealed)
     }
 
+    /// `record` with deprecated `version` restored as a new current version: its payload re-sealed
+    /// as is under the next number, once `check` (which decodes and validates it, for a known
+    /// kind) accepted it and said when it expires. Returns the new record, its version number and
+    /// what `check` made of the payload.
+    pub(crate) fn restored<T>(
+        &self,
+        id: &str,
+        record: &Record,
+        version: u64,
+        check: impl FnOnce(&[u8]) -> Result<(T, Option<DateTime<Utc>>)>,
+    ) -> Result<(Record, u64, T)> {
+        let old = versions::restorable(id, record, version)?;
+        let payload = self.open_raw(id, record, old)?;
+        let (checked, expires_at) = check(&payload)?;
+        let number = versions::next_number(record);
+        let sealed = self.seal(id, number, &record.meta.kind, &payload)?;
+        let restored =
+            versions::with_current(record.clone(), number, sealed, expires_at, self.rules);
+        Ok((restored, number, checked))
+    }
+
     /// When `decoded`, the served version of `record`, expires, and when its refresh falls due
     /// (`None`: nothing refreshes it).
     pub(crate) fn expiry(

@@ -244,19 +244,13 @@ impl<C: Credential> Managed<C, Active> {
     /// destroyed; otherwise as [`activate`](Managed::activate).
     pub async fn rollback_to(self, version: u64) -> Result<Managed<C, Active>> {
         let core = self.manager.core();
-        let old = versions::restorable(&self.id, &self.record, version)?;
-        let decoded = core.open_as(&self.id, &self.record, old, Decoder::of::<C>())?;
-        let restored = decoded.typed::<C>()?;
-        restored.validate()?;
-        let number = versions::next_number(&self.record);
-        let sealed = self.seal(number, &restored)?;
-        let record = versions::with_current(
-            self.record.clone(),
-            number,
-            sealed,
-            restored.expires_at(),
-            core.rules,
-        );
+        let (record, number, restored) =
+            core.restored(&self.id, &self.record, version, |payload| {
+                let restored = Decoder::of::<C>().decode(payload)?.typed::<C>()?;
+                restored.validate()?;
+                let expires_at = restored.expires_at();
+                Ok((restored, expires_at))
+            })?;
         let record = self.save(record, AuditAction::RollbackTo, Some(number), None).await?;
         Ok(self.next(record, restored))
     }

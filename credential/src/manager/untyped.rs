@@ -285,20 +285,13 @@ impl DynManaged {
             return Err(self.wrong_state(LifecycleState::Active));
         }
         let core = self.manager.core();
-        let old = versions::restorable(&self.id, &self.record, version)?;
-        let payload = core.open_raw(&self.id, &self.record, old)?;
-        let expires_at = match core.kinds.decoder(&self.record.meta.kind) {
-            Some(decoder) => {
-                let decoded = decoder.decode(&payload)?;
-                decoder.validate(&decoded)?;
-                decoded.fields.expires_at()
-            }
-            None => None,
-        };
-        let number = versions::next_number(&self.record);
-        let sealed = core.seal(&self.id, number, &self.record.meta.kind, &payload)?;
-        let record =
-            versions::with_current(self.record.clone(), number, sealed, expires_at, core.rules);
+        let decoder = core.kinds.decoder(&self.record.meta.kind);
+        let (record, number, ()) = core.restored(&self.id, &self.record, version, |payload| {
+            let Some(decoder) = decoder else { return Ok(((), None)) };
+            let decoded = decoder.decode(payload)?;
+            decoder.validate(&decoded)?;
+            Ok(((), decoded.fields.expires_at()))
+        })?;
         self.save(record, AuditAction::RollbackTo, Some(number), None).await
     }
 
