@@ -117,25 +117,20 @@ impl Failure {
 }
 
 impl From<Error> for Failure {
+    /// The error's message followed by each cause it does not already say.
     fn from(error: Error) -> Self {
         let mut message = error.to_string();
         let mut source = std::error::Error::source(&error);
         while let Some(cause) = source {
-            let cause = cause.to_string();
-            if !message.contains(&cause) {
+            let text = cause.to_string();
+            if !message.contains(&text) {
                 message.push_str(": ");
-                message.push_str(&cause);
+                message.push_str(&text);
             }
-            source = cause_of(source);
+            source = cause.source();
         }
         Self { status: Status::of(&error), code: error.code(), message }
     }
-}
-
-fn cause_of<'a>(
-    error: Option<&'a (dyn std::error::Error + 'static)>,
-) -> Option<&'a (dyn std::error::Error + 'static)> {
-    error.and_then(std::error::Error::source)
 }
 
 impl fmt::Display for Failure {

@@ -106,12 +106,17 @@ fn find<'a>(kind: &str, fields: &'a [FieldSchema], name: &str) -> Outcome<&'a Fi
 
 /// A secret from `-` (standard input, once) or `@FILE`; anything else is refused without being
 /// repeated.
+/// What reading a secret from standard input reserves.
+const STDIN_RESERVE: usize = 64 * 1024;
+
 fn read_secret(name: &str, source: &str, stdin_taken: &mut bool) -> Outcome<SecretString> {
     if source == "-" {
         if std::mem::replace(stdin_taken, true) {
             return Err(Failure::usage("only one field can be read from standard input"));
         }
-        let mut text = Zeroizing::new(String::new());
+        // Room reserved up front, so the buffer is not reallocated (leaving unwiped copies) for
+        // any ordinary secret.
+        let mut text = Zeroizing::new(String::with_capacity(STDIN_RESERVE));
         std::io::stdin()
             .read_to_string(&mut text)
             .map_err(|error| Failure::io("standard input", "read", &error))?;

@@ -57,15 +57,14 @@ impl Globals {
     }
 
     /// The passphrase key's settings file: `--kdf-file`, else beside the store.
-    pub(crate) fn kdf_file(&self) -> Outcome<Option<PathBuf>> {
-        Ok(self
-            .kdf_file
+    pub(crate) fn kdf_file(&self) -> Option<PathBuf> {
+        self.kdf_file
             .clone()
-            .or_else(|| self.location.as_ref().and_then(StoreLocation::default_kdf_file)))
+            .or_else(|| self.location.as_ref().and_then(StoreLocation::default_kdf_file))
     }
 
     pub(crate) fn key_source(&self) -> Outcome<KeySource> {
-        KeySource::choose(self.key_file.as_deref(), self.key_env.as_deref(), self.kdf_file()?)
+        KeySource::choose(self.key_file.as_deref(), self.key_env.as_deref(), self.kdf_file())
     }
 
     /// Opens the store and its audit trail.

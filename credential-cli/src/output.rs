@@ -2,9 +2,12 @@
 //! progress on standard error. Nothing printed here is a secret unless the operator asked for it
 //! with `--reveal`.
 
+use std::fmt::Write as _;
 use std::io::Write;
 
+use serde::Serialize;
 use serde_json::{Value, json};
+use zeroize::Zeroizing;
 
 use crate::exit::Failure;
 
@@ -23,9 +26,14 @@ impl Output {
         self.json
     }
 
-    /// Prints `value` as one JSON document.
-    pub(crate) fn json(self, value: &Value) {
-        self.line(&value.to_string());
+    /// Prints `value` as one JSON document, written through a buffer that is wiped afterwards
+    /// (it may hold revealed values).
+    pub(crate) fn json(self, value: &impl Serialize) {
+        let mut text = Zeroizing::new(Vec::new());
+        if serde_json::to_writer(&mut *text, value).is_ok() {
+            text.push(b'\n');
+            let _ = std::io::stdout().lock().write_all(&text);
+        }
     }
 
     /// Prints `human` as it is, or `value` as JSON under `--json`.
@@ -55,7 +63,8 @@ impl Output {
         }
     }
 
-    /// Prints rows under headers, columns aligned.
+    /// Prints rows under headers, columns aligned. Each line is laid out in a buffer that is
+    /// wiped afterwards (a cell may hold a revealed value).
     pub(crate) fn table(self, headers: &[&str], rows: &[Vec<String>]) {
         let mut widths: Vec<usize> = headers.iter().map(|header| header.len()).collect();
         for row in rows {
@@ -63,17 +72,17 @@ impl Output {
                 *width = (*width).max(cell.chars().count());
             }
         }
-        let render = |cells: &mut dyn Iterator<Item = &str>| {
-            let line = cells
-                .zip(&widths)
-                .map(|(cell, width)| format!("{cell:<width$}"))
-                .collect::<Vec<_>>()
-                .join("  ");
-            line.trim_end().to_owned()
+        let print = |cells: &mut dyn Iterator<Item = &str>| {
+            let mut line = Zeroizing::new(String::new());
+            for (index, (cell, width)) in cells.zip(&widths).enumerate() {
+                let gap = if index == 0 { "" } else { "  " };
+                let _ = write!(line, "{gap}{cell:<width$}");
+            }
+            self.line(line.trim_end());
         };
-        self.line(&render(&mut headers.iter().copied()));
+        print(&mut headers.iter().copied());
         for row in rows {
-            self.line(&render(&mut row.iter().map(String::as_str)));
+            print(&mut row.iter().map(String::as_str));
         }
     }
 

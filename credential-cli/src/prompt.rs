@@ -1,7 +1,7 @@
 //! Questions at the terminal: secrets and passphrases without echo.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 
 use credential::{ExposeSecret, SecretString};
 use rustix::termios::{LocalModes, OptionalActions, Termios, tcgetattr, tcsetattr};
@@ -48,11 +48,37 @@ fn ask_without_echo(question: &str) -> std::io::Result<SecretString> {
     let quiet = Quiet::new(&tty)?;
     write!(&tty, "{question}: ")?;
     (&tty).flush()?;
-    let mut line = Zeroizing::new(String::new());
-    BufReader::new(&tty).read_line(&mut line)?;
+    let line = read_line(&tty)?;
     drop(quiet);
-    let answer = line.strip_suffix('\n').unwrap_or(&line);
+    let text = std::str::from_utf8(&line).map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, "the answer is not UTF-8")
+    })?;
+    let answer = text.strip_suffix('\n').unwrap_or(text);
     Ok(SecretString::from(answer.strip_suffix('\r').unwrap_or(answer)))
+}
+
+/// The longest answer taken: a terminal's line is at most 4,095 bytes anyway.
+const MAX_ANSWER: usize = 4096;
+
+/// One line from `tty`, into a buffer that is never reallocated and is wiped when dropped (a
+/// buffered reader would leave its own copy behind).
+fn read_line(mut tty: &File) -> std::io::Result<Zeroizing<Vec<u8>>> {
+    let mut line = Zeroizing::new(Vec::with_capacity(MAX_ANSWER));
+    let mut chunk = Zeroizing::new([0u8; 256]);
+    while !line.ends_with(b"\n") {
+        let read = tty.read(chunk.as_mut_slice())?;
+        if read == 0 {
+            break;
+        }
+        if line.len() + read > MAX_ANSWER {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the answer is too long",
+            ));
+        }
+        line.extend_from_slice(&chunk[..read]);
+    }
+    Ok(line)
 }
 
 /// Echo off for as long as it lives (the line break still shows); restored on drop.

@@ -95,15 +95,11 @@ impl StoreLocation {
         };
         if let Some(dir) = dir.filter(|dir| !dir.as_os_str().is_empty() && !dir.exists()) {
             use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(
-                |error| {
-                    Failure::new(
-                        crate::exit::Status::Failed,
-                        "io",
-                        format!("cannot create {}: {error}", dir.display()),
-                    )
-                },
-            )?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|error| Failure::io(dir.display(), "create", &error))?;
         }
         Ok(())
     }

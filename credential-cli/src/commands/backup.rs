@@ -45,6 +45,8 @@ pub(super) async fn export(globals: &Globals, args: &ArgMatches) -> Outcome {
     for meta in &metas {
         credentials.push(manager.export(&meta.id).await?);
     }
+    // The trail records the export before the backup exists.
+    globals.flush_audit().await?;
     let document = backup_format::encode(&globals.environment, &credentials)?;
     drop(credentials);
     let encrypted = encrypt(encryptor, &document, armor)?;

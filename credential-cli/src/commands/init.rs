@@ -12,7 +12,7 @@ pub(super) async fn run(globals: &Globals, args: &ArgMatches) -> Outcome {
     let location = globals.location()?;
     location.prepare()?;
     let (ring, key) = if args.get_flag("passphrase") {
-        let kdf_file = globals.kdf_file()?.ok_or_else(|| {
+        let kdf_file = globals.kdf_file().ok_or_else(|| {
             Failure::usage(
                 "this store keeps no files beside it: give --kdf-file PATH for the passphrase's \
                  salt and cost",

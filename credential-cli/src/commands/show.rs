@@ -1,8 +1,11 @@
 //! `cred get`, `list` and `history`: reading without changing.
 
 use clap::ArgMatches;
-use credential::{ExposeSecret, LifecycleState, ListFilter, Utc};
-use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+use credential::{DateTime, ExposeSecret, LifecycleState, ListFilter, Utc};
+use serde::Serialize;
+use serde_json::json;
 use zeroize::Zeroizing;
 
 use super::id;
@@ -16,6 +19,30 @@ struct Shown {
     name: &'static str,
     secret: bool,
     value: Zeroizing<String>,
+}
+
+/// `get --json`: the credential and its fields, values borrowed (never copied into JSON values).
+#[derive(Serialize)]
+struct CredentialJson<'a> {
+    id: &'a str,
+    kind: &'a str,
+    state: &'a str,
+    version: u64,
+    expires_at: Option<DateTime<Utc>>,
+    fields: BTreeMap<&'a str, FieldJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct FieldJson<'a> {
+    secret: bool,
+    value: &'a str,
+}
+
+/// `get --field F --json`.
+#[derive(Serialize)]
+struct OneField<'a> {
+    name: &'a str,
+    value: &'a str,
 }
 
 pub(super) async fn get(globals: &Globals, args: &ArgMatches) -> Outcome {
@@ -64,25 +91,26 @@ pub(super) async fn get(globals: &Globals, args: &ArgMatches) -> Outcome {
                 format!("credential `{}` has no field `{wanted}`", handle.id()),
             )
         })?;
-        output.either(&field.value, &json!({ "name": field.name, "value": *field.value }));
+        if output.is_json() {
+            output.json(&OneField { name: field.name, value: &field.value });
+        } else {
+            output.line(&field.value);
+        }
         return Ok(());
     }
     if output.is_json() {
-        let mut map = Map::new();
-        for field in &fields {
-            map.insert(
-                field.name.to_owned(),
-                json!({ "secret": field.secret, "value": *field.value }),
-            );
-        }
-        output.json(&json!({
-            "id": handle.id(),
-            "kind": handle.kind(),
-            "state": handle.state().as_str(),
-            "version": handle.version(),
-            "expires_at": handle.meta().expires_at,
-            "fields": Value::Object(map),
-        }));
+        let fields = fields
+            .iter()
+            .map(|field| (field.name, FieldJson { secret: field.secret, value: &field.value }))
+            .collect();
+        output.json(&CredentialJson {
+            id: handle.id(),
+            kind: handle.kind(),
+            state: handle.state().as_str(),
+            version: handle.version(),
+            expires_at: handle.meta().expires_at,
+            fields,
+        });
         return Ok(());
     }
     output.line(&format!(
@@ -93,10 +121,12 @@ pub(super) async fn get(globals: &Globals, args: &ArgMatches) -> Outcome {
         handle.version(),
         time(handle.meta().expires_at)
     ));
-    let rows: Vec<Vec<String>> = fields
-        .into_iter()
-        .map(|field| vec![format!("  {}", field.name), field.value.to_string()])
-        .collect();
+    let rows: Zeroizing<Vec<Vec<String>>> = Zeroizing::new(
+        fields
+            .iter()
+            .map(|field| vec![format!("  {}", field.name), field.value.to_string()])
+            .collect(),
+    );
     output.table(&["  FIELD", "VALUE"], &rows);
     Ok(())
 }
