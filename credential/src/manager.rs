@@ -15,6 +15,7 @@ mod cache;
 mod context;
 mod core;
 mod field_values;
+mod front_cache;
 mod id_hasher;
 mod lifecycle;
 mod refresh;
@@ -23,6 +24,7 @@ mod registry;
 mod rekey;
 mod resolve;
 mod template;
+mod thread_shard;
 mod untyped;
 mod versions;
 
@@ -33,6 +35,7 @@ use chrono::Utc;
 
 use self::access::SharedMemos;
 use self::core::{Actor, Change, Core, Decode};
+use self::thread_shard::Sharded;
 use crate::store::KeyUsage;
 pub use access::{AccessPolicy, Grant, Permission, Principal};
 pub use audit::{
@@ -49,6 +52,7 @@ pub use backup::{ExportedCredential, ExportedVersion};
 use cache::Cache;
 pub use cache::CacheConfig;
 pub use context::Context;
+use context::CoreHandle;
 pub use field_values::{FieldInput, FieldValues};
 use lifecycle::AnyState;
 pub use lifecycle::{Active, AnyManaged, Draft, Live, Managed, Revoked, Rotating, State};
@@ -98,6 +102,8 @@ pub struct Manager {
     core: Arc<Core>,
     /// Who the manager's operations are attributed to and checked as.
     actor: Actor,
+    /// What its contexts hold the core by, one per thread shard.
+    handles: Arc<Sharded<CoreHandle>>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -257,18 +263,19 @@ impl ManagerBuilder {
         }
         let cache = Arc::new(Cache::new(self.cache));
         let feed = Core::watch(store.as_ref(), &cache, &self.environment)?;
-        let memos = SharedMemos::default();
-        let operator = Actor::new(self.operator, &memos);
+        let operator = Actor::new(self.operator);
+        let environment: Arc<str> = Arc::from(self.environment);
         let core = Arc::new(Core {
             store,
             ring,
-            environment: Arc::from(self.environment),
+            environments: Sharded::new(|| Arc::from(&*environment)),
+            environment,
             audit: self.audit.unwrap_or_else(|| Arc::new(MemoryAuditSink::new())),
             policy: self.policy,
             rules: VersionRules { grace_period, max_versions: self.max_versions },
             cache,
             kinds: self.kinds,
-            memos,
+            memos: SharedMemos::default(),
             telemetry: Telemetry::default(),
             refreshers: self.refreshers,
             flights: Default::default(),
@@ -276,7 +283,8 @@ impl ManagerBuilder {
             operator,
             _feed: feed,
         });
-        Ok(Manager { actor: core.operator.clone(), core })
+        let handles = Arc::new(Sharded::new(|| CoreHandle::new(&core)));
+        Ok(Manager { actor: core.operator.clone(), core, handles })
     }
 }
 
@@ -374,12 +382,16 @@ impl Manager {
     /// # Ok(()) }
     /// ```
     pub fn acting_as(&self, principal: Principal) -> Manager {
-        Manager { core: Arc::clone(&self.core), actor: self.core.actor(principal) }
+        Manager {
+            core: Arc::clone(&self.core),
+            actor: self.core.actor(principal),
+            handles: Arc::clone(&self.handles),
+        }
     }
 
     /// A context for reading credentials as `principal`.
     pub fn context(&self, principal: Principal) -> Context {
-        Context::new(Arc::clone(&self.core), self.core.actor(principal))
+        Context::new(self.handles.local().clone(), self.core.actor(principal))
     }
 
     /// Creates credential `id` as a draft.

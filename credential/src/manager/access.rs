@@ -216,7 +216,7 @@ pub(crate) struct DecisionMemo {
 const MAX_MEMO_ENTRIES: usize = 10_000;
 
 impl DecisionMemo {
-    /// Whether the policy lets `principal` do `permission` on `credential`. An id seen for the
+    /// The policy's decision on `principal` doing `permission` on `credential`. An id seen for the
     /// first time is checked against the allowlist before it is decided on and remembered, so
     /// only valid ids enter the memo and a remembered id needs no second check.
     ///
@@ -231,7 +231,7 @@ impl DecisionMemo {
         environment: &str,
         permission: Permission,
         now: DateTime<Utc>,
-    ) -> crate::Result<bool> {
+    ) -> crate::Result<Decision> {
         let slot = permission as usize;
         let fresh = |decision: &Decision| decision.valid_until.is_none_or(|until| now < until);
         let remembered = self
@@ -242,7 +242,7 @@ impl DecisionMemo {
             .and_then(|slots| slots[slot])
             .filter(fresh);
         if let Some(decision) = remembered {
-            return Ok(decision.allowed);
+            return Ok(decision);
         }
         crate::check_id(credential)?;
         let decision = policy.decide(principal, credential, environment, permission, now);
@@ -252,7 +252,7 @@ impl DecisionMemo {
             decisions.clear();
         }
         decisions.entry(credential.to_owned()).or_default()[slot] = Some(decision);
-        Ok(decision.allowed)
+        Ok(decision)
     }
 }
 

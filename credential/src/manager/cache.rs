@@ -15,6 +15,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
 
+use super::access::Principal;
+use super::front_cache::{self, Allowed, Epochs};
 use super::id_hasher::IdMap;
 use super::registry::Decoded;
 use crate::{ChangeListener, FeedKind, MAX_FEED_LAG, Result};
@@ -155,11 +157,18 @@ pub(crate) struct Cache {
     config: CacheConfig,
     state: Mutex<Entries>,
     freshness: Freshness,
+    /// What the threads' copies of entries are checked against (see [`front_cache`]).
+    epochs: Arc<Epochs>,
 }
 
 impl Cache {
     pub(crate) fn new(config: CacheConfig) -> Self {
-        Self { config, state: Mutex::default(), freshness: Freshness::default() }
+        Self {
+            config,
+            state: Mutex::default(),
+            freshness: Freshness::default(),
+            epochs: Epochs::new(),
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, Entries> {
@@ -176,21 +185,41 @@ impl Cache {
         self.config.capacity > 0 && self.freshness.is_fresh(now)
     }
 
-    /// The entry for `key` if it is still fresh at `now` (the caller's clock reading, so a read
-    /// asks the clock once).
-    pub(crate) fn get(&self, key: &str, now: DateTime<Utc>) -> Option<Cached> {
+    /// This thread's copy of the entry for `key`, if it is current, fresh at `now` (the caller's
+    /// clock reading, so a read asks the clock once) and already allowed for `principal`.
+    pub(crate) fn copy(
+        &self,
+        key: &str,
+        principal: &Principal,
+        now: DateTime<Utc>,
+    ) -> Option<Cached> {
         if !self.enabled(now) {
             return None;
         }
-        let state = self.state();
-        let entry = state.entries.get(key)?;
-        (now < entry.fresh_until).then(|| entry.cached.clone())
+        front_cache::get(&self.epochs, key, principal, now)
+    }
+
+    /// The entry for `key` if it is still fresh at `now`; a hit leaves this thread a copy, to be
+    /// served without asking again to whom `allowed` says.
+    pub(crate) fn get(&self, key: &str, now: DateTime<Utc>, allowed: Allowed) -> Option<Cached> {
+        if !self.enabled(now) {
+            return None;
+        }
+        let (cached, fresh_until, stamp) = {
+            let state = self.state();
+            let entry = state.entries.get(key).filter(|entry| now < entry.fresh_until)?;
+            (entry.cached.clone(), entry.fresh_until, self.epochs.stamp(key))
+        };
+        let capacity = self.config.capacity;
+        front_cache::put(&self.epochs, capacity, key, &cached, fresh_until, stamp, allowed);
+        Some(cached)
     }
 
     /// Forgets `key`, and keeps a load of it already running from installing what it read.
     pub(crate) fn invalidate(&self, key: &str) {
         let mut state = self.state();
         state.entries.remove(key);
+        self.epochs.changed(key);
         if let Some(flight) = state.flights.remove(key) {
             flight.stale.store(true, Ordering::Release);
         }
@@ -208,6 +237,7 @@ impl Cache {
         let mut state = self.state();
         state.entries.clear();
         state.order.clear();
+        self.epochs.changed_all();
         for (_, flight) in state.flights.drain() {
             flight.stale.store(true, Ordering::Release);
         }
@@ -349,10 +379,10 @@ mod tests {
         for (key, version) in [("a", 1), ("b", 2), ("c", 3)] {
             cache.get_or_load(key, || async move { Ok(cached(version)) }).await.unwrap();
         }
-        assert!(cache.get("a", Utc::now()).is_none());
-        assert_eq!(cache.get("c", Utc::now()).map(|hit| hit.version), Some(3));
+        assert!(cache.get("a", Utc::now(), Allowed::Anyone).is_none());
+        assert_eq!(cache.get("c", Utc::now(), Allowed::Anyone).map(|hit| hit.version), Some(3));
         tokio::time::sleep(Duration::from_millis(40)).await;
-        assert!(cache.get("c", Utc::now()).is_none());
+        assert!(cache.get("c", Utc::now(), Allowed::Anyone).is_none());
     }
 
     #[tokio::test]
@@ -360,7 +390,7 @@ mod tests {
         let cache = Cache::new(CacheConfig::default());
         let failed = cache.get_or_load("k", || async { Err(crate::Error::Decrypt) }).await;
         assert!(failed.is_err());
-        assert!(cache.get("k", Utc::now()).is_none());
+        assert!(cache.get("k", Utc::now(), Allowed::Anyone).is_none());
     }
 
     #[tokio::test]
@@ -370,14 +400,20 @@ mod tests {
         let now = Utc::now();
         cache.caught_up(SystemTime::now());
         cache.get_or_load("k", || async { Ok(cached(1)) }).await.unwrap();
-        assert!(cache.get("k", now).is_some());
+        assert!(cache.get("k", now, Allowed::Anyone).is_some());
         cache.lost();
         cache.get_or_load("k", || async { Ok(cached(2)) }).await.unwrap();
-        assert!(cache.get("k", Utc::now()).is_none(), "served while the feed vouches for nothing");
+        assert!(
+            cache.get("k", Utc::now(), Allowed::Anyone).is_none(),
+            "served while the feed vouches for nothing"
+        );
         cache.caught_up(SystemTime::now());
-        assert!(cache.get("k", Utc::now()).is_none(), "what was loaded meanwhile is not kept");
+        assert!(
+            cache.get("k", Utc::now(), Allowed::Anyone).is_none(),
+            "what was loaded meanwhile is not kept"
+        );
         cache.get_or_load("k", || async { Ok(cached(3)) }).await.unwrap();
-        assert_eq!(cache.get("k", Utc::now()).map(|hit| hit.version), Some(3));
+        assert_eq!(cache.get("k", Utc::now(), Allowed::Anyone).map(|hit| hit.version), Some(3));
     }
 
     #[tokio::test]
@@ -400,9 +436,9 @@ mod tests {
         cache.invalidate("a");
         load(&cache, "a", 5).await.unwrap();
         load(&cache, "e", 6).await.unwrap();
-        assert!(cache.get("b", Utc::now()).is_none());
+        assert!(cache.get("b", Utc::now(), Allowed::Anyone).is_none());
         for key in ["a", "c", "d", "e"] {
-            assert!(cache.get(key, Utc::now()).is_some(), "{key}");
+            assert!(cache.get(key, Utc::now(), Allowed::Anyone).is_some(), "{key}");
         }
     }
 }

@@ -21,8 +21,28 @@ use crate::{Credential, Result};
 /// denial says nothing about what exists.
 #[derive(Clone)]
 pub struct Context {
-    pub(super) core: Arc<Core>,
+    pub(super) core: CoreHandle,
     pub(super) actor: Actor,
+}
+
+/// What a context holds the core by: one of a manager's few handles (one per thread shard), so
+/// that contexts made and dropped on many threads at once do not all count references on one
+/// shared counter.
+#[derive(Clone)]
+pub(crate) struct CoreHandle(Arc<Arc<Core>>);
+
+impl CoreHandle {
+    pub(crate) fn new(core: &Arc<Core>) -> Self {
+        Self(Arc::new(Arc::clone(core)))
+    }
+}
+
+impl std::ops::Deref for CoreHandle {
+    type Target = Arc<Core>;
+
+    fn deref(&self) -> &Arc<Core> {
+        &self.0
+    }
 }
 
 impl std::fmt::Debug for Context {
@@ -32,7 +52,7 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
-    pub(crate) fn new(core: Arc<Core>, actor: Actor) -> Self {
+    pub(crate) fn new(core: CoreHandle, actor: Actor) -> Self {
         Self { core, actor }
     }
 

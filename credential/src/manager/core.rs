@@ -12,7 +12,7 @@
 //! the cache. A mutation whose event cannot be recorded does not happen; a swap that fails is
 //! audited as failed.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use zeroize::Zeroizing;
@@ -21,9 +21,11 @@ use super::access::{AccessPolicy, DecisionMemo, Permission, Principal, SharedMem
 use super::audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink};
 use super::audit_bounds;
 use super::cache::{Cache, CacheListener, Cached};
+use super::front_cache::Allowed;
 use super::refresh::Refreshers;
 use super::refresh_flight::Flights;
 use super::registry::{Decoded, Decoder, KindRegistry};
+use super::thread_shard::Sharded;
 use super::versions::{self, VersionRules};
 use crate::hazmat::SealContext;
 use crate::telemetry::{self, Operation, Source, StoreOp, Telemetry};
@@ -31,18 +33,22 @@ use crate::{
     ChangeFeed, Error, KeyRing, Precondition, Record, Result, SealedVersion, Store, check_id,
 };
 
-/// Who acts: a principal and the memo of the access decisions made for it.
+/// Who acts: a principal and, once the policy was asked for it, the memo of the access decisions
+/// made for it.
 #[derive(Debug, Clone)]
 pub(crate) struct Actor {
     pub(crate) principal: Principal,
-    decisions: Arc<DecisionMemo>,
+    decisions: OnceLock<Arc<DecisionMemo>>,
 }
 
 impl Actor {
-    /// `principal`, with the decisions `memos` holds for it.
-    pub(crate) fn new(principal: Principal, memos: &SharedMemos) -> Self {
-        let decisions = memos.of(&principal);
-        Self { principal, decisions }
+    pub(crate) fn new(principal: Principal) -> Self {
+        Self { principal, decisions: OnceLock::new() }
+    }
+
+    /// The decisions `memos` holds for this principal.
+    fn decisions(&self, memos: &SharedMemos) -> &DecisionMemo {
+        self.decisions.get_or_init(|| memos.of(&self.principal))
     }
 }
 
@@ -83,6 +89,9 @@ pub(crate) struct Core {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) ring: KeyRing,
     pub(crate) environment: Arc<str>,
+    /// Copies of `environment`, one per thread shard, for the audit events of reads: each thread
+    /// counts references on its own copy.
+    pub(crate) environments: Sharded<Arc<str>>,
     pub(crate) audit: Arc<dyn AuditSink>,
     pub(crate) policy: Option<AccessPolicy>,
     pub(crate) rules: VersionRules,
@@ -119,9 +128,9 @@ impl Core {
         Ok(feed)
     }
 
-    /// `principal` as an actor, with the decisions already made for it.
+    /// `principal` as an actor.
     pub(crate) fn actor(&self, principal: Principal) -> Actor {
-        Actor::new(principal, &self.memos)
+        Actor::new(principal)
     }
 
     /// The id the store knows `id` by: namespaced by the environment.
@@ -133,18 +142,19 @@ impl Core {
         storage_id
     }
 
-    /// `Ok` when the policy (if any) lets `actor` do `permission` on `id`.
+    /// Whom the policy (if any) lets do `permission` on `id` as `actor` does, and until when;
+    /// an error when it does not let `actor`.
     pub(crate) fn authorize(
         &self,
         actor: &Actor,
         id: &str,
         permission: Permission,
         now: DateTime<Utc>,
-    ) -> Result<()> {
+    ) -> Result<Allowed> {
         let Some(policy) = &self.policy else {
-            return Ok(());
+            return Ok(Allowed::Anyone);
         };
-        let allowed = actor.decisions.allows(
+        let decision = actor.decisions(&self.memos).allows(
             policy,
             &actor.principal,
             id,
@@ -152,7 +162,10 @@ impl Core {
             permission,
             now,
         )?;
-        if allowed { Ok(()) } else { Err(Error::AccessDenied { id: id.to_owned() }) }
+        if !decision.allowed {
+            return Err(Error::AccessDenied { id: id.to_owned() });
+        }
+        Ok(Allowed::Principal { name: actor.principal.shared_name(), until: decision.valid_until })
     }
 
     // ----- the read path -----
@@ -167,16 +180,20 @@ impl Core {
     ) -> Result<Cached> {
         let operation = Operation::read();
         let now = Utc::now();
-        // The common case, a cache hit, awaits nothing; a miss loads in a boxed future so the
-        // hit path stays small.
+        // The common case, a hit on this thread's copy already allowed for this principal, asks
+        // nothing of anything shared; a hit in the shared cache awaits nothing; a miss loads in a
+        // boxed future so the hit paths stay small.
         let mut source = Source::Cache;
-        let found = match self.authorized_hit(actor, id, now) {
-            Err(error) => Err(error),
-            Ok(Some(hit)) => Ok(hit),
-            Ok(None) => {
-                source = Source::Store;
-                Box::pin(operation.within(self.load_current(id, decode))).await
-            }
+        let found = match self.cache.copy(id, &actor.principal, now) {
+            Some(copy) => Ok(copy),
+            None => match self.authorized_hit(actor, id, now) {
+                Err(error) => Err(error),
+                Ok(Some(hit)) => Ok(hit),
+                Ok(None) => {
+                    source = Source::Store;
+                    Box::pin(operation.within(self.load_current(id, decode))).await
+                }
+            },
         };
         let found = found.and_then(|cached| match decode {
             Decode::As(decoder) if cached.credential.kind != decoder.kind => {
@@ -223,8 +240,8 @@ impl Core {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Cached>> {
-        self.authorize(actor, id, Permission::Read, now)?;
-        Ok(self.cache.get(id, now))
+        let allowed = self.authorize(actor, id, Permission::Read, now)?;
+        Ok(self.cache.get(id, now, allowed))
     }
 
     pub(crate) async fn load_current(&self, id: &str, decode: Decode) -> Result<Cached> {
@@ -474,7 +491,7 @@ impl Core {
             time,
             principal: audit_bounds::principal(&actor.principal),
             credential,
-            environment: Arc::clone(&self.environment),
+            environment: Arc::clone(self.environments.local()),
             action,
             outcome,
             version,

@@ -1,0 +1,228 @@
+//! Each thread's own copy of the cache entries it read lately, together with the principal whose
+//! read it was allowed for: a hit reads and writes only this thread's memory (the served value's
+//! reference count aside), so threads reading at once do not slow each other down.
+//!
+//! Coherence: the shared cache stamps every entry it hands out with its *epochs* (one for the
+//! whole cache, one per shard of ids), read under the shared cache's lock. Every change that
+//! removes entries there moves the epoch that covers them, under the same lock; a copy is served
+//! only while both epochs are still the ones it was stamped with, so a change the manager has seen
+//! reaches the copies at once. Time to live, the feed's freshness and grant expiry are checked on
+//! every hit as in the shared cache.
+
+use std::cell::RefCell;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use chrono::{DateTime, Utc};
+
+use super::access::Principal;
+use super::cache::Cached;
+use super::id_hasher::IdMap;
+
+/// Shards of ids with their own epoch: a change to one id invalidates the copies of about one
+/// id in this many.
+const EPOCH_SHARDS: usize = 256;
+
+/// The versions of the shared cache's contents that copies are checked against.
+pub(crate) struct Epochs {
+    whole: AtomicU64,
+    shards: Box<[AtomicU64]>,
+}
+
+/// The epochs an entry was handed out under.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    whole: u64,
+    shard: u64,
+}
+
+fn shard_of(key: &str) -> usize {
+    // Any fixed hash will do: it only spreads ids over the shards.
+    let hash = foldhash::fast::FixedState::default().hash_one(key);
+    usize::try_from(hash % EPOCH_SHARDS as u64).unwrap_or_default()
+}
+
+impl Epochs {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            whole: AtomicU64::new(0),
+            shards: (0..EPOCH_SHARDS).map(|_| AtomicU64::new(0)).collect(),
+        })
+    }
+
+    /// The current stamp for `key` (the caller holds the shared cache's lock).
+    pub(crate) fn stamp(&self, key: &str) -> Stamp {
+        Stamp {
+            whole: self.whole.load(Ordering::Acquire),
+            shard: self.shards[shard_of(key)].load(Ordering::Acquire),
+        }
+    }
+
+    /// `key` changed: its copies, and those of its shard, are no longer served.
+    pub(crate) fn changed(&self, key: &str) {
+        self.shards[shard_of(key)].fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Everything changed.
+    pub(crate) fn changed_all(&self) {
+        self.whole.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Who a copy may be served to without asking the policy again.
+#[derive(Clone)]
+pub(crate) enum Allowed {
+    /// Anyone: the manager has no access policy.
+    Anyone,
+    /// This principal, until the decision may change.
+    Principal { name: Arc<str>, until: Option<DateTime<Utc>> },
+}
+
+impl Allowed {
+    fn admits(&self, principal: &Principal, now: DateTime<Utc>) -> bool {
+        match self {
+            Self::Anyone => true,
+            Self::Principal { name, until } => {
+                until.is_none_or(|until| now < until) && **name == *principal.name()
+            }
+        }
+    }
+}
+
+struct Kept {
+    cached: Cached,
+    fresh_until: DateTime<Utc>,
+    stamp: Stamp,
+    allowed: Allowed,
+}
+
+/// One thread's copies of one cache's entries.
+struct Front {
+    epochs: Weak<Epochs>,
+    copies: IdMap<Kept, Arc<str>>,
+}
+
+thread_local! {
+    static FRONTS: RefCell<Vec<Front>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `work` on this thread's copies for the cache with `epochs`, forgetting on the way the
+/// copies of caches that no longer exist.
+fn with_front<T>(epochs: &Arc<Epochs>, work: impl FnOnce(&mut Front) -> T) -> T {
+    FRONTS.with(|fronts| {
+        let mut fronts = fronts.borrow_mut();
+        let position = fronts.iter().position(|front| front.epochs.as_ptr() == Arc::as_ptr(epochs));
+        let index = match position {
+            Some(index) => index,
+            None => {
+                fronts.retain(|front| front.epochs.strong_count() > 0);
+                fronts.push(Front { epochs: Arc::downgrade(epochs), copies: IdMap::default() });
+                fronts.len() - 1
+            }
+        };
+        work(&mut fronts[index])
+    })
+}
+
+/// This thread's copy of `key`, if it is current, fresh at `now` and may be served to
+/// `principal`.
+pub(crate) fn get(
+    epochs: &Arc<Epochs>,
+    key: &str,
+    principal: &Principal,
+    now: DateTime<Utc>,
+) -> Option<Cached> {
+    with_front(epochs, |front| {
+        let copy = front.copies.get(key)?;
+        let current = copy.stamp == epochs.stamp(key);
+        (current && now < copy.fresh_until && copy.allowed.admits(principal, now))
+            .then(|| copy.cached.clone())
+    })
+}
+
+/// Keeps a copy of `cached`, handed out by the shared cache under `stamp`, for `allowed`. A
+/// thread keeps at most `capacity` copies per cache; when full it starts over.
+pub(crate) fn put(
+    epochs: &Arc<Epochs>,
+    capacity: usize,
+    key: &str,
+    cached: &Cached,
+    fresh_until: DateTime<Utc>,
+    stamp: Stamp,
+    allowed: Allowed,
+) {
+    with_front(epochs, |front| {
+        if front.copies.len() >= capacity && !front.copies.contains_key(key) {
+            front.copies.clear();
+        }
+        // The copy's own id: the audit events of its hits share this thread's reference count,
+        // not the one every thread shares.
+        let id: Arc<str> = Arc::from(key);
+        let cached = Cached { id: Arc::clone(&id), ..cached.clone() };
+        front.copies.insert(id, Kept { cached, fresh_until, stamp, allowed });
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::manager::registry::Decoded;
+
+    fn cached(version: u64) -> Cached {
+        let key = Arc::new(crate::kinds::ApiKey { key: "k".into(), header: None });
+        Cached {
+            credential: Decoded { value: Arc::new(version), fields: key, kind: "test" },
+            id: Arc::from("id"),
+            version,
+            expires_at: None,
+            due_at: None,
+        }
+    }
+
+    #[test]
+    fn a_copy_is_served_until_its_epochs_move_its_time_passes_or_another_principal_asks() {
+        let epochs = Epochs::new();
+        let now = Utc::now();
+        let later = now + chrono::Duration::from_std(Duration::from_secs(60)).unwrap();
+        let alice = Principal::named("alice");
+        let allowed = Allowed::Principal { name: Arc::from("alice"), until: Some(later) };
+        let stamp = epochs.stamp("a");
+        put(&epochs, 10, "a", &cached(1), later, stamp, allowed.clone());
+        assert_eq!(get(&epochs, "a", &alice, now).map(|hit| hit.version), Some(1));
+        assert!(get(&epochs, "a", &Principal::named("bob"), now).is_none());
+        assert!(get(&epochs, "a", &alice, later).is_none(), "stale, and the grant ran out");
+        epochs.changed("a");
+        assert!(get(&epochs, "a", &alice, now).is_none(), "changed since");
+        put(&epochs, 10, "a", &cached(2), later, epochs.stamp("a"), allowed.clone());
+        assert_eq!(get(&epochs, "a", &alice, now).map(|hit| hit.version), Some(2));
+        epochs.changed_all();
+        assert!(get(&epochs, "a", &alice, now).is_none(), "everything changed");
+        // Another thread has copies of its own.
+        put(&epochs, 10, "a", &cached(3), later, epochs.stamp("a"), Allowed::Anyone);
+        std::thread::scope(|scope| {
+            scope.spawn(|| assert!(get(&epochs, "a", &alice, now).is_none()));
+        });
+        assert_eq!(
+            get(&epochs, "a", &Principal::named("bob"), now).map(|hit| hit.version),
+            Some(3)
+        );
+    }
+
+    #[test]
+    fn copies_are_bounded_and_forgotten_with_their_cache() {
+        let epochs = Epochs::new();
+        let later = Utc::now() + chrono::Duration::seconds(60);
+        for n in 0..25 {
+            let key = format!("k{n}");
+            put(&epochs, 10, &key, &cached(n), later, epochs.stamp(&key), Allowed::Anyone);
+        }
+        with_front(&epochs, |front| assert!(front.copies.len() <= 10));
+        drop(epochs);
+        let other = Epochs::new();
+        with_front(&other, |_| ());
+        FRONTS.with(|fronts| assert_eq!(fronts.borrow().len(), 1, "the dropped cache's are gone"));
+    }
+}
