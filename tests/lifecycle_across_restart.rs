@@ -80,6 +80,9 @@ async fn state_survives_a_process_restart() {
     let states: Vec<_> =
         manager.history("db/main").await.unwrap().into_iter().map(|v| v.state).collect();
     assert_eq!(states, [VersionState::Deprecated, VersionState::Current]);
+    // Read events are written within milliseconds; another handle on the trail sees them once
+    // they are.
+    manager.audit().flush().await.unwrap();
     let sink = JsonlAuditSink::open(dir.join("audit.jsonl")).unwrap();
     assert_eq!(sink.verify().await.unwrap().lines, 8);
     assert_eq!(sink.query(&AuditQuery::all()).await.unwrap().len(), 8);

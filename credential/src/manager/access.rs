@@ -23,6 +23,19 @@ pub struct Principal {
 impl Principal {
     /// The principal of `action` in `workflow`, named `workflow:action`.
     pub fn new(workflow: &str, action: &str) -> Self {
+        // Engines make a principal per action: a usual name is joined on the stack, so making
+        // one allocates once.
+        let mut joined = [0u8; 128];
+        let length = workflow.len() + 1 + action.len();
+        if let Some(buffer) = joined.get_mut(..length) {
+            let (head, tail) = buffer.split_at_mut(workflow.len());
+            head.copy_from_slice(workflow.as_bytes());
+            tail[0] = b':';
+            tail[1..].copy_from_slice(action.as_bytes());
+            if let Ok(name) = std::str::from_utf8(buffer) {
+                return Self { name: Arc::from(name) };
+            }
+        }
         Self { name: Arc::from(format!("{workflow}:{action}")) }
     }
 

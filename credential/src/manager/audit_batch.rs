@@ -35,6 +35,10 @@ use crate::{Error, Result};
 pub(crate) const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
 /// The most events written in one batch.
 const MAX_BATCH: usize = 16_384;
+/// How long the writer lets reads accumulate after a batch before it takes them: repeated
+/// accesses meanwhile become one event, and readers need not wake the writer while it lingers. A
+/// mutation or a flush cuts it short.
+const LINGER: Duration = Duration::from_millis(10);
 /// Pause after a failed batch before the next attempt, doubling up to the maximum.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -317,10 +321,20 @@ impl Drop for StopOnExit<'_> {
     }
 }
 
-/// The next batch: what is queued, then what the threads counted; waits while there is nothing.
-/// `None` once the queue is closed and empty.
-fn next_batch(shared: &Shared) -> Option<Vec<Pending>> {
+/// The next batch: what is queued, then what the threads counted; waits while there is nothing,
+/// and first lingers when told to. `None` once the queue is closed and empty.
+fn next_batch(shared: &Shared, linger: bool) -> Option<Vec<Pending>> {
     let mut state = shared.state();
+    if linger {
+        let until = std::time::Instant::now() + LINGER;
+        while state.pending.is_empty() && !state.closed {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = shared.wake.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
+        }
+    }
     loop {
         if state.pending.is_empty() {
             shared.take_tallies(&mut state);
@@ -347,7 +361,9 @@ fn next_batch(shared: &Shared) -> Option<Vec<Pending>> {
 fn run_writer(shared: &Shared, mut target: impl BatchTarget) {
     let _stop_on_exit = StopOnExit(shared);
     let mut backoff = FIRST_BACKOFF;
-    while let Some(mut batch) = next_batch(shared) {
+    let mut linger = false;
+    while let Some(mut batch) = next_batch(shared, linger) {
+        linger = true;
         let events = coalesce(&batch);
         match target.write(&events) {
             Ok(()) => {

@@ -29,6 +29,8 @@ pub struct Context {
 /// that contexts made and dropped on many threads at once do not all count references on one
 /// shared counter.
 #[derive(Clone)]
+// The outer `Arc` is the point: each handle counts its references apart from the core's.
+#[allow(clippy::redundant_allocation)]
 pub(crate) struct CoreHandle(Arc<Arc<Core>>);
 
 impl CoreHandle {
