@@ -216,3 +216,100 @@ async fn a_silent_feed_costs_speed_never_correctness() {
     listener.caught_up(SystemTime::now());
     assert!(matches!(ctx.get::<ApiKey>("api/key").await, Err(Error::Revoked { .. })));
 }
+
+/// What a reader thread is told to do next.
+enum Step {
+    /// Read as the reader, expecting this key (`None`: a revoked credential).
+    Expect(Option<&'static str>),
+    /// Read as a principal without a grant.
+    Intrude,
+}
+
+#[test]
+fn each_threads_own_copies_never_outlive_a_change_or_serve_another_principal() {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let ring = KeyRing::generate().unwrap();
+    let build = |policy: Option<credential::AccessPolicy>| {
+        let builder = Manager::builder()
+            .store(Arc::clone(&store))
+            .key_ring(ring.clone())
+            .cache(long_lived_cache());
+        let builder = match policy {
+            Some(policy) => builder.access_policy(policy),
+            None => builder,
+        };
+        runtime.block_on(builder.build()).unwrap()
+    };
+    let policy = credential::AccessPolicy::new()
+        .grant(credential::Grant::admin("operator", "*"))
+        .grant(credential::Grant::read("reader", "api/*"));
+    let reader = build(Some(policy));
+    let other = build(None);
+    let active = runtime
+        .block_on(async { other.create("api/key", key("sk_one")).await?.activate().await })
+        .unwrap();
+
+    // Two reader threads, each reading three times per step: a load, a hit in the shared cache
+    // that leaves the thread its copy, and a hit on the copy.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        let steps: Vec<_> = (0..2)
+            .map(|_| {
+                let (step, steps) = std::sync::mpsc::channel::<Step>();
+                let (reader, done) = (&reader, done.clone());
+                scope.spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                    while let Ok(step) = steps.recv() {
+                        let ok = runtime.block_on(async {
+                            match step {
+                                Step::Intrude => {
+                                    let ctx = reader.context(Principal::named("intruder"));
+                                    matches!(
+                                        ctx.get::<ApiKey>("api/key").await,
+                                        Err(Error::AccessDenied { .. })
+                                    )
+                                }
+                                Step::Expect(expected) => {
+                                    let mut all = true;
+                                    for _ in 0..3 {
+                                        let ctx = reader.context(Principal::named("reader"));
+                                        let got = ctx.get::<ApiKey>("api/key").await;
+                                        all &= match (expected, got) {
+                                            (Some(text), Ok(key)) => {
+                                                key.key.expose_secret() == text
+                                            }
+                                            (None, Err(Error::Revoked { .. })) => true,
+                                            _ => false,
+                                        };
+                                    }
+                                    all
+                                }
+                            }
+                        });
+                        done.send(ok).unwrap();
+                    }
+                });
+                step
+            })
+            .collect();
+        let run = |step: fn() -> Step| {
+            for thread in &steps {
+                thread.send(step()).unwrap();
+            }
+            (0..steps.len()).all(|_| finished.recv().unwrap())
+        };
+        assert!(run(|| Step::Expect(Some("sk_one"))));
+        assert!(run(|| Step::Intrude), "a copy made for one principal served another");
+        // A change through another manager reaches the copies through the store's feed.
+        let active =
+            runtime.block_on(async { active.rotate(key("sk_two")).await?.commit().await }).unwrap();
+        assert!(run(|| Step::Expect(Some("sk_two"))), "a copy outlived a commit");
+        // A revoke through the readers' own manager reaches them at once.
+        let held = runtime.block_on(reader.load::<ApiKey>("api/key")).unwrap();
+        drop(active);
+        runtime.block_on(async { held.into_active().unwrap().revoke("leaked").await }).unwrap();
+        assert!(run(|| Step::Expect(None)), "a copy outlived a revoke");
+        drop(steps);
+    });
+}
