@@ -29,7 +29,10 @@ pub struct CacheConfig {
 }
 
 impl CacheConfig {
-    /// Entries live for `ttl`; at most `capacity` are kept (the oldest go first).
+    /// Entries live for `ttl`; at most `capacity` are kept (the oldest go first). Each thread that
+    /// reads also keeps its own copies of up to `capacity` entries it has served (references to
+    /// the same decrypted values, not copies of them), so that a cached read touches nothing
+    /// another thread writes; a thread's copies start over when full.
     pub fn new(ttl: Duration, capacity: usize) -> Self {
         Self { ttl, capacity }
     }
