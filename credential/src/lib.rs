@@ -51,7 +51,7 @@ pub use crate::manager::{
     DEFAULT_MEMORY_AUDIT_CAPACITY, Draft, DynManaged, ExportedCredential, ExportedVersion,
     FieldInput, FieldValues, FieldView, Grant, JsonlAuditSink, Live, MAX_AUDIT_PRINCIPAL_LEN,
     MAX_AUDIT_REASON_LEN, Managed, Manager, ManagerBuilder, MemoryAuditSink, Permission, Principal,
-    RefreshConfig, RefreshContext, RefreshError, Refresher, RekeyProgress, RekeyReport,
+    ReadTally, RefreshConfig, RefreshContext, RefreshError, Refresher, RekeyProgress, RekeyReport,
     ResolveOptions, RevealedField, Revoked, Rotating, State, VersionInfo,
 };
 pub use crate::plain::{PlainField, PlainValue};

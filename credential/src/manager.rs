@@ -40,7 +40,7 @@ use crate::store::KeyUsage;
 pub use access::{AccessPolicy, Grant, Permission, Principal};
 pub use audit::{
     AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink, AuditSummary,
-    DEFAULT_MEMORY_AUDIT_CAPACITY, MemoryAuditSink,
+    DEFAULT_MEMORY_AUDIT_CAPACITY, MemoryAuditSink, ReadTally,
 };
 pub use audit_bounds::{MAX_AUDIT_PRINCIPAL_LEN, MAX_AUDIT_REASON_LEN};
 pub use audit_jsonl::{ChainReport, JsonlAuditSink};

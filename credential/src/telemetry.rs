@@ -141,6 +141,29 @@ impl Operation {
         ended(event);
     }
 
+    /// A cached read ended whose audit event was counted rather than built: the event is made
+    /// only when a tracing subscriber wants its fields.
+    pub(crate) fn counted_read_ended(
+        self,
+        telemetry: &Telemetry,
+        kind: &str,
+        event: impl FnOnce() -> AuditEvent,
+    ) {
+        #[cfg(feature = "metrics")]
+        telemetry.reads.by_source[0][outcome_index(AuditOutcome::Success)].increment(1);
+        #[cfg(not(feature = "metrics"))]
+        let _ = telemetry;
+        #[cfg(feature = "tracing")]
+        if tracing::dispatcher::has_been_set() {
+            self.record(&event(), Some(kind));
+            self.span.record("source", "cache");
+            let _entered = self.span.enter();
+            tracing::trace!(source = "cache", "credential read");
+        }
+        #[cfg(not(feature = "tracing"))]
+        let _ = (kind, event);
+    }
+
     /// The commit whose audit event is `event` ended.
     pub(crate) fn commit_ended(self, event: &AuditEvent, kind: &str) {
         #[cfg(feature = "metrics")]

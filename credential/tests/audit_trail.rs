@@ -298,3 +298,57 @@ async fn a_trail_that_cannot_be_written_refuses_the_mutation_as_an_audit_failure
     // Reads are refused too while the trail fails (fail closed).
     assert!(matches!(manager.load_dyn("stripe").await, Err(Error::AuditBackpressure)));
 }
+
+#[tokio::test]
+async fn reads_served_from_a_threads_copies_are_counted_in_order_and_refused_once_the_trail_fails()
+{
+    let dir = scratch_dir("audit-counted");
+    let sink = JsonlAuditSink::open(dir.join("audit.jsonl")).unwrap();
+    let (_manager, active, _) = active_key_audited_to(sink.clone()).await;
+    // Fresh contexts, as engines make them; two principals take turns on one thread.
+    let manager = &_manager;
+    for n in 0..800 {
+        let principal = if n % 8 < 5 { "workflow/a" } else { "workflow/b" };
+        let ctx = manager.context(Principal::new(principal, "action/read"));
+        ctx.get::<ApiKey>("api/key").await.unwrap();
+    }
+    active.revoke("rotated out").await.unwrap();
+    let ctx = manager.context(Principal::new("workflow/a", "action/read"));
+    assert!(matches!(ctx.get::<ApiKey>("api/key").await, Err(Error::Revoked { .. })));
+
+    let events = sink.query(&AuditQuery::all()).await.unwrap();
+    let revoke = events.iter().position(|event| event.action == AuditAction::Revoke).unwrap();
+    let counted = |principal: &str| {
+        events[..revoke]
+            .iter()
+            .filter(|event| event.action == AuditAction::Read && &*event.principal == principal)
+            .map(|event| event.count)
+            .sum::<u64>()
+    };
+    assert_eq!(counted("workflow/a:action/read"), 500);
+    assert_eq!(counted("workflow/b:action/read"), 300);
+    let after = &events[revoke + 1..];
+    assert!(after.iter().all(|event| event.outcome == AuditOutcome::Failure), "{after:?}");
+    assert_eq!(sink.verify().await.unwrap().lines as usize, events.len());
+
+    // A trail that cannot be written: a read served from a copy is refused once the sink knows.
+    let store = std::sync::Arc::new(MemoryStore::new());
+    let ring = KeyRing::generate().unwrap();
+    let writer = Manager::builder()
+        .store(std::sync::Arc::clone(&store))
+        .key_ring(ring.clone())
+        .build()
+        .await
+        .unwrap();
+    writer.create("api/key", ApiKey { key: "k".into() }).await.unwrap().activate().await.unwrap();
+    let full = JsonlAuditSink::open("/dev/full").unwrap();
+    let reader =
+        Manager::builder().store(store).key_ring(ring).audit(full.clone()).build().await.unwrap();
+    let ctx = reader.context(Principal::new("workflow/a", "action/read"));
+    // A load, a hit that leaves this thread a copy, a hit on the copy.
+    for _ in 0..3 {
+        ctx.get::<ApiKey>("api/key").await.unwrap();
+    }
+    assert!(full.flush().await.is_err());
+    assert!(matches!(ctx.get::<ApiKey>("api/key").await, Err(Error::AuditBackpressure)));
+}

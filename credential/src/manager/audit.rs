@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use super::audit_batch::ReadTally;
 use crate::Result;
 
 /// What was done.
@@ -347,6 +348,15 @@ pub trait AuditSink: Send + Sync + 'static {
     /// [`Error::Audit`](crate::Error::Audit) when the event cannot be taken: the read is refused.
     fn record_read(&self, event: AuditEvent) -> Result<()>;
 
+    /// A running count for reads of the access `event` records, if this sink counts repeated
+    /// reads itself: a manager then counts each further read of that access by the same
+    /// principal on it instead of handing over an event. The default is `None`: every read is
+    /// an event.
+    fn read_tally(&self, event: &AuditEvent) -> Option<Arc<ReadTally>> {
+        let _ = event;
+        None
+    }
+
     /// Returns once every event taken so far is durable: what a short-lived process (a command
     /// line tool) calls before it exits, so that no queued read event is lost. The default does
     /// nothing, for sinks that write every event at once.
@@ -437,6 +447,10 @@ impl<S: AuditSink + ?Sized> AuditSink for Arc<S> {
 
     fn record_read(&self, event: AuditEvent) -> Result<()> {
         (**self).record_read(event)
+    }
+
+    fn read_tally(&self, event: &AuditEvent) -> Option<Arc<ReadTally>> {
+        (**self).read_tally(event)
     }
 
     async fn flush(&self) -> Result<()> {

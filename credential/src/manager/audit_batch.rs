@@ -19,7 +19,7 @@
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -136,11 +136,78 @@ impl Tally {
     }
 }
 
+/// A running count of one access (one principal reading one version of one credential),
+/// handed out by a durable sink's queue so that a thread serving that access again and again
+/// counts each read with one atomic addition on memory of its own, without building an event.
+///
+/// The queue's writer takes the counts with the rest of its batch; a read counted when the sink
+/// is failing is refused, as any read event is.
+pub struct ReadTally {
+    /// What is counted; its time is unused.
+    access: AuditEvent,
+    queue: Arc<Shared>,
+    count: AtomicU64,
+    /// Unix nanoseconds of the first and the latest read since the writer last took the count.
+    first: AtomicI64,
+    last: AtomicI64,
+}
+
+impl std::fmt::Debug for ReadTally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadTally")
+            .field("credential", &self.access.credential)
+            .field("principal", &self.access.principal)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unix_nanos(at: DateTime<Utc>) -> i64 {
+    at.timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+impl ReadTally {
+    /// Counts one more read at `now`.
+    ///
+    /// # Errors
+    /// As [`AuditQueue::enqueue`]: the sink is failing or stopped.
+    pub(crate) fn count(self: &Arc<Self>, now: DateTime<Utc>) -> Result<()> {
+        self.queue.taking()?;
+        let at = unix_nanos(now);
+        if self.count.fetch_add(1, Ordering::AcqRel) == 0 {
+            // The first read since the writer took the count: the writer finds this tally in
+            // the thread's list, after the times are set.
+            self.first.store(at, Ordering::Release);
+            self.last.store(at, Ordering::Release);
+            let counted = self.queue.counted.local();
+            counted.lock().unwrap_or_else(PoisonError::into_inner).push(Arc::clone(self));
+            self.queue.wake_if_idle();
+        } else {
+            self.last.fetch_max(at, Ordering::AcqRel);
+        }
+        Ok(())
+    }
+
+    /// The reads counted since the last time, as one event, if there were any.
+    fn take(&self) -> Option<AuditEvent> {
+        let first = self.first.load(Ordering::Acquire);
+        let last = self.last.load(Ordering::Acquire).max(first);
+        let count = self.count.swap(0, Ordering::AcqRel);
+        (count > 0).then(|| AuditEvent {
+            time: DateTime::from_timestamp_nanos(first),
+            until: (count > 1).then(|| DateTime::from_timestamp_nanos(last)),
+            count,
+            ..self.access.clone()
+        })
+    }
+}
+
 struct Shared {
     state: Mutex<State>,
     wake: Condvar,
     capacity: usize,
     tallies: Sharded<Mutex<Tally>>,
+    /// Per thread, the [`ReadTally`]s that counted a first read since the writer last looked.
+    counted: Sharded<Mutex<Vec<Arc<ReadTally>>>>,
     /// [`TAKING`], [`FAILING`] or [`STOPPED`]: read without the state's lock on every read.
     refusing: AtomicU8,
     /// The writer waits for work: a read counted now must wake it.
@@ -159,10 +226,35 @@ impl Shared {
         for tally in self.tallies.iter() {
             tally.lock().unwrap_or_else(PoisonError::into_inner).drain_into(&mut reads);
         }
+        for counted in self.counted.iter() {
+            let counted =
+                std::mem::take(&mut *counted.lock().unwrap_or_else(PoisonError::into_inner));
+            reads.extend(counted.iter().filter_map(|tally| tally.take()));
+        }
         reads.sort_by_key(|event| event.time);
         state
             .pending
             .extend(reads.into_iter().map(|event| Pending { event: Some(event), done: None }));
+    }
+
+    /// `Ok` while reads are taken.
+    fn taking(&self) -> Result<()> {
+        match self.refusing.load(Ordering::Acquire) {
+            TAKING => Ok(()),
+            STOPPED => Err(stopped()),
+            _ => Err(Error::AuditBackpressure),
+        }
+    }
+
+    /// Wakes the writer if it waits for work. Pairs with the writer's store before it looks for
+    /// counted reads a last time: either it sees this read, or this sees it idle.
+    fn wake_if_idle(&self) {
+        if self.idle.load(Ordering::SeqCst) {
+            let _state = self.state();
+            if self.idle.swap(false, Ordering::SeqCst) {
+                self.wake.notify_one();
+            }
+        }
     }
 
     fn set_failing(&self, state: &mut State, failing: bool) {
@@ -199,6 +291,7 @@ impl AuditQueue {
             wake: Condvar::new(),
             capacity,
             tallies: Sharded::new(Mutex::default),
+            counted: Sharded::new(Mutex::default),
             refusing: AtomicU8::new(TAKING),
             idle: AtomicBool::new(false),
         });
@@ -212,26 +305,26 @@ impl AuditQueue {
 
     /// Counts a read event; refused when this thread's tally is full or the sink is failing.
     pub(crate) fn enqueue(&self, event: AuditEvent) -> Result<()> {
-        match self.shared.refusing.load(Ordering::Acquire) {
-            TAKING => {}
-            STOPPED => return Err(stopped()),
-            _ => return Err(Error::AuditBackpressure),
-        }
+        self.shared.taking()?;
         self.shared
             .tallies
             .local()
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .count(event, self.shared.capacity)?;
-        // Pairs with the writer's store before it looks at the tallies a last time: either it
-        // sees this read, or this sees it idle and wakes it.
-        if self.shared.idle.load(Ordering::SeqCst) {
-            let _state = self.shared.state();
-            if self.shared.idle.swap(false, Ordering::SeqCst) {
-                self.shared.wake.notify_one();
-            }
-        }
+        self.shared.wake_if_idle();
         Ok(())
+    }
+
+    /// A tally for repeated reads of the access `event` records.
+    pub(crate) fn tally_for(&self, event: &AuditEvent) -> Arc<ReadTally> {
+        Arc::new(ReadTally {
+            access: AuditEvent { count: 1, until: None, ..event.clone() },
+            queue: Arc::clone(&self.shared),
+            count: AtomicU64::new(0),
+            first: AtomicI64::new(0),
+            last: AtomicI64::new(0),
+        })
     }
 
     /// Queues a mutation event and waits until it is durable.

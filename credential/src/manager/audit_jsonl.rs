@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::audit::{AuditEvent, AuditQuery, AuditSink};
+use super::audit::{AuditEvent, AuditQuery, AuditSink, ReadTally};
 use super::audit_batch::{AuditQueue, BatchTarget, DEFAULT_QUEUE_CAPACITY};
 use crate::{Error, Result, blocking};
 
@@ -268,6 +268,10 @@ impl AuditSink for JsonlAuditSink {
 
     fn record_read(&self, event: AuditEvent) -> Result<()> {
         self.inner.queue.enqueue(event)
+    }
+
+    fn read_tally(&self, event: &AuditEvent) -> Option<Arc<ReadTally>> {
+        Some(self.inner.queue.tally_for(event))
     }
 
     async fn flush(&self) -> Result<()> {

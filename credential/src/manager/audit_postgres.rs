@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio_postgres::Client;
 
-use super::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink};
+use super::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink, ReadTally};
 use super::audit_batch::{AuditQueue, BatchTarget, DEFAULT_QUEUE_CAPACITY};
 use crate::store::postgres_connection::{Settings, storage};
 use crate::{Error, PostgresStore, Result};
@@ -143,6 +143,10 @@ impl AuditSink for PostgresAuditSink {
 
     fn record_read(&self, event: AuditEvent) -> Result<()> {
         self.inner.queue.enqueue(event)
+    }
+
+    fn read_tally(&self, event: &AuditEvent) -> Option<Arc<ReadTally>> {
+        Some(self.inner.queue.tally_for(event))
     }
 
     async fn flush(&self) -> Result<()> {

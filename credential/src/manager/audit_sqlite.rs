@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, TransactionBehavior, params};
 
-use super::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink};
+use super::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink, ReadTally};
 use super::audit_batch::{AuditQueue, BatchTarget, DEFAULT_QUEUE_CAPACITY};
 use crate::store::sqlite_error;
 use crate::{Error, Result, SqliteStore, blocking};
@@ -106,6 +106,10 @@ impl AuditSink for SqliteAuditSink {
 
     fn record_read(&self, event: AuditEvent) -> Result<()> {
         self.inner.queue.enqueue(event)
+    }
+
+    fn read_tally(&self, event: &AuditEvent) -> Option<Arc<ReadTally>> {
+        Some(self.inner.queue.tally_for(event))
     }
 
     async fn flush(&self) -> Result<()> {

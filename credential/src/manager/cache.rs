@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, Utc};
 
 use super::access::Principal;
-use super::front_cache::{self, Allowed, Epochs};
+use super::front_cache::{self, Allowed, Counter, Epochs};
 use super::id_hasher::IdMap;
 use super::registry::Decoded;
 use crate::{ChangeListener, FeedKind, MAX_FEED_LAG, Result};
@@ -189,22 +189,29 @@ impl Cache {
     }
 
     /// This thread's copy of the entry for `key`, if it is current, fresh at `now` (the caller's
-    /// clock reading, so a read asks the clock once) and already allowed for `principal`.
+    /// clock reading, so a read asks the clock once) and already allowed for `principal`; and
+    /// whether the read was counted on the copy's counter (see [`front_cache::get`]).
     pub(crate) fn copy(
         &self,
         key: &str,
         principal: &Principal,
         now: DateTime<Utc>,
-    ) -> Option<Cached> {
+        counts: impl FnOnce(&Cached) -> bool,
+    ) -> Option<Result<(Cached, bool)>> {
         if !self.enabled(now) {
             return None;
         }
-        front_cache::get(&self.epochs, key, principal, now)
+        front_cache::get(&self.epochs, key, principal, now, counts)
     }
 
     /// The entry for `key` if it is still fresh at `now`; a hit leaves this thread a copy, to be
-    /// served without asking again to whom `allowed` says.
-    pub(crate) fn get(&self, key: &str, now: DateTime<Utc>, allowed: Allowed) -> Option<Cached> {
+    /// served without asking again to whom and counted where `copy` says.
+    pub(crate) fn get(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        copy: impl FnOnce(&Cached) -> (Allowed, Option<Counter>),
+    ) -> Option<Cached> {
         if !self.enabled(now) {
             return None;
         }
@@ -213,8 +220,18 @@ impl Cache {
             let entry = state.entries.get(key).filter(|entry| now < entry.fresh_until)?;
             (entry.cached.clone(), entry.fresh_until, self.epochs.stamp(key))
         };
+        let (allowed, counter) = copy(&cached);
         let capacity = self.config.capacity;
-        front_cache::put(&self.epochs, capacity, key, &cached, fresh_until, stamp, allowed);
+        front_cache::put(
+            &self.epochs,
+            capacity,
+            key,
+            &cached,
+            fresh_until,
+            stamp,
+            allowed,
+            counter,
+        );
         Some(cached)
     }
 
@@ -382,10 +399,13 @@ mod tests {
         for (key, version) in [("a", 1), ("b", 2), ("c", 3)] {
             cache.get_or_load(key, || async move { Ok(cached(version)) }).await.unwrap();
         }
-        assert!(cache.get("a", Utc::now(), Allowed::Anyone).is_none());
-        assert_eq!(cache.get("c", Utc::now(), Allowed::Anyone).map(|hit| hit.version), Some(3));
+        assert!(cache.get("a", Utc::now(), |_| (Allowed::Anyone, None)).is_none());
+        assert_eq!(
+            cache.get("c", Utc::now(), |_| (Allowed::Anyone, None)).map(|hit| hit.version),
+            Some(3)
+        );
         tokio::time::sleep(Duration::from_millis(40)).await;
-        assert!(cache.get("c", Utc::now(), Allowed::Anyone).is_none());
+        assert!(cache.get("c", Utc::now(), |_| (Allowed::Anyone, None)).is_none());
     }
 
     #[tokio::test]
@@ -393,7 +413,7 @@ mod tests {
         let cache = Cache::new(CacheConfig::default());
         let failed = cache.get_or_load("k", || async { Err(crate::Error::Decrypt) }).await;
         assert!(failed.is_err());
-        assert!(cache.get("k", Utc::now(), Allowed::Anyone).is_none());
+        assert!(cache.get("k", Utc::now(), |_| (Allowed::Anyone, None)).is_none());
     }
 
     #[tokio::test]
@@ -403,20 +423,23 @@ mod tests {
         let now = Utc::now();
         cache.caught_up(SystemTime::now());
         cache.get_or_load("k", || async { Ok(cached(1)) }).await.unwrap();
-        assert!(cache.get("k", now, Allowed::Anyone).is_some());
+        assert!(cache.get("k", now, |_| (Allowed::Anyone, None)).is_some());
         cache.lost();
         cache.get_or_load("k", || async { Ok(cached(2)) }).await.unwrap();
         assert!(
-            cache.get("k", Utc::now(), Allowed::Anyone).is_none(),
+            cache.get("k", Utc::now(), |_| (Allowed::Anyone, None)).is_none(),
             "served while the feed vouches for nothing"
         );
         cache.caught_up(SystemTime::now());
         assert!(
-            cache.get("k", Utc::now(), Allowed::Anyone).is_none(),
+            cache.get("k", Utc::now(), |_| (Allowed::Anyone, None)).is_none(),
             "what was loaded meanwhile is not kept"
         );
         cache.get_or_load("k", || async { Ok(cached(3)) }).await.unwrap();
-        assert_eq!(cache.get("k", Utc::now(), Allowed::Anyone).map(|hit| hit.version), Some(3));
+        assert_eq!(
+            cache.get("k", Utc::now(), |_| (Allowed::Anyone, None)).map(|hit| hit.version),
+            Some(3)
+        );
     }
 
     #[tokio::test]
@@ -439,9 +462,9 @@ mod tests {
         cache.invalidate("a");
         load(&cache, "a", 5).await.unwrap();
         load(&cache, "e", 6).await.unwrap();
-        assert!(cache.get("b", Utc::now(), Allowed::Anyone).is_none());
+        assert!(cache.get("b", Utc::now(), |_| (Allowed::Anyone, None)).is_none());
         for key in ["a", "c", "d", "e"] {
-            assert!(cache.get(key, Utc::now(), Allowed::Anyone).is_some(), "{key}");
+            assert!(cache.get(key, Utc::now(), |_| (Allowed::Anyone, None)).is_some(), "{key}");
         }
     }
 }

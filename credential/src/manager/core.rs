@@ -21,7 +21,7 @@ use super::access::{AccessPolicy, DecisionMemo, Permission, Principal, SharedMem
 use super::audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink};
 use super::audit_bounds;
 use super::cache::{Cache, CacheListener, Cached};
-use super::front_cache::Allowed;
+use super::front_cache::{Allowed, Counter};
 use super::refresh::Refreshers;
 use super::refresh_flight::Flights;
 use super::registry::{Decoded, Decoder, KindRegistry};
@@ -181,11 +181,23 @@ impl Core {
         let operation = Operation::read();
         let now = Utc::now();
         // The common case, a hit on this thread's copy already allowed for this principal, asks
-        // nothing of anything shared; a hit in the shared cache awaits nothing; a miss loads in a
-        // boxed future so the hit paths stay small.
+        // nothing of anything shared, and a read it serves is counted on the copy's counter when
+        // the sink counts reads itself; a hit in the shared cache awaits nothing; a miss loads in
+        // a boxed future so the hit paths stay small.
         let mut source = Source::Cache;
-        let found = match self.cache.copy(id, &actor.principal, now) {
-            Some(copy) => Ok(copy),
+        let counts = |cached: &Cached| action == AuditAction::Read && servable(cached, decode, now);
+        let found = match self.cache.copy(id, &actor.principal, now, counts) {
+            Some(Ok((copy, true))) => {
+                operation.counted_read_ended(&self.telemetry, copy.credential.kind, || {
+                    self.read_event(now, actor, id, action, Ok(&copy))
+                });
+                return Ok(copy);
+            }
+            Some(Ok((copy, false))) => Ok(copy),
+            Some(Err(refused)) => {
+                telemetry::audit_refused(&refused);
+                return Err(refused);
+            }
             None => match self.authorized_hit(actor, id, now) {
                 Err(error) => Err(error),
                 Ok(Some(hit)) => Ok(hit),
@@ -210,7 +222,23 @@ impl Core {
             }
             other => other.and_then(|cached| unexpired(id, cached, now)),
         };
-        let event = match &found {
+        let event = self.read_event(now, actor, id, action, found.as_ref());
+        let kind = found.as_ref().ok().map(|cached| cached.credential.kind);
+        operation.read_ended(&self.telemetry, &event, kind, source);
+        self.audit.record_read(event).inspect_err(telemetry::audit_refused)?;
+        found
+    }
+
+    /// The audit event of a read of `id` that found `found`.
+    fn read_event(
+        &self,
+        now: DateTime<Utc>,
+        actor: &Actor,
+        id: &str,
+        action: AuditAction,
+        found: Result<&Cached, &Error>,
+    ) -> AuditEvent {
+        match found {
             // The cached id is shared: a hit allocates nothing for its event.
             Ok(cached) => self.event(
                 now,
@@ -225,11 +253,7 @@ impl Core {
                 let credential = audit_bounds::credential(id, Some(error));
                 self.event(now, actor, credential, action, None, Some(error), None)
             }
-        };
-        let kind = found.as_ref().ok().map(|cached| cached.credential.kind);
-        operation.read_ended(&self.telemetry, &event, kind, source);
-        self.audit.record_read(event).inspect_err(telemetry::audit_refused)?;
-        found
+        }
     }
 
     /// Checks the policy, then looks in the cache. The id is checked on its way into the policy's
@@ -241,7 +265,16 @@ impl Core {
         now: DateTime<Utc>,
     ) -> Result<Option<Cached>> {
         let allowed = self.authorize(actor, id, Permission::Read, now)?;
-        Ok(self.cache.get(id, now, allowed))
+        Ok(self.cache.get(id, now, |cached| {
+            // The reads this principal makes of this version on this thread are counted on one
+            // tally, if the sink keeps tallies.
+            let access = self.read_event(now, actor, id, AuditAction::Read, Ok(cached));
+            let counter = self
+                .audit
+                .read_tally(&access)
+                .map(|tally| Counter { reader: actor.principal.shared_name(), tally });
+            (allowed, counter)
+        }))
     }
 
     pub(crate) async fn load_current(&self, id: &str, decode: Decode) -> Result<Cached> {
@@ -518,6 +551,18 @@ impl Core {
         let event = self.event(time, actor, credential, action, version, error, reason);
         self.audit.record(event).await
     }
+}
+
+/// Whether `cached` is served as it is to a read decoding as `decode` at `now`: of that kind,
+/// not expired, no refresh due.
+fn servable(cached: &Cached, decode: Decode, now: DateTime<Utc>) -> bool {
+    let kind_matches = match decode {
+        Decode::As(decoder) => decoder.kind == cached.credential.kind,
+        Decode::ByStoredKind => true,
+    };
+    kind_matches
+        && cached.due_at.is_none_or(|due_at| now < due_at)
+        && cached.expires_at.is_none_or(|expires_at| now < expires_at)
 }
 
 /// `cached`, unless it has expired at `now`.

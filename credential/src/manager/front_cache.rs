@@ -17,6 +17,7 @@ use std::sync::{Arc, Weak};
 use chrono::{DateTime, Utc};
 
 use super::access::Principal;
+use super::audit_batch::ReadTally;
 use super::cache::Cached;
 use super::id_hasher::IdMap;
 
@@ -90,17 +91,42 @@ impl Allowed {
     }
 }
 
+/// Where the reads of a copy by the principal that made it are counted, when the audit sink
+/// counts repeated reads itself.
+pub(crate) struct Counter {
+    /// The full name of the principal whose reads the tally counts.
+    pub(crate) reader: Arc<str>,
+    pub(crate) tally: Arc<ReadTally>,
+}
+
 struct Kept {
     cached: Cached,
     fresh_until: DateTime<Utc>,
     stamp: Stamp,
     allowed: Allowed,
+    counter: Option<Counter>,
 }
 
 /// One thread's copies of one cache's entries.
 struct Front {
     epochs: Weak<Epochs>,
     copies: IdMap<Kept, Arc<str>>,
+    /// The principal name the latest copy was made for: copies for one principal share it, so
+    /// comparing names on a hit reads memory that stays in the CPU's cache.
+    reader: Option<Arc<str>>,
+}
+
+impl Front {
+    /// `name`, as the copies already share it if they do.
+    fn interned(&mut self, name: &Arc<str>) -> Arc<str> {
+        match &self.reader {
+            Some(reader) if **reader == **name => Arc::clone(reader),
+            _ => {
+                self.reader = Some(Arc::clone(name));
+                Arc::clone(name)
+            }
+        }
+    }
 }
 
 thread_local! {
@@ -117,7 +143,11 @@ fn with_front<T>(epochs: &Arc<Epochs>, work: impl FnOnce(&mut Front) -> T) -> T 
             Some(index) => index,
             None => {
                 fronts.retain(|front| front.epochs.strong_count() > 0);
-                fronts.push(Front { epochs: Arc::downgrade(epochs), copies: IdMap::default() });
+                fronts.push(Front {
+                    epochs: Arc::downgrade(epochs),
+                    copies: IdMap::default(),
+                    reader: None,
+                });
                 fronts.len() - 1
             }
         };
@@ -126,23 +156,44 @@ fn with_front<T>(epochs: &Arc<Epochs>, work: impl FnOnce(&mut Front) -> T) -> T 
 }
 
 /// This thread's copy of `key`, if it is current, fresh at `now` and may be served to
-/// `principal`.
+/// `principal`, and whether the read was counted: it is, on the copy's counter, when `counts`
+/// says the copy will be served as a read and the counter is `principal`'s.
+///
+/// # Errors
+/// The counter refused the read: the audit sink is failing.
 pub(crate) fn get(
     epochs: &Arc<Epochs>,
     key: &str,
     principal: &Principal,
     now: DateTime<Utc>,
-) -> Option<Cached> {
+    counts: impl FnOnce(&Cached) -> bool,
+) -> Option<crate::Result<(Cached, bool)>> {
     with_front(epochs, |front| {
-        let copy = front.copies.get(key)?;
-        let current = copy.stamp == epochs.stamp(key);
-        (current && now < copy.fresh_until && copy.allowed.admits(principal, now))
-            .then(|| copy.cached.clone())
+        let kept = front.copies.get(key)?;
+        let current = kept.stamp == epochs.stamp(key);
+        if !(current && now < kept.fresh_until && kept.allowed.admits(principal, now)) {
+            return None;
+        }
+        let counter = kept.counter.as_ref().filter(|counter| {
+            let admitted_as_reader = matches!(&kept.allowed,
+                Allowed::Principal { name, .. } if Arc::ptr_eq(name, &counter.reader));
+            admitted_as_reader || *counter.reader == *principal.name()
+        });
+        let counted = match counter {
+            Some(counter) if counts(&kept.cached) => match counter.tally.count(now) {
+                Ok(()) => true,
+                Err(refused) => return Some(Err(refused)),
+            },
+            _ => false,
+        };
+        Some(Ok((kept.cached.clone(), counted)))
     })
 }
 
-/// Keeps a copy of `cached`, handed out by the shared cache under `stamp`, for `allowed`. A
-/// thread keeps at most `capacity` copies per cache; when full it starts over.
+/// Keeps a copy of `cached`, handed out by the shared cache under `stamp`, for `allowed`, with
+/// reads counted on `counter`. A thread keeps at most `capacity` copies per cache; when full it
+/// starts over.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn put(
     epochs: &Arc<Epochs>,
     capacity: usize,
@@ -151,16 +202,25 @@ pub(crate) fn put(
     fresh_until: DateTime<Utc>,
     stamp: Stamp,
     allowed: Allowed,
+    counter: Option<Counter>,
 ) {
     with_front(epochs, |front| {
         if front.copies.len() >= capacity && !front.copies.contains_key(key) {
             front.copies.clear();
         }
+        let allowed = match allowed {
+            Allowed::Principal { name, until } => {
+                Allowed::Principal { name: front.interned(&name), until }
+            }
+            Allowed::Anyone => Allowed::Anyone,
+        };
+        let counter = counter
+            .map(|Counter { reader, tally }| Counter { reader: front.interned(&reader), tally });
         // The copy's own id: the audit events of its hits share this thread's reference count,
         // not the one every thread shares.
         let id: Arc<str> = Arc::from(key);
         let cached = Cached { id: Arc::clone(&id), ..cached.clone() };
-        front.copies.insert(id, Kept { cached, fresh_until, stamp, allowed });
+        front.copies.insert(id, Kept { cached, fresh_until, stamp, allowed, counter });
     });
 }
 
@@ -190,23 +250,52 @@ mod tests {
         let alice = Principal::named("alice");
         let allowed = Allowed::Principal { name: Arc::from("alice"), until: Some(later) };
         let stamp = epochs.stamp("a");
-        put(&epochs, 10, "a", &cached(1), later, stamp, allowed.clone());
-        assert_eq!(get(&epochs, "a", &alice, now).map(|hit| hit.version), Some(1));
-        assert!(get(&epochs, "a", &Principal::named("bob"), now).is_none());
-        assert!(get(&epochs, "a", &alice, later).is_none(), "stale, and the grant ran out");
+        put(&epochs, 10, "a", &cached(1), later, stamp, allowed.clone(), None);
+        assert_eq!(
+            get(&epochs, "a", &alice, now, |_| false)
+                .map(|hit| hit.unwrap().0)
+                .map(|hit| hit.version),
+            Some(1)
+        );
+        assert!(
+            get(&epochs, "a", &Principal::named("bob"), now, |_| false)
+                .map(|hit| hit.unwrap().0)
+                .is_none()
+        );
+        assert!(
+            get(&epochs, "a", &alice, later, |_| false).is_none(),
+            "stale, and the grant ran out"
+        );
         epochs.changed("a");
-        assert!(get(&epochs, "a", &alice, now).is_none(), "changed since");
-        put(&epochs, 10, "a", &cached(2), later, epochs.stamp("a"), allowed.clone());
-        assert_eq!(get(&epochs, "a", &alice, now).map(|hit| hit.version), Some(2));
+        assert!(
+            get(&epochs, "a", &alice, now, |_| false).map(|hit| hit.unwrap().0).is_none(),
+            "changed since"
+        );
+        put(&epochs, 10, "a", &cached(2), later, epochs.stamp("a"), allowed.clone(), None);
+        assert_eq!(
+            get(&epochs, "a", &alice, now, |_| false)
+                .map(|hit| hit.unwrap().0)
+                .map(|hit| hit.version),
+            Some(2)
+        );
         epochs.changed_all();
-        assert!(get(&epochs, "a", &alice, now).is_none(), "everything changed");
+        assert!(
+            get(&epochs, "a", &alice, now, |_| false).map(|hit| hit.unwrap().0).is_none(),
+            "everything changed"
+        );
         // Another thread has copies of its own.
-        put(&epochs, 10, "a", &cached(3), later, epochs.stamp("a"), Allowed::Anyone);
+        put(&epochs, 10, "a", &cached(3), later, epochs.stamp("a"), Allowed::Anyone, None);
         std::thread::scope(|scope| {
-            scope.spawn(|| assert!(get(&epochs, "a", &alice, now).is_none()));
+            scope.spawn(|| {
+                assert!(
+                    get(&epochs, "a", &alice, now, |_| false).map(|hit| hit.unwrap().0).is_none()
+                )
+            });
         });
         assert_eq!(
-            get(&epochs, "a", &Principal::named("bob"), now).map(|hit| hit.version),
+            get(&epochs, "a", &Principal::named("bob"), now, |_| false)
+                .map(|hit| hit.unwrap().0)
+                .map(|hit| hit.version),
             Some(3)
         );
     }
@@ -217,7 +306,7 @@ mod tests {
         let later = Utc::now() + chrono::Duration::seconds(60);
         for n in 0..25 {
             let key = format!("k{n}");
-            put(&epochs, 10, &key, &cached(n), later, epochs.stamp(&key), Allowed::Anyone);
+            put(&epochs, 10, &key, &cached(n), later, epochs.stamp(&key), Allowed::Anyone, None);
         }
         with_front(&epochs, |front| assert!(front.copies.len() <= 10));
         drop(epochs);
