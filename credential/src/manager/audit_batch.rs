@@ -703,4 +703,28 @@ mod tests {
         assert_eq!(reads.iter().map(|read| read.count).sum::<u64>(), 2_000);
         assert!(reads.iter().all(|read| read.action == AuditAction::Read));
     }
+
+    #[tokio::test]
+    async fn tallied_reads_on_many_threads_are_all_written_before_a_later_mutation() {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let queue =
+            AuditQueue::start("test-audit", Recording(Arc::clone(&written)), 1_000).unwrap();
+        let tally = queue.tally_for(&event(AuditAction::Read));
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..500 {
+                        tally.count(chrono::Utc::now()).unwrap();
+                    }
+                });
+            }
+        });
+        queue.record_durably(event(AuditAction::Revoke)).await.unwrap();
+        let written = written.lock().unwrap();
+        let (last, reads) = written.split_last().unwrap();
+        assert_eq!(last.action, AuditAction::Revoke);
+        assert_eq!(reads.iter().map(|read| read.count).sum::<u64>(), 2_000);
+        assert!(reads.iter().all(|read| read.until.is_none_or(|until| read.time <= until)));
+        assert!(reads.iter().all(|read| read.time <= last.time));
+    }
 }
