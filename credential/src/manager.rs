@@ -12,6 +12,7 @@ mod audit_postgres;
 mod audit_sqlite;
 mod backup;
 mod cache;
+mod clock;
 mod context;
 mod core;
 mod field_values;

@@ -27,6 +27,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
 use super::audit::AuditEvent;
+use super::clock;
 use super::id_hasher::IdMap;
 use super::thread_shard::Sharded;
 use crate::{Error, Result};
@@ -161,18 +162,13 @@ impl std::fmt::Debug for ReadTally {
     }
 }
 
-fn unix_nanos(at: DateTime<Utc>) -> i64 {
-    at.timestamp_nanos_opt().unwrap_or(i64::MAX)
-}
-
 impl ReadTally {
-    /// Counts one more read at `now`.
+    /// Counts one more read at `at` (Unix nanoseconds).
     ///
     /// # Errors
     /// As [`AuditQueue::enqueue`]: the sink is failing or stopped.
-    pub(crate) fn count(self: &Arc<Self>, now: DateTime<Utc>) -> Result<()> {
+    pub(crate) fn count(self: &Arc<Self>, at: i64) -> Result<()> {
         self.queue.taking()?;
-        let at = unix_nanos(now);
         if self.count.fetch_add(1, Ordering::AcqRel) == 0 {
             // The first read since the writer took the count: the writer finds this tally in
             // the thread's list, after the times are set.
@@ -193,8 +189,8 @@ impl ReadTally {
         let last = self.last.load(Ordering::Acquire).max(first);
         let count = self.count.swap(0, Ordering::AcqRel);
         (count > 0).then(|| AuditEvent {
-            time: DateTime::from_timestamp_nanos(first),
-            until: (count > 1).then(|| DateTime::from_timestamp_nanos(last)),
+            time: clock::at(first),
+            until: (count > 1).then(|| clock::at(last)),
             count,
             ..self.access.clone()
         })
@@ -714,7 +710,7 @@ mod tests {
             for _ in 0..4 {
                 scope.spawn(|| {
                     for _ in 0..500 {
-                        tally.count(chrono::Utc::now()).unwrap();
+                        tally.count(clock::now_nanos()).unwrap();
                     }
                 });
             }

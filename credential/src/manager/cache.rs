@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, Utc};
 
 use super::access::Principal;
+use super::clock;
 use super::front_cache::{self, Allowed, Counter, Epochs};
 use super::id_hasher::IdMap;
 use super::registry::Decoded;
@@ -137,12 +138,8 @@ struct Freshness {
 /// cores), before the clock is taken to have stepped back.
 const CLOCK_SLACK_NANOS: i64 = 1_000_000;
 
-fn unix_nanos(at: DateTime<Utc>) -> i64 {
-    at.timestamp_nanos_opt().unwrap_or(i64::MAX)
-}
-
 impl Freshness {
-    fn is_fresh(&self, now: DateTime<Utc>) -> bool {
+    fn is_fresh(&self, now: i64) -> bool {
         if !self.polled.load(Ordering::Acquire) {
             return true;
         }
@@ -151,7 +148,7 @@ impl Freshness {
             return false;
         }
         let lag = i64::try_from(MAX_FEED_LAG.as_nanos()).unwrap_or(i64::MAX);
-        let behind = unix_nanos(now).saturating_sub(caught_up);
+        let behind = now.saturating_sub(caught_up);
         (-CLOCK_SLACK_NANOS..=lag).contains(&behind)
     }
 }
@@ -184,7 +181,7 @@ impl Cache {
         self.clear();
     }
 
-    fn enabled(&self, now: DateTime<Utc>) -> bool {
+    fn enabled(&self, now: i64) -> bool {
         self.config.capacity > 0 && self.freshness.is_fresh(now)
     }
 
@@ -195,7 +192,7 @@ impl Cache {
         &self,
         key: &str,
         principal: &Principal,
-        now: DateTime<Utc>,
+        now: i64,
         counts: impl FnOnce(&Cached) -> bool,
     ) -> Option<Result<(Cached, bool)>> {
         if !self.enabled(now) {
@@ -212,7 +209,7 @@ impl Cache {
         now: DateTime<Utc>,
         copy: impl FnOnce(&Cached) -> (Allowed, Option<Counter>),
     ) -> Option<Cached> {
-        if !self.enabled(now) {
+        if !self.enabled(clock::nanos(now)) {
             return None;
         }
         let (cached, fresh_until, stamp) = {
@@ -271,7 +268,7 @@ impl Cache {
         F: Future<Output = Result<Cached>>,
     {
         let now = Utc::now();
-        if !self.enabled(now) {
+        if !self.enabled(clock::nanos(now)) {
             return load().await;
         }
         let flight = {
@@ -308,7 +305,8 @@ impl Cache {
         let fresh_until = now.checked_add_signed(ttl).unwrap_or(DateTime::<Utc>::MAX_UTC);
         let mut state = self.state();
         let current = state.flights.get(key).is_some_and(|current| Arc::ptr_eq(current, flight));
-        if !current || flight.stale.load(Ordering::Acquire) || !self.freshness.is_fresh(now) {
+        let fresh = self.freshness.is_fresh(clock::nanos(now));
+        if !current || flight.stale.load(Ordering::Acquire) || !fresh {
             return;
         }
         if state.entries.len() >= self.config.capacity && !state.entries.contains_key(key) {

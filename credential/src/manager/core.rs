@@ -21,6 +21,7 @@ use super::access::{AccessPolicy, DecisionMemo, Permission, Principal, SharedMem
 use super::audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink};
 use super::audit_bounds;
 use super::cache::{Cache, CacheListener, Cached};
+use super::clock;
 use super::front_cache::{Allowed, Counter};
 use super::refresh::Refreshers;
 use super::refresh_flight::Flights;
@@ -179,25 +180,30 @@ impl Core {
         decode: Decode,
     ) -> Result<Cached> {
         let operation = Operation::read();
-        let now = Utc::now();
+        let now_nanos = clock::now_nanos();
         // The common case, a hit on this thread's copy already allowed for this principal, asks
         // nothing of anything shared, and a read it serves is counted on the copy's counter when
         // the sink counts reads itself; a hit in the shared cache awaits nothing; a miss loads in
         // a boxed future so the hit paths stay small.
         let mut source = Source::Cache;
-        let counts = |cached: &Cached| action == AuditAction::Read && servable(cached, decode, now);
-        let found = match self.cache.copy(id, &actor.principal, now, counts) {
+        let counts = |cached: &Cached| action == AuditAction::Read && is_kind(cached, decode);
+        let copy = match self.cache.copy(id, &actor.principal, now_nanos, counts) {
             Some(Ok((copy, true))) => {
                 operation.counted_read_ended(&self.telemetry, copy.credential.kind, || {
-                    self.read_event(now, actor, id, action, Ok(&copy))
+                    self.read_event(clock::at(now_nanos), actor, id, action, Ok(&copy))
                 });
                 return Ok(copy);
             }
-            Some(Ok((copy, false))) => Ok(copy),
+            Some(Ok((copy, false))) => Some(copy),
             Some(Err(refused)) => {
                 telemetry::audit_refused(&refused);
                 return Err(refused);
             }
+            None => None,
+        };
+        let now = clock::at(now_nanos);
+        let found = match copy {
+            Some(copy) => Ok(copy),
             None => match self.authorized_hit(actor, id, now) {
                 Err(error) => Err(error),
                 Ok(Some(hit)) => Ok(hit),
@@ -553,16 +559,12 @@ impl Core {
     }
 }
 
-/// Whether `cached` is served as it is to a read decoding as `decode` at `now`: of that kind,
-/// not expired, no refresh due.
-fn servable(cached: &Cached, decode: Decode, now: DateTime<Utc>) -> bool {
-    let kind_matches = match decode {
+/// Whether `cached` is of the kind a read decoding as `decode` wants.
+fn is_kind(cached: &Cached, decode: Decode) -> bool {
+    match decode {
         Decode::As(decoder) => decoder.kind == cached.credential.kind,
         Decode::ByStoredKind => true,
-    };
-    kind_matches
-        && cached.due_at.is_none_or(|due_at| now < due_at)
-        && cached.expires_at.is_none_or(|expires_at| now < expires_at)
+    }
 }
 
 /// `cached`, unless it has expired at `now`.

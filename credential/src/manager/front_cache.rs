@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use super::access::Principal;
 use super::audit_batch::ReadTally;
 use super::cache::Cached;
+use super::clock;
 use super::id_hasher::IdMap;
 
 /// Shards of ids with their own epoch: a change to one id invalidates the copies of about one
@@ -81,12 +82,18 @@ pub(crate) enum Allowed {
 }
 
 impl Allowed {
-    fn admits(&self, principal: &Principal, now: DateTime<Utc>) -> bool {
+    fn admits(&self, principal: &Principal) -> bool {
         match self {
             Self::Anyone => true,
-            Self::Principal { name, until } => {
-                until.is_none_or(|until| now < until) && **name == *principal.name()
-            }
+            Self::Principal { name, .. } => **name == *principal.name(),
+        }
+    }
+
+    /// When the decision may change.
+    fn until(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Anyone => None,
+            Self::Principal { until, .. } => *until,
         }
     }
 }
@@ -101,7 +108,10 @@ pub(crate) struct Counter {
 
 struct Kept {
     cached: Cached,
-    fresh_until: DateTime<Utc>,
+    /// Unix nanoseconds from which the copy is not served: when the entry goes stale, the
+    /// decision may change, the credential expires or its refresh falls due, whichever is first
+    /// (the shared path then decides what to do).
+    served_until: i64,
     stamp: Stamp,
     allowed: Allowed,
     counter: Option<Counter>,
@@ -165,13 +175,13 @@ pub(crate) fn get(
     epochs: &Arc<Epochs>,
     key: &str,
     principal: &Principal,
-    now: DateTime<Utc>,
+    now: i64,
     counts: impl FnOnce(&Cached) -> bool,
 ) -> Option<crate::Result<(Cached, bool)>> {
     with_front(epochs, |front| {
         let kept = front.copies.get(key)?;
         let current = kept.stamp == epochs.stamp(key);
-        if !(current && now < kept.fresh_until && kept.allowed.admits(principal, now)) {
+        if !(current && now < kept.served_until && kept.allowed.admits(principal)) {
             return None;
         }
         let counter = kept.counter.as_ref().filter(|counter| {
@@ -218,9 +228,15 @@ pub(crate) fn put(
             .map(|Counter { reader, tally }| Counter { reader: front.interned(&reader), tally });
         // The copy's own id: the audit events of its hits share this thread's reference count,
         // not the one every thread shares.
+        let served_until = [Some(fresh_until), allowed.until(), cached.expires_at, cached.due_at]
+            .into_iter()
+            .flatten()
+            .map(clock::nanos)
+            .min()
+            .unwrap_or(i64::MAX);
         let id: Arc<str> = Arc::from(key);
         let cached = Cached { id: Arc::clone(&id), ..cached.clone() };
-        front.copies.insert(id, Kept { cached, fresh_until, stamp, allowed, counter });
+        front.copies.insert(id, Kept { cached, served_until, stamp, allowed, counter });
     });
 }
 
@@ -252,35 +268,39 @@ mod tests {
         let stamp = epochs.stamp("a");
         put(&epochs, 10, "a", &cached(1), later, stamp, allowed.clone(), None);
         assert_eq!(
-            get(&epochs, "a", &alice, now, |_| false)
+            get(&epochs, "a", &alice, clock::nanos(now), |_| false)
                 .map(|hit| hit.unwrap().0)
                 .map(|hit| hit.version),
             Some(1)
         );
         assert!(
-            get(&epochs, "a", &Principal::named("bob"), now, |_| false)
+            get(&epochs, "a", &Principal::named("bob"), clock::nanos(now), |_| false)
                 .map(|hit| hit.unwrap().0)
                 .is_none()
         );
         assert!(
-            get(&epochs, "a", &alice, later, |_| false).is_none(),
+            get(&epochs, "a", &alice, clock::nanos(later), |_| false).is_none(),
             "stale, and the grant ran out"
         );
         epochs.changed("a");
         assert!(
-            get(&epochs, "a", &alice, now, |_| false).map(|hit| hit.unwrap().0).is_none(),
+            get(&epochs, "a", &alice, clock::nanos(now), |_| false)
+                .map(|hit| hit.unwrap().0)
+                .is_none(),
             "changed since"
         );
         put(&epochs, 10, "a", &cached(2), later, epochs.stamp("a"), allowed.clone(), None);
         assert_eq!(
-            get(&epochs, "a", &alice, now, |_| false)
+            get(&epochs, "a", &alice, clock::nanos(now), |_| false)
                 .map(|hit| hit.unwrap().0)
                 .map(|hit| hit.version),
             Some(2)
         );
         epochs.changed_all();
         assert!(
-            get(&epochs, "a", &alice, now, |_| false).map(|hit| hit.unwrap().0).is_none(),
+            get(&epochs, "a", &alice, clock::nanos(now), |_| false)
+                .map(|hit| hit.unwrap().0)
+                .is_none(),
             "everything changed"
         );
         // Another thread has copies of its own.
@@ -288,12 +308,14 @@ mod tests {
         std::thread::scope(|scope| {
             scope.spawn(|| {
                 assert!(
-                    get(&epochs, "a", &alice, now, |_| false).map(|hit| hit.unwrap().0).is_none()
+                    get(&epochs, "a", &alice, clock::nanos(now), |_| false)
+                        .map(|hit| hit.unwrap().0)
+                        .is_none()
                 )
             });
         });
         assert_eq!(
-            get(&epochs, "a", &Principal::named("bob"), now, |_| false)
+            get(&epochs, "a", &Principal::named("bob"), clock::nanos(now), |_| false)
                 .map(|hit| hit.unwrap().0)
                 .map(|hit| hit.version),
             Some(3)
