@@ -48,6 +48,8 @@ mod vault_client;
 #[cfg(feature = "vault")]
 mod vault_transit;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -162,34 +164,66 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
-/// A shared store is a store: keep an `Arc` to inspect what a manager writes.
+/// The future a [`Store`] method returns (as `async_trait` writes it).
+type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
+/// A shared store is a store: keep an `Arc` to inspect what a manager writes. Each call hands
+/// back the shared store's own future, without boxing it a second time.
 #[async_trait]
 impl<S: Store + ?Sized> Store for Arc<S> {
-    async fn get(&self, id: &str) -> Result<Option<Record>> {
-        (**self).get(id).await
+    fn get<'a, 'b, 'f>(&'a self, id: &'b str) -> StoreFuture<'f, Option<Record>>
+    where
+        'a: 'f,
+        'b: 'f,
+        Self: 'f,
+    {
+        (**self).get(id)
     }
 
-    async fn put(&self, record: Record, precondition: Precondition) -> Result<u64> {
-        (**self).put(record, precondition).await
+    fn put<'a, 'f>(&'a self, record: Record, precondition: Precondition) -> StoreFuture<'f, u64>
+    where
+        'a: 'f,
+        Self: 'f,
+    {
+        (**self).put(record, precondition)
     }
 
-    async fn delete(&self, id: &str, revision: u64) -> Result<()> {
-        (**self).delete(id, revision).await
+    fn delete<'a, 'b, 'f>(&'a self, id: &'b str, revision: u64) -> StoreFuture<'f, ()>
+    where
+        'a: 'f,
+        'b: 'f,
+        Self: 'f,
+    {
+        (**self).delete(id, revision)
     }
 
-    async fn now(&self) -> Result<chrono::DateTime<chrono::Utc>> {
-        (**self).now().await
+    fn now<'a, 'f>(&'a self) -> StoreFuture<'f, chrono::DateTime<chrono::Utc>>
+    where
+        'a: 'f,
+        Self: 'f,
+    {
+        (**self).now()
     }
 
-    async fn key_ids_in_use(
-        &self,
-        environment: &str,
-    ) -> Result<Option<std::collections::BTreeSet<String>>> {
-        (**self).key_ids_in_use(environment).await
+    fn key_ids_in_use<'a, 'b, 'f>(
+        &'a self,
+        environment: &'b str,
+    ) -> StoreFuture<'f, Option<std::collections::BTreeSet<String>>>
+    where
+        'a: 'f,
+        'b: 'f,
+        Self: 'f,
+    {
+        (**self).key_ids_in_use(environment)
     }
 
-    async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
-        (**self).list(filter).await
+    fn list<'a, 'b, 'f>(&'a self, filter: &'b ListFilter) -> StoreFuture<'f, Vec<RecordMeta>>
+    where
+        'a: 'f,
+        'b: 'f,
+        Self: 'f,
+    {
+        (**self).list(filter)
     }
 
     fn watch(&self, listener: Arc<dyn ChangeListener>) -> Result<Option<ChangeFeed>> {

@@ -1,5 +1,6 @@
 //! Who may do what: principals, grants and the access policy.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
 
@@ -23,18 +24,26 @@ pub struct Principal {
 impl Principal {
     /// The principal of `action` in `workflow`, named `workflow:action`.
     pub fn new(workflow: &str, action: &str) -> Self {
-        // Engines make a principal per action: a usual name is joined on the stack, so making
-        // one allocates once.
-        let mut joined = [0u8; 128];
-        let length = workflow.len() + 1 + action.len();
-        if let Some(buffer) = joined.get_mut(..length) {
-            let (head, tail) = buffer.split_at_mut(workflow.len());
-            head.copy_from_slice(workflow.as_bytes());
-            tail[0] = b':';
-            tail[1..].copy_from_slice(action.as_bytes());
-            if let Ok(name) = std::str::from_utf8(buffer) {
-                return Self { name: Arc::from(name) };
+        // Engines make a principal per action: the name is joined in a buffer the thread keeps,
+        // so making one allocates once.
+        thread_local! {
+            static JOINED: RefCell<String> = const { RefCell::new(String::new()) };
+        }
+        let joined = JOINED.try_with(|joined| {
+            let mut joined = joined.borrow_mut();
+            joined.clear();
+            joined.push_str(workflow);
+            joined.push(':');
+            joined.push_str(action);
+            let name = Arc::from(joined.as_str());
+            // A long name once is no reason to keep its buffer.
+            if joined.capacity() > 1024 {
+                *joined = String::new();
             }
+            name
+        });
+        if let Ok(name) = joined {
+            return Self { name };
         }
         Self { name: Arc::from(format!("{workflow}:{action}")) }
     }

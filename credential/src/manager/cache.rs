@@ -181,8 +181,10 @@ impl Cache {
         self.clear();
     }
 
-    fn enabled(&self, now: i64) -> bool {
-        self.config.capacity > 0 && self.freshness.is_fresh(now)
+    /// Whether the cache serves and keeps entries at the time `now` reads (asked only when it
+    /// matters: a cache turned off does not read the clock).
+    fn enabled(&self, now: impl FnOnce() -> i64) -> bool {
+        self.config.capacity > 0 && self.freshness.is_fresh(now())
     }
 
     /// This thread's copy of the entry for `key`, if it is current, fresh at `now` (the caller's
@@ -195,7 +197,7 @@ impl Cache {
         now: i64,
         counts: impl FnOnce(&Cached) -> bool,
     ) -> Option<Result<(Cached, bool)>> {
-        if !self.enabled(now) {
+        if !self.enabled(|| now) {
             return None;
         }
         front_cache::get(&self.epochs, key, principal, now, counts)
@@ -209,7 +211,7 @@ impl Cache {
         now: DateTime<Utc>,
         copy: impl FnOnce(&Cached) -> (Allowed, Option<Counter>),
     ) -> Option<Cached> {
-        if !self.enabled(clock::nanos(now)) {
+        if !self.enabled(|| clock::nanos(now)) {
             return None;
         }
         let (cached, fresh_until, stamp) = {
@@ -267,8 +269,11 @@ impl Cache {
         L: FnOnce() -> F,
         F: Future<Output = Result<Cached>>,
     {
-        let now = Utc::now();
-        if !self.enabled(clock::nanos(now)) {
+        let mut now = DateTime::<Utc>::MIN_UTC;
+        if !self.enabled(|| {
+            now = Utc::now();
+            clock::nanos(now)
+        }) {
             return load().await;
         }
         let flight = {

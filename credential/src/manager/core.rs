@@ -291,13 +291,16 @@ impl Core {
         }
         self.cache
             .get_or_load(id, || async {
-                let record = self.fetch(id).await?;
+                // One storage id for the fetch and the open.
+                let storage_id = self.storage_id(id);
+                let record = self.fetch_at(&storage_id, id).await?;
                 let decoder = self.decoder(&record, decode)?;
                 let served = versions::served(id, &record)?;
                 if record.meta.refresh.reauth_required {
                     return Err(Error::ReauthRequired { id: id.to_owned() });
                 }
-                let decoded = self.open_as(id, &record, served, decoder)?;
+                let decoded =
+                    decoder.decode(&self.open_raw_at(&storage_id, id, &record, served)?)?;
                 let (expires_at, due_at) = self.expiry(&record, served, &decoded);
                 Ok(Cached {
                     due_at,
@@ -344,8 +347,13 @@ impl Core {
 
     /// The record of `id`.
     pub(crate) async fn fetch(&self, id: &str) -> Result<Record> {
+        self.fetch_at(&self.storage_id(id), id).await
+    }
+
+    /// The record of `id`, which the store knows as `storage_id`.
+    async fn fetch_at(&self, storage_id: &str, id: &str) -> Result<Record> {
         self.telemetry
-            .store_call(StoreOp::Get, self.store.get(&self.storage_id(id)))
+            .store_call(StoreOp::Get, self.store.get(storage_id))
             .await?
             .ok_or_else(|| Error::NotFound { id: id.to_owned() })
     }
@@ -383,11 +391,21 @@ impl Core {
         record: &Record,
         version: &SealedVersion,
     ) -> Result<Zeroizing<Vec<u8>>> {
+        self.open_raw_at(&self.storage_id(id), id, record, version)
+    }
+
+    /// As [`open_raw`](Self::open_raw), for a record the store knows as `storage_id`.
+    fn open_raw_at(
+        &self,
+        storage_id: &str,
+        id: &str,
+        record: &Record,
+        version: &SealedVersion,
+    ) -> Result<Zeroizing<Vec<u8>>> {
         if version.sealed.is_empty() {
             return Err(Error::VersionUnavailable { id: id.to_owned(), version: version.version });
         }
-        let storage_id = self.storage_id(id);
-        let context = SealContext::new(&storage_id, version.version, &record.meta.kind);
+        let context = SealContext::new(storage_id, version.version, &record.meta.kind);
         self.ring.open(&context, &version.sealed)
     }
 

@@ -2,12 +2,12 @@
 //! kinds a manager knows how to decode.
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use zeroize::Zeroizing;
 
 use super::field_values::{FieldValues, encode_fields};
+use super::id_hasher::IdMap;
 use crate::{Credential, FieldRef, FieldSchema, Result};
 
 /// A decoded credential whose type is not known at the call site.
@@ -114,7 +114,7 @@ impl Decoded {
 /// manager is used with.
 #[derive(Default)]
 pub(crate) struct KindRegistry {
-    decoders: RwLock<HashMap<&'static str, Decoder>>,
+    decoders: RwLock<IdMap<Decoder, &'static str>>,
 }
 
 impl KindRegistry {
