@@ -1,6 +1,7 @@
 //! An in-memory store, for tests and ephemeral use.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -87,11 +88,25 @@ impl Store for MemoryStore {
         check_id(&record.meta.id)?;
         let mut records = self.records();
         let Records { by_id, key_usage } = &mut *records;
-        let record = apply_put(by_id.get(&record.meta.id), record, precondition)?;
-        let revision = record.meta.revision;
-        let id = record.meta.id.clone();
-        key_usage.replace(by_id.get(&id).map(|before| &before.meta), Some(&record.meta));
-        by_id.insert(id.clone(), record);
+        // One walk of the map: the entry is found once for the check, the key counts and the
+        // write.
+        let (id, revision) = match by_id.entry(record.meta.id.clone()) {
+            Entry::Occupied(mut found) => {
+                let record = apply_put(Some(found.get()), record, precondition)?;
+                key_usage.replace(Some(&found.get().meta), Some(&record.meta));
+                let revision = record.meta.revision;
+                found.insert(record);
+                (found.key().clone(), revision)
+            }
+            Entry::Vacant(absent) => {
+                let record = apply_put(None, record, precondition)?;
+                key_usage.replace(None, Some(&record.meta));
+                let revision = record.meta.revision;
+                let id = absent.key().clone();
+                absent.insert(record);
+                (id, revision)
+            }
+        };
         drop(records);
         self.listeners.report(&id);
         Ok(revision)

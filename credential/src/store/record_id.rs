@@ -5,6 +5,18 @@ use crate::{Error, Result};
 /// The longest credential id.
 pub const MAX_ID_LEN: usize = 200;
 
+/// The bytes an id may hold, looked up once per byte (ids are checked on every miss and write).
+const ALLOWED: [bool; 256] = {
+    let mut allowed = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        allowed[byte] = b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/');
+        byte += 1;
+    }
+    allowed
+};
+
 /// Checks a credential id against the allowlist: 1 to [`MAX_ID_LEN`] bytes of `A-Z a-z 0-9 _ - .
 /// /`, made of `/`-separated segments that are neither empty, nor `.` or `..`, nor start with
 /// `.`. No traversal, no NUL, no hidden files.
@@ -32,7 +44,7 @@ pub fn check_id(id: &str) -> Result<()> {
     // One pass: `previous` is the byte before, `/` at the start of the id.
     let mut previous = b'/';
     for byte in id.bytes() {
-        if !(byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.' | b'/')) {
+        if !ALLOWED[usize::from(byte)] {
             return invalid("may only contain A-Z, a-z, 0-9, `_`, `-`, `.` and `/`");
         }
         if previous == b'/' && matches!(byte, b'/' | b'.') {
