@@ -167,9 +167,10 @@ pub struct AuditEvent {
     pub error: Option<String>,
     /// The operator's stated reason, for revocations.
     pub reason: Option<String>,
-    /// How many identical events this one stands for. Durable sinks coalesce reads of one
-    /// credential by one principal with one outcome that fall in one write batch (a few
-    /// milliseconds): `time` is the first, [`until`](Self::until) the last. Otherwise 1.
+    /// How many identical events this one stands for. Durable sinks count the reads of one
+    /// version of a credential by one principal with one outcome made between two write
+    /// batches (about 10 ms apart) as one event: `time` is the first, [`until`](Self::until)
+    /// the last. Otherwise 1.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub count: u64,
     /// The time of the last of the coalesced events, when there are several.

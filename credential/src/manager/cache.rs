@@ -62,6 +62,21 @@ pub(crate) struct Cached {
     pub(crate) due_at: Option<DateTime<Utc>>,
 }
 
+#[cfg(test)]
+impl Cached {
+    /// An entry of version `version` with a made-up value, for the cache's tests.
+    pub(crate) fn for_tests(version: u64) -> Self {
+        let key = Arc::new(crate::kinds::ApiKey { key: "k".into(), header: None });
+        Self {
+            credential: Decoded { value: Arc::new(version), fields: key, kind: "test" },
+            id: Arc::from("id"),
+            version,
+            expires_at: None,
+            due_at: None,
+        }
+    }
+}
+
 struct Entry {
     cached: Cached,
     fresh_until: DateTime<Utc>,
@@ -361,14 +376,7 @@ mod tests {
     use super::*;
 
     fn cached(version: u64) -> Cached {
-        let key = Arc::new(crate::kinds::ApiKey { key: "k".into(), header: None });
-        Cached {
-            credential: Decoded { value: Arc::new(version), fields: key, kind: "test" },
-            id: Arc::from("id"),
-            version,
-            expires_at: None,
-            due_at: None,
-        }
+        Cached::for_tests(version)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

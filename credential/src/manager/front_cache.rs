@@ -245,17 +245,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::manager::registry::Decoded;
 
     fn cached(version: u64) -> Cached {
-        let key = Arc::new(crate::kinds::ApiKey { key: "k".into(), header: None });
-        Cached {
-            credential: Decoded { value: Arc::new(version), fields: key, kind: "test" },
-            id: Arc::from("id"),
-            version,
-            expires_at: None,
-            due_at: None,
-        }
+        Cached::for_tests(version)
     }
 
     #[test]

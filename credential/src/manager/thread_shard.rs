@@ -6,6 +6,7 @@
 //! is still correct, only slower.
 
 use std::cell::Cell;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// One value per shard, each on its own cache lines.
@@ -24,8 +25,7 @@ const MAX_SHARDS: usize = 64;
 impl<T> Sharded<T> {
     /// A shard per thread the machine runs at once, each made by `make`.
     pub(crate) fn new(make: impl FnMut() -> T) -> Self {
-        let threads = std::thread::available_parallelism().map_or(4, std::num::NonZeroUsize::get);
-        Self::with_shards(threads.next_power_of_two().min(MAX_SHARDS), make)
+        Self::with_shards(shards_per_structure(), make)
     }
 
     /// `count` shards (at least one), each made by `make`.
@@ -42,6 +42,17 @@ impl<T> Sharded<T> {
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
         self.shards.iter().map(|padded| &padded.0)
     }
+}
+
+/// How many shards a structure gets: the threads the machine runs at once, rounded up to a power
+/// of two. Asked of the system once (it reads the process's CPU set and quota, which costs
+/// system calls).
+fn shards_per_structure() -> usize {
+    static SHARDS: OnceLock<usize> = OnceLock::new();
+    *SHARDS.get_or_init(|| {
+        let threads = std::thread::available_parallelism().map_or(4, std::num::NonZeroUsize::get);
+        threads.next_power_of_two().min(MAX_SHARDS)
+    })
 }
 
 static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
