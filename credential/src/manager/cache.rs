@@ -176,6 +176,12 @@ pub(crate) struct Cache {
     epochs: Arc<Epochs>,
 }
 
+impl Drop for Cache {
+    fn drop(&mut self) {
+        self.epochs.forget_copies();
+    }
+}
+
 impl Cache {
     pub(crate) fn new(config: CacheConfig) -> Self {
         Self {

@@ -12,7 +12,7 @@
 use std::cell::RefCell;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use chrono::{DateTime, Utc};
 
@@ -26,10 +26,12 @@ use super::id_hasher::IdMap;
 /// id in this many.
 const EPOCH_SHARDS: usize = 256;
 
-/// The versions of the shared cache's contents that copies are checked against.
+/// The versions of the shared cache's contents that copies are checked against, and the
+/// threads' copies of it (so they can all be dropped with the cache).
 pub(crate) struct Epochs {
     whole: AtomicU64,
     shards: Box<[AtomicU64]>,
+    fronts: Mutex<Vec<Weak<Mutex<Front>>>>,
 }
 
 /// The epochs an entry was handed out under.
@@ -50,7 +52,20 @@ impl Epochs {
         Arc::new(Self {
             whole: AtomicU64::new(0),
             shards: (0..EPOCH_SHARDS).map(|_| AtomicU64::new(0)).collect(),
+            fronts: Mutex::default(),
         })
+    }
+
+    /// Drops every thread's copies now (the cache is going away): decrypted values must not
+    /// outlive it in threads that do not read again.
+    pub(crate) fn forget_copies(&self) {
+        let fronts =
+            std::mem::take(&mut *self.fronts.lock().unwrap_or_else(PoisonError::into_inner));
+        for front in fronts.iter().filter_map(Weak::upgrade) {
+            let mut front = front.lock().unwrap_or_else(PoisonError::into_inner);
+            front.copies = IdMap::default();
+            front.reader = None;
+        }
     }
 
     /// The current stamp for `key` (the caller holds the shared cache's lock).
@@ -117,9 +132,9 @@ struct Kept {
     counter: Option<Counter>,
 }
 
-/// One thread's copies of one cache's entries.
+/// One thread's copies of one cache's entries. Only its thread reads or writes it, except when the
+/// cache drops them all; its lock is never contended otherwise.
 struct Front {
-    epochs: Weak<Epochs>,
     copies: IdMap<Kept, Arc<str>>,
     /// The principal name the latest copy was made for: copies for one principal share it, so
     /// comparing names on a hit reads memory that stays in the CPU's cache.
@@ -139,8 +154,12 @@ impl Front {
     }
 }
 
+/// A thread's copies of one cache, known by the cache's epochs.
+type Copies = (Weak<Epochs>, Arc<Mutex<Front>>);
+
 thread_local! {
-    static FRONTS: RefCell<Vec<Front>> = const { RefCell::new(Vec::new()) };
+    /// This thread's copies, per cache.
+    static FRONTS: RefCell<Vec<Copies>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `work` on this thread's copies for the cache with `epochs`, forgetting on the way the
@@ -148,20 +167,22 @@ thread_local! {
 fn with_front<T>(epochs: &Arc<Epochs>, work: impl FnOnce(&mut Front) -> T) -> T {
     FRONTS.with(|fronts| {
         let mut fronts = fronts.borrow_mut();
-        let position = fronts.iter().position(|front| front.epochs.as_ptr() == Arc::as_ptr(epochs));
+        let position = fronts.iter().position(|(of, _)| of.as_ptr() == Arc::as_ptr(epochs));
         let index = match position {
             Some(index) => index,
             None => {
-                fronts.retain(|front| front.epochs.strong_count() > 0);
-                fronts.push(Front {
-                    epochs: Arc::downgrade(epochs),
-                    copies: IdMap::default(),
-                    reader: None,
-                });
+                fronts.retain(|(of, _)| of.strong_count() > 0);
+                let front = Arc::new(Mutex::new(Front { copies: IdMap::default(), reader: None }));
+                let mut registered = epochs.fronts.lock().unwrap_or_else(PoisonError::into_inner);
+                registered.retain(|front| front.strong_count() > 0);
+                registered.push(Arc::downgrade(&front));
+                drop(registered);
+                fronts.push((Arc::downgrade(epochs), front));
                 fronts.len() - 1
             }
         };
-        work(&mut fronts[index])
+        let mut front = fronts[index].1.lock().unwrap_or_else(PoisonError::into_inner);
+        work(&mut front)
     })
 }
 
@@ -327,5 +348,28 @@ mod tests {
         let other = Epochs::new();
         with_front(&other, |_| ());
         FRONTS.with(|fronts| assert_eq!(fronts.borrow().len(), 1, "the dropped cache's are gone"));
+    }
+
+    #[test]
+    fn a_cache_going_away_drops_the_copies_of_threads_that_never_read_again() {
+        let epochs = Epochs::new();
+        let kept = cached(1);
+        let later = Utc::now() + chrono::Duration::seconds(60);
+        std::thread::scope(|scope| {
+            let (made, wait) = std::sync::mpsc::channel();
+            let (finish, finished) = std::sync::mpsc::channel::<()>();
+            let (epochs, kept) = (&epochs, &kept);
+            scope.spawn(move || {
+                put(epochs, 10, "a", kept, later, epochs.stamp("a"), Allowed::Anyone, None);
+                made.send(()).unwrap();
+                // The thread lives on without reading again.
+                let _ = finished.recv();
+            });
+            wait.recv().unwrap();
+            assert_eq!(Arc::strong_count(&kept.credential.value), 2, "the thread's copy");
+            epochs.forget_copies();
+            assert_eq!(Arc::strong_count(&kept.credential.value), 1, "dropped with the cache");
+            finish.send(()).unwrap();
+        });
     }
 }
