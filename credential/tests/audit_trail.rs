@@ -345,9 +345,11 @@ async fn reads_served_from_a_threads_copies_are_counted_in_order_and_refused_onc
     let reader =
         Manager::builder().store(store).key_ring(ring).audit(full.clone()).build().await.unwrap();
     let ctx = reader.context(Principal::new("workflow/a", "action/read"));
-    // A load, a hit that leaves this thread a copy, a hit on the copy.
-    for _ in 0..3 {
-        ctx.get::<ApiKey>("api/key").await.unwrap();
+    // A load, then a hit that leaves this thread a copy (the copy is made before the read's
+    // event is handed over); either read may already be refused if the writer failed first.
+    for _ in 0..2 {
+        let read = ctx.get::<ApiKey>("api/key").await;
+        assert!(matches!(read, Ok(_) | Err(Error::AuditBackpressure)), "{read:?}");
     }
     assert!(full.flush().await.is_err());
     assert!(matches!(ctx.get::<ApiKey>("api/key").await, Err(Error::AuditBackpressure)));

@@ -566,6 +566,18 @@ mod tests {
         assert!(!rest.contains(&AuditAction::Revoke));
     }
 
+    #[tokio::test]
+    async fn a_tally_refuses_reads_while_the_sink_fails() {
+        let fail = Arc::new(Mutex::new(true));
+        let (written, _batches) = mpsc::channel();
+        let queue = AuditQueue::start("test-audit", Switchable { fail, written }, 4).unwrap();
+        let tally = queue.tally_for(&event(AuditAction::Read));
+        tally.count(clock::now_nanos()).unwrap();
+        // The batch holding the counted read and the revoke fails: the sink is failing now.
+        assert!(queue.record_durably(event(AuditAction::Revoke)).await.is_err());
+        assert!(matches!(tally.count(clock::now_nanos()), Err(Error::AuditBackpressure)));
+    }
+
     #[test]
     fn repeated_reads_are_counted_and_mutations_keep_their_place() {
         let read = |credential: &str| Pending {
