@@ -118,26 +118,7 @@ impl Operation {
         kind: Option<&str>,
         source: Source,
     ) {
-        #[cfg(feature = "metrics")]
-        {
-            let by_outcome = &telemetry.reads.by_source[usize::from(source == Source::Store)];
-            by_outcome[outcome_index(event.outcome)].increment(1);
-        }
-        #[cfg(not(feature = "metrics"))]
-        let _ = telemetry;
-        #[cfg(feature = "tracing")]
-        if tracing::dispatcher::has_been_set() {
-            self.record(event, kind);
-            let source = match source {
-                Source::Cache => "cache",
-                Source::Store => "store",
-            };
-            self.span.record("source", source);
-            let _entered = self.span.enter();
-            tracing::trace!(source, "credential read");
-        }
-        #[cfg(not(feature = "tracing"))]
-        let _ = (kind, source);
+        self.report_read(telemetry, event.outcome, kind, source, || event);
         ended(event);
     }
 
@@ -149,19 +130,38 @@ impl Operation {
         kind: &str,
         event: impl FnOnce() -> AuditEvent,
     ) {
+        self.report_read(telemetry, AuditOutcome::Success, Some(kind), Source::Cache, event);
+    }
+
+    /// Counts a read that ended with `outcome` and, for a tracing subscriber, records `event`.
+    fn report_read<E: std::borrow::Borrow<AuditEvent>>(
+        self,
+        telemetry: &Telemetry,
+        outcome: AuditOutcome,
+        kind: Option<&str>,
+        source: Source,
+        event: impl FnOnce() -> E,
+    ) {
         #[cfg(feature = "metrics")]
-        telemetry.reads.by_source[0][outcome_index(AuditOutcome::Success)].increment(1);
+        {
+            let by_outcome = &telemetry.reads.by_source[usize::from(source == Source::Store)];
+            by_outcome[outcome_index(outcome)].increment(1);
+        }
         #[cfg(not(feature = "metrics"))]
-        let _ = telemetry;
+        let _ = (telemetry, outcome);
         #[cfg(feature = "tracing")]
         if tracing::dispatcher::has_been_set() {
-            self.record(&event(), Some(kind));
-            self.span.record("source", "cache");
+            self.record(event().borrow(), kind);
+            let source = match source {
+                Source::Cache => "cache",
+                Source::Store => "store",
+            };
+            self.span.record("source", source);
             let _entered = self.span.enter();
-            tracing::trace!(source = "cache", "credential read");
+            tracing::trace!(source, "credential read");
         }
         #[cfg(not(feature = "tracing"))]
-        let _ = (kind, event);
+        let _ = (kind, source, event);
     }
 
     /// The commit whose audit event is `event` ended.

@@ -290,11 +290,11 @@ impl Cache {
         L: FnOnce() -> F,
         F: Future<Output = Result<Cached>>,
     {
-        let mut now = DateTime::<Utc>::MIN_UTC;
-        if !self.enabled(|| {
-            now = Utc::now();
-            clock::nanos(now)
-        }) {
+        if self.config.capacity == 0 {
+            return load().await;
+        }
+        let now = Utc::now();
+        if !self.freshness.is_fresh(clock::nanos(now)) {
             return load().await;
         }
         let flight = {
