@@ -13,6 +13,7 @@ mod expiry;
 pub mod hazmat;
 #[cfg(any(feature = "oauth2", feature = "vault"))]
 mod http;
+mod id_hasher;
 pub mod kinds;
 mod manager;
 #[cfg(feature = "oauth2")]

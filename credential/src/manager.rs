@@ -17,7 +17,6 @@ mod context;
 mod core;
 mod field_values;
 mod front_cache;
-mod id_hasher;
 mod lifecycle;
 mod refresh;
 mod refresh_flight;
@@ -408,8 +407,8 @@ impl Manager {
         check_id(id)?;
         self.core.kinds.register::<C>();
         credential.validate()?;
-        let sealed = self.core.seal(id, 1, C::KIND, &credential.encode())?;
-        let written = self.create_record(id, C::KIND, credential.expires_at(), sealed).await?;
+        let written =
+            self.create_record(id, C::KIND, credential.expires_at(), &credential.encode()).await?;
         Ok(Managed::from_parts(self.clone(), id.to_owned(), written, Arc::new(credential)))
     }
 
@@ -445,24 +444,25 @@ impl Manager {
             .decoder(kind)
             .ok_or_else(|| Error::UnknownKind { kind: kind.to_owned() })?;
         let (encoded, decoded) = decoder.encode_fields(values)?;
-        let sealed = self.core.seal(id, 1, decoder.kind, &encoded)?;
         let written =
-            self.create_record(id, decoder.kind, decoded.fields.expires_at(), sealed).await?;
+            self.create_record(id, decoder.kind, decoded.fields.expires_at(), &encoded).await?;
         Ok(DynManaged::new(self.clone(), id.to_owned(), written))
     }
 
-    /// Commits a new draft record of `kind` holding `sealed` as its first version.
+    /// Commits a new draft record of `kind` holding `plaintext` sealed as its first version.
     async fn create_record(
         &self,
         id: &str,
         kind: &str,
         expires_at: Option<chrono::DateTime<Utc>>,
-        sealed: Vec<u8>,
+        plaintext: &[u8],
     ) -> Result<Record> {
+        let storage_id = self.core.storage_id(id);
+        let sealed = self.core.seal_at(&storage_id, 1, kind, plaintext)?;
         let now = Utc::now();
         let record = Record {
             meta: RecordMeta {
-                id: self.core.storage_id(id),
+                id: storage_id,
                 kind: kind.to_owned(),
                 environment: self.core.environment.to_string(),
                 state: LifecycleState::Draft,
@@ -474,7 +474,7 @@ impl Manager {
                 key_id: self.core.ring.current_id().to_string(),
                 refresh: Default::default(),
             },
-            versions: vec![versions::sealed_now(1, VersionState::Pending, sealed)],
+            versions: vec![versions::sealed_at(1, VersionState::Pending, sealed, now)],
         };
         let change = Change {
             id,

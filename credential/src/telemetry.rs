@@ -18,7 +18,7 @@
 use std::time::Instant;
 
 use crate::Error;
-use crate::manager::{AuditEvent, AuditOutcome};
+use crate::manager::{AuditAction, AuditEvent, AuditOutcome};
 
 /// Whether anything is reported at all.
 pub(crate) const ENABLED: bool = cfg!(any(feature = "tracing", feature = "metrics"));
@@ -35,6 +35,8 @@ pub(crate) enum Source {
 pub(crate) struct Telemetry {
     #[cfg(feature = "metrics")]
     reads: ReadCounters,
+    #[cfg(feature = "metrics")]
+    commits: CommitCounters,
     #[cfg(feature = "metrics")]
     store: StoreHistograms,
 }
@@ -54,6 +56,27 @@ impl Default for ReadCounters {
             [counter(source, "success"), counter(source, "denied"), counter(source, "failure")]
         };
         Self { by_source: [outcomes("cache"), outcomes("store")] }
+    }
+}
+
+/// `credential_commits_total` by action, then outcome: each taken on its first use, so a manager
+/// neither builds a key per commit nor registers every pair at start-up.
+#[cfg(feature = "metrics")]
+#[derive(Debug, Default)]
+struct CommitCounters {
+    by_action: [[std::sync::OnceLock<metrics::Counter>; 3]; AuditAction::COUNT],
+}
+
+#[cfg(feature = "metrics")]
+impl CommitCounters {
+    fn get(&self, action: AuditAction, outcome: AuditOutcome) -> &metrics::Counter {
+        self.by_action[action as usize][outcome_index(outcome)].get_or_init(|| {
+            metrics::counter!(
+                "credential_commits_total",
+                "action" => action.as_str(),
+                "outcome" => outcome.as_str()
+            )
+        })
     }
 }
 
@@ -95,6 +118,18 @@ impl Operation {
                     source = tracing::field::Empty,
                 )
             },
+        }
+    }
+
+    /// Whether a tracing subscriber is set, and so wants the fields of this operation's span.
+    pub(crate) fn traced(&self) -> bool {
+        #[cfg(feature = "tracing")]
+        {
+            tracing::dispatcher::has_been_set()
+        }
+        #[cfg(not(feature = "tracing"))]
+        {
+            false
         }
     }
 
@@ -150,7 +185,7 @@ impl Operation {
         #[cfg(not(feature = "metrics"))]
         let _ = (telemetry, outcome);
         #[cfg(feature = "tracing")]
-        if tracing::dispatcher::has_been_set() {
+        if self.traced() {
             self.record(event().borrow(), kind);
             let source = match source {
                 Source::Cache => "cache",
@@ -164,26 +199,38 @@ impl Operation {
         let _ = (kind, source, event);
     }
 
-    /// The commit whose audit event is `event` ended.
-    pub(crate) fn commit_ended(self, event: &AuditEvent, kind: &str) {
+    /// A commit of `action` ended with `error` (none: success). Its audit event is made only
+    /// when something reads it: a failure's report, or a tracing subscriber (which also gets
+    /// `kind`).
+    pub(crate) fn commit_ended(
+        self,
+        telemetry: &Telemetry,
+        action: AuditAction,
+        error: Option<&Error>,
+        kind: impl FnOnce() -> Option<String>,
+        event: impl FnOnce() -> AuditEvent,
+    ) {
+        let outcome = AuditOutcome::of(error);
         #[cfg(feature = "metrics")]
-        metrics::counter!(
-            "credential_commits_total",
-            "action" => event.action.as_str(),
-            "outcome" => event.outcome.as_str()
-        )
-        .increment(1);
+        telemetry.commits.get(action, outcome).increment(1);
+        #[cfg(not(feature = "metrics"))]
+        let _ = (telemetry, action, outcome);
+        let traced = self.traced();
+        if !traced && error.is_none() {
+            return;
+        }
+        let event = event();
         #[cfg(feature = "tracing")]
-        {
-            self.record(event, Some(kind));
+        if traced {
+            self.record(&event, kind().as_deref());
             let _entered = self.span.enter();
-            if event.outcome == AuditOutcome::Success {
+            if outcome == AuditOutcome::Success {
                 tracing::info!("credential changed");
             }
         }
         #[cfg(not(feature = "tracing"))]
         let _ = kind;
-        ended(event);
+        ended(&event);
     }
 
     #[cfg(feature = "tracing")]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::id_hasher::IdMap;
+use crate::id_hasher::IdMap;
 
 /// Who is asking: a workflow and the action in it.
 ///

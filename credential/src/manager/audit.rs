@@ -53,6 +53,10 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
+    /// How many actions there are.
+    #[cfg(feature = "metrics")]
+    pub(crate) const COUNT: usize = Self::Import as usize + 1;
+
     /// Whether the action changes a credential (and so is audited before it is committed).
     pub fn is_mutation(self) -> bool {
         !matches!(
@@ -113,6 +117,15 @@ pub enum AuditOutcome {
 }
 
 impl AuditOutcome {
+    /// How an operation that ended with `error` (none: success) ended.
+    pub(crate) fn of(error: Option<&crate::Error>) -> Self {
+        match error {
+            None => Self::Success,
+            Some(crate::Error::AccessDenied { .. }) => Self::Denied,
+            Some(_) => Self::Failure,
+        }
+    }
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -28,8 +28,8 @@ use tokio::sync::oneshot;
 
 use super::audit::AuditEvent;
 use super::clock;
-use super::id_hasher::IdMap;
 use super::thread_shard::Sharded;
+use crate::id_hasher::IdMap;
 use crate::{Error, Result};
 
 /// Distinct accesses a thread's tally holds, and events the queue holds, before reads are refused.

@@ -18,8 +18,8 @@ use chrono::{DateTime, Utc};
 use super::access::Principal;
 use super::clock;
 use super::front_cache::{self, Allowed, Counter, Epochs};
-use super::id_hasher::IdMap;
 use super::registry::Decoded;
+use crate::id_hasher::IdMap;
 use crate::{ChangeListener, FeedKind, MAX_FEED_LAG, Result};
 
 /// How long decrypted credentials stay cached, and how many.

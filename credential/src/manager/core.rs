@@ -450,8 +450,18 @@ impl Core {
         kind: &str,
         plaintext: &[u8],
     ) -> Result<Vec<u8>> {
-        let storage_id = self.storage_id(id);
-        self.ring.seal(&SealContext::new(&storage_id, version, kind), plaintext)
+        self.seal_at(&self.storage_id(id), version, kind, plaintext)
+    }
+
+    /// As [`seal`](Self::seal), for a record the store knows as `storage_id`.
+    pub(crate) fn seal_at(
+        &self,
+        storage_id: &str,
+        version: u64,
+        kind: &str,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>> {
+        self.ring.seal(&SealContext::new(storage_id, version, kind), plaintext)
     }
 
     // ----- the commit path -----
@@ -462,20 +472,20 @@ impl Core {
             return self.commit_as(actor, change).await;
         }
         let operation = Operation::commit();
-        let kind = change.record.meta.kind.clone();
+        let kind = operation.traced().then(|| change.record.meta.kind.clone());
         let (id, action, version) = (change.id, change.action, change.version);
         let result = operation.within(self.commit_as(actor, change)).await;
         let error = result.as_ref().err();
-        let event = self.event(
-            Utc::now(),
-            actor,
-            audit_bounds::credential(id, error),
+        operation.commit_ended(
+            &self.telemetry,
             action,
-            version,
             error,
-            None,
+            || kind,
+            || {
+                let credential = audit_bounds::credential(id, error);
+                self.event(Utc::now(), actor, credential, action, version, error, None)
+            },
         );
-        operation.commit_ended(&event, &kind);
         result
     }
 
@@ -539,11 +549,7 @@ impl Core {
         error: Option<&Error>,
         reason: Option<&str>,
     ) -> AuditEvent {
-        let outcome = match error {
-            None => AuditOutcome::Success,
-            Some(Error::AccessDenied { .. }) => AuditOutcome::Denied,
-            Some(_) => AuditOutcome::Failure,
-        };
+        let outcome = AuditOutcome::of(error);
         AuditEvent {
             time,
             principal: audit_bounds::principal(&actor.principal),

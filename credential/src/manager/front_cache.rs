@@ -20,7 +20,7 @@ use super::access::Principal;
 use super::audit_batch::ReadTally;
 use super::cache::Cached;
 use super::clock;
-use super::id_hasher::IdMap;
+use crate::id_hasher::IdMap;
 
 /// Shards of ids with their own epoch: a change to one id invalidates the copies of about one
 /// id in this many.

@@ -7,7 +7,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use zeroize::Zeroizing;
 
 use super::field_values::{FieldValues, encode_fields};
-use super::id_hasher::IdMap;
+use crate::id_hasher::IdMap;
 use crate::{Credential, FieldRef, FieldSchema, Result};
 
 /// A decoded credential whose type is not known at the call site.

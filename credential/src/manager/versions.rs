@@ -81,8 +81,17 @@ pub(crate) fn next_number(record: &Record) -> u64 {
 
 /// A version sealed now.
 pub(crate) fn sealed_now(version: u64, state: VersionState, sealed: Vec<u8>) -> SealedVersion {
-    let now = Utc::now();
-    SealedVersion { version, state, created_at: now, changed_at: now, sealed }
+    sealed_at(version, state, sealed, Utc::now())
+}
+
+/// `sealed` as `version` in `state`, made at `at`.
+pub(crate) fn sealed_at(
+    version: u64,
+    state: VersionState,
+    sealed: Vec<u8>,
+    at: DateTime<Utc>,
+) -> SealedVersion {
+    SealedVersion { version, state, created_at: at, changed_at: at, sealed }
 }
 
 fn set_state(version: &mut SealedVersion, state: VersionState) {

@@ -6,12 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{LifecycleState, RecordMeta};
 
 /// What a record counts for: its environment and key id, when it is live and names a key.
+#[cfg(feature = "file")]
 pub(crate) type Usage = Option<(String, String)>;
 
 /// What `meta` counts for.
+#[cfg(feature = "file")]
 pub(crate) fn usage(meta: Option<&RecordMeta>) -> Usage {
-    meta.filter(|meta| needs_its_key(meta))
-        .map(|meta| (meta.environment.clone(), meta.key_id.clone()))
+    counted(meta).map(|(environment, key_id)| (environment.to_owned(), key_id.to_owned()))
 }
 
 /// Whether `meta` needs its key: a live record that names one.
@@ -19,9 +20,22 @@ pub(crate) fn needs_its_key(meta: &RecordMeta) -> bool {
     meta.state != LifecycleState::Revoked && !meta.key_id.is_empty()
 }
 
-/// Live records per (environment, key id).
+/// Live records per environment, then key id.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct KeyUsage(BTreeMap<(String, String), u64>);
+pub(crate) struct KeyUsage(BTreeMap<String, BTreeMap<String, u64>>);
+
+/// What a record counts for, borrowed from its metadata.
+type Counted<'a> = Option<(&'a str, &'a str)>;
+
+fn counted(meta: Option<&RecordMeta>) -> Counted<'_> {
+    meta.filter(|meta| needs_its_key(meta))
+        .map(|meta| (meta.environment.as_str(), meta.key_id.as_str()))
+}
+
+#[cfg(feature = "file")]
+fn borrowed(usage: &Usage) -> Counted<'_> {
+    usage.as_ref().map(|(environment, key_id)| (environment.as_str(), key_id.as_str()))
+}
 
 impl KeyUsage {
     /// Counts over `metas`.
@@ -34,33 +48,51 @@ impl KeyUsage {
     }
 
     /// Accounts for a write that replaced `before` (none: a creation) with `after` (none: a
-    /// delete).
+    /// delete). A write that keeps its environment and key (most of them) changes nothing and
+    /// copies nothing.
     pub(crate) fn replace(&mut self, before: Option<&RecordMeta>, after: Option<&RecordMeta>) {
-        self.apply(&usage(before), &usage(after));
+        self.move_one(counted(before), counted(after));
     }
 
     /// Moves one record from counting for `before` to counting for `after`.
+    #[cfg(feature = "file")]
     pub(crate) fn apply(&mut self, before: &Usage, after: &Usage) {
-        if let Some(key) = before
-            && let Some(records) = self.0.get_mut(key)
+        self.move_one(borrowed(before), borrowed(after));
+    }
+
+    fn move_one(&mut self, before: Counted<'_>, after: Counted<'_>) {
+        if before == after {
+            return;
+        }
+        if let Some((environment, key_id)) = before
+            && let Some(keys) = self.0.get_mut(environment)
+            && let Some(records) = keys.get_mut(key_id)
         {
             *records -= 1;
             if *records == 0 {
-                self.0.remove(key);
+                keys.remove(key_id);
+                if keys.is_empty() {
+                    self.0.remove(environment);
+                }
             }
         }
-        if let Some(key) = after {
-            *self.0.entry(key.clone()).or_default() += 1;
+        if let Some((environment, key_id)) = after {
+            let keys = match self.0.get_mut(environment) {
+                Some(keys) => keys,
+                None => self.0.entry(environment.to_owned()).or_default(),
+            };
+            match keys.get_mut(key_id) {
+                Some(records) => *records += 1,
+                None => {
+                    keys.insert(key_id.to_owned(), 1);
+                }
+            }
         }
     }
 
     /// The key ids in use in `environment`.
     pub(crate) fn of_environment(&self, environment: &str) -> BTreeSet<String> {
-        self.0
-            .keys()
-            .filter(|(in_environment, _)| in_environment == environment)
-            .map(|(_, key_id)| key_id.clone())
-            .collect()
+        self.0.get(environment).map(|keys| keys.keys().cloned().collect()).unwrap_or_default()
     }
 
     /// (environment, key id, live records), for storing.
@@ -68,19 +100,52 @@ impl KeyUsage {
     pub(crate) fn entries(&self) -> Vec<(String, String, u64)> {
         self.0
             .iter()
-            .map(|((environment, key_id), records)| (environment.clone(), key_id.clone(), *records))
+            .flat_map(|(environment, keys)| {
+                keys.iter().map(|(key_id, records)| (environment.clone(), key_id.clone(), *records))
+            })
             .collect()
     }
 
     /// The counts stored as `entries`.
     #[cfg(feature = "file")]
     pub(crate) fn from_entries(entries: Vec<(String, String, u64)>) -> Self {
-        Self(
-            entries
-                .into_iter()
-                .filter(|(_, _, records)| *records > 0)
-                .map(|(environment, key_id, records)| ((environment, key_id), records))
-                .collect(),
-        )
+        let mut usage = Self::default();
+        for (environment, key_id, records) in entries.into_iter().filter(|entry| entry.2 > 0) {
+            usage.0.entry(environment).or_default().insert(key_id, records);
+        }
+        usage
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance::sample_record;
+
+    fn meta(environment: &str, key_id: &str) -> RecordMeta {
+        let mut meta = sample_record("keys/a", "api_key", b"x").meta;
+        (meta.environment, meta.key_id) = (environment.to_owned(), key_id.to_owned());
+        meta
+    }
+
+    #[test]
+    fn records_move_between_keys_and_environments_and_leave_no_empty_counts() {
+        let (a1, a2, b1) = (meta("a", "k1"), meta("a", "k2"), meta("b", "k1"));
+        let mut usage = KeyUsage::of([&a1, &a1, &b1]);
+        assert_eq!(usage.of_environment("a"), BTreeSet::from(["k1".to_owned()]));
+
+        usage.replace(Some(&a1), Some(&a1));
+        usage.replace(Some(&a1), Some(&a2));
+        let both: BTreeSet<String> = ["k1".to_owned(), "k2".to_owned()].into();
+        assert_eq!(usage.of_environment("a"), both);
+
+        usage.replace(Some(&a1), None);
+        assert_eq!(usage.of_environment("a"), BTreeSet::from(["k2".to_owned()]));
+
+        let mut revoked = b1.clone();
+        revoked.state = LifecycleState::Revoked;
+        usage.replace(Some(&b1), Some(&revoked));
+        assert!(usage.of_environment("b").is_empty());
+        assert_eq!(usage, KeyUsage::of([&a2]), "no empty count is left behind");
     }
 }

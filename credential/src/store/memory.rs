@@ -1,7 +1,5 @@
 //! An in-memory store, for tests and ephemeral use.
 
-use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -12,6 +10,7 @@ use super::{
     ChangeFeed, ChangeListener, FeedKind, ListFilter, LocalListeners, Precondition, Record,
     RecordMeta, Store, check_id,
 };
+use crate::id_hasher::IdMap;
 use crate::{Error, Result};
 
 /// Records in a map behind a mutex. Nothing survives the process.
@@ -42,7 +41,7 @@ impl std::fmt::Debug for MemoryStore {
 /// The records, and which keys the live ones use.
 #[derive(Default)]
 struct Records {
-    by_id: BTreeMap<String, Record>,
+    by_id: IdMap<Record>,
     key_usage: KeyUsage,
 }
 
@@ -88,23 +87,22 @@ impl Store for MemoryStore {
         check_id(&record.meta.id)?;
         let mut records = self.records();
         let Records { by_id, key_usage } = &mut *records;
-        // One walk of the map: the entry is found once for the check, the key counts and the
-        // write.
-        let (id, revision) = match by_id.entry(record.meta.id.clone()) {
-            Entry::Occupied(mut found) => {
-                let record = apply_put(Some(found.get()), record, precondition)?;
-                key_usage.replace(Some(&found.get().meta), Some(&record.meta));
+        // The id is copied for the listeners, and once more as the key of a new record.
+        let id = record.meta.id.clone();
+        let revision = match by_id.get_mut(&id) {
+            Some(found) => {
+                let record = apply_put(Some(found), record, precondition)?;
+                key_usage.replace(Some(&found.meta), Some(&record.meta));
                 let revision = record.meta.revision;
-                found.insert(record);
-                (found.key().clone(), revision)
+                *found = record;
+                revision
             }
-            Entry::Vacant(absent) => {
+            None => {
                 let record = apply_put(None, record, precondition)?;
                 key_usage.replace(None, Some(&record.meta));
                 let revision = record.meta.revision;
-                let id = absent.key().clone();
-                absent.insert(record);
-                (id, revision)
+                by_id.insert(id.clone(), record);
+                revision
             }
         };
         drop(records);
@@ -129,13 +127,15 @@ impl Store for MemoryStore {
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
-        Ok(self
+        let mut metas: Vec<RecordMeta> = self
             .records()
             .by_id
             .values()
             .filter(|record| filter.matches(&record.meta))
             .map(|record| record.meta.clone())
-            .collect())
+            .collect();
+        metas.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        Ok(metas)
     }
 
     /// Kept as records are written.

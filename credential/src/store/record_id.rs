@@ -5,16 +5,31 @@ use crate::{Error, Result};
 /// The longest credential id.
 pub const MAX_ID_LEN: usize = 200;
 
-/// The bytes an id may hold, looked up once per byte (ids are checked on every miss and write).
-const ALLOWED: [bool; 256] = {
-    let mut allowed = [false; 256];
+/// A byte an id may hold.
+const ALLOWED: u8 = 1;
+/// A byte a segment may not start with (`/` or `.`).
+const NOT_FIRST: u8 = 2;
+/// The separator, after which a segment starts.
+const SEPARATOR: u8 = 4;
+
+/// What each byte is, looked up once per byte (ids are checked on every miss and write).
+const CLASSES: [u8; 256] = {
+    let mut classes = [0; 256];
     let mut byte = 0;
     while byte < 256 {
         let b = byte as u8;
-        allowed[byte] = b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/');
+        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/') {
+            classes[byte] |= ALLOWED;
+        }
+        if matches!(b, b'.' | b'/') {
+            classes[byte] |= NOT_FIRST;
+        }
+        if b == b'/' {
+            classes[byte] |= SEPARATOR;
+        }
         byte += 1;
     }
-    allowed
+    classes
 };
 
 /// Checks a credential id against the allowlist: 1 to [`MAX_ID_LEN`] bytes of `A-Z a-z 0-9 _ - .
@@ -41,18 +56,19 @@ pub fn check_id(id: &str) -> Result<()> {
     if id.len() > MAX_ID_LEN {
         return invalid("is longer than 200 bytes");
     }
-    // One pass: `previous` is the byte before, `/` at the start of the id.
-    let mut previous = b'/';
+    // One pass without branches; the reason is looked for only once the id failed. A segment
+    // starts at the start of the id and after each `/`.
+    let (mut disallowed, mut bad_start, mut at_start) = (0, 0, SEPARATOR);
     for byte in id.bytes() {
-        if !ALLOWED[usize::from(byte)] {
-            return invalid("may only contain A-Z, a-z, 0-9, `_`, `-`, `.` and `/`");
-        }
-        if previous == b'/' && matches!(byte, b'/' | b'.') {
-            return invalid("has an empty segment or one starting with `.`");
-        }
-        previous = byte;
+        let class = CLASSES[usize::from(byte)];
+        disallowed |= !class & ALLOWED;
+        bad_start |= at_start & (class << 1);
+        at_start = class & SEPARATOR;
     }
-    if previous == b'/' {
+    if disallowed != 0 {
+        return invalid("may only contain A-Z, a-z, 0-9, `_`, `-`, `.` and `/`");
+    }
+    if bad_start != 0 || at_start != 0 {
         return invalid("has an empty segment or one starting with `.`");
     }
     Ok(())
