@@ -2,6 +2,7 @@
 //! kinds a manager knows how to decode.
 
 use std::any::Any;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use zeroize::Zeroizing;
@@ -112,9 +113,29 @@ impl Decoded {
 
 /// Kind tag → decoder. Filled by `ManagerBuilder::register`, the built-in kinds, and every type a
 /// manager is used with.
-#[derive(Default)]
 pub(crate) struct KindRegistry {
     decoders: RwLock<IdMap<Decoder, &'static str>>,
+    /// Tells this registry from every other one made in the process.
+    serial: u64,
+}
+
+/// A kind known to a registry, as a thread remembers it: the registry's serial and where the
+/// kind's name lies and how long it is (a `'static` name at the same place and of the same length
+/// is the same name).
+type Registered = (u64, usize, usize);
+
+thread_local! {
+    /// The kind this thread registered last: registering it again, as every read that loads
+    /// does, takes no lock.
+    static LAST_REGISTERED: std::cell::Cell<Registered> =
+        const { std::cell::Cell::new((u64::MAX, 0, 0)) };
+}
+
+impl Default for KindRegistry {
+    fn default() -> Self {
+        static SERIALS: AtomicU64 = AtomicU64::new(0);
+        Self { decoders: RwLock::default(), serial: SERIALS.fetch_add(1, Ordering::Relaxed) }
+    }
 }
 
 impl KindRegistry {
@@ -124,6 +145,10 @@ impl KindRegistry {
 
     /// Registers `decoder` for its kind, unless the kind has a decoder already.
     pub(crate) fn register_decoder(&self, decoder: Decoder) {
+        let registered = (self.serial, decoder.kind.as_ptr() as usize, decoder.kind.len());
+        if LAST_REGISTERED.get() == registered {
+            return;
+        }
         let known =
             self.decoders.read().unwrap_or_else(PoisonError::into_inner).contains_key(decoder.kind);
         if !known {
@@ -133,6 +158,7 @@ impl KindRegistry {
                 .entry(decoder.kind)
                 .or_insert(decoder);
         }
+        LAST_REGISTERED.set(registered);
     }
 
     pub(crate) fn decoder(&self, kind: &str) -> Option<Decoder> {
@@ -164,5 +190,26 @@ impl KindRegistry {
         #[cfg(feature = "ssh")]
         registry.register::<crate::kinds::SshKey>();
         registry
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kinds::{ApiKey, BasicAuth};
+
+    #[test]
+    fn a_kind_a_thread_remembers_for_one_registry_is_still_registered_in_another() {
+        let (first, second) = (KindRegistry::default(), KindRegistry::default());
+        first.register::<ApiKey>();
+        first.register::<ApiKey>();
+        assert!(first.decoder(ApiKey::KIND).is_some());
+        assert!(second.decoder(ApiKey::KIND).is_none());
+
+        second.register::<ApiKey>();
+        second.register::<BasicAuth>();
+        assert!(second.decoder(ApiKey::KIND).is_some());
+        assert!(second.decoder(BasicAuth::KIND).is_some());
+        assert!(first.decoder(BasicAuth::KIND).is_none());
     }
 }
