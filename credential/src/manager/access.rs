@@ -24,25 +24,38 @@ pub struct Principal {
 impl Principal {
     /// The principal of `action` in `workflow`, named `workflow:action`.
     pub fn new(workflow: &str, action: &str) -> Self {
-        // Engines make a principal per action: the name is joined in a buffer the thread keeps,
-        // so making one allocates once.
+        // Engines make a principal per action, most often the one they made last: each thread
+        // keeps the name it made last and hands it out again, so a repeated principal allocates
+        // nothing (and counts references on a name only its thread uses). Another one is joined
+        // in a buffer the thread keeps, so making it allocates once.
         thread_local! {
-            static JOINED: RefCell<String> = const { RefCell::new(String::new()) };
+            static MADE: RefCell<(String, Option<Arc<str>>)> =
+                const { RefCell::new((String::new(), None)) };
         }
-        let joined = JOINED.try_with(|joined| {
-            let mut joined = joined.borrow_mut();
+        let is_named = |name: &str| {
+            name.len() == workflow.len() + 1 + action.len()
+                && name.starts_with(workflow)
+                && name.as_bytes().get(workflow.len()) == Some(&b':')
+                && name.ends_with(action)
+        };
+        let made = MADE.try_with(|made| {
+            let (joined, latest) = &mut *made.borrow_mut();
+            if let Some(name) = latest.as_ref().filter(|name| is_named(name)) {
+                return Arc::clone(name);
+            }
             joined.clear();
             joined.push_str(workflow);
             joined.push(':');
             joined.push_str(action);
-            let name = Arc::from(joined.as_str());
+            let name: Arc<str> = Arc::from(joined.as_str());
             // A long name once is no reason to keep its buffer.
             if joined.capacity() > 1024 {
                 *joined = String::new();
             }
+            *latest = Some(Arc::clone(&name));
             name
         });
-        if let Ok(name) = joined {
+        if let Ok(name) = made {
             return Self { name };
         }
         Self { name: Arc::from(format!("{workflow}:{action}")) }
@@ -55,6 +68,11 @@ impl Principal {
 
     /// The full name that grant patterns are matched against.
     pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The name, as the principal shares it.
+    pub(crate) fn name_shared(&self) -> &Arc<str> {
         &self.name
     }
 
@@ -326,6 +344,23 @@ fn glob_matches(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_thread_hands_out_the_principal_it_made_last_again_and_only_that_one() {
+        let first = Principal::new("wf", "step");
+        let again = Principal::new("wf", "step");
+        assert!(Arc::ptr_eq(&first.shared_name(), &again.shared_name()));
+        for (workflow, action, name) in [
+            ("wf", "ste", "wf:ste"),
+            ("w", "f:step", "w:f:step"),
+            ("wf:", "step", "wf::step"),
+            ("wfs", "tep", "wfs:tep"),
+            ("wf", "step", "wf:step"),
+            ("", "", ":"),
+        ] {
+            assert_eq!(Principal::new(workflow, action).name(), name);
+        }
+    }
 
     #[test]
     fn contexts_of_one_principal_share_its_memo() {

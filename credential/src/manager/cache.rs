@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 
 use super::access::Principal;
 use super::clock;
-use super::front_cache::{self, Allowed, Counter, Epochs};
+use super::front_cache::{self, Allowed, Counter, Epochs, Hit};
 use super::registry::Decoded;
 use crate::id_hasher::IdMap;
 use crate::{ChangeListener, FeedKind, MAX_FEED_LAG, Result};
@@ -51,9 +51,13 @@ impl Default for CacheConfig {
     }
 }
 
-/// A loaded credential as the cache keeps it.
+/// A loaded credential as the cache keeps it: one allocation shared by the cache, every thread's
+/// copy and the reads in flight, so handing it out counts one reference.
 #[derive(Clone)]
-pub(crate) struct Cached {
+pub(crate) struct Cached(Arc<Loaded>);
+
+/// What a load found.
+pub(crate) struct Loaded {
     pub(crate) credential: Decoded,
     pub(crate) id: Arc<str>,
     pub(crate) version: u64,
@@ -62,18 +66,42 @@ pub(crate) struct Cached {
     pub(crate) due_at: Option<DateTime<Utc>>,
 }
 
+impl Cached {
+    pub(crate) fn new(loaded: Loaded) -> Self {
+        Self(Arc::new(loaded))
+    }
+}
+
+impl std::ops::Deref for Cached {
+    type Target = Loaded;
+
+    fn deref(&self) -> &Loaded {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 impl Cached {
-    /// An entry of version `version` with a made-up value, for the cache's tests.
-    pub(crate) fn for_tests(version: u64) -> Self {
+    /// An entry of `id` at version `version` with a made-up value, for the cache's tests.
+    pub(crate) fn for_tests_of(id: &str, version: u64) -> Self {
         let key = Arc::new(crate::kinds::ApiKey { key: "k".into(), header: None });
-        Self {
+        Self::new(Loaded {
             credential: Decoded { value: Arc::new(version), fields: key, kind: "test" },
-            id: Arc::from("id"),
+            id: Arc::from(id),
             version,
             expires_at: None,
             due_at: None,
-        }
+        })
+    }
+
+    /// How many hold this entry.
+    pub(crate) fn holders(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
+
+    /// As [`for_tests_of`](Self::for_tests_of), of a made-up id.
+    pub(crate) fn for_tests(version: u64) -> Self {
+        Self::for_tests_of("id", version)
     }
 }
 
@@ -209,19 +237,21 @@ impl Cache {
     }
 
     /// This thread's copy of the entry for `key`, if it is current, fresh at `now` (the caller's
-    /// clock reading, so a read asks the clock once) and already allowed for `principal`; and
-    /// whether the read was counted on the copy's counter (see [`front_cache::get`]).
-    pub(crate) fn copy(
+    /// clock reading, so a read asks the clock once) and already allowed for `principal`; counted
+    /// on the copy's tally when it can be, and then only `take` of it handed out (see
+    /// [`front_cache::get`]).
+    pub(crate) fn copy<T>(
         &self,
         key: &str,
         principal: &Principal,
         now: i64,
         counts: impl FnOnce(&Cached) -> bool,
-    ) -> Option<Result<(Cached, bool)>> {
+        take: impl FnOnce(&Cached) -> T,
+    ) -> Option<Result<Hit<T>>> {
         if !self.enabled(|| now) {
             return None;
         }
-        front_cache::get(&self.epochs, key, principal, now, counts)
+        front_cache::get(&self.epochs, key, principal, now, counts, take)
     }
 
     /// The entry for `key` if it is still fresh at `now`; a hit leaves this thread a copy, to be
@@ -463,7 +493,7 @@ mod tests {
     async fn the_eviction_order_stays_bounded_under_churn_and_evicts_the_oldest_live_entry() {
         let cache = Cache::new(CacheConfig::new(Duration::from_secs(60), 4));
         async fn load(cache: &Cache, key: &'static str, version: u64) -> Result<Cached> {
-            let cached = Cached { id: Arc::from(key), ..cached(version) };
+            let cached = Cached::for_tests_of(key, version);
             cache.get_or_load(key, move || async move { Ok(cached) }).await
         }
         for round in 0..1_000 {

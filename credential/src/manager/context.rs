@@ -77,11 +77,7 @@ impl Context {
     /// failed, [`Error::Decrypt`], [`Error::Audit`] or [`Error::AuditBackpressure`], or a store
     /// error.
     pub async fn get<C: Credential>(&self, id: &str) -> Result<Arc<C>> {
-        let cached = self
-            .core
-            .read_current(&self.actor, id, AuditAction::Read, Decode::As(Decoder::of::<C>()))
-            .await?;
-        cached.credential.typed::<C>()
+        self.core.read_value(&self.actor, id, Decoder::of::<C>()).await?.typed::<C>()
     }
 
     /// Version `version` of credential `id`: the current version, the pending version of a

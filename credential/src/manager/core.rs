@@ -20,12 +20,12 @@ use zeroize::Zeroizing;
 use super::access::{AccessPolicy, DecisionMemo, Permission, Principal, SharedMemos};
 use super::audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink};
 use super::audit_bounds;
-use super::cache::{Cache, CacheListener, Cached};
+use super::cache::{Cache, CacheListener, Cached, Loaded};
 use super::clock;
-use super::front_cache::{Allowed, Counter};
+use super::front_cache::{Allowed, Counter, Hit};
 use super::refresh::Refreshers;
 use super::refresh_flight::Flights;
-use super::registry::{Decoded, Decoder, KindRegistry};
+use super::registry::{Decoded, Decoder, KindRegistry, Value};
 use super::thread_shard::Sharded;
 use super::versions::{self, VersionRules};
 use crate::hazmat::SealContext;
@@ -179,22 +179,50 @@ impl Core {
         action: AuditAction,
         decode: Decode,
     ) -> Result<Cached> {
+        self.read_as(actor, id, action, decode, Cached::clone).await
+    }
+
+    /// The served value of `id`, of `decoder`'s kind: [`read_current`](Self::read_current) for a
+    /// reader that keeps only the value, so a counted hit hands out one reference.
+    pub(crate) async fn read_value(
+        self: &Arc<Self>,
+        actor: &Actor,
+        id: &str,
+        decoder: Decoder,
+    ) -> Result<Value> {
+        self.read_as(actor, id, AuditAction::Read, Decode::As(decoder), |cached| {
+            Value::of(&cached.credential)
+        })
+        .await
+    }
+
+    /// The read path, handing out `take` of what it found.
+    async fn read_as<T>(
+        self: &Arc<Self>,
+        actor: &Actor,
+        id: &str,
+        action: AuditAction,
+        decode: Decode,
+        take: impl Fn(&Cached) -> T,
+    ) -> Result<T> {
         let operation = Operation::read();
         let now_nanos = clock::now_nanos();
         // The common case, a hit on this thread's copy already allowed for this principal, asks
-        // nothing of anything shared, and a read it serves is counted on the copy's counter when
+        // nothing of anything shared, and a read it serves is counted on the copy's tally when
         // the sink counts reads itself; a hit in the shared cache awaits nothing; a miss loads in
         // a boxed future so the hit paths stay small.
         let mut source = Source::Cache;
         let counts = |cached: &Cached| action == AuditAction::Read && is_kind(cached, decode);
-        let copy = match self.cache.copy(id, &actor.principal, now_nanos, counts) {
-            Some(Ok((copy, true))) => {
-                operation.counted_read_ended(&self.telemetry, copy.credential.kind, || {
-                    self.read_event(clock::at(now_nanos), actor, id, action, Ok(&copy))
+        let copy = match self.cache.copy(id, &actor.principal, now_nanos, counts, &take) {
+            Some(Ok(Hit::Counted { taken, kind, version })) => {
+                operation.counted_read_ended(&self.telemetry, kind, || {
+                    let credential = audit_bounds::credential(id, None);
+                    let at = clock::at(now_nanos);
+                    self.event(at, actor, credential, action, Some(version), None, None)
                 });
-                return Ok(copy);
+                return Ok(taken);
             }
-            Some(Ok((copy, false))) => Some(copy),
+            Some(Ok(Hit::Uncounted(copy))) => Some(copy),
             Some(Err(refused)) => {
                 telemetry::audit_refused(&refused);
                 return Err(refused);
@@ -232,7 +260,7 @@ impl Core {
         let kind = found.as_ref().ok().map(|cached| cached.credential.kind);
         operation.read_ended(&self.telemetry, &event, kind, source);
         self.audit.record_read(event).inspect_err(telemetry::audit_refused)?;
-        found
+        found.map(|cached| take(&cached))
     }
 
     /// The audit event of a read of `id` that found `found`.
@@ -302,13 +330,13 @@ impl Core {
                 let decoded =
                     decoder.decode(&self.open_raw_at(&storage_id, id, &record, served)?)?;
                 let (expires_at, due_at) = self.expiry(&record, served, &decoded);
-                Ok(Cached {
+                Ok(Cached::new(Loaded {
                     due_at,
                     expires_at,
                     credential: decoded,
                     id: Arc::from(id),
                     version: served.version,
-                })
+                }))
             })
             .await
     }

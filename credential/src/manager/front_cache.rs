@@ -29,28 +29,26 @@ const EPOCH_SHARDS: usize = 256;
 /// The versions of the shared cache's contents that copies are checked against, and the
 /// threads' copies of it (so they can all be dropped with the cache).
 pub(crate) struct Epochs {
-    whole: AtomicU64,
     shards: Box<[AtomicU64]>,
     fronts: Mutex<Vec<Weak<Mutex<Front>>>>,
 }
 
-/// The epochs an entry was handed out under.
+/// The epoch an entry was handed out under, and the shard of ids it is the epoch of.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stamp {
-    whole: u64,
-    shard: u64,
+    epoch: u64,
+    shard: u16,
 }
 
-fn shard_of(key: &str) -> usize {
+fn shard_of(key: &str) -> u16 {
     // Any fixed hash will do: it only spreads ids over the shards.
     let hash = foldhash::fast::FixedState::default().hash_one(key);
-    usize::try_from(hash % EPOCH_SHARDS as u64).unwrap_or_default()
+    u16::try_from(hash % EPOCH_SHARDS as u64).unwrap_or_default()
 }
 
 impl Epochs {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self {
-            whole: AtomicU64::new(0),
             shards: (0..EPOCH_SHARDS).map(|_| AtomicU64::new(0)).collect(),
             fronts: Mutex::default(),
         })
@@ -70,20 +68,26 @@ impl Epochs {
 
     /// The current stamp for `key` (the caller holds the shared cache's lock).
     pub(crate) fn stamp(&self, key: &str) -> Stamp {
-        Stamp {
-            whole: self.whole.load(Ordering::Acquire),
-            shard: self.shards[shard_of(key)].load(Ordering::Acquire),
-        }
+        let shard = shard_of(key);
+        Stamp { epoch: self.epoch(shard), shard }
+    }
+
+    fn epoch(&self, shard: u16) -> u64 {
+        self.shards.get(usize::from(shard)).map_or(0, |epoch| epoch.load(Ordering::Acquire))
     }
 
     /// `key` changed: its copies, and those of its shard, are no longer served.
     pub(crate) fn changed(&self, key: &str) {
-        self.shards[shard_of(key)].fetch_add(1, Ordering::AcqRel);
+        if let Some(epoch) = self.shards.get(usize::from(shard_of(key))) {
+            epoch.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
-    /// Everything changed.
+    /// Everything changed: every shard moves (rare, so a hit checks one epoch, not two).
     pub(crate) fn changed_all(&self) {
-        self.whole.fetch_add(1, Ordering::AcqRel);
+        for epoch in &*self.shards {
+            epoch.fetch_add(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -97,13 +101,6 @@ pub(crate) enum Allowed {
 }
 
 impl Allowed {
-    fn admits(&self, principal: &Principal) -> bool {
-        match self {
-            Self::Anyone => true,
-            Self::Principal { name, .. } => **name == *principal.name(),
-        }
-    }
-
     /// When the decision may change.
     fn until(&self) -> Option<DateTime<Utc>> {
         match self {
@@ -121,15 +118,24 @@ pub(crate) struct Counter {
     pub(crate) tally: Arc<ReadTally>,
 }
 
+/// A thread's copy of one entry: what a hit checks, kept small so a thread's copies of many ids
+/// take few CPU cache lines, and the shared entry.
 struct Kept {
-    cached: Cached,
+    /// The epoch of the id's shard when the entry was handed out.
+    epoch: u64,
     /// Unix nanoseconds from which the copy is not served: when the entry goes stale, the
     /// decision may change, the credential expires or its refresh falls due, whichever is first
     /// (the shared path then decides what to do).
     served_until: i64,
-    stamp: Stamp,
-    allowed: Allowed,
-    counter: Option<Counter>,
+    /// The principal the copy was made for (this thread's shared copy of its name): it is served
+    /// to them, and their reads are the ones `tally` counts. `None`: made for anyone, counted for
+    /// nobody.
+    reader: Option<Arc<str>>,
+    tally: Option<Arc<ReadTally>>,
+    cached: Cached,
+    shard: u16,
+    /// Served to any principal (the manager has no access policy).
+    anyone: bool,
 }
 
 /// One thread's copies of one cache's entries. Only its thread reads or writes it, except when the
@@ -137,7 +143,7 @@ struct Kept {
 struct Front {
     copies: IdMap<Kept, Arc<str>>,
     /// The principal name the latest copy was made for: copies for one principal share it, so
-    /// comparing names on a hit reads memory that stays in the CPU's cache.
+    /// comparing names on a hit is most often comparing pointers.
     reader: Option<Arc<str>>,
 }
 
@@ -186,38 +192,55 @@ fn with_front<T>(epochs: &Arc<Epochs>, work: impl FnOnce(&mut Front) -> T) -> T 
     })
 }
 
+/// A hit on a thread's copy.
+pub(crate) enum Hit<T> {
+    /// Counted on the copy's tally, so nothing else is recorded: what the reader takes of the
+    /// copy, and its kind and version for telemetry.
+    Counted { taken: T, kind: &'static str, version: u64 },
+    /// Not counted: the read is audited as any other.
+    Uncounted(Cached),
+}
+
 /// This thread's copy of `key`, if it is current, fresh at `now` and may be served to
-/// `principal`, and whether the read was counted: it is, on the copy's counter, when `counts`
-/// says the copy will be served as a read and the counter is `principal`'s.
+/// `principal`. The read is counted on the copy's tally when `counts` says the copy will be
+/// served as a read and the tally counts `principal`'s reads; then only `take` of the copy is
+/// handed out.
 ///
 /// # Errors
-/// The counter refused the read: the audit sink is failing.
-pub(crate) fn get(
+/// The tally refused the read: the audit sink is failing.
+pub(crate) fn get<T>(
     epochs: &Arc<Epochs>,
     key: &str,
     principal: &Principal,
     now: i64,
     counts: impl FnOnce(&Cached) -> bool,
-) -> Option<crate::Result<(Cached, bool)>> {
+    take: impl FnOnce(&Cached) -> T,
+) -> Option<crate::Result<Hit<T>>> {
     with_front(epochs, |front| {
         let kept = front.copies.get(key)?;
-        let current = kept.stamp == epochs.stamp(key);
-        if !(current && now < kept.served_until && kept.allowed.admits(principal)) {
+        let reads = kept.reader.as_ref().is_some_and(|reader| {
+            let name = principal.name_shared();
+            Arc::ptr_eq(reader, name) || **reader == **name
+        });
+        let fresh = kept.epoch == epochs.epoch(kept.shard) && now < kept.served_until;
+        if !(fresh && (reads || kept.anyone)) {
             return None;
         }
-        let counter = kept.counter.as_ref().filter(|counter| {
-            let admitted_as_reader = matches!(&kept.allowed,
-                Allowed::Principal { name, .. } if Arc::ptr_eq(name, &counter.reader));
-            admitted_as_reader || *counter.reader == *principal.name()
-        });
-        let counted = match counter {
-            Some(counter) if counts(&kept.cached) => match counter.tally.count(now) {
-                Ok(()) => true,
-                Err(refused) => return Some(Err(refused)),
-            },
-            _ => false,
+        let hit = match &kept.tally {
+            Some(tally) if reads && counts(&kept.cached) => {
+                if let Err(refused) = tally.count(now) {
+                    return Some(Err(refused));
+                }
+                let cached = &kept.cached;
+                Hit::Counted {
+                    taken: take(cached),
+                    kind: cached.credential.kind,
+                    version: cached.version,
+                }
+            }
+            _ => Hit::Uncounted(kept.cached.clone()),
         };
-        Some(Ok((kept.cached.clone(), counted)))
+        Some(Ok(hit))
     })
 }
 
@@ -239,25 +262,33 @@ pub(crate) fn put(
         if front.copies.len() >= capacity && !front.copies.contains_key(key) {
             front.copies.clear();
         }
-        let allowed = match allowed {
-            Allowed::Principal { name, until } => {
-                Allowed::Principal { name: front.interned(&name), until }
-            }
-            Allowed::Anyone => Allowed::Anyone,
-        };
-        let counter = counter
-            .map(|Counter { reader, tally }| Counter { reader: front.interned(&reader), tally });
-        // The copy's own id: the audit events of its hits share this thread's reference count,
-        // not the one every thread shares.
         let served_until = [Some(fresh_until), allowed.until(), cached.expires_at, cached.due_at]
             .into_iter()
             .flatten()
             .map(clock::nanos)
             .min()
             .unwrap_or(i64::MAX);
-        let id: Arc<str> = Arc::from(key);
-        let cached = Cached { id: Arc::clone(&id), ..cached.clone() };
-        front.copies.insert(id, Kept { cached, served_until, stamp, allowed, counter });
+        let (reader, tally) = match (&allowed, counter) {
+            // The tally counts the reads of the principal the copy is served to; a tally of
+            // anyone else's (never made) would count nothing.
+            (Allowed::Principal { name, .. }, Some(counter)) if *counter.reader == **name => {
+                (Some(Arc::clone(name)), Some(counter.tally))
+            }
+            (Allowed::Principal { name, .. }, _) => (Some(Arc::clone(name)), None),
+            (Allowed::Anyone, Some(counter)) => (Some(counter.reader), Some(counter.tally)),
+            (Allowed::Anyone, None) => (None, None),
+        };
+        let reader = reader.map(|reader| front.interned(&reader));
+        let kept = Kept {
+            epoch: stamp.epoch,
+            served_until,
+            reader,
+            tally,
+            cached: cached.clone(),
+            shard: stamp.shard,
+            anyone: matches!(allowed, Allowed::Anyone),
+        };
+        front.copies.insert(Arc::from(key), kept);
     });
 }
 
@@ -271,6 +302,14 @@ mod tests {
         Cached::for_tests(version)
     }
 
+    /// The version of `key` this thread's copy serves `principal` at `now`, uncounted.
+    fn served(epochs: &Arc<Epochs>, key: &str, principal: &Principal, now: i64) -> Option<u64> {
+        match get(epochs, key, principal, now, |_| false, |_| ())?.ok()? {
+            Hit::Uncounted(cached) => Some(cached.version),
+            Hit::Counted { .. } => None,
+        }
+    }
+
     #[test]
     fn a_copy_is_served_until_its_epochs_move_its_time_passes_or_another_principal_asks() {
         let epochs = Epochs::new();
@@ -280,59 +319,24 @@ mod tests {
         let allowed = Allowed::Principal { name: Arc::from("alice"), until: Some(later) };
         let stamp = epochs.stamp("a");
         put(&epochs, 10, "a", &cached(1), later, stamp, allowed.clone(), None);
-        assert_eq!(
-            get(&epochs, "a", &alice, clock::nanos(now), |_| false)
-                .map(|hit| hit.unwrap().0)
-                .map(|hit| hit.version),
-            Some(1)
-        );
+        assert_eq!(served(&epochs, "a", &alice, clock::nanos(now)), Some(1));
+        assert!(served(&epochs, "a", &Principal::named("bob"), clock::nanos(now)).is_none());
         assert!(
-            get(&epochs, "a", &Principal::named("bob"), clock::nanos(now), |_| false)
-                .map(|hit| hit.unwrap().0)
-                .is_none()
-        );
-        assert!(
-            get(&epochs, "a", &alice, clock::nanos(later), |_| false).is_none(),
+            served(&epochs, "a", &alice, clock::nanos(later)).is_none(),
             "stale, and the grant ran out"
         );
         epochs.changed("a");
-        assert!(
-            get(&epochs, "a", &alice, clock::nanos(now), |_| false)
-                .map(|hit| hit.unwrap().0)
-                .is_none(),
-            "changed since"
-        );
+        assert!(served(&epochs, "a", &alice, clock::nanos(now)).is_none(), "changed since");
         put(&epochs, 10, "a", &cached(2), later, epochs.stamp("a"), allowed.clone(), None);
-        assert_eq!(
-            get(&epochs, "a", &alice, clock::nanos(now), |_| false)
-                .map(|hit| hit.unwrap().0)
-                .map(|hit| hit.version),
-            Some(2)
-        );
+        assert_eq!(served(&epochs, "a", &alice, clock::nanos(now)), Some(2));
         epochs.changed_all();
-        assert!(
-            get(&epochs, "a", &alice, clock::nanos(now), |_| false)
-                .map(|hit| hit.unwrap().0)
-                .is_none(),
-            "everything changed"
-        );
+        assert!(served(&epochs, "a", &alice, clock::nanos(now)).is_none(), "everything changed");
         // Another thread has copies of its own.
         put(&epochs, 10, "a", &cached(3), later, epochs.stamp("a"), Allowed::Anyone, None);
         std::thread::scope(|scope| {
-            scope.spawn(|| {
-                assert!(
-                    get(&epochs, "a", &alice, clock::nanos(now), |_| false)
-                        .map(|hit| hit.unwrap().0)
-                        .is_none()
-                )
-            });
+            scope.spawn(|| assert!(served(&epochs, "a", &alice, clock::nanos(now)).is_none()));
         });
-        assert_eq!(
-            get(&epochs, "a", &Principal::named("bob"), clock::nanos(now), |_| false)
-                .map(|hit| hit.unwrap().0)
-                .map(|hit| hit.version),
-            Some(3)
-        );
+        assert_eq!(served(&epochs, "a", &Principal::named("bob"), clock::nanos(now)), Some(3));
     }
 
     #[test]
@@ -366,9 +370,9 @@ mod tests {
                 let _ = finished.recv();
             });
             wait.recv().unwrap();
-            assert_eq!(Arc::strong_count(&kept.credential.value), 2, "the thread's copy");
+            assert_eq!(kept.holders(), 2, "the thread's copy");
             epochs.forget_copies();
-            assert_eq!(Arc::strong_count(&kept.credential.value), 1, "dropped with the cache");
+            assert_eq!(kept.holders(), 1, "dropped with the cache");
             finish.send(()).unwrap();
         });
     }

@@ -104,9 +104,30 @@ impl Decoded {
     /// # Errors
     /// [`Error::KindMismatch`](crate::Error::KindMismatch) when it is of another kind.
     pub(crate) fn typed<C: Credential>(&self) -> Result<Arc<C>> {
-        Arc::clone(&self.value).downcast::<C>().map_err(|_| crate::Error::KindMismatch {
+        Value::of(self).typed()
+    }
+}
+
+/// A decoded credential's value alone, with its kind: what a typed read keeps.
+pub(crate) struct Value {
+    value: Arc<dyn Any + Send + Sync>,
+    kind: &'static str,
+}
+
+impl Value {
+    pub(crate) fn of(decoded: &Decoded) -> Self {
+        Self { value: Arc::clone(&decoded.value), kind: decoded.kind }
+    }
+
+    /// The credential as a `C`.
+    ///
+    /// # Errors
+    /// [`Error::KindMismatch`](crate::Error::KindMismatch) when it is of another kind.
+    pub(crate) fn typed<C: Credential>(self) -> Result<Arc<C>> {
+        let kind = self.kind;
+        self.value.downcast::<C>().map_err(|_| crate::Error::KindMismatch {
             expected: C::KIND.to_owned(),
-            found: self.kind.to_owned(),
+            found: kind.to_owned(),
         })
     }
 }

@@ -161,7 +161,7 @@ impl Context {
             .core
             .read_current(&self.actor, id, AuditAction::Resolve, Decode::ByStoredKind)
             .await?;
-        let fields = cached.credential.fields;
+        let fields = Arc::clone(&cached.credential.fields);
         let field = pick_field(id, fields.as_ref(), field)?;
         Ok(Part::Field(fields, field))
     }
