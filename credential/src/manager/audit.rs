@@ -182,7 +182,7 @@ pub struct AuditEvent {
     pub reason: Option<String>,
     /// How many identical events this one stands for. Durable sinks count the reads of one
     /// version of a credential by one principal with one outcome made between two write
-    /// batches (about 10 ms apart) as one event: `time` is the first, [`until`](Self::until)
+    /// batches (about 25 ms apart) as one event: `time` is the first, [`until`](Self::until)
     /// the last. Otherwise 1.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub count: u64,

@@ -17,6 +17,7 @@
 //! last few milliseconds of reads); it never loses a mutation event, because a mutation is not
 //! committed before its event is durable.
 
+use std::borrow::Borrow;
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
@@ -39,7 +40,7 @@ const MAX_BATCH: usize = 16_384;
 /// How long the writer lets reads accumulate after a batch before it takes them: repeated
 /// accesses meanwhile become one event, and readers need not wake the writer while it lingers. A
 /// mutation or a flush cuts it short.
-const LINGER: Duration = Duration::from_millis(10);
+const LINGER: Duration = Duration::from_millis(25);
 /// Pause after a failed batch before the next attempt, doubling up to the maximum.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -70,21 +71,21 @@ const TAKING: u8 = 0;
 const FAILING: u8 = 1;
 const STOPPED: u8 = 2;
 
-/// A read event as a tally's key: two are equal when they record the same access, whenever it
-/// happened.
-struct Access(AuditEvent);
+/// A read event (owned, or borrowed from a batch) as a key: two are equal when they record the
+/// same access, whenever it happened.
+struct Access<E: Borrow<AuditEvent> = AuditEvent>(E);
 
-impl PartialEq for Access {
+impl<E: Borrow<AuditEvent>> PartialEq for Access<E> {
     fn eq(&self, other: &Self) -> bool {
-        self.0.same_access(&other.0)
+        self.0.borrow().same_access(other.0.borrow())
     }
 }
 
-impl Eq for Access {}
+impl<E: Borrow<AuditEvent>> Eq for Access<E> {}
 
-impl Hash for Access {
+impl<E: Borrow<AuditEvent>> Hash for Access<E> {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        let event = &self.0;
+        let event: &AuditEvent = self.0.borrow();
         event.credential.hash(state);
         event.principal.hash(state);
         event.action.hash(state);
@@ -370,7 +371,7 @@ fn coalesce(batch: &[Pending]) -> Vec<AuditEvent> {
     let mut events: Vec<AuditEvent> = Vec::with_capacity(batch.len());
     // Where the current stretch of reads starts in `events`.
     let mut stretch = 0;
-    let mut index: IdMap<usize, Access> = IdMap::default();
+    let mut index: IdMap<usize, Access<&AuditEvent>> = IdMap::default();
     for pending in batch {
         let Some(event) = &pending.event else { continue };
         if pending.done.is_some() {
@@ -379,7 +380,7 @@ fn coalesce(batch: &[Pending]) -> Vec<AuditEvent> {
             index.clear();
             continue;
         }
-        match index.get(&Access(event.clone())) {
+        match index.get(&Access(event)) {
             Some(&earlier) if earlier >= stretch => {
                 let earlier = &mut events[earlier];
                 earlier.count = earlier.count.saturating_add(event.count);
@@ -387,7 +388,7 @@ fn coalesce(batch: &[Pending]) -> Vec<AuditEvent> {
                 earlier.until = Some(earlier.until.unwrap_or(earlier.time).max(last));
             }
             _ => {
-                index.insert(Access(event.clone()), events.len());
+                index.insert(Access(event), events.len());
                 events.push(event.clone());
             }
         }

@@ -41,9 +41,16 @@ fn chain_hash(seq: u64, prev: &str, event_json: &[u8]) -> String {
     base16ct::lower::encode_string(&hasher.finalize())
 }
 
-/// Everything a line holds before its event's bytes.
-fn line_prefix(seq: u64, prev: &str, hash: &str) -> String {
-    format!(r#"{{"seq":{seq},"prev":"{prev}","hash":"{hash}","event":"#)
+/// Appends everything a line holds before its event's bytes to `out`.
+fn write_line_prefix(out: &mut Vec<u8>, seq: u64, prev: &str, hash: &str) {
+    out.extend_from_slice(br#"{"seq":"#);
+    // Writing to a `Vec` cannot fail.
+    let _ = write!(out, "{seq}");
+    out.extend_from_slice(br#","prev":""#);
+    out.extend_from_slice(prev.as_bytes());
+    out.extend_from_slice(br#"","hash":""#);
+    out.extend_from_slice(hash.as_bytes());
+    out.extend_from_slice(br#"","event":"#);
 }
 
 /// Audit events appended to a JSON Lines file, hash-chained: line `n` stores the SHA-256 of its
@@ -187,20 +194,24 @@ impl BatchTarget for JsonlTarget {
         let mut file = open_for_append(path)?;
         file.lock().map_err(io_error("locking", path))?;
         let (mut seq, mut prev) = last_link(&mut file, path)?;
-        let mut text = String::new();
+        // One buffer for the batch and one for each event's bytes in turn: a busy trail writes
+        // thousands of lines a batch.
+        let mut text = Vec::with_capacity(events.len() * 384);
+        let mut event_json = Vec::with_capacity(256);
         for event in events {
-            let event_json = serde_json::to_string(event)
+            event_json.clear();
+            serde_json::to_writer(&mut event_json, event)
                 .map_err(|error| Error::Audit { reason: error.to_string() })?;
             seq += 1;
-            let hash = chain_hash(seq, &prev, event_json.as_bytes());
-            text.push_str(&line_prefix(seq, &prev, &hash));
-            text.push_str(&event_json);
-            text.push_str("}\n");
+            let hash = chain_hash(seq, &prev, &event_json);
+            write_line_prefix(&mut text, seq, &prev, &hash);
+            text.extend_from_slice(&event_json);
+            text.extend_from_slice(b"}\n");
             prev = hash;
         }
         let before = file.metadata().map_err(io_error("reading", path))?.len();
         let written = file
-            .write_all(text.as_bytes())
+            .write_all(&text)
             .and_then(|()| file.sync_data())
             .map_err(io_error("appending to", path));
         if written.is_err() {
@@ -229,6 +240,7 @@ fn verify_file(path: &Path) -> Result<ChainReport> {
     let file = File::open(path).map_err(io_error("reading", path))?;
     let mut prev = GENESIS.to_owned();
     let mut lines = 0;
+    let mut prefix = Vec::new();
     for (index, line) in BufReader::new(file).lines().enumerate() {
         let number = index as u64 + 1;
         let tampered =
@@ -247,11 +259,14 @@ fn verify_file(path: &Path) -> Result<ChainReport> {
                 "does not follow the line before it: a line was inserted, deleted or moved",
             ));
         }
+        prefix.clear();
+        write_line_prefix(&mut prefix, link.seq, &link.prev, &link.hash);
         let event_json = line
-            .strip_prefix(&line_prefix(link.seq, &link.prev, &link.hash))
-            .and_then(|rest| rest.strip_suffix('}'))
+            .as_bytes()
+            .strip_prefix(prefix.as_slice())
+            .and_then(|rest| rest.strip_suffix(b"}"))
             .ok_or_else(|| tampered("not laid out as an audit record"))?;
-        if chain_hash(link.seq, &link.prev, event_json.as_bytes()) != link.hash {
+        if chain_hash(link.seq, &link.prev, event_json) != link.hash {
             return Err(tampered("its content was changed"));
         }
         prev = link.hash;
