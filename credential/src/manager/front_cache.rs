@@ -20,7 +20,7 @@ use super::access::Principal;
 use super::audit_batch::ReadTally;
 use super::cache::Cached;
 use super::clock;
-use crate::id_hasher::IdMap;
+use hashbrown::HashTable;
 
 /// Shards of ids with their own epoch: a change to one id invalidates the copies of about one
 /// id in this many.
@@ -61,7 +61,7 @@ impl Epochs {
             std::mem::take(&mut *self.fronts.lock().unwrap_or_else(PoisonError::into_inner));
         for front in fronts.iter().filter_map(Weak::upgrade) {
             let mut front = front.lock().unwrap_or_else(PoisonError::into_inner);
-            front.copies = IdMap::default();
+            front.copies = HashTable::new();
             front.reader = None;
         }
     }
@@ -118,9 +118,41 @@ pub(crate) struct Counter {
     pub(crate) tally: Arc<ReadTally>,
 }
 
-/// A thread's copy of one entry: what a hit checks, kept small so a thread's copies of many ids
-/// take few CPU cache lines, and the shared entry.
+/// The longest id a copy keeps in itself.
+const INLINE_ID: usize = 30;
+
+/// A copy's id: kept in the copy itself when it is short (most are), so that finding a copy reads
+/// no other memory, and compared as a whole.
+#[derive(PartialEq, Eq)]
+enum CopyId {
+    Inline { len: u8, bytes: [u8; INLINE_ID] },
+    Long(Box<[u8]>),
+}
+
+impl CopyId {
+    fn new(id: &str) -> Self {
+        match u8::try_from(id.len()) {
+            Ok(len) if id.len() <= INLINE_ID => {
+                let mut bytes = [0; INLINE_ID];
+                bytes[..id.len()].copy_from_slice(id.as_bytes());
+                Self::Inline { len, bytes }
+            }
+            _ => Self::Long(id.as_bytes().into()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Self::Long(bytes) => bytes,
+        }
+    }
+}
+
+/// A thread's copy of one entry: its id and what a hit checks, kept together and small so that a
+/// thread's copies of many ids take few CPU cache lines, and the shared entry.
 struct Kept {
+    id: CopyId,
     /// The epoch of the id's shard when the entry was handed out.
     epoch: u64,
     /// Unix nanoseconds from which the copy is not served: when the entry goes stale, the
@@ -140,14 +172,42 @@ struct Kept {
 
 /// One thread's copies of one cache's entries. Only its thread reads or writes it, except when the
 /// cache drops them all; its lock is never contended otherwise.
+#[derive(Default)]
 struct Front {
-    copies: IdMap<Kept, Arc<str>>,
+    copies: HashTable<Kept>,
+    hasher: foldhash::fast::RandomState,
     /// The principal name the latest copy was made for: copies for one principal share it, so
     /// comparing names on a hit is most often comparing pointers.
     reader: Option<Arc<str>>,
 }
 
 impl Front {
+    fn hash(&self, id: &[u8]) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
+    /// The copy of `id`.
+    fn copy(&self, id: &str) -> Option<&Kept> {
+        let id = id.as_bytes();
+        self.copies.find(self.hash(id), |kept| kept.id.as_bytes() == id)
+    }
+
+    /// Keeps `kept` in place of any copy of its id.
+    fn keep(&mut self, kept: Kept) {
+        let hash = self.hash(kept.id.as_bytes());
+        let hasher = &self.hasher;
+        match self.copies.entry(
+            hash,
+            |old| old.id == kept.id,
+            |old| hasher.hash_one(old.id.as_bytes()),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut old) => *old.get_mut() = kept,
+            hashbrown::hash_table::Entry::Vacant(free) => {
+                free.insert(kept);
+            }
+        }
+    }
+
     /// `name`, as the copies already share it if they do.
     fn interned(&mut self, name: &Arc<str>) -> Arc<str> {
         match &self.reader {
@@ -178,7 +238,7 @@ fn with_front<T>(epochs: &Arc<Epochs>, work: impl FnOnce(&mut Front) -> T) -> T 
             Some(index) => index,
             None => {
                 fronts.retain(|(of, _)| of.strong_count() > 0);
-                let front = Arc::new(Mutex::new(Front { copies: IdMap::default(), reader: None }));
+                let front = Arc::new(Mutex::new(Front::default()));
                 let mut registered = epochs.fronts.lock().unwrap_or_else(PoisonError::into_inner);
                 registered.retain(|front| front.strong_count() > 0);
                 registered.push(Arc::downgrade(&front));
@@ -217,7 +277,7 @@ pub(crate) fn get<T>(
     take: impl FnOnce(&Cached) -> T,
 ) -> Option<crate::Result<Hit<T>>> {
     with_front(epochs, |front| {
-        let kept = front.copies.get(key)?;
+        let kept = front.copy(key)?;
         let reads = kept.reader.as_ref().is_some_and(|reader| {
             let name = principal.name_shared();
             Arc::ptr_eq(reader, name) || **reader == **name
@@ -259,7 +319,7 @@ pub(crate) fn put(
     counter: Option<Counter>,
 ) {
     with_front(epochs, |front| {
-        if front.copies.len() >= capacity && !front.copies.contains_key(key) {
+        if front.copies.len() >= capacity && front.copy(key).is_none() {
             front.copies.clear();
         }
         let served_until = [Some(fresh_until), allowed.until(), cached.expires_at, cached.due_at]
@@ -280,6 +340,7 @@ pub(crate) fn put(
         };
         let reader = reader.map(|reader| front.interned(&reader));
         let kept = Kept {
+            id: CopyId::new(key),
             epoch: stamp.epoch,
             served_until,
             reader,
@@ -288,7 +349,7 @@ pub(crate) fn put(
             shard: stamp.shard,
             anyone: matches!(allowed, Allowed::Anyone),
         };
-        front.copies.insert(Arc::from(key), kept);
+        front.keep(kept);
     });
 }
 
@@ -337,6 +398,26 @@ mod tests {
             scope.spawn(|| assert!(served(&epochs, "a", &alice, clock::nanos(now)).is_none()));
         });
         assert_eq!(served(&epochs, "a", &Principal::named("bob"), clock::nanos(now)), Some(3));
+    }
+
+    #[test]
+    fn long_and_short_ids_find_their_own_copies() {
+        let epochs = Epochs::new();
+        let later = Utc::now() + chrono::Duration::seconds(60);
+        let now = clock::nanos(Utc::now());
+        let long = "a".repeat(INLINE_ID + 5);
+        let ids = [&long[..INLINE_ID], &long[..INLINE_ID + 1], long.as_str(), "a", ""];
+        for (version, id) in (1..).zip(ids) {
+            put(&epochs, 10, id, &cached(version), later, epochs.stamp(id), Allowed::Anyone, None);
+        }
+        let anyone = Principal::named("anyone");
+        for (version, id) in (1..).zip(ids) {
+            assert_eq!(served(&epochs, id, &anyone, now), Some(version), "{id}");
+        }
+        assert_eq!(served(&epochs, "aa", &anyone, now), None);
+        put(&epochs, 10, &long, &cached(9), later, epochs.stamp(&long), Allowed::Anyone, None);
+        assert_eq!(served(&epochs, &long, &anyone, now), Some(9), "replaced");
+        with_front(&epochs, |front| assert_eq!(front.copies.len(), ids.len()));
     }
 
     #[test]
