@@ -73,6 +73,20 @@ pub(crate) struct Change<'a> {
 }
 
 impl<'a> Change<'a> {
+    /// `record`, which must still be at its revision, as `change` makes it (with the version its
+    /// event names). The record is moved, not copied.
+    pub(crate) fn moving(
+        id: &'a str,
+        record: Record,
+        change: impl FnOnce(Record) -> (Record, Option<u64>),
+        action: AuditAction,
+        reason: Option<&'a str>,
+    ) -> Self {
+        let expected = Some(record.meta.revision);
+        let (record, version) = change(record);
+        Self { id, expected, record, action, version, reason }
+    }
+
     /// `after` in place of `before`, which must still be at its revision.
     pub(crate) fn replacing(
         id: &'a str,

@@ -174,20 +174,20 @@ impl<C: Credential, S: State> Managed<C, S> {
         &self.record.meta
     }
 
-    /// Commits `after` in place of this handle's record through the core's commit path.
-    async fn save(
-        &self,
-        after: Record,
+    /// Commits this handle's record as `change` makes it (with the version its event names)
+    /// through the core's commit path, and hands on `data` with the record as written. The
+    /// record is moved, not copied: a handle that fails to commit is gone anyway.
+    async fn commit_as<N: State>(
+        self,
+        change: impl FnOnce(Record) -> (Record, Option<u64>),
         action: AuditAction,
-        version: Option<u64>,
         reason: Option<&str>,
-    ) -> Result<Record> {
-        let change = Change::replacing(&self.id, &self.record, after, action, version, reason);
-        self.manager.core().commit(self.manager.actor(), change).await
-    }
-
-    fn next<N: State>(self, record: Record, data: N::Data<C>) -> Managed<C, N> {
-        Managed::from_parts(self.manager, self.id, record, data)
+        data: N::Data<C>,
+    ) -> Result<Managed<C, N>> {
+        let Self { manager, id, record, .. } = self;
+        let change = Change::moving(&id, record, change, action, reason);
+        let written = manager.core().commit(manager.actor(), change).await?;
+        Ok(Managed::from_parts(manager, id, written, data))
     }
 
     fn seal(&self, version: u64, credential: &C) -> Result<Vec<u8>> {
@@ -208,11 +208,13 @@ impl<C: Credential> Managed<C, Draft> {
     /// read, [`Error::AccessDenied`], [`Error::Audit`], or a store error.
     pub async fn activate(self) -> Result<Managed<C, Active>> {
         self.data.validate()?;
-        let record = versions::activated(self.record.clone());
-        let version = versions::current_number(&record);
-        let record = self.save(record, AuditAction::Activate, Some(version), None).await?;
         let data = Arc::clone(&self.data);
-        Ok(self.next(record, data))
+        let activate = |record| {
+            let record = versions::activated(record);
+            let version = versions::current_number(&record);
+            (record, Some(version))
+        };
+        self.commit_as(activate, AuditAction::Activate, None, data).await
     }
 }
 
@@ -230,10 +232,10 @@ impl<C: Credential> Managed<C, Active> {
     pub async fn rotate(self, new: C) -> Result<Managed<C, Rotating>> {
         new.validate()?;
         let version = versions::next_number(&self.record);
-        let record = versions::rotated(self.record.clone(), version, self.seal(version, &new)?);
-        let record = self.save(record, AuditAction::Rotate, Some(version), None).await?;
+        let sealed = self.seal(version, &new)?;
         let data = (Arc::clone(&self.data), Arc::new(new));
-        Ok(self.next(record, data))
+        let rotate = |record| (versions::rotated(record, version, sealed), Some(version));
+        self.commit_as(rotate, AuditAction::Rotate, None, data).await
     }
 
     /// Restores `version`: its payload becomes a new current version, and the version served
@@ -251,8 +253,8 @@ impl<C: Credential> Managed<C, Active> {
                 let expires_at = restored.expires_at();
                 Ok((restored, expires_at))
             })?;
-        let record = self.save(record, AuditAction::RollbackTo, Some(number), None).await?;
-        Ok(self.next(record, restored))
+        let restore = |_| (record, Some(number));
+        self.commit_as(restore, AuditAction::RollbackTo, None, restored).await
     }
 }
 
@@ -273,12 +275,14 @@ impl<C: Credential> Managed<C, Rotating> {
     /// # Errors
     /// As [`activate`](Managed::activate).
     pub async fn commit(self) -> Result<Managed<C, Active>> {
-        let rules = self.manager.core().rules;
-        let record = versions::committed(self.record.clone(), self.data.1.expires_at(), rules);
-        let version = versions::current_number(&record);
-        let record = self.save(record, AuditAction::Commit, Some(version), None).await?;
+        let (rules, expires_at) = (self.manager.core().rules, self.data.1.expires_at());
         let data = Arc::clone(&self.data.1);
-        Ok(self.next(record, data))
+        let commit = |record| {
+            let record = versions::committed(record, expires_at, rules);
+            let version = versions::current_number(&record);
+            (record, Some(version))
+        };
+        self.commit_as(commit, AuditAction::Commit, None, data).await
     }
 
     /// Discards the pending version; the current one stays.
@@ -286,10 +290,8 @@ impl<C: Credential> Managed<C, Rotating> {
     /// # Errors
     /// As [`activate`](Managed::activate).
     pub async fn rollback(self) -> Result<Managed<C, Active>> {
-        let (record, discarded) = versions::rolled_back(self.record.clone());
-        let record = self.save(record, AuditAction::Rollback, discarded, None).await?;
         let data = Arc::clone(&self.data.0);
-        Ok(self.next(record, data))
+        self.commit_as(versions::rolled_back, AuditAction::Rollback, None, data).await
     }
 }
 
@@ -302,9 +304,8 @@ impl<C: Credential, S: Live> Managed<C, S> {
     /// As [`activate`](Managed::activate).
     pub async fn revoke(self, reason: &str) -> Result<Managed<C, Revoked>> {
         let version = versions::current_number(&self.record);
-        let record = versions::revoked(self.record.clone());
-        let record = self.save(record, AuditAction::Revoke, Some(version), Some(reason)).await?;
-        Ok(self.next(record, ()))
+        let revoke = |record| (versions::revoked(record), Some(version));
+        self.commit_as(revoke, AuditAction::Revoke, Some(reason), ()).await
     }
 }
 

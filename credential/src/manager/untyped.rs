@@ -179,16 +179,18 @@ impl DynManaged {
         Error::WrongState { id: self.id.clone(), expected, found: self.state() }
     }
 
-    async fn save(
+    /// Commits this handle's record as `change` makes it (with the version its event names);
+    /// the record is moved, not copied.
+    async fn commit_as(
         self,
-        record: Record,
+        change: impl FnOnce(Record) -> (Record, Option<u64>),
         action: AuditAction,
-        version: Option<u64>,
         reason: Option<&str>,
     ) -> Result<Self> {
-        let change = Change::replacing(&self.id, &self.record, record, action, version, reason);
-        let written = self.manager.core().commit(self.manager.actor(), change).await?;
-        Ok(Self { record: written, ..self })
+        let Self { manager, id, record } = self;
+        let change = Change::moving(&id, record, change, action, reason);
+        let record = manager.core().commit(manager.actor(), change).await?;
+        Ok(Self { manager, id, record })
     }
 
     /// The pending version, decoded and checked against the kind's validation rules, when the
@@ -215,9 +217,12 @@ impl DynManaged {
             return Err(self.wrong_state(LifecycleState::Draft));
         }
         self.checked_pending()?;
-        let record = versions::activated(self.record.clone());
-        let version = versions::current_number(&record);
-        self.save(record, AuditAction::Activate, Some(version), None).await
+        let activate = |record| {
+            let record = versions::activated(record);
+            let version = versions::current_number(&record);
+            (record, Some(version))
+        };
+        self.commit_as(activate, AuditAction::Activate, None).await
     }
 
     /// Makes a rotation's pending version current.
@@ -230,10 +235,13 @@ impl DynManaged {
             return Err(self.wrong_state(LifecycleState::Rotating));
         }
         let expires_at = self.checked_pending()?.and_then(|pending| pending.fields.expires_at());
-        let core = self.manager.core();
-        let record = versions::committed(self.record.clone(), expires_at, core.rules);
-        let version = versions::current_number(&record);
-        self.save(record, AuditAction::Commit, Some(version), None).await
+        let rules = self.manager.core().rules;
+        let commit = |record| {
+            let record = versions::committed(record, expires_at, rules);
+            let version = versions::current_number(&record);
+            (record, Some(version))
+        };
+        self.commit_as(commit, AuditAction::Commit, None).await
     }
 
     /// Starts a rotation of an active credential to a new version built from `values` (see
@@ -256,8 +264,8 @@ impl DynManaged {
         let (encoded, _) = decoder.encode_fields(values)?;
         let number = versions::next_number(&self.record);
         let sealed = core.seal(&self.id, number, decoder.kind, &encoded)?;
-        let record = versions::rotated(self.record.clone(), number, sealed);
-        self.save(record, AuditAction::Rotate, Some(number), None).await
+        let rotate = |record| (versions::rotated(record, number, sealed), Some(number));
+        self.commit_as(rotate, AuditAction::Rotate, None).await
     }
 
     /// Discards a rotation's pending version.
@@ -269,8 +277,7 @@ impl DynManaged {
         if self.state() != LifecycleState::Rotating {
             return Err(self.wrong_state(LifecycleState::Rotating));
         }
-        let (record, discarded) = versions::rolled_back(self.record.clone());
-        self.save(record, AuditAction::Rollback, discarded, None).await
+        self.commit_as(versions::rolled_back, AuditAction::Rollback, None).await
     }
 
     /// Restores deprecated `version`: its payload becomes a new current version. For a kind the
@@ -292,7 +299,7 @@ impl DynManaged {
             decoder.validate(&decoded)?;
             Ok(((), decoded.fields.expires_at()))
         })?;
-        self.save(record, AuditAction::RollbackTo, Some(number), None).await
+        self.commit_as(|_| (record, Some(number)), AuditAction::RollbackTo, None).await
     }
 
     /// Revokes the credential for `reason`: every sealed payload destroyed, metadata kept.
@@ -305,7 +312,7 @@ impl DynManaged {
             return Err(Error::Revoked { id: self.id.clone() });
         }
         let version = versions::current_number(&self.record);
-        let record = versions::revoked(self.record.clone());
-        self.save(record, AuditAction::Revoke, Some(version), Some(reason)).await
+        let revoke = |record| (versions::revoked(record), Some(version));
+        self.commit_as(revoke, AuditAction::Revoke, Some(reason)).await
     }
 }
