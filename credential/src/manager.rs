@@ -10,6 +10,7 @@ mod audit_jsonl;
 mod audit_postgres;
 #[cfg(feature = "sqlite")]
 mod audit_sqlite;
+mod audit_time;
 mod backup;
 mod cache;
 mod clock;

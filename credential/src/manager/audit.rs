@@ -162,6 +162,7 @@ impl fmt::Display for AuditOutcome {
 #[non_exhaustive]
 pub struct AuditEvent {
     /// When.
+    #[serde(serialize_with = "super::audit_time::serialize")]
     pub time: DateTime<Utc>,
     /// Who.
     pub principal: Arc<str>,
@@ -187,7 +188,11 @@ pub struct AuditEvent {
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub count: u64,
     /// The time of the last of the coalesced events, when there are several.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::audit_time::serialize_option"
+    )]
     pub until: Option<DateTime<Utc>>,
 }
 
