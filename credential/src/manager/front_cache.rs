@@ -358,6 +358,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::manager::audit::{AuditAction, AuditEvent, AuditOutcome};
+    use crate::manager::audit_batch::{AuditQueue, BatchTarget};
 
     fn cached(version: u64) -> Cached {
         Cached::for_tests(version)
@@ -398,6 +400,54 @@ mod tests {
             scope.spawn(|| assert!(served(&epochs, "a", &alice, clock::nanos(now)).is_none()));
         });
         assert_eq!(served(&epochs, "a", &Principal::named("bob"), clock::nanos(now)), Some(3));
+    }
+
+    /// A trail that keeps nothing.
+    struct Discard;
+
+    impl BatchTarget for Discard {
+        fn write(&mut self, _: &[AuditEvent]) -> crate::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_hit_is_counted_only_for_the_principal_the_copy_counts_and_only_as_told() {
+        let queue = AuditQueue::start("test-copies", Discard, 16).unwrap();
+        let read = AuditEvent {
+            time: Utc::now(),
+            principal: Arc::from("alice"),
+            credential: Arc::from("a"),
+            environment: Arc::from("e"),
+            action: AuditAction::Read,
+            outcome: AuditOutcome::Success,
+            version: Some(1),
+            error: None,
+            reason: None,
+            count: 1,
+            until: None,
+        };
+        let epochs = Epochs::new();
+        let later = Utc::now() + chrono::Duration::seconds(60);
+        let now = clock::nanos(Utc::now());
+        let (alice, bob) = (Principal::named("alice"), Principal::named("bob"));
+        let counter = Counter { reader: alice.shared_name(), tally: queue.tally_for(&read) };
+        // No policy: served to anyone, counted for the reader it was made for.
+        put(&epochs, 10, "a", &cached(1), later, epochs.stamp("a"), Allowed::Anyone, Some(counter));
+        let hit = |principal: &Principal, counts: bool| {
+            get(&epochs, "a", principal, now, |_| counts, |cached| cached.version)
+                .map(|hit| hit.unwrap())
+        };
+        assert!(matches!(hit(&alice, true), Some(Hit::Counted { taken: 1, version: 1, .. })));
+        assert!(matches!(hit(&bob, true), Some(Hit::Uncounted(_))), "served, not counted");
+        assert!(matches!(hit(&alice, false), Some(Hit::Uncounted(_))), "not a counted read");
+
+        // With a policy: served to the reader alone.
+        let allowed = Allowed::Principal { name: alice.shared_name(), until: None };
+        let counter = Counter { reader: alice.shared_name(), tally: queue.tally_for(&read) };
+        put(&epochs, 10, "a", &cached(2), later, epochs.stamp("a"), allowed, Some(counter));
+        assert!(matches!(hit(&alice, true), Some(Hit::Counted { taken: 2, .. })));
+        assert!(hit(&bob, true).is_none());
     }
 
     #[test]
