@@ -2,12 +2,12 @@
 //! read it was allowed for: a hit reads and writes only this thread's memory (the served value's
 //! reference count aside), so threads reading at once do not slow each other down.
 //!
-//! Coherence: the shared cache stamps every entry it hands out with its *epochs* (one for the
-//! whole cache, one per shard of ids), read under the shared cache's lock. Every change that
-//! removes entries there moves the epoch that covers them, under the same lock; a copy is served
-//! only while both epochs are still the ones it was stamped with, so a change the manager has seen
-//! reaches the copies at once. Time to live, the feed's freshness and grant expiry are checked on
-//! every hit as in the shared cache.
+//! Coherence: the shared cache stamps every entry it hands out with the *epoch* of its id's shard
+//! (one of 256), read under the shared cache's lock. Every change that removes entries there
+//! moves the epochs that cover them (one id: its shard's; everything: all of them), under the
+//! same lock; a copy is served only while its shard's epoch is still the one it was stamped with,
+//! so a change the manager has seen reaches the copies at once. Time to live, the feed's
+//! freshness and grant expiry are checked on every hit as in the shared cache.
 
 use std::cell::RefCell;
 use std::hash::BuildHasher;
