@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
@@ -37,9 +37,9 @@ use crate::{Error, Result};
 pub(crate) const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
 /// The most events written in one batch.
 const MAX_BATCH: usize = 16_384;
-/// How long the writer lets reads accumulate after a batch before it takes them: repeated
-/// accesses meanwhile become one event, and readers need not wake the writer while it lingers. A
-/// mutation or a flush cuts it short.
+/// How long the writer lets reads accumulate from one take to the next: repeated accesses
+/// meanwhile become one event, and readers need not wake the writer while it lingers. A writer
+/// whose batch took longer takes them at once; a mutation or a flush cuts it short.
 const LINGER: Duration = Duration::from_millis(25);
 /// Pause after a failed batch before the next attempt, doubling up to the maximum.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
@@ -371,7 +371,8 @@ fn coalesce(batch: &[Pending]) -> Vec<AuditEvent> {
     let mut events: Vec<AuditEvent> = Vec::with_capacity(batch.len());
     // Where the current stretch of reads starts in `events`.
     let mut stretch = 0;
-    let mut index: IdMap<usize, Access<&AuditEvent>> = IdMap::default();
+    let mut index: IdMap<usize, Access<&AuditEvent>> =
+        IdMap::with_capacity_and_hasher(batch.len(), Default::default());
     for pending in batch {
         let Some(event) = &pending.event else { continue };
         if pending.done.is_some() {
@@ -412,13 +413,12 @@ impl Drop for StopOnExit<'_> {
 }
 
 /// The next batch: what is queued, then what the threads counted; waits while there is nothing,
-/// and first lingers when told to. `None` once the queue is closed and empty.
-fn next_batch(shared: &Shared, linger: bool) -> Option<Vec<Pending>> {
+/// and first lingers until `until` (if given). `None` once the queue is closed and empty.
+fn next_batch(shared: &Shared, until: Option<Instant>) -> Option<Vec<Pending>> {
     let mut state = shared.state();
-    if linger {
-        let until = std::time::Instant::now() + LINGER;
+    if let Some(until) = until {
         while state.pending.is_empty() && !state.closed {
-            let left = until.saturating_duration_since(std::time::Instant::now());
+            let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
@@ -451,9 +451,10 @@ fn next_batch(shared: &Shared, linger: bool) -> Option<Vec<Pending>> {
 fn run_writer(shared: &Shared, mut target: impl BatchTarget) {
     let _stop_on_exit = StopOnExit(shared);
     let mut backoff = FIRST_BACKOFF;
-    let mut linger = false;
-    while let Some(mut batch) = next_batch(shared, linger) {
-        linger = true;
+    // Reads are taken at most every `LINGER`: a writer busy longer than that takes them at once.
+    let mut linger_until = None;
+    while let Some(mut batch) = next_batch(shared, linger_until) {
+        linger_until = Some(Instant::now() + LINGER);
         let events = coalesce(&batch);
         match target.write(&events) {
             Ok(()) => {
