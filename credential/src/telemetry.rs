@@ -207,7 +207,7 @@ impl Operation {
         telemetry: &Telemetry,
         action: AuditAction,
         error: Option<&Error>,
-        kind: impl FnOnce() -> Option<String>,
+        kind: Option<&str>,
         event: impl FnOnce() -> AuditEvent,
     ) {
         let outcome = AuditOutcome::of(error);
@@ -222,7 +222,7 @@ impl Operation {
         let event = event();
         #[cfg(feature = "tracing")]
         if traced {
-            self.record(&event, kind().as_deref());
+            self.record(&event, kind);
             let _entered = self.span.enter();
             if outcome == AuditOutcome::Success {
                 tracing::info!("credential changed");

@@ -72,12 +72,8 @@ impl Principal {
     }
 
     /// The name, as the principal shares it.
-    pub(crate) fn name_shared(&self) -> &Arc<str> {
+    pub(crate) fn shared_name(&self) -> &Arc<str> {
         &self.name
-    }
-
-    pub(crate) fn shared_name(&self) -> Arc<str> {
-        Arc::clone(&self.name)
     }
 }
 
@@ -349,7 +345,7 @@ mod tests {
     fn a_thread_hands_out_the_principal_it_made_last_again_and_only_that_one() {
         let first = Principal::new("wf", "step");
         let again = Principal::new("wf", "step");
-        assert!(Arc::ptr_eq(&first.shared_name(), &again.shared_name()));
+        assert!(Arc::ptr_eq(first.shared_name(), again.shared_name()));
         for (workflow, action, name) in [
             ("wf", "ste", "wf:ste"),
             ("w", "f:step", "w:f:step"),

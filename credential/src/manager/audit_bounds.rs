@@ -27,7 +27,7 @@ pub(crate) fn credential(id: &str, error: Option<&Error>) -> Arc<str> {
 pub(crate) fn principal(principal: &Principal) -> Arc<str> {
     let name = principal.name();
     if name.len() <= MAX_AUDIT_PRINCIPAL_LEN {
-        return principal.shared_name();
+        return Arc::clone(principal.shared_name());
     }
     let digest = Sha256::digest(name.as_bytes());
     let tag = base16ct::lower::encode_string(&digest[..8]);

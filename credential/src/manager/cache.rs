@@ -16,8 +16,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, Utc};
 
 use super::access::Principal;
+use super::audit_batch::ReadTally;
 use super::clock;
-use super::front_cache::{self, Allowed, Counter, Epochs, Hit};
+use super::front_cache::{self, Allowed, Epochs, Hit};
 use super::registry::Decoded;
 use crate::id_hasher::IdMap;
 use crate::{ChangeListener, FeedKind, MAX_FEED_LAG, Result};
@@ -254,13 +255,15 @@ impl Cache {
         front_cache::get(&self.epochs, key, principal, now, counts, take)
     }
 
-    /// The entry for `key` if it is still fresh at `now`; a hit leaves this thread a copy, to be
-    /// served without asking again to whom and counted where `copy` says.
+    /// The entry for `key` if it is still fresh at `now`; a hit leaves this thread a copy for
+    /// `reader`, to be served without asking again to whom `copy` says and `reader`'s reads
+    /// counted on the tally it gives.
     pub(crate) fn get(
         &self,
         key: &str,
+        reader: &Principal,
         now: DateTime<Utc>,
-        copy: impl FnOnce(&Cached) -> (Allowed, Option<Counter>),
+        copy: impl FnOnce(&Cached) -> (Allowed, Option<Arc<ReadTally>>),
     ) -> Option<Cached> {
         if !self.enabled(|| clock::nanos(now)) {
             return None;
@@ -270,7 +273,7 @@ impl Cache {
             let entry = state.entries.get(key).filter(|entry| now < entry.fresh_until)?;
             (entry.cached.clone(), entry.fresh_until, self.epochs.stamp(key))
         };
-        let (allowed, counter) = copy(&cached);
+        let (allowed, tally) = copy(&cached);
         let capacity = self.config.capacity;
         front_cache::put(
             &self.epochs,
@@ -279,8 +282,9 @@ impl Cache {
             &cached,
             fresh_until,
             stamp,
+            reader,
             allowed,
-            counter,
+            tally,
         );
         Some(cached)
     }
@@ -415,6 +419,11 @@ mod tests {
         Cached::for_tests(version)
     }
 
+    /// A read of `key` through the shared cache, leaving a copy anyone may be served.
+    fn hit(cache: &Cache, key: &str, now: DateTime<Utc>) -> Option<Cached> {
+        cache.get(key, &Principal::named("reader"), now, |_| (Allowed::Anyone, None))
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_misses_load_once() {
         let cache = Arc::new(Cache::new(CacheConfig::default()));
@@ -446,13 +455,10 @@ mod tests {
         for (key, version) in [("a", 1), ("b", 2), ("c", 3)] {
             cache.get_or_load(key, || async move { Ok(cached(version)) }).await.unwrap();
         }
-        assert!(cache.get("a", Utc::now(), |_| (Allowed::Anyone, None)).is_none());
-        assert_eq!(
-            cache.get("c", Utc::now(), |_| (Allowed::Anyone, None)).map(|hit| hit.version),
-            Some(3)
-        );
+        assert!(hit(&cache, "a", Utc::now()).is_none());
+        assert_eq!(hit(&cache, "c", Utc::now()).map(|hit| hit.version), Some(3));
         tokio::time::sleep(Duration::from_millis(40)).await;
-        assert!(cache.get("c", Utc::now(), |_| (Allowed::Anyone, None)).is_none());
+        assert!(hit(&cache, "c", Utc::now()).is_none());
     }
 
     #[tokio::test]
@@ -460,7 +466,7 @@ mod tests {
         let cache = Cache::new(CacheConfig::default());
         let failed = cache.get_or_load("k", || async { Err(crate::Error::Decrypt) }).await;
         assert!(failed.is_err());
-        assert!(cache.get("k", Utc::now(), |_| (Allowed::Anyone, None)).is_none());
+        assert!(hit(&cache, "k", Utc::now()).is_none());
     }
 
     #[tokio::test]
@@ -470,23 +476,17 @@ mod tests {
         let now = Utc::now();
         cache.caught_up(SystemTime::now());
         cache.get_or_load("k", || async { Ok(cached(1)) }).await.unwrap();
-        assert!(cache.get("k", now, |_| (Allowed::Anyone, None)).is_some());
+        assert!(hit(&cache, "k", now).is_some());
         cache.lost();
         cache.get_or_load("k", || async { Ok(cached(2)) }).await.unwrap();
         assert!(
-            cache.get("k", Utc::now(), |_| (Allowed::Anyone, None)).is_none(),
+            hit(&cache, "k", Utc::now()).is_none(),
             "served while the feed vouches for nothing"
         );
         cache.caught_up(SystemTime::now());
-        assert!(
-            cache.get("k", Utc::now(), |_| (Allowed::Anyone, None)).is_none(),
-            "what was loaded meanwhile is not kept"
-        );
+        assert!(hit(&cache, "k", Utc::now()).is_none(), "what was loaded meanwhile is not kept");
         cache.get_or_load("k", || async { Ok(cached(3)) }).await.unwrap();
-        assert_eq!(
-            cache.get("k", Utc::now(), |_| (Allowed::Anyone, None)).map(|hit| hit.version),
-            Some(3)
-        );
+        assert_eq!(hit(&cache, "k", Utc::now()).map(|hit| hit.version), Some(3));
     }
 
     #[tokio::test]
@@ -509,9 +509,9 @@ mod tests {
         cache.invalidate("a");
         load(&cache, "a", 5).await.unwrap();
         load(&cache, "e", 6).await.unwrap();
-        assert!(cache.get("b", Utc::now(), |_| (Allowed::Anyone, None)).is_none());
+        assert!(hit(&cache, "b", Utc::now()).is_none());
         for key in ["a", "c", "d", "e"] {
-            assert!(cache.get(key, Utc::now(), |_| (Allowed::Anyone, None)).is_some(), "{key}");
+            assert!(hit(&cache, key, Utc::now()).is_some(), "{key}");
         }
     }
 }

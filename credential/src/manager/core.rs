@@ -22,7 +22,7 @@ use super::audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink};
 use super::audit_bounds;
 use super::cache::{Cache, CacheListener, Cached, Loaded};
 use super::clock;
-use super::front_cache::{Allowed, Counter, Hit};
+use super::front_cache::{Allowed, Hit};
 use super::refresh::Refreshers;
 use super::refresh_flight::Flights;
 use super::registry::{Decoded, Decoder, KindRegistry, Value};
@@ -180,7 +180,7 @@ impl Core {
         if !decision.allowed {
             return Err(Error::AccessDenied { id: id.to_owned() });
         }
-        Ok(Allowed::Principal { name: actor.principal.shared_name(), until: decision.valid_until })
+        Ok(Allowed::Reader { until: decision.valid_until })
     }
 
     // ----- the read path -----
@@ -313,15 +313,11 @@ impl Core {
         now: DateTime<Utc>,
     ) -> Result<Option<Cached>> {
         let allowed = self.authorize(actor, id, Permission::Read, now)?;
-        Ok(self.cache.get(id, now, |cached| {
+        Ok(self.cache.get(id, &actor.principal, now, |cached| {
             // The reads this principal makes of this version on this thread are counted on one
             // tally, if the sink keeps tallies.
             let access = self.read_event(now, actor, id, AuditAction::Read, Ok(cached));
-            let counter = self
-                .audit
-                .read_tally(&access)
-                .map(|tally| Counter { reader: actor.principal.shared_name(), tally });
-            (allowed, counter)
+            (allowed, self.audit.read_tally(&access))
         }))
     }
 
@@ -518,16 +514,10 @@ impl Core {
         let (id, action, version) = (change.id, change.action, change.version);
         let result = operation.within(self.commit_as(actor, change)).await;
         let error = result.as_ref().err();
-        operation.commit_ended(
-            &self.telemetry,
-            action,
-            error,
-            || kind,
-            || {
-                let credential = audit_bounds::credential(id, error);
-                self.event(Utc::now(), actor, credential, action, version, error, None)
-            },
-        );
+        operation.commit_ended(&self.telemetry, action, error, kind.as_deref(), || {
+            let credential = audit_bounds::credential(id, error);
+            self.event(Utc::now(), actor, credential, action, version, error, None)
+        });
         result
     }
 

@@ -91,31 +91,24 @@ impl Epochs {
     }
 }
 
-/// Who a copy may be served to without asking the policy again.
-#[derive(Clone)]
+/// Who a copy may be served to without asking the policy again, besides the principal it was
+/// made for.
+#[derive(Clone, Copy)]
 pub(crate) enum Allowed {
     /// Anyone: the manager has no access policy.
     Anyone,
-    /// This principal, until the decision may change.
-    Principal { name: Arc<str>, until: Option<DateTime<Utc>> },
+    /// The principal it was made for alone, until the decision may change.
+    Reader { until: Option<DateTime<Utc>> },
 }
 
 impl Allowed {
     /// When the decision may change.
-    fn until(&self) -> Option<DateTime<Utc>> {
+    fn until(self) -> Option<DateTime<Utc>> {
         match self {
             Self::Anyone => None,
-            Self::Principal { until, .. } => *until,
+            Self::Reader { until } => until,
         }
     }
-}
-
-/// Where the reads of a copy by the principal that made it are counted, when the audit sink
-/// counts repeated reads itself.
-pub(crate) struct Counter {
-    /// The full name of the principal whose reads the tally counts.
-    pub(crate) reader: Arc<str>,
-    pub(crate) tally: Arc<ReadTally>,
 }
 
 /// The longest id a copy keeps in itself.
@@ -160,9 +153,8 @@ struct Kept {
     /// (the shared path then decides what to do).
     served_until: i64,
     /// The principal the copy was made for (this thread's shared copy of its name): it is served
-    /// to them, and their reads are the ones `tally` counts. `None`: made for anyone, counted for
-    /// nobody.
-    reader: Option<Arc<str>>,
+    /// to them, and their reads are the ones `tally` counts when the sink keeps tallies.
+    reader: Arc<str>,
     tally: Option<Arc<ReadTally>>,
     cached: Cached,
     shard: u16,
@@ -278,10 +270,8 @@ pub(crate) fn get<T>(
 ) -> Option<crate::Result<Hit<T>>> {
     with_front(epochs, |front| {
         let kept = front.copy(key)?;
-        let reads = kept.reader.as_ref().is_some_and(|reader| {
-            let name = principal.name_shared();
-            Arc::ptr_eq(reader, name) || **reader == **name
-        });
+        let name = principal.shared_name();
+        let reads = Arc::ptr_eq(&kept.reader, name) || *kept.reader == **name;
         let fresh = kept.epoch == epochs.epoch(kept.shard) && now < kept.served_until;
         if !(fresh && (reads || kept.anyone)) {
             return None;
@@ -304,9 +294,9 @@ pub(crate) fn get<T>(
     })
 }
 
-/// Keeps a copy of `cached`, handed out by the shared cache under `stamp`, for `allowed`, with
-/// reads counted on `counter`. A thread keeps at most `capacity` copies per cache; when full it
-/// starts over.
+/// Keeps a copy of `cached`, handed out by the shared cache under `stamp`, for `reader` and
+/// whoever else `allowed` says, with `reader`'s reads counted on `tally`. A thread keeps at most
+/// `capacity` copies per cache; when full it starts over.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn put(
     epochs: &Arc<Epochs>,
@@ -315,8 +305,9 @@ pub(crate) fn put(
     cached: &Cached,
     fresh_until: DateTime<Utc>,
     stamp: Stamp,
+    reader: &Principal,
     allowed: Allowed,
-    counter: Option<Counter>,
+    tally: Option<Arc<ReadTally>>,
 ) {
     with_front(epochs, |front| {
         if front.copies.len() >= capacity && front.copy(key).is_none() {
@@ -328,17 +319,7 @@ pub(crate) fn put(
             .map(clock::nanos)
             .min()
             .unwrap_or(i64::MAX);
-        let (reader, tally) = match (&allowed, counter) {
-            // The tally counts the reads of the principal the copy is served to; a tally of
-            // anyone else's (never made) would count nothing.
-            (Allowed::Principal { name, .. }, Some(counter)) if *counter.reader == **name => {
-                (Some(Arc::clone(name)), Some(counter.tally))
-            }
-            (Allowed::Principal { name, .. }, _) => (Some(Arc::clone(name)), None),
-            (Allowed::Anyone, Some(counter)) => (Some(counter.reader), Some(counter.tally)),
-            (Allowed::Anyone, None) => (None, None),
-        };
-        let reader = reader.map(|reader| front.interned(&reader));
+        let reader = front.interned(reader.shared_name());
         let kept = Kept {
             id: CopyId::new(key),
             epoch: stamp.epoch,
@@ -379,9 +360,9 @@ mod tests {
         let now = Utc::now();
         let later = now + chrono::Duration::from_std(Duration::from_secs(60)).unwrap();
         let alice = Principal::named("alice");
-        let allowed = Allowed::Principal { name: Arc::from("alice"), until: Some(later) };
+        let allowed = Allowed::Reader { until: Some(later) };
         let stamp = epochs.stamp("a");
-        put(&epochs, 10, "a", &cached(1), later, stamp, allowed.clone(), None);
+        put(&epochs, 10, "a", &cached(1), later, stamp, &alice, allowed, None);
         assert_eq!(served(&epochs, "a", &alice, clock::nanos(now)), Some(1));
         assert!(served(&epochs, "a", &Principal::named("bob"), clock::nanos(now)).is_none());
         assert!(
@@ -390,12 +371,12 @@ mod tests {
         );
         epochs.changed("a");
         assert!(served(&epochs, "a", &alice, clock::nanos(now)).is_none(), "changed since");
-        put(&epochs, 10, "a", &cached(2), later, epochs.stamp("a"), allowed.clone(), None);
+        put(&epochs, 10, "a", &cached(2), later, epochs.stamp("a"), &alice, allowed, None);
         assert_eq!(served(&epochs, "a", &alice, clock::nanos(now)), Some(2));
         epochs.changed_all();
         assert!(served(&epochs, "a", &alice, clock::nanos(now)).is_none(), "everything changed");
         // Another thread has copies of its own.
-        put(&epochs, 10, "a", &cached(3), later, epochs.stamp("a"), Allowed::Anyone, None);
+        put(&epochs, 10, "a", &cached(3), later, epochs.stamp("a"), &alice, Allowed::Anyone, None);
         std::thread::scope(|scope| {
             scope.spawn(|| assert!(served(&epochs, "a", &alice, clock::nanos(now)).is_none()));
         });
@@ -431,9 +412,9 @@ mod tests {
         let later = Utc::now() + chrono::Duration::seconds(60);
         let now = clock::nanos(Utc::now());
         let (alice, bob) = (Principal::named("alice"), Principal::named("bob"));
-        let counter = Counter { reader: alice.shared_name(), tally: queue.tally_for(&read) };
         // No policy: served to anyone, counted for the reader it was made for.
-        put(&epochs, 10, "a", &cached(1), later, epochs.stamp("a"), Allowed::Anyone, Some(counter));
+        let tally = Some(queue.tally_for(&read));
+        put(&epochs, 10, "a", &cached(1), later, epochs.stamp("a"), &alice, Allowed::Anyone, tally);
         let hit = |principal: &Principal, counts: bool| {
             get(&epochs, "a", principal, now, |_| counts, |cached| cached.version)
                 .map(|hit| hit.unwrap())
@@ -443,9 +424,8 @@ mod tests {
         assert!(matches!(hit(&alice, false), Some(Hit::Uncounted(_))), "not a counted read");
 
         // With a policy: served to the reader alone.
-        let allowed = Allowed::Principal { name: alice.shared_name(), until: None };
-        let counter = Counter { reader: alice.shared_name(), tally: queue.tally_for(&read) };
-        put(&epochs, 10, "a", &cached(2), later, epochs.stamp("a"), allowed, Some(counter));
+        let (allowed, tally) = (Allowed::Reader { until: None }, Some(queue.tally_for(&read)));
+        put(&epochs, 10, "a", &cached(2), later, epochs.stamp("a"), &alice, allowed, tally);
         assert!(matches!(hit(&alice, true), Some(Hit::Counted { taken: 2, .. })));
         assert!(hit(&bob, true).is_none());
     }
@@ -457,15 +437,35 @@ mod tests {
         let now = clock::nanos(Utc::now());
         let long = "a".repeat(INLINE_ID + 5);
         let ids = [&long[..INLINE_ID], &long[..INLINE_ID + 1], long.as_str(), "a", ""];
-        for (version, id) in (1..).zip(ids) {
-            put(&epochs, 10, id, &cached(version), later, epochs.stamp(id), Allowed::Anyone, None);
-        }
         let anyone = Principal::named("anyone");
+        for (version, id) in (1..).zip(ids) {
+            put(
+                &epochs,
+                10,
+                id,
+                &cached(version),
+                later,
+                epochs.stamp(id),
+                &anyone,
+                Allowed::Anyone,
+                None,
+            );
+        }
         for (version, id) in (1..).zip(ids) {
             assert_eq!(served(&epochs, id, &anyone, now), Some(version), "{id}");
         }
         assert_eq!(served(&epochs, "aa", &anyone, now), None);
-        put(&epochs, 10, &long, &cached(9), later, epochs.stamp(&long), Allowed::Anyone, None);
+        put(
+            &epochs,
+            10,
+            &long,
+            &cached(9),
+            later,
+            epochs.stamp(&long),
+            &anyone,
+            Allowed::Anyone,
+            None,
+        );
         assert_eq!(served(&epochs, &long, &anyone, now), Some(9), "replaced");
         with_front(&epochs, |front| assert_eq!(front.copies.len(), ids.len()));
     }
@@ -474,9 +474,20 @@ mod tests {
     fn copies_are_bounded_and_forgotten_with_their_cache() {
         let epochs = Epochs::new();
         let later = Utc::now() + chrono::Duration::seconds(60);
+        let anyone = Principal::named("anyone");
         for n in 0..25 {
             let key = format!("k{n}");
-            put(&epochs, 10, &key, &cached(n), later, epochs.stamp(&key), Allowed::Anyone, None);
+            put(
+                &epochs,
+                10,
+                &key,
+                &cached(n),
+                later,
+                epochs.stamp(&key),
+                &anyone,
+                Allowed::Anyone,
+                None,
+            );
         }
         with_front(&epochs, |front| assert!(front.copies.len() <= 10));
         drop(epochs);
@@ -488,14 +499,14 @@ mod tests {
     #[test]
     fn a_cache_going_away_drops_the_copies_of_threads_that_never_read_again() {
         let epochs = Epochs::new();
-        let kept = cached(1);
+        let (kept, anyone) = (cached(1), Principal::named("anyone"));
         let later = Utc::now() + chrono::Duration::seconds(60);
         std::thread::scope(|scope| {
             let (made, wait) = std::sync::mpsc::channel();
             let (finish, finished) = std::sync::mpsc::channel::<()>();
-            let (epochs, kept) = (&epochs, &kept);
+            let (epochs, kept, anyone) = (&epochs, &kept, &anyone);
             scope.spawn(move || {
-                put(epochs, 10, "a", kept, later, epochs.stamp("a"), Allowed::Anyone, None);
+                put(epochs, 10, "a", kept, later, epochs.stamp("a"), anyone, Allowed::Anyone, None);
                 made.send(()).unwrap();
                 // The thread lives on without reading again.
                 let _ = finished.recv();

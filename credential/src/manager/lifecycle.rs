@@ -209,12 +209,7 @@ impl<C: Credential> Managed<C, Draft> {
     pub async fn activate(self) -> Result<Managed<C, Active>> {
         self.data.validate()?;
         let data = Arc::clone(&self.data);
-        let activate = |record| {
-            let record = versions::activated(record);
-            let version = versions::current_number(&record);
-            (record, Some(version))
-        };
-        self.commit_as(activate, AuditAction::Activate, None, data).await
+        self.commit_as(versions::activated, AuditAction::Activate, None, data).await
     }
 }
 
@@ -277,11 +272,7 @@ impl<C: Credential> Managed<C, Rotating> {
     pub async fn commit(self) -> Result<Managed<C, Active>> {
         let (rules, expires_at) = (self.manager.core().rules, self.data.1.expires_at());
         let data = Arc::clone(&self.data.1);
-        let commit = |record| {
-            let record = versions::committed(record, expires_at, rules);
-            let version = versions::current_number(&record);
-            (record, Some(version))
-        };
+        let commit = |record| versions::committed(record, expires_at, rules);
         self.commit_as(commit, AuditAction::Commit, None, data).await
     }
 

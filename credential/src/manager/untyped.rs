@@ -217,12 +217,7 @@ impl DynManaged {
             return Err(self.wrong_state(LifecycleState::Draft));
         }
         self.checked_pending()?;
-        let activate = |record| {
-            let record = versions::activated(record);
-            let version = versions::current_number(&record);
-            (record, Some(version))
-        };
-        self.commit_as(activate, AuditAction::Activate, None).await
+        self.commit_as(versions::activated, AuditAction::Activate, None).await
     }
 
     /// Makes a rotation's pending version current.
@@ -236,11 +231,7 @@ impl DynManaged {
         }
         let expires_at = self.checked_pending()?.and_then(|pending| pending.fields.expires_at());
         let rules = self.manager.core().rules;
-        let commit = |record| {
-            let record = versions::committed(record, expires_at, rules);
-            let version = versions::current_number(&record);
-            (record, Some(version))
-        };
+        let commit = |record| versions::committed(record, expires_at, rules);
         self.commit_as(commit, AuditAction::Commit, None).await
     }
 

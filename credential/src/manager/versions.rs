@@ -116,13 +116,14 @@ fn prune(record: &mut Record, rules: VersionRules) {
     }
 }
 
-/// The record of a draft that starts being served.
-pub(crate) fn activated(mut record: Record) -> Record {
+/// The record of a draft that starts being served, with the number of the version it serves.
+pub(crate) fn activated(mut record: Record) -> (Record, Option<u64>) {
     record.meta.state = LifecycleState::Active;
     if let Some(first) = record.versions.last_mut() {
         set_state(first, VersionState::Current);
     }
-    record
+    let served = current_number(&record);
+    (record, Some(served))
 }
 
 /// The record with `sealed` added as the pending version `number` of a rotation.
@@ -132,12 +133,13 @@ pub(crate) fn rotated(mut record: Record, number: u64, sealed: Vec<u8>) -> Recor
     record
 }
 
-/// The record after a rotation's commit: pending becomes current, current becomes deprecated.
+/// The record after a rotation's commit: pending becomes current, current becomes deprecated;
+/// with the number of the version it serves.
 pub(crate) fn committed(
     mut record: Record,
     expires_at: Option<DateTime<Utc>>,
     rules: VersionRules,
-) -> Record {
+) -> (Record, Option<u64>) {
     for version in &mut record.versions {
         match version.state {
             VersionState::Current => set_state(version, VersionState::Deprecated),
@@ -150,7 +152,8 @@ pub(crate) fn committed(
     // A new version is a fresh start for refresh: no lease, no reauthentication pending.
     record.meta.refresh = RefreshMark::default();
     prune(&mut record, rules);
-    record
+    let served = current_number(&record);
+    (record, Some(served))
 }
 
 /// The record after a rotation's rollback, with the number of the discarded version.
