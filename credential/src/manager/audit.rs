@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -457,11 +459,19 @@ impl AuditSink for MemoryAuditSink {
     }
 }
 
-/// A shared sink is a sink: keep an `Arc` to query what a manager records.
+/// A future an [`AuditSink`] method hands back.
+type AuditFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
+/// A shared sink is a sink: keep an `Arc` to query what a manager records. Each call hands back
+/// the shared sink's own future, without boxing it a second time.
 #[async_trait]
 impl<S: AuditSink + ?Sized> AuditSink for Arc<S> {
-    async fn record(&self, event: AuditEvent) -> Result<()> {
-        (**self).record(event).await
+    fn record<'a, 'f>(&'a self, event: AuditEvent) -> AuditFuture<'f, ()>
+    where
+        'a: 'f,
+        Self: 'f,
+    {
+        (**self).record(event)
     }
 
     fn record_read(&self, event: AuditEvent) -> Result<()> {
@@ -472,15 +482,29 @@ impl<S: AuditSink + ?Sized> AuditSink for Arc<S> {
         (**self).read_tally(event)
     }
 
-    async fn flush(&self) -> Result<()> {
-        (**self).flush().await
+    fn flush<'a, 'f>(&'a self) -> AuditFuture<'f, ()>
+    where
+        'a: 'f,
+        Self: 'f,
+    {
+        (**self).flush()
     }
 
-    async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>> {
-        (**self).query(query).await
+    fn query<'a, 'b, 'f>(&'a self, query: &'b AuditQuery) -> AuditFuture<'f, Vec<AuditEvent>>
+    where
+        'a: 'f,
+        'b: 'f,
+        Self: 'f,
+    {
+        (**self).query(query)
     }
 
-    async fn summary(&self, query: &AuditQuery) -> Result<AuditSummary> {
-        (**self).summary(query).await
+    fn summary<'a, 'b, 'f>(&'a self, query: &'b AuditQuery) -> AuditFuture<'f, AuditSummary>
+    where
+        'a: 'f,
+        'b: 'f,
+        Self: 'f,
+    {
+        (**self).summary(query)
     }
 }

@@ -290,10 +290,18 @@ impl Cache {
     }
 
     /// Forgets `key`, and keeps a load of it already running from installing what it read.
+    /// A cache turned off holds nothing to forget.
     pub(crate) fn invalidate(&self, key: &str) {
+        if self.config.capacity == 0 {
+            return;
+        }
         let mut state = self.state();
         state.entries.remove(key);
         self.epochs.changed(key);
+        // Loads are rarely running: most changes hash the key once less.
+        if state.flights.is_empty() {
+            return;
+        }
         if let Some(flight) = state.flights.remove(key) {
             flight.stale.store(true, Ordering::Release);
         }

@@ -5,31 +5,31 @@ use crate::{Error, Result};
 /// The longest credential id.
 pub const MAX_ID_LEN: usize = 200;
 
-/// A byte an id may hold.
-const ALLOWED: u8 = 1;
-/// A byte a segment may not start with (`/` or `.`).
-const NOT_FIRST: u8 = 2;
-/// The separator, after which a segment starts.
-const SEPARATOR: u8 = 4;
+/// After a byte: the next one starts a segment.
+const AT_START: u8 = 1;
+/// The byte breaks a rule.
+const BAD: u8 = 2;
 
-/// What each byte is, looked up once per byte (ids are checked on every miss and write).
-const CLASSES: [u8; 256] = {
-    let mut classes = [0; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        let b = byte as u8;
-        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/') {
-            classes[byte] |= ALLOWED;
+/// What each byte does, looked up once per byte (ids are checked on every miss and write): the
+/// first 256 entries for a byte inside a segment, the next 256 for a byte that starts one. A byte
+/// outside `A-Z a-z 0-9 _ - . /` is bad anywhere, `/` and `.` are bad at a segment's start, and a
+/// segment starts after each `/`.
+const TRANSITIONS: [u8; 512] = {
+    let mut transitions = [0; 512];
+    let mut index = 0;
+    while index < 512 {
+        let byte = (index % 256) as u8;
+        let starts_segment = index >= 256;
+        let allowed = byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.' | b'/');
+        if !allowed || (starts_segment && matches!(byte, b'.' | b'/')) {
+            transitions[index] |= BAD;
         }
-        if matches!(b, b'.' | b'/') {
-            classes[byte] |= NOT_FIRST;
+        if byte == b'/' {
+            transitions[index] |= AT_START;
         }
-        if b == b'/' {
-            classes[byte] |= SEPARATOR;
-        }
-        byte += 1;
+        index += 1;
     }
-    classes
+    transitions
 };
 
 /// Checks a credential id against the allowlist: 1 to [`MAX_ID_LEN`] bytes of `A-Z a-z 0-9 _ - .
@@ -56,19 +56,19 @@ pub fn check_id(id: &str) -> Result<()> {
     if id.len() > MAX_ID_LEN {
         return invalid("is longer than 200 bytes");
     }
-    // One pass without branches; the reason is looked for only once the id failed. A segment
-    // starts at the start of the id and after each `/`.
-    let (mut disallowed, mut bad_start, mut at_start) = (0, 0, SEPARATOR);
+    // One pass without branches, a lookup per byte; the reason is looked for only once the id
+    // failed. A segment starts at the start of the id and after each `/`.
+    let (mut bad, mut at_start) = (0, AT_START);
     for byte in id.bytes() {
-        let class = CLASSES[usize::from(byte)];
-        disallowed |= !class & ALLOWED;
-        bad_start |= at_start & (class << 1);
-        at_start = class & SEPARATOR;
+        let transition = TRANSITIONS[(usize::from(at_start) << 8) | usize::from(byte)];
+        bad |= transition;
+        at_start = transition & AT_START;
     }
-    if disallowed != 0 {
+    let bad = bad & BAD != 0;
+    if bad && id.bytes().any(|byte| TRANSITIONS[usize::from(byte)] & BAD != 0) {
         return invalid("may only contain A-Z, a-z, 0-9, `_`, `-`, `.` and `/`");
     }
-    if bad_start != 0 || at_start != 0 {
+    if bad || at_start != 0 {
         return invalid("has an empty segment or one starting with `.`");
     }
     Ok(())
@@ -106,5 +106,20 @@ mod tests {
         ] {
             assert!(check_id(id).is_err(), "{id:?} accepted");
         }
+    }
+
+    #[test]
+    fn a_failure_says_which_rule_it_broke() {
+        let reason = |id: &str| match check_id(id) {
+            Err(Error::InvalidId { reason, .. }) => reason,
+            other => panic!("{id:?}: {other:?}"),
+        };
+        for id in ["a b", ".a b", "a/ü", "/a\\b", "x\0"] {
+            assert!(reason(id).starts_with("may only contain"), "{id:?}");
+        }
+        for id in ["/a", "a/", "a//b", ".a", "a/.b", "a/..", "/"] {
+            assert!(reason(id).starts_with("has an empty segment"), "{id:?}");
+        }
+        assert_eq!(reason(""), "is empty");
     }
 }
