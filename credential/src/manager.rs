@@ -465,14 +465,14 @@ impl Manager {
             meta: RecordMeta {
                 id: storage_id,
                 kind: kind.to_owned(),
-                environment: self.core.environment.to_string(),
+                environment: self.core.environment.as_ref().to_owned(),
                 state: LifecycleState::Draft,
                 revision: 0,
                 created_at: now,
                 updated_at: now,
                 expires_at,
                 tags: Default::default(),
-                key_id: self.core.ring.current_id().to_string(),
+                key_id: self.core.ring.current_id().as_str().to_owned(),
                 refresh: Default::default(),
             },
             versions: vec![versions::sealed_at(1, VersionState::Pending, sealed, now)],
@@ -577,7 +577,7 @@ impl Manager {
     /// A store error.
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
         let mut scoped = filter.clone();
-        scoped.environment = Some(self.core.environment.to_string());
+        scoped.environment = Some(self.core.environment.as_ref().to_owned());
         scoped.id_prefix =
             Some(self.core.storage_id(filter.id_prefix.as_deref().unwrap_or_default()));
         let prefix_len = self.core.environment.len() + 1;

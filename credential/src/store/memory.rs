@@ -87,22 +87,23 @@ impl Store for MemoryStore {
         check_id(&record.meta.id)?;
         let mut records = self.records();
         let Records { by_id, key_usage } = &mut *records;
-        // The id is copied for the listeners, and once more as the key of a new record.
-        let id = record.meta.id.clone();
-        let revision = match by_id.get_mut(&id) {
+        // A replaced record gives its id to the listeners and is dropped once the lock is
+        // released; a new record's id is copied for the listeners and as its key.
+        let (revision, id, _replaced) = match by_id.get_mut(&record.meta.id) {
             Some(found) => {
                 let record = apply_put(Some(found), record, precondition)?;
                 key_usage.replace(Some(&found.meta), Some(&record.meta));
                 let revision = record.meta.revision;
-                *found = record;
-                revision
+                let mut replaced = std::mem::replace(found, record);
+                (revision, std::mem::take(&mut replaced.meta.id), Some(replaced))
             }
             None => {
                 let record = apply_put(None, record, precondition)?;
                 key_usage.replace(None, Some(&record.meta));
                 let revision = record.meta.revision;
+                let id = record.meta.id.clone();
                 by_id.insert(id.clone(), record);
-                revision
+                (revision, id, None)
             }
         };
         drop(records);
