@@ -23,6 +23,16 @@ use crate::manager::{AuditAction, AuditEvent, AuditOutcome};
 /// Whether anything is reported at all.
 pub(crate) const ENABLED: bool = cfg!(any(feature = "tracing", feature = "metrics"));
 
+/// `work` awaited inside `operation`'s span when a tracing subscriber wants its fields, and in
+/// place otherwise: handing a future to [`Operation::within`] moves it, and a commit's future is
+/// a kilobyte.
+macro_rules! awaited_within {
+    ($operation:expr, $work:expr) => {
+        if $operation.traced() { $operation.within($work).await } else { $work.await }
+    };
+}
+pub(crate) use awaited_within;
+
 /// Where a read was served from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Source {

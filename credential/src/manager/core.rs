@@ -252,7 +252,7 @@ impl Core {
                 Ok(Some(hit)) => Ok(hit),
                 Ok(None) => {
                     source = Source::Store;
-                    operation.within(self.load_current(id, decode)).await
+                    telemetry::awaited_within!(operation, self.load_current(id, decode))
                 }
             },
         };
@@ -364,17 +364,16 @@ impl Core {
         let operation = Operation::read();
         let now = Utc::now();
         let mut kind = None;
-        let result = operation
-            .within(async {
-                check_id(id)?;
-                self.authorize(actor, id, Permission::Read, now)?;
-                let record = self.fetch(id).await?;
-                if telemetry::ENABLED {
-                    kind = Some(record.meta.kind.clone());
-                }
-                open(&record)
-            })
-            .await;
+        let read = async {
+            check_id(id)?;
+            self.authorize(actor, id, Permission::Read, now)?;
+            let record = self.fetch(id).await?;
+            if telemetry::ENABLED {
+                kind = Some(record.meta.kind.clone());
+            }
+            open(&record)
+        };
+        let result = telemetry::awaited_within!(operation, read);
         let version = result.as_ref().ok().map(|(_, version)| *version);
         let error = result.as_ref().err();
         let credential = audit_bounds::credential(id, error);
@@ -513,7 +512,7 @@ impl Core {
         let operation = Operation::commit();
         let kind = operation.traced().then(|| change.record.meta.kind.clone());
         let (id, action, version) = (change.id, change.action, change.version);
-        let result = operation.within(self.commit_as(actor, change)).await;
+        let result = telemetry::awaited_within!(operation, self.commit_as(actor, change));
         let error = result.as_ref().err();
         operation.commit_ended(&self.telemetry, action, error, kind.as_deref(), || {
             let credential = audit_bounds::credential(id, error);
