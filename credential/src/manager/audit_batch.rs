@@ -19,12 +19,13 @@
 
 use std::borrow::Borrow;
 use std::collections::VecDeque;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use hashbrown::HashTable;
 use tokio::sync::oneshot;
 
 use super::audit::AuditEvent;
@@ -228,10 +229,14 @@ impl Shared {
                 std::mem::take(&mut *counted.lock().unwrap_or_else(PoisonError::into_inner));
             reads.extend(counted.iter().filter_map(|tally| tally.take()));
         }
+        // Oldest first, and one event for each access however many threads counted it.
         reads.sort_by_key(|event| event.time);
-        state
-            .pending
-            .extend(reads.into_iter().map(|event| Pending { event: Some(event), done: None }));
+        let mut counting = Counting::with_capacity(reads.len());
+        for read in reads {
+            counting.read(read, |read| read);
+        }
+        let reads = counting.events.into_iter();
+        state.pending.extend(reads.map(|event| Pending { event: Some(event), done: None }));
     }
 
     /// `Ok` while reads are taken.
@@ -368,33 +373,60 @@ impl Drop for AuditQueue {
 /// credential, version and outcome) adds its count to that one's. Mutations stay exactly where
 /// and what they are.
 fn coalesce(batch: &[Pending]) -> Vec<AuditEvent> {
-    let mut events: Vec<AuditEvent> = Vec::with_capacity(batch.len());
-    // Where the current stretch of reads starts in `events`.
-    let mut stretch = 0;
-    let mut index: IdMap<usize, Access<&AuditEvent>> =
-        IdMap::with_capacity_and_hasher(batch.len(), Default::default());
+    let mut counting = Counting::with_capacity(batch.len());
     for pending in batch {
         let Some(event) = &pending.event else { continue };
         if pending.done.is_some() {
-            events.push(event.clone());
-            stretch = events.len();
-            index.clear();
-            continue;
+            counting.mutation(event.clone());
+        } else {
+            counting.read(event, AuditEvent::clone);
         }
-        match index.get(&Access(event)) {
-            Some(&earlier) if earlier >= stretch => {
-                let earlier = &mut events[earlier];
-                earlier.count = earlier.count.saturating_add(event.count);
-                let last = event.until.unwrap_or(event.time);
+    }
+    counting.events
+}
+
+/// Events in order, each read counted on an earlier read of the same access since the last
+/// mutation (its count added, its time the latest `until`) instead of being kept again.
+struct Counting {
+    events: Vec<AuditEvent>,
+    /// Where in `events` each read of the current stretch is.
+    reads: HashTable<usize>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Counting {
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            events: Vec::with_capacity(capacity),
+            reads: HashTable::with_capacity(capacity),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    /// Counts `read` on the earlier read of its access, or keeps it (as `own` makes it).
+    fn read<E: Borrow<AuditEvent>>(&mut self, read: E, own: impl FnOnce(E) -> AuditEvent) {
+        let Self { events, reads, hasher } = self;
+        let hash = hasher.hash_one(Access(read.borrow()));
+        match reads.find(hash, |&at| events[at].same_access(read.borrow())) {
+            Some(&at) => {
+                let (earlier, read) = (&mut events[at], read.borrow());
+                earlier.count = earlier.count.saturating_add(read.count);
+                let last = read.until.unwrap_or(read.time);
                 earlier.until = Some(earlier.until.unwrap_or(earlier.time).max(last));
             }
-            _ => {
-                index.insert(Access(event), events.len());
-                events.push(event.clone());
+            None => {
+                let at = events.len();
+                events.push(own(read));
+                reads.insert_unique(hash, at, |&at| hasher.hash_one(Access(&events[at])));
             }
         }
     }
-    events
+
+    /// Keeps `mutation`: no read after it is counted on one before it.
+    fn mutation(&mut self, mutation: AuditEvent) {
+        self.events.push(mutation);
+        self.reads.clear();
+    }
 }
 
 /// Marks the queue stopped when the writer thread ends for any reason, a panic included, and
@@ -632,25 +664,36 @@ mod tests {
     }
 
     /// A target that says when it starts a batch and blocks until released, so the tally can be
-    /// filled deterministically.
+    /// filled deterministically, and records every event it is given.
     struct Gated {
         entered: mpsc::Sender<()>,
         gate: mpsc::Receiver<()>,
+        written: Arc<Mutex<Vec<AuditEvent>>>,
+    }
+
+    impl Gated {
+        /// The target, the writer's signal that it started a batch, and the gate that lets it
+        /// go on.
+        fn new() -> (Self, mpsc::Receiver<()>, mpsc::Sender<()>) {
+            let (release, gate) = mpsc::channel();
+            let (entered, writing) = mpsc::channel();
+            (Self { entered, gate, written: Arc::default() }, writing, release)
+        }
     }
 
     impl BatchTarget for Gated {
-        fn write(&mut self, _events: &[AuditEvent]) -> Result<()> {
+        fn write(&mut self, events: &[AuditEvent]) -> Result<()> {
             let _ = self.entered.send(());
             let _ = self.gate.recv();
+            self.written.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(events);
             Ok(())
         }
     }
 
     #[tokio::test]
     async fn a_full_tally_refuses_new_accesses_but_counts_repeated_ones() {
-        let (release, gate) = mpsc::channel();
-        let (entered, writing) = mpsc::channel();
-        let queue = AuditQueue::start("test-audit", Gated { entered, gate }, 2).unwrap();
+        let (target, writing, release) = Gated::new();
+        let queue = AuditQueue::start("test-audit", target, 2).unwrap();
         let read = |credential: &str| AuditEvent {
             credential: Arc::from(credential),
             ..event(AuditAction::Read)
@@ -736,5 +779,49 @@ mod tests {
         assert_eq!(reads.iter().map(|read| read.count).sum::<u64>(), 2_000);
         assert!(reads.iter().all(|read| read.until.is_none_or(|until| read.time <= until)));
         assert!(reads.iter().all(|read| read.time <= last.time));
+    }
+    #[tokio::test]
+    async fn an_access_counted_on_several_threads_is_written_once() {
+        // More accesses than a batch holds, counted on two threads: each thread's tally alone
+        // would fill most of a batch, so only counting them together before the batch is cut
+        // writes each access once.
+        const ACCESSES: usize = MAX_BATCH * 3 / 5;
+        let (target, writing, release) = Gated::new();
+        let written = Arc::clone(&target.written);
+        let queue = AuditQueue::start("test-audit", target, ACCESSES + 1).unwrap();
+        let read = |credential: &str| AuditEvent {
+            credential: Arc::from(credential),
+            ..event(AuditAction::Read)
+        };
+        // The writer blocks on its first batch while the threads count.
+        queue.enqueue(read("first")).unwrap();
+        writing.recv().unwrap();
+        std::thread::scope(|scope| {
+            for _ in 0..2 {
+                let queue = &queue;
+                scope.spawn(move || {
+                    for access in 0..ACCESSES {
+                        queue.enqueue(read(&format!("c{access}"))).unwrap();
+                    }
+                    queue.enqueue(read("shared")).unwrap();
+                    queue.enqueue(read("shared")).unwrap();
+                });
+            }
+        });
+        for _ in 0..8 {
+            let _ = release.send(());
+        }
+        queue.flush().await.unwrap();
+        drop(release);
+        let written = written.lock().unwrap();
+        let counted = &written[1..];
+        assert_eq!(counted.len(), ACCESSES + 1, "an access was written more than once");
+        assert!(
+            counted
+                .iter()
+                .all(|event| event.count == if &*event.credential == "shared" { 4 } else { 2 })
+        );
+        let shared = counted.iter().find(|event| &*event.credential == "shared").unwrap();
+        assert!(shared.until.is_some_and(|until| shared.time <= until));
     }
 }
