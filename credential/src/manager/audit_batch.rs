@@ -3,9 +3,10 @@
 //! disk flush and a mutation waits for one.
 //!
 //! - A read event is counted in the reading thread's own tally (the same access again only adds
-//!   to its count) and the read goes on; the writer takes every tally for its next batch, which
-//!   starts as soon as the previous one is done (within milliseconds, well inside 50 ms on a
-//!   working disk). A read touches no lock or counter another thread touches on its reads.
+//!   to its count) and the read goes on; the writer takes every tally for its next batch, at most
+//!   [`LINGER`] after it took the last (at once for a mutation or a flush, or when the last batch
+//!   took longer), and counts an access read on several threads as one. A read touches no lock
+//!   or counter another thread touches on its reads.
 //! - A mutation event is queued behind the reads counted before it and its caller waits until the
 //!   batch holding it is durable; when that batch fails, the caller gets the error and the
 //!   mutation does not happen.
