@@ -781,6 +781,7 @@ mod tests {
         assert!(reads.iter().all(|read| read.until.is_none_or(|until| read.time <= until)));
         assert!(reads.iter().all(|read| read.time <= last.time));
     }
+
     #[tokio::test]
     async fn an_access_counted_on_several_threads_is_written_once() {
         // More accesses than a batch holds, counted on two threads: each thread's tally alone
