@@ -23,7 +23,7 @@ use crate::{Credential, Error, Result};
 /// Turns a credential that is expired, or about to be, into a new one. Registered per kind with
 /// [`ManagerBuilder::refresher`](crate::ManagerBuilder::refresher); the manager stores what it
 /// returns as a new version through the commit path, audited as
-/// [`AuditAction::Refresh`](crate::AuditAction::Refresh).
+/// [`AuditAction::Refresh`].
 ///
 /// The manager calls it at most once at a time per credential across every process on the store
 /// (a lease is taken by compare-and-swap first), so a provider that revokes a token family when a

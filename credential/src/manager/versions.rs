@@ -169,7 +169,8 @@ pub(crate) fn rolled_back(mut record: Record) -> (Record, Option<u64>) {
     (record, discarded)
 }
 
-/// The deprecated version `number`, which [`restored`] can bring back.
+/// The deprecated version `number`, which [`Core::restored`](super::core::Core::restored) can
+/// bring back.
 pub(crate) fn restorable<'r>(
     id: &str,
     record: &'r Record,

@@ -53,7 +53,7 @@ pub struct RefreshMark {
     /// asks the provider.
     pub lease: Option<RefreshLease>,
     /// Set when the provider refused the refresh (`invalid_grant`): reads fail with
-    /// [`Error::ReauthRequired`](crate::Error::ReauthRequired) until a new version is committed.
+    /// [`Error::ReauthRequired`] until a new version is committed.
     pub reauth_required: bool,
 }
 
