@@ -465,3 +465,9 @@ impl Error {
 
 /// `Result` with [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The future an `async_trait` method of ours returns, as `async_trait` writes it: what the
+/// `Arc` forwarding impls of [`Store`](crate::Store) and
+/// [`AuditSink`](crate::AuditSink) hand back without boxing it again.
+pub(crate) type ResultFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 'a>>;

@@ -48,8 +48,6 @@ mod vault_client;
 #[cfg(feature = "vault")]
 mod vault_transit;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -84,6 +82,7 @@ pub use vault::{VaultStore, VaultStoreBuilder};
 pub use vault_transit::TransitKeyRing;
 
 use crate::Result;
+use crate::error::ResultFuture;
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// A revision as an SQL integer: signed, and never near `i64::MAX` in practice.
@@ -164,14 +163,11 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
-/// The future a [`Store`] method returns (as `async_trait` writes it).
-type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
-
 /// A shared store is a store: keep an `Arc` to inspect what a manager writes. Each call hands
 /// back the shared store's own future, without boxing it a second time.
 #[async_trait]
 impl<S: Store + ?Sized> Store for Arc<S> {
-    fn get<'a, 'b, 'f>(&'a self, id: &'b str) -> StoreFuture<'f, Option<Record>>
+    fn get<'a, 'b, 'f>(&'a self, id: &'b str) -> ResultFuture<'f, Option<Record>>
     where
         'a: 'f,
         'b: 'f,
@@ -180,7 +176,7 @@ impl<S: Store + ?Sized> Store for Arc<S> {
         (**self).get(id)
     }
 
-    fn put<'a, 'f>(&'a self, record: Record, precondition: Precondition) -> StoreFuture<'f, u64>
+    fn put<'a, 'f>(&'a self, record: Record, precondition: Precondition) -> ResultFuture<'f, u64>
     where
         'a: 'f,
         Self: 'f,
@@ -188,7 +184,7 @@ impl<S: Store + ?Sized> Store for Arc<S> {
         (**self).put(record, precondition)
     }
 
-    fn delete<'a, 'b, 'f>(&'a self, id: &'b str, revision: u64) -> StoreFuture<'f, ()>
+    fn delete<'a, 'b, 'f>(&'a self, id: &'b str, revision: u64) -> ResultFuture<'f, ()>
     where
         'a: 'f,
         'b: 'f,
@@ -197,7 +193,7 @@ impl<S: Store + ?Sized> Store for Arc<S> {
         (**self).delete(id, revision)
     }
 
-    fn now<'a, 'f>(&'a self) -> StoreFuture<'f, chrono::DateTime<chrono::Utc>>
+    fn now<'a, 'f>(&'a self) -> ResultFuture<'f, chrono::DateTime<chrono::Utc>>
     where
         'a: 'f,
         Self: 'f,
@@ -208,7 +204,7 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     fn key_ids_in_use<'a, 'b, 'f>(
         &'a self,
         environment: &'b str,
-    ) -> StoreFuture<'f, Option<std::collections::BTreeSet<String>>>
+    ) -> ResultFuture<'f, Option<std::collections::BTreeSet<String>>>
     where
         'a: 'f,
         'b: 'f,
@@ -217,7 +213,7 @@ impl<S: Store + ?Sized> Store for Arc<S> {
         (**self).key_ids_in_use(environment)
     }
 
-    fn list<'a, 'b, 'f>(&'a self, filter: &'b ListFilter) -> StoreFuture<'f, Vec<RecordMeta>>
+    fn list<'a, 'b, 'f>(&'a self, filter: &'b ListFilter) -> ResultFuture<'f, Vec<RecordMeta>>
     where
         'a: 'f,
         'b: 'f,

@@ -3,8 +3,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -13,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub use super::audit_batch::ReadTally;
 use crate::Result;
+use crate::error::ResultFuture;
 
 /// What was done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -459,14 +458,11 @@ impl AuditSink for MemoryAuditSink {
     }
 }
 
-/// A future an [`AuditSink`] method hands back.
-type AuditFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
-
 /// A shared sink is a sink: keep an `Arc` to query what a manager records. Each call hands back
 /// the shared sink's own future, without boxing it a second time.
 #[async_trait]
 impl<S: AuditSink + ?Sized> AuditSink for Arc<S> {
-    fn record<'a, 'f>(&'a self, event: AuditEvent) -> AuditFuture<'f, ()>
+    fn record<'a, 'f>(&'a self, event: AuditEvent) -> ResultFuture<'f, ()>
     where
         'a: 'f,
         Self: 'f,
@@ -482,7 +478,7 @@ impl<S: AuditSink + ?Sized> AuditSink for Arc<S> {
         (**self).read_tally(event)
     }
 
-    fn flush<'a, 'f>(&'a self) -> AuditFuture<'f, ()>
+    fn flush<'a, 'f>(&'a self) -> ResultFuture<'f, ()>
     where
         'a: 'f,
         Self: 'f,
@@ -490,7 +486,7 @@ impl<S: AuditSink + ?Sized> AuditSink for Arc<S> {
         (**self).flush()
     }
 
-    fn query<'a, 'b, 'f>(&'a self, query: &'b AuditQuery) -> AuditFuture<'f, Vec<AuditEvent>>
+    fn query<'a, 'b, 'f>(&'a self, query: &'b AuditQuery) -> ResultFuture<'f, Vec<AuditEvent>>
     where
         'a: 'f,
         'b: 'f,
@@ -499,7 +495,7 @@ impl<S: AuditSink + ?Sized> AuditSink for Arc<S> {
         (**self).query(query)
     }
 
-    fn summary<'a, 'b, 'f>(&'a self, query: &'b AuditQuery) -> AuditFuture<'f, AuditSummary>
+    fn summary<'a, 'b, 'f>(&'a self, query: &'b AuditQuery) -> ResultFuture<'f, AuditSummary>
     where
         'a: 'f,
         'b: 'f,
