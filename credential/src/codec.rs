@@ -29,7 +29,7 @@ fn encode_parsed<T: FieldCodec>(
 ///
 /// Implemented for the text, number, time, URL, list and map types the derive supports, for the
 /// secret types, and for `Option` of any of them. Implement it, together with
-/// [`PlainField`](crate::PlainField), to store a type of your own.
+/// [`PlainField`](crate::field::PlainField), to store a type of your own.
 ///
 /// ```
 /// use credential::{DecodeError, FieldCodec, Reader, Writer};

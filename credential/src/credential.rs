@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use zeroize::Zeroizing;
 
-use crate::{Mask, PlainValue, Redacted, RedactedSecret, SecretValue, ValidationErrors};
+use crate::field::{Mask, PlainValue, Redacted, RedactedSecret, SecretValue};
+use crate::ValidationErrors;
 
 /// A typed credential: a struct of secret and plain fields with a stable kind tag.
 ///
@@ -66,7 +67,7 @@ pub trait Credential: Sized + Send + Sync + std::fmt::Debug + 'static {
     /// How the field at `index` is written from text, for building a credential from field
     /// values without its type (operator tools).
     #[doc(hidden)]
-    fn text_encoder(index: usize) -> Option<crate::TextEncoder> {
+    fn text_encoder(index: usize) -> Option<crate::codec::TextEncoder> {
         let _ = index;
         None
     }

@@ -1,4 +1,5 @@
-//! Encryption at rest: sealed envelopes, master keys and the key ring.
+//! Encryption at rest: master keys, the key ring and passphrase key derivation. Sealing by hand
+//! lives in [`hazmat`](crate::hazmat).
 //!
 //! # Design
 //!
@@ -21,14 +22,13 @@
 //! operating system's RNG through a per-thread pool that refills after `fork`, so a child process
 //! never reuses its parent's nonces. The format is documented byte by byte in `FORMAT.md`.
 
-mod envelope;
+pub(crate) mod envelope;
 mod kdf;
 mod key_id;
 mod key_ring;
 mod master_key;
 mod random;
 
-pub use envelope::{ENVELOPE_VERSION, SealContext, envelope_key_id};
 pub use kdf::{KdfParams, KdfSettings};
 pub use key_id::KeyId;
 pub use key_ring::KeyRing;

@@ -4,7 +4,7 @@
 use crate::encoding::{self, DecodeError, DecodeReason, Reader, Writer};
 use zeroize::Zeroizing;
 
-use crate::{FieldCodec, FieldRef, Mask, PlainField, RedactedSecret, SecretField};
+use crate::field::{FieldCodec, FieldRef, Mask, PlainField, RedactedSecret, SecretField};
 
 /// Encodes a credential; see `encoding::encode_with`.
 pub fn encode(kind: &str, field_count: usize, fields: impl Fn(&mut Writer)) -> Zeroizing<Vec<u8>> {

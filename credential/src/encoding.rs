@@ -149,7 +149,7 @@ fn write_header(writer: &mut Writer, kind: &str, field_count: usize) {
 }
 
 /// Writes one field: its stored name, then its value prefixed by the value's length.
-pub(crate) fn write_field(writer: &mut Writer, name: &str, value: &impl crate::FieldCodec) {
+pub(crate) fn write_field(writer: &mut Writer, name: &str, value: &impl crate::field::FieldCodec) {
     writer.len_prefixed(name.as_bytes());
     let mut counter = Writer::counter();
     value.encode(&mut counter);
@@ -169,7 +169,7 @@ pub(crate) fn write_field(writer: &mut Writer, name: &str, value: &impl crate::F
 /// The first field whose text its encoder refuses.
 pub(crate) fn encode_from_text(
     kind: &str,
-    fields: &[(&'static str, crate::TextEncoder, &str)],
+    fields: &[(&'static str, crate::codec::TextEncoder, &str)],
 ) -> Result<Zeroizing<Vec<u8>>, DecodeError> {
     for (name, encode, text) in fields {
         encode(text, &mut Writer::counter()).map_err(|error| error.in_field(name))?;

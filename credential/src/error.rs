@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::{DecodeError, ValidationErrors};
+use crate::field::DecodeError;
+use crate::ValidationErrors;
 
 /// Everything that can go wrong in `credential`. Variants carry ids, kinds and field names, never
 /// a secret value.
@@ -373,7 +374,7 @@ impl Error {
         Self::Io { context: context.into(), source: Arc::new(source) }
     }
 
-    /// A failure of storage backend `backend`, keeping its cause; for [`Store`](crate::Store)
+    /// A failure of storage backend `backend`, keeping its cause; for [`Store`](crate::store::Store)
     /// implementations.
     ///
     /// ```
@@ -467,7 +468,7 @@ impl Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The future an `async_trait` method of ours returns, as `async_trait` writes it: what the
-/// `Arc` forwarding impls of [`Store`](crate::Store) and
-/// [`AuditSink`](crate::AuditSink) hand back without boxing it again.
+/// `Arc` forwarding impls of [`Store`](crate::store::Store) and
+/// [`AuditSink`](crate::audit::AuditSink) hand back without boxing it again.
 pub(crate) type ResultFuture<'a, T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 'a>>;

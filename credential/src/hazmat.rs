@@ -21,7 +21,7 @@
 
 use zeroize::Zeroizing;
 
-pub use crate::crypto::{ENVELOPE_VERSION, SealContext, envelope_key_id};
+pub use crate::crypto::envelope::{ENVELOPE_VERSION, SealContext, envelope_key_id};
 use crate::{KeyRing, Result};
 
 /// Seals `plaintext` under `ring`'s current key, bound to `context`.

@@ -2,18 +2,19 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod audit;
 mod blocking;
 mod codec;
 mod credential;
-mod crypto;
+pub mod crypto;
 mod derive_support;
 mod encoding;
 mod error;
 mod expiry;
+pub mod field;
 pub mod hazmat;
 #[cfg(any(feature = "oauth2", feature = "vault"))]
 mod http;
-mod id_hasher;
 pub mod kinds;
 mod manager;
 #[cfg(feature = "oauth2")]
@@ -22,61 +23,31 @@ mod plain;
 mod redacted;
 pub mod rules;
 mod secret;
-mod store;
+pub mod store;
 mod telemetry;
 #[cfg(any(feature = "postgres", feature = "oauth2", feature = "vault"))]
 mod tls_roots;
+mod util;
 mod validation;
 
 pub use chrono::{DateTime, Utc};
-pub use secrecy::{ExposeSecret, SecretBox, SecretSlice, SecretString};
-#[cfg(feature = "url")]
-pub use url::Url;
-pub use zeroize::{Zeroize, Zeroizing};
+pub use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
-pub use crate::codec::FieldCodec;
-#[doc(hidden)]
-pub use crate::codec::TextEncoder;
-pub use crate::credential::{Credential, FieldRef, FieldSchema};
-pub use crate::crypto::{KdfParams, KdfSettings, KeyId, KeyRing, MASTER_KEY_LEN, MasterKey};
-pub use crate::encoding::{DecodeError, DecodeReason, Reader, Writer};
+pub use crate::credential::Credential;
+pub use crate::crypto::KeyRing;
 pub use crate::error::{Error, Result};
-pub use crate::expiry::ExpiryField;
-#[cfg(feature = "postgres")]
-pub use crate::manager::PostgresAuditSink;
-#[cfg(feature = "sqlite")]
-pub use crate::manager::SqliteAuditSink;
 pub use crate::manager::{
-    AccessPolicy, Active, AnyManaged, AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink,
-    AuditSummary, CacheConfig, ChainReport, Context, DEFAULT_ENVIRONMENT,
-    DEFAULT_MEMORY_AUDIT_CAPACITY, Draft, DynManaged, ExportedCredential, ExportedVersion,
-    FieldInput, FieldValues, FieldView, Grant, JsonlAuditSink, Live, MAX_AUDIT_PRINCIPAL_LEN,
-    MAX_AUDIT_REASON_LEN, Managed, Manager, ManagerBuilder, MemoryAuditSink, Permission, Principal,
-    ReadTally, RefreshConfig, RefreshContext, RefreshError, Refresher, RekeyProgress, RekeyReport,
-    ResolveOptions, RevealedField, Revoked, Rotating, State, VersionInfo,
+    AccessPolicy, Active, AnyManaged, CacheConfig, Context, DEFAULT_ENVIRONMENT, Draft,
+    DynManaged, ExportedCredential, ExportedVersion, FieldInput, FieldValues, FieldView, Grant,
+    Live, Managed, Manager, ManagerBuilder, Permission, Principal, RefreshConfig, RefreshContext,
+    RefreshError, Refresher, RekeyProgress, RekeyReport, ResolveOptions, RevealedField, Revoked,
+    Rotating, State, VersionInfo,
 };
-pub use crate::plain::{PlainField, PlainValue};
-pub use crate::redacted::Redacted;
-pub use crate::secret::{Mask, REDACTED, RedactedSecret, SecretField, SecretValue};
-#[cfg(feature = "file")]
-pub use crate::store::FileStore;
-#[cfg(all(feature = "postgres", any(test, feature = "testing")))]
-#[doc(hidden)]
-pub use crate::store::PooledDriverClient;
-#[cfg(feature = "postgres")]
-pub use crate::store::PostgresStore;
+pub use crate::store::MemoryStore;
 #[cfg(feature = "sqlite")]
 pub use crate::store::SqliteStore;
-#[cfg(any(test, feature = "testing"))]
-pub use crate::store::conformance;
-pub use crate::store::{
-    ChangeFeed, ChangeListener, CompositeStore, EnvStore, EnvVars, FeedKind, LifecycleState,
-    ListFilter, MAX_FEED_LAG, MAX_ID_LEN, MemoryStore, Precondition, Record, RecordMeta,
-    RefreshLease, RefreshMark, SealedVersion, Store, VersionState, check_id,
-};
-#[cfg(feature = "vault")]
-pub use crate::store::{TransitKeyRing, VaultStore, VaultStoreBuilder};
-pub use crate::validation::{RuleError, ValidationError, ValidationErrors};
+pub use crate::store::{LifecycleState, ListFilter, RecordMeta, VersionState};
+pub use crate::validation::ValidationErrors;
 
 /// `#[derive(Credential)]`: see the [crate docs](crate) for the attributes it takes.
 pub use credential_derive::Credential;
@@ -102,11 +73,10 @@ pub mod __private {
     pub use regex::Regex;
     pub use zeroize::Zeroizing;
 
+    pub use crate::codec::TextEncoder;
     pub use crate::derive_support::*;
     pub use crate::encoding::{DecodeError, Reader, Writer};
+    pub use crate::field::{ExpiryField, FieldCodec, FieldRef, FieldSchema, Mask, PlainField, SecretField};
     pub use crate::rules;
-    pub use crate::{
-        Credential, ExpiryField, FieldCodec, FieldRef, FieldSchema, Mask, PlainField, Result,
-        SecretField, TextEncoder, ValidationErrors,
-    };
+    pub use crate::{Credential, Result, ValidationErrors};
 }

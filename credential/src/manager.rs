@@ -2,74 +2,42 @@
 //! key ring.
 
 mod access;
-mod audit;
-mod audit_batch;
-mod audit_bounds;
-mod audit_jsonl;
-#[cfg(feature = "postgres")]
-mod audit_postgres;
-#[cfg(feature = "sqlite")]
-mod audit_sqlite;
-mod audit_time;
-mod backup;
 mod cache;
-mod clock;
 mod context;
 mod core;
 mod field_values;
-mod front_cache;
-mod lifecycle;
+mod ops;
 mod refresh;
-mod refresh_flight;
 mod registry;
-mod rekey;
 mod resolve;
 mod template;
-mod thread_shard;
-mod untyped;
-mod versions;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 
-use self::access::SharedMemos;
-use self::core::{Actor, Change, Core, Decode};
-use self::thread_shard::Sharded;
-use crate::store::KeyUsage;
-pub use access::{AccessPolicy, Grant, Permission, Principal};
-pub use audit::{
-    AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink, AuditSummary,
-    DEFAULT_MEMORY_AUDIT_CAPACITY, MemoryAuditSink, ReadTally,
+pub use self::access::{AccessPolicy, Grant, Permission, Principal};
+pub use self::cache::CacheConfig;
+pub use self::context::Context;
+use self::core::versions::{self, VersionRules};
+use self::core::{Actor, Change, Core, Decode, Parts};
+pub use self::field_values::{FieldInput, FieldValues};
+use self::ops::AnyState;
+pub use self::ops::{
+    Active, AnyManaged, Draft, DynManaged, ExportedCredential, ExportedVersion, FieldView, Live,
+    Managed, RekeyProgress, RekeyReport, RevealedField, Revoked, Rotating, State,
 };
-pub use audit_bounds::{MAX_AUDIT_PRINCIPAL_LEN, MAX_AUDIT_REASON_LEN};
-pub use audit_jsonl::{ChainReport, JsonlAuditSink};
-#[cfg(feature = "postgres")]
-pub use audit_postgres::PostgresAuditSink;
-#[cfg(feature = "sqlite")]
-pub use audit_sqlite::SqliteAuditSink;
-pub use backup::{ExportedCredential, ExportedVersion};
-use cache::Cache;
-pub use cache::CacheConfig;
-pub use context::Context;
-use context::CoreHandle;
-pub use field_values::{FieldInput, FieldValues};
-use lifecycle::AnyState;
-pub use lifecycle::{Active, AnyManaged, Draft, Live, Managed, Revoked, Rotating, State};
-use refresh::Refreshers;
-pub use refresh::{RefreshConfig, RefreshContext, RefreshError, Refresher};
-use registry::{Decoder, KindRegistry};
-pub use rekey::{RekeyProgress, RekeyReport};
-pub use resolve::ResolveOptions;
-pub use untyped::{DynManaged, FieldView, RevealedField};
-use versions::VersionRules;
-
-use crate::telemetry::Telemetry;
-use crate::{
-    Credential, Error, FieldSchema, KeyId, KeyRing, LifecycleState, ListFilter, Record, RecordMeta,
-    Result, Store, VersionState, check_id,
+use self::refresh::{Refreshers, Refreshing};
+pub use self::refresh::{RefreshConfig, RefreshContext, RefreshError, Refresher};
+use self::registry::{Decoder, KindRegistry};
+pub use self::resolve::ResolveOptions;
+use crate::audit::{AuditAction, AuditSink, MemoryAuditSink};
+use crate::store::{
+    KeyUsage, LifecycleState, ListFilter, Record, RecordMeta, Store, VersionState, check_id,
 };
+use crate::crypto::KeyId;
+use crate::{Credential, Error, KeyRing, Result};
 
 /// The environment a manager works in unless told otherwise.
 pub const DEFAULT_ENVIRONMENT: &str = "default";
@@ -103,16 +71,14 @@ pub struct Manager {
     core: Arc<Core>,
     /// Who the manager's operations are attributed to and checked as.
     actor: Actor,
-    /// What its contexts hold the core by, one per thread shard.
-    handles: Arc<Sharded<CoreHandle>>,
 }
 
 impl std::fmt::Debug for Manager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Manager")
-            .field("environment", &self.core.environment)
+            .field("environment", &self.core.environment())
             .field("principal", &self.actor.principal)
-            .field("key", self.core.ring.current_id())
+            .field("key", self.core.ring().current_id())
             .finish_non_exhaustive()
     }
 }
@@ -262,30 +228,19 @@ impl ManagerBuilder {
         if refresh.lease <= refresh.deadline {
             return Err(Error::Config { reason: "the refresh lease must outlast its deadline" });
         }
-        let cache = Arc::new(Cache::new(self.cache));
-        let feed = Core::watch(store.as_ref(), &cache, &self.environment)?;
-        let operator = Actor::new(self.operator);
-        let environment: Arc<str> = Arc::from(self.environment);
-        let core = Arc::new(Core {
+        let core = Core::start(Parts {
             store,
             ring,
-            environments: Sharded::new(|| Arc::from(&*environment)),
-            environment,
+            environment: self.environment,
             audit: self.audit.unwrap_or_else(|| Arc::new(MemoryAuditSink::new())),
             policy: self.policy,
             rules: VersionRules { grace_period, max_versions: self.max_versions },
-            cache,
+            cache: self.cache,
             kinds: self.kinds,
-            memos: SharedMemos::default(),
-            telemetry: Telemetry::default(),
-            refreshers: self.refreshers,
-            flights: Default::default(),
-            refresh_holder: refresh_holder()?,
-            operator,
-            _feed: feed,
-        });
-        let handles = Arc::new(Sharded::new(|| CoreHandle::new(&core)));
-        Ok(Manager { actor: core.operator.clone(), core, handles })
+            refresh: Box::new(Refreshing::new(self.refreshers, refresh_holder()?)),
+            operator: self.operator,
+        })?;
+        Ok(Manager { actor: core.operator().clone(), core })
     }
 }
 
@@ -354,12 +309,12 @@ impl Manager {
 
     /// The environment this manager works in.
     pub fn environment(&self) -> &str {
-        &self.core.environment
+        self.core.environment()
     }
 
     /// The audit sink.
     pub fn audit(&self) -> &dyn AuditSink {
-        self.core.audit.as_ref()
+        self.core.audit()
     }
 
     /// Who this manager's operations are attributed to and checked as.
@@ -383,16 +338,12 @@ impl Manager {
     /// # Ok(()) }
     /// ```
     pub fn acting_as(&self, principal: Principal) -> Manager {
-        Manager {
-            core: Arc::clone(&self.core),
-            actor: self.core.actor(principal),
-            handles: Arc::clone(&self.handles),
-        }
+        Manager { core: Arc::clone(&self.core), actor: Actor::new(principal) }
     }
 
     /// A context for reading credentials as `principal`.
     pub fn context(&self, principal: Principal) -> Context {
-        Context::new(self.handles.local().clone(), self.core.actor(principal))
+        Context::new(Arc::clone(&self.core), Actor::new(principal))
     }
 
     /// Creates credential `id` as a draft.
@@ -406,7 +357,7 @@ impl Manager {
         credential: C,
     ) -> Result<Managed<C, Draft>> {
         check_id(id)?;
-        self.core.kinds.register::<C>();
+        self.core.kinds().register::<C>();
         credential.validate()?;
         let written =
             self.create_record(id, C::KIND, credential.expires_at(), &credential.encode()).await?;
@@ -441,7 +392,7 @@ impl Manager {
         check_id(id)?;
         let decoder = self
             .core
-            .kinds
+            .kinds()
             .decoder(kind)
             .ok_or_else(|| Error::UnknownKind { kind: kind.to_owned() })?;
         let (encoded, decoded) = decoder.encode_fields(values)?;
@@ -465,14 +416,14 @@ impl Manager {
             meta: RecordMeta {
                 id: storage_id,
                 kind: kind.to_owned(),
-                environment: self.core.environment.as_ref().to_owned(),
+                environment: self.core.environment().to_owned(),
                 state: LifecycleState::Draft,
                 revision: 0,
                 created_at: now,
                 updated_at: now,
                 expires_at,
                 tags: Default::default(),
-                key_id: self.core.ring.current_id().as_str().to_owned(),
+                key_id: self.core.ring().current_id().as_str().to_owned(),
                 refresh: Default::default(),
             },
             versions: vec![versions::sealed_at(1, VersionState::Pending, sealed, now)],
@@ -494,7 +445,7 @@ impl Manager {
     /// [`Error::NotFound`], [`Error::KindMismatch`], [`Error::AccessDenied`], [`Error::Decrypt`],
     /// or a store error.
     pub async fn load<C: Credential>(&self, id: &str) -> Result<AnyManaged<C>> {
-        self.core.kinds.register::<C>();
+        self.core.kinds().register::<C>();
         self.core
             .read_record(&self.actor, id, AuditAction::Load, |record| {
                 let decoder = self.core.decoder(record, Decode::As(Decoder::of::<C>()))?;
@@ -576,34 +527,19 @@ impl Manager {
     /// # Errors
     /// A store error.
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
-        let mut scoped = filter.clone();
-        scoped.environment = Some(self.core.environment.as_ref().to_owned());
-        scoped.id_prefix =
-            Some(self.core.storage_id(filter.id_prefix.as_deref().unwrap_or_default()));
-        let prefix_len = self.core.environment.len() + 1;
-        Ok(self
-            .core
-            .store
-            .list(&scoped)
-            .await?
-            .into_iter()
-            .map(|mut meta| {
-                meta.id = meta.id.split_off(prefix_len.min(meta.id.len()));
-                meta
-            })
-            .collect())
+        self.core.list(filter).await
     }
 
     /// The kinds this manager can build and decode by name (built-in, registered, or used
     /// through a typed call), sorted.
     pub fn kinds(&self) -> Vec<&'static str> {
-        self.core.kinds.kinds()
+        self.core.kinds().kinds()
     }
 
     /// The fields of kind `kind`, in declaration order: which are secret, and their stored
     /// names. `None` for a kind this manager does not know.
-    pub fn kind_fields(&self, kind: &str) -> Option<&'static [FieldSchema]> {
-        self.core.kinds.decoder(kind).map(|decoder| decoder.fields)
+    pub fn kind_fields(&self, kind: &str) -> Option<&'static [crate::field::FieldSchema]> {
+        self.core.kinds().decoder(kind).map(|decoder| decoder.fields)
     }
 
     /// Takes credential `id` out of the store in plaintext, every version that still has a
@@ -613,7 +549,7 @@ impl Manager {
     /// # Errors
     /// [`Error::NotFound`], [`Error::AccessDenied`], [`Error::Decrypt`], or a store error.
     pub async fn export(&self, id: &str) -> Result<ExportedCredential> {
-        backup::export(self, id).await
+        ops::export(self, id).await
     }
 
     /// Restores an exported credential as a new record, every payload sealed under the key
@@ -625,7 +561,7 @@ impl Manager {
     /// fit together, [`Error::Decode`] for a payload its (known) kind cannot decode, otherwise as
     /// [`create`](Self::create).
     pub async fn import(&self, exported: &ExportedCredential) -> Result<DynManaged> {
-        backup::import(self, exported).await
+        ops::import(self, exported).await
     }
 
     /// Re-seals every credential of this environment under the key ring's current key, one
@@ -640,7 +576,7 @@ impl Manager {
     /// The first store, access or audit error; [`Error::Decrypt`] for a record no key of the ring
     /// opens; [`Error::Conflict`] when a record kept changing for 16 tries in a row.
     pub async fn rekey(&self, progress: impl FnMut(RekeyProgress)) -> Result<RekeyReport> {
-        rekey::rekey(self, progress).await
+        ops::rekey(self, progress).await
     }
 
     pub(crate) fn core(&self) -> &Core {

@@ -7,7 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
-use crate::FieldCodec;
+use crate::field::FieldCodec;
 
 /// A type that may be stored in a credential field without `#[secret]`.
 ///

@@ -11,7 +11,8 @@ use std::fmt::Display;
 use regex::Regex;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
-use crate::{RuleError, ValidationErrors};
+pub use crate::validation::{RuleError, ValidationError};
+use crate::ValidationErrors;
 
 /// A value with a length, for the `length` and `non_empty` rules.
 #[diagnostic::on_unimplemented(

@@ -4,7 +4,7 @@ use std::fmt;
 
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
-use crate::FieldCodec;
+use crate::field::FieldCodec;
 
 mod sealed {
     pub trait Sealed {}

@@ -18,7 +18,7 @@
 use std::time::Instant;
 
 use crate::Error;
-use crate::manager::{AuditAction, AuditEvent, AuditOutcome};
+use crate::audit::{AuditAction, AuditEvent, AuditOutcome};
 
 /// Whether anything is reported at all.
 pub(crate) const ENABLED: bool = cfg!(any(feature = "tracing", feature = "metrics"));
@@ -163,40 +163,16 @@ impl Operation {
         kind: Option<&str>,
         source: Source,
     ) {
-        self.report_read(telemetry, event.outcome, kind, source, || event);
-        ended(event);
-    }
-
-    /// A cached read ended whose audit event was counted rather than built: the event is made
-    /// only when a tracing subscriber wants its fields.
-    pub(crate) fn counted_read_ended(
-        self,
-        telemetry: &Telemetry,
-        kind: &str,
-        event: impl FnOnce() -> AuditEvent,
-    ) {
-        self.report_read(telemetry, AuditOutcome::Success, Some(kind), Source::Cache, event);
-    }
-
-    /// Counts a read that ended with `outcome` and, for a tracing subscriber, records `event`.
-    fn report_read<E: std::borrow::Borrow<AuditEvent>>(
-        self,
-        telemetry: &Telemetry,
-        outcome: AuditOutcome,
-        kind: Option<&str>,
-        source: Source,
-        event: impl FnOnce() -> E,
-    ) {
         #[cfg(feature = "metrics")]
         {
             let by_outcome = &telemetry.reads.by_source[usize::from(source == Source::Store)];
-            by_outcome[outcome_index(outcome)].increment(1);
+            by_outcome[outcome_index(event.outcome)].increment(1);
         }
         #[cfg(not(feature = "metrics"))]
-        let _ = (telemetry, outcome);
+        let _ = telemetry;
         #[cfg(feature = "tracing")]
         if self.traced() {
-            self.record(event().borrow(), kind);
+            self.record(event, kind);
             let source = match source {
                 Source::Cache => "cache",
                 Source::Store => "store",
@@ -206,7 +182,8 @@ impl Operation {
             tracing::trace!(source, "credential read");
         }
         #[cfg(not(feature = "tracing"))]
-        let _ = (kind, source, event);
+        let _ = (kind, source);
+        ended(event);
     }
 
     /// A commit of `action` ended with `error` (none: success). Its audit event is made only

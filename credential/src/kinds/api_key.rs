@@ -2,7 +2,8 @@
 
 use secrecy::SecretString;
 
-use crate::{self as credential, RuleError};
+use crate::rules::RuleError;
+use crate as credential;
 
 /// An API key, and the header it goes in when the service names one (`X-API-Key`, say).
 ///

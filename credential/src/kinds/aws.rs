@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::{self as credential, RuleError};
+use crate::rules::RuleError;
+use crate as credential;
 
 /// An AWS access key pair, with a session token and expiry for temporary credentials.
 ///

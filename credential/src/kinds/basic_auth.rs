@@ -4,7 +4,8 @@ use base64ct::Encoding;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-use crate::{self as credential, RuleError};
+use crate::rules::RuleError;
+use crate as credential;
 
 /// A user name and password for HTTP Basic authentication (RFC 7617).
 ///

@@ -6,7 +6,8 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_perc
 use secrecy::{ExposeSecret, SecretString};
 
 use super::database_url;
-use crate::{self as credential, Error, Result, RuleError};
+use crate::rules::RuleError;
+use crate::{self as credential, Error, Result};
 
 /// Everything but RFC 3986's unreserved characters is percent-encoded in user, password and
 /// database name, so any text survives the round trip.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::id_hasher::IdMap;
+use crate::util::IdMap;
 
 /// Who is asking: a workflow and the action in it.
 ///
@@ -280,7 +280,7 @@ impl DecisionMemo {
         if let Some(decision) = remembered {
             return Ok(decision);
         }
-        crate::check_id(credential)?;
+        crate::store::check_id(credential)?;
         let decision = policy.decide(principal, credential, environment, permission, now);
         let mut decisions =
             self.decisions.write().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -1,29 +1,44 @@
-//! The cache of decrypted credentials: typed `Arc`s with a time to live and a capacity, loaded at
-//! most once at a time per id, and coherent with every change the manager learns of.
+//! The one cache of decrypted credentials: typed `Arc`s with a time to live, in a bounded
+//! concurrent map, loaded at most once at a time per id, and coherent with every change the
+//! manager learns of.
 //!
-//! Coherence: a load registers a *flight* for its id before it reads the store. A change to the
-//! id (a commit through this manager, or a report from the store's change feed) removes the entry
-//! and marks the flight stale, so a load that read the store before the change can hand its value
-//! to the callers already waiting for it but never installs it. While the store's feed is behind
-//! (see [`MAX_FEED_LAG`]) hits are not served and loads are not installed: every read goes to
-//! the store.
+//! Coherence, one rule: the map changes only under the lock of the loads in flight. A load
+//! registers its flight before it reads the store; a change to its id (a commit through this
+//! manager, or a report from the store's change feed, see [`CacheListener`]) removes the entry
+//! and marks the flight stale under that lock, so a load that read the store before the change
+//! hands its value to the callers already waiting for it but never installs it. A hit takes no
+//! lock of ours: it sees the entry as it was before a change, or no entry after it. While the
+//! store's feed is behind (see [`MAX_FEED_LAG`]) hits are not served and loads are not installed:
+//! every read goes to the store.
+//!
+//! The capacity bounds how many decrypted values the cache holds, whatever the number of
+//! threads; an entry evicted or removed is dropped (and its secrets wiped) once the last read
+//! holding it is done.
 
-use std::collections::VecDeque;
+mod listener;
+
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
+use quick_cache::UnitWeighter;
 
-use super::access::Principal;
-use super::audit_batch::ReadTally;
-use super::clock;
-use super::front_cache::{self, Allowed, Epochs, Hit};
+pub(crate) use self::listener::CacheListener;
 use super::registry::Decoded;
-use crate::id_hasher::IdMap;
-use crate::{ChangeListener, FeedKind, MAX_FEED_LAG, Result};
+use crate::store::{FeedKind, MAX_FEED_LAG};
+use crate::util::{self, IdMap};
+use crate::{Error, Result};
 
 /// How long decrypted credentials stay cached, and how many.
+///
+/// ```
+/// use std::time::Duration;
+/// use credential::CacheConfig;
+///
+/// let config = CacheConfig::new(Duration::from_secs(60), 1_000);
+/// # let _ = config;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheConfig {
     ttl: Duration,
@@ -31,10 +46,8 @@ pub struct CacheConfig {
 }
 
 impl CacheConfig {
-    /// Entries live for `ttl`; at most `capacity` are kept (the oldest go first). Each thread that
-    /// reads also keeps its own copies of up to `capacity` entries it has served (references to
-    /// the same decrypted values, not copies of them), so that a cached read touches nothing
-    /// another thread writes; a thread's copies start over when full.
+    /// Entries live for `ttl`; about `capacity` are kept (the cache is split in shards that each
+    /// hold their share, rounded up), the ones read least going first when it is full.
     pub fn new(ttl: Duration, capacity: usize) -> Self {
         Self { ttl, capacity }
     }
@@ -52,8 +65,8 @@ impl Default for CacheConfig {
     }
 }
 
-/// A loaded credential as the cache keeps it: one allocation shared by the cache, every thread's
-/// copy and the reads in flight, so handing it out counts one reference.
+/// A loaded credential as the cache keeps it: one allocation shared by the cache and the reads
+/// in flight, so handing it out counts one reference.
 #[derive(Clone)]
 pub(crate) struct Cached(Arc<Loaded>);
 
@@ -81,37 +94,14 @@ impl std::ops::Deref for Cached {
     }
 }
 
-#[cfg(test)]
-impl Cached {
-    /// An entry of `id` at version `version` with a made-up value, for the cache's tests.
-    pub(crate) fn for_tests_of(id: &str, version: u64) -> Self {
-        let key = Arc::new(crate::kinds::ApiKey { key: "k".into(), header: None });
-        Self::new(Loaded {
-            credential: Decoded { value: Arc::new(version), fields: key, kind: "test" },
-            id: Arc::from(id),
-            version,
-            expires_at: None,
-            due_at: None,
-        })
-    }
-
-    /// How many hold this entry.
-    pub(crate) fn holders(&self) -> usize {
-        Arc::strong_count(&self.0)
-    }
-
-    /// As [`for_tests_of`](Self::for_tests_of), of a made-up id.
-    pub(crate) fn for_tests(version: u64) -> Self {
-        Self::for_tests_of("id", version)
-    }
-}
-
+/// An entry of the map: the loaded credential and, in Unix nanoseconds, when it goes stale.
+#[derive(Clone)]
 struct Entry {
     cached: Cached,
-    fresh_until: DateTime<Utc>,
-    /// Which install this is, so the eviction order can tell it from an earlier one of the key.
-    generation: u64,
+    fresh_until: i64,
 }
+
+type Map = quick_cache::sync::Cache<Arc<str>, Entry, UnitWeighter, foldhash::fast::RandomState>;
 
 /// One load in progress; every caller that misses while it runs shares its result.
 #[derive(Default)]
@@ -121,54 +111,11 @@ struct Flight {
     stale: AtomicBool,
 }
 
-#[derive(Default)]
-struct Entries {
-    /// Keyed by the same shared id the eviction order holds.
-    entries: IdMap<Entry, Arc<str>>,
-    flights: IdMap<Arc<Flight>>,
-    /// Installs, oldest first: every entry has the ttl, so this is also the order they go stale
-    /// in. Installs of entries removed since are skipped when met, and dropped in bulk once they
-    /// outnumber the entries, so evicting costs O(1) amortized instead of a scan.
-    order: VecDeque<(Arc<str>, u64)>,
-    next_generation: u64,
-}
-
-impl Entries {
-    /// Whether `(key, generation)` is the install of an entry still cached.
-    fn is_live(&self, key: &str, generation: u64) -> bool {
-        self.entries.get(key).is_some_and(|entry| entry.generation == generation)
-    }
-
-    /// Removes the oldest entry.
-    fn evict_oldest(&mut self) {
-        while let Some((key, generation)) = self.order.pop_front() {
-            if self.is_live(&key, generation) {
-                self.entries.remove(&*key);
-                return;
-            }
-        }
-    }
-
-    fn insert(&mut self, key: &str, cached: Cached, fresh_until: DateTime<Utc>) {
-        let generation = self.next_generation;
-        self.next_generation += 1;
-        let key: Arc<str> = Arc::from(key);
-        self.order.push_back((Arc::clone(&key), generation));
-        self.entries.insert(key, Entry { cached, fresh_until, generation });
-        if self.order.len() > 2 * self.entries.len() + 64 {
-            let mut order = std::mem::take(&mut self.order);
-            order.retain(|(key, generation)| self.is_live(key, *generation));
-            self.order = order;
-        }
-    }
-}
-
 /// How fresh the store's change feed keeps the cache.
 ///
-/// Freshness is judged on the system clock the read path reads anyway. A clock that steps
-/// forward makes the feed look late and a clock that steps back makes it look early; both make
-/// the cache step aside until the feed reports again, so a clock step costs speed, never a stale
-/// read.
+/// Freshness is judged on the system clock. A clock that steps forward makes the feed look late
+/// and a clock that steps back makes it look early; both make the cache step aside until the
+/// feed reports again, so a clock step costs speed, never a stale read.
 #[derive(Default)]
 struct Freshness {
     /// A polled feed: hits are served only while it has caught up recently.
@@ -198,31 +145,35 @@ impl Freshness {
 }
 
 pub(crate) struct Cache {
-    config: CacheConfig,
-    state: Mutex<Entries>,
+    ttl: Duration,
+    /// `None`: the cache is turned off.
+    entries: Option<Map>,
+    /// The loads in flight; its lock is the one every change to `entries` is made under.
+    flights: Mutex<IdMap<Arc<Flight>>>,
     freshness: Freshness,
-    /// What the threads' copies of entries are checked against (see [`front_cache`]).
-    epochs: Arc<Epochs>,
-}
-
-impl Drop for Cache {
-    fn drop(&mut self) {
-        self.epochs.forget_copies();
-    }
 }
 
 impl Cache {
-    pub(crate) fn new(config: CacheConfig) -> Self {
-        Self {
-            config,
-            state: Mutex::default(),
-            freshness: Freshness::default(),
-            epochs: Epochs::new(),
-        }
+    /// # Errors
+    /// [`Error::Config`] for a capacity the map cannot be built with.
+    pub(crate) fn new(config: CacheConfig) -> Result<Self> {
+        let entries = match config.capacity {
+            0 => None,
+            capacity => {
+                let options = quick_cache::OptionsBuilder::new()
+                    .estimated_items_capacity(capacity)
+                    .weight_capacity(u64::try_from(capacity).unwrap_or(u64::MAX))
+                    .build()
+                    .map_err(|_| Error::Config { reason: "the cache capacity is out of range" })?;
+                let hasher = foldhash::fast::RandomState::default();
+                Some(Map::with_options(options, UnitWeighter, hasher, Default::default()))
+            }
+        };
+        Ok(Self { ttl: config.ttl, entries, flights: Mutex::default(), freshness: Freshness::default() })
     }
 
-    fn state(&self) -> MutexGuard<'_, Entries> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn flights(&self) -> MutexGuard<'_, IdMap<Arc<Flight>>> {
+        self.flights.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Serves hits only as fresh as a feed of `kind` allows.
@@ -231,80 +182,36 @@ impl Cache {
         self.clear();
     }
 
-    /// Whether the cache serves and keeps entries at the time `now` reads (asked only when it
-    /// matters: a cache turned off does not read the clock).
-    fn enabled(&self, now: impl FnOnce() -> i64) -> bool {
-        self.config.capacity > 0 && self.freshness.is_fresh(now())
-    }
-
-    /// This thread's copy of the entry for `key`, if it is current, fresh at `now` (the caller's
-    /// clock reading, so a read asks the clock once) and already allowed for `principal`; counted
-    /// on the copy's tally when it can be, and then only `take` of it handed out (see
-    /// [`front_cache::get`]).
-    pub(crate) fn copy<T>(
-        &self,
-        key: &str,
-        principal: &Principal,
-        now: i64,
-        counts: impl FnOnce(&Cached) -> bool,
-        take: impl FnOnce(&Cached) -> T,
-    ) -> Option<Result<Hit<T>>> {
-        if !self.enabled(|| now) {
+    /// The entry for `key` if it is still fresh at `now`.
+    pub(crate) fn get(&self, key: &str, now: DateTime<Utc>) -> Option<Cached> {
+        let entries = self.entries.as_ref()?;
+        let now = util::nanos(now);
+        if !self.freshness.is_fresh(now) {
             return None;
         }
-        front_cache::get(&self.epochs, key, principal, now, counts, take)
-    }
-
-    /// The entry for `key` if it is still fresh at `now`; a hit leaves this thread a copy for
-    /// `reader`, to be served without asking again to whom `copy` says and `reader`'s reads
-    /// counted on the tally it gives.
-    pub(crate) fn get(
-        &self,
-        key: &str,
-        reader: &Principal,
-        now: DateTime<Utc>,
-        copy: impl FnOnce(&Cached) -> (Allowed, Option<Arc<ReadTally>>),
-    ) -> Option<Cached> {
-        if !self.enabled(|| clock::nanos(now)) {
-            return None;
+        let entry = entries.get(key)?;
+        if now < entry.fresh_until {
+            return Some(entry.cached);
         }
-        let (cached, fresh_until, stamp) = {
-            let state = self.state();
-            let entry = state.entries.get(key).filter(|entry| now < entry.fresh_until)?;
-            (entry.cached.clone(), entry.fresh_until, self.epochs.stamp(key))
-        };
-        let (allowed, tally) = copy(&cached);
-        let capacity = self.config.capacity;
-        front_cache::put(
-            &self.epochs,
-            capacity,
-            key,
-            &cached,
-            fresh_until,
-            stamp,
-            reader,
-            allowed,
-            tally,
-        );
-        Some(cached)
+        // Stale: dropped now rather than when the map needs the room. Removing never serves
+        // anything, so it needs no lock.
+        entries.remove_if(key, |entry| entry.fresh_until <= now);
+        None
     }
 
     /// Forgets `key`, and keeps a load of it already running from installing what it read.
-    /// A cache turned off holds nothing to forget.
     pub(crate) fn invalidate(&self, key: &str) {
-        if self.config.capacity == 0 {
+        let Some(entries) = &self.entries else {
             return;
-        }
-        let mut state = self.state();
-        state.entries.remove(key);
-        self.epochs.changed(key);
-        // Loads are rarely running: most changes hash the key once less.
-        if state.flights.is_empty() {
-            return;
-        }
-        if let Some(flight) = state.flights.remove(key) {
+        };
+        let mut flights = self.flights();
+        let removed = entries.remove(key);
+        if let Some(flight) = flights.remove(key) {
             flight.stale.store(true, Ordering::Release);
         }
+        drop(flights);
+        // Wiped outside the lock.
+        drop(removed);
     }
 
     /// The feed may have missed changes: forget everything, and serve no hit until it catches up
@@ -316,11 +223,11 @@ impl Cache {
 
     /// Forgets everything, running loads included.
     pub(crate) fn clear(&self) {
-        let mut state = self.state();
-        state.entries.clear();
-        state.order.clear();
-        self.epochs.changed_all();
-        for (_, flight) in state.flights.drain() {
+        let mut flights = self.flights();
+        if let Some(entries) = &self.entries {
+            entries.clear();
+        }
+        for (_, flight) in flights.drain() {
             flight.stale.store(true, Ordering::Release);
         }
     }
@@ -332,55 +239,51 @@ impl Cache {
         L: FnOnce() -> F,
         F: Future<Output = Result<Cached>>,
     {
-        if self.config.capacity == 0 {
+        let Some(entries) = &self.entries else {
             return load().await;
-        }
-        let now = Utc::now();
-        if !self.freshness.is_fresh(clock::nanos(now)) {
+        };
+        let now = util::now_nanos();
+        if !self.freshness.is_fresh(now) {
             return load().await;
         }
         let flight = {
-            let mut state = self.state();
-            if let Some(entry) = state.entries.get(key)
+            let mut flights = self.flights();
+            if let Some(entry) = entries.get(key)
                 && now < entry.fresh_until
             {
-                return Ok(entry.cached.clone());
+                return Ok(entry.cached);
             }
-            Arc::clone(state.flights.entry(key.to_owned()).or_default())
+            Arc::clone(flights.entry(key.to_owned()).or_default())
         };
         let result = flight
             .result
             .get_or_init(|| async {
                 let loaded = load().await;
                 if let Ok(cached) = &loaded {
-                    self.install(key, &flight, cached.clone());
+                    self.install(entries, key, &flight, cached.clone());
                 }
                 loaded
             })
             .await
             .clone();
-        let mut state = self.state();
-        if state.flights.get(key).is_some_and(|current| Arc::ptr_eq(current, &flight)) {
-            state.flights.remove(key);
+        let mut flights = self.flights();
+        if flights.get(key).is_some_and(|current| Arc::ptr_eq(current, &flight)) {
+            flights.remove(key);
         }
         result
     }
 
     /// Installs what `flight` loaded, unless a change made it stale or the feed fell behind.
-    fn install(&self, key: &str, flight: &Arc<Flight>, cached: Cached) {
-        let ttl = chrono::Duration::from_std(self.config.ttl).unwrap_or(chrono::Duration::MAX);
-        let now = Utc::now();
-        let fresh_until = now.checked_add_signed(ttl).unwrap_or(DateTime::<Utc>::MAX_UTC);
-        let mut state = self.state();
-        let current = state.flights.get(key).is_some_and(|current| Arc::ptr_eq(current, flight));
-        let fresh = self.freshness.is_fresh(clock::nanos(now));
-        if !current || flight.stale.load(Ordering::Acquire) || !fresh {
+    fn install(&self, entries: &Map, key: &str, flight: &Arc<Flight>, cached: Cached) {
+        let now = util::now_nanos();
+        let ttl = i64::try_from(self.ttl.as_nanos()).unwrap_or(i64::MAX);
+        let fresh_until = now.saturating_add(ttl);
+        let flights = self.flights();
+        let current = flights.get(key).is_some_and(|current| Arc::ptr_eq(current, flight));
+        if !current || flight.stale.load(Ordering::Acquire) || !self.freshness.is_fresh(now) {
             return;
         }
-        if state.entries.len() >= self.config.capacity && !state.entries.contains_key(key) {
-            state.evict_oldest();
-        }
-        state.insert(key, cached, fresh_until);
+        entries.insert(Arc::from(key), Entry { cached, fresh_until });
     }
 
     /// Notes that every change committed before `as_of` has been reported.
@@ -392,65 +295,75 @@ impl Cache {
         // report is the truth.
         self.freshness.caught_up.store(nanos, Ordering::Release);
     }
+
+    /// How many entries the cache holds.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.as_ref().map_or(0, Map::len)
+    }
 }
 
-/// Feeds a store's change reports into a manager's cache, for the records of one environment.
-pub(crate) struct CacheListener {
-    pub(crate) cache: Arc<Cache>,
-    /// `environment/`: the prefix of this manager's storage ids.
-    pub(crate) prefix: String,
-}
-
-impl ChangeListener for CacheListener {
-    fn changed(&self, id: &str) {
-        if let Some(key) = id.strip_prefix(self.prefix.as_str()) {
-            self.cache.invalidate(key);
-        }
+#[cfg(test)]
+impl Cached {
+    /// An entry of `id` at version `version` with a made-up value, for the cache's tests.
+    pub(crate) fn for_tests_of(id: &str, version: u64) -> Self {
+        let key = Arc::new(crate::kinds::ApiKey { key: "k".into(), header: None });
+        Self::new(Loaded {
+            credential: Decoded { value: Arc::new(version), fields: key, kind: "test" },
+            id: Arc::from(id),
+            version,
+            expires_at: None,
+            due_at: None,
+        })
     }
 
-    fn lost(&self) {
-        self.cache.lost();
-    }
-
-    fn caught_up(&self, as_of: SystemTime) {
-        self.cache.caught_up(as_of);
+    /// How many hold this entry.
+    pub(crate) fn holders(&self) -> usize {
+        Arc::strong_count(&self.0)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
     use super::*;
 
-    fn cached(version: u64) -> Cached {
-        Cached::for_tests(version)
+    fn cached(key: &str, version: u64) -> Cached {
+        Cached::for_tests_of(key, version)
     }
 
-    /// A read of `key` through the shared cache, leaving a copy anyone may be served.
-    fn hit(cache: &Cache, key: &str, now: DateTime<Utc>) -> Option<Cached> {
-        cache.get(key, &Principal::named("reader"), now, |_| (Allowed::Anyone, None))
+    fn version(cache: &Cache, key: &str) -> Option<u64> {
+        cache.get(key, Utc::now()).map(|hit| hit.version)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_misses_load_once() {
-        let cache = Arc::new(Cache::new(CacheConfig::default()));
-        let loads = Arc::new(AtomicUsize::new(0));
+        let cache = Arc::new(Cache::new(CacheConfig::default()).unwrap());
+        let (loads, entered) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (release, gate) = tokio::sync::watch::channel(false);
         let tasks: Vec<_> = (0..16)
             .map(|_| {
-                let (cache, loads) = (Arc::clone(&cache), Arc::clone(&loads));
+                let (cache, loads, entered) =
+                    (Arc::clone(&cache), Arc::clone(&loads), Arc::clone(&entered));
+                let mut gate = gate.clone();
                 tokio::spawn(async move {
-                    cache
-                        .get_or_load("key", || async {
-                            loads.fetch_add(1, Ordering::SeqCst);
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                            Ok(cached(1))
-                        })
-                        .await
-                        .map(|hit| hit.version)
+                    entered.fetch_add(1, Ordering::SeqCst);
+                    let load = || async move {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        let _ = gate.wait_for(|open| *open).await;
+                        Ok(cached("key", 1))
+                    };
+                    cache.get_or_load("key", load).await.map(|hit| hit.version)
                 })
             })
             .collect();
+        // The first load holds its flight open until every task has asked; whoever asks after
+        // it lands finds the entry it installed.
+        while entered.load(Ordering::SeqCst) < 16 {
+            tokio::task::yield_now().await;
+        }
+        release.send(true).unwrap();
         for task in tasks {
             assert_eq!(task.await.unwrap().unwrap(), 1);
         }
@@ -458,68 +371,77 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn entries_expire_and_capacity_evicts_the_oldest() {
-        let cache = Cache::new(CacheConfig::new(Duration::from_millis(30), 2));
-        for (key, version) in [("a", 1), ("b", 2), ("c", 3)] {
-            cache.get_or_load(key, || async move { Ok(cached(version)) }).await.unwrap();
+    async fn stale_entries_are_not_served_and_the_capacity_bounds_the_entries() {
+        let cache = Cache::new(CacheConfig::new(Duration::from_secs(60), 64)).unwrap();
+        for n in 0..1_000 {
+            let key = format!("k{n}");
+            cache.get_or_load(&key, || async { Ok(cached(&key, n)) }).await.unwrap();
         }
-        assert!(hit(&cache, "a", Utc::now()).is_none());
-        assert_eq!(hit(&cache, "c", Utc::now()).map(|hit| hit.version), Some(3));
-        tokio::time::sleep(Duration::from_millis(40)).await;
-        assert!(hit(&cache, "c", Utc::now()).is_none());
+        let shards = cache.entries.as_ref().unwrap().num_shards();
+        assert!(cache.len() <= 64 + shards, "{} entries for a capacity of 64", cache.len());
+        assert_eq!(version(&cache, "k999"), Some(999), "the latest install is kept");
+
+        let short = Cache::new(CacheConfig::new(Duration::ZERO, 10)).unwrap();
+        short.get_or_load("k", || async { Ok(cached("k", 1)) }).await.unwrap();
+        assert_eq!(version(&short, "k"), None, "stale at once");
+        assert_eq!(short.len(), 0, "and dropped when met");
     }
 
     #[tokio::test]
-    async fn failed_loads_are_not_cached() {
-        let cache = Cache::new(CacheConfig::default());
-        let failed = cache.get_or_load("k", || async { Err(crate::Error::Decrypt) }).await;
+    async fn failed_loads_are_not_cached_and_a_cache_turned_off_keeps_nothing() {
+        let cache = Cache::new(CacheConfig::default()).unwrap();
+        let failed = cache.get_or_load("k", || async { Err(Error::Decrypt) }).await;
         assert!(failed.is_err());
-        assert!(hit(&cache, "k", Utc::now()).is_none());
+        assert!(version(&cache, "k").is_none());
+
+        let off = Cache::new(CacheConfig::disabled()).unwrap();
+        off.get_or_load("k", || async { Ok(cached("k", 1)) }).await.unwrap();
+        assert!(version(&off, "k").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_change_during_a_load_keeps_it_from_being_installed() {
+        let cache = Cache::new(CacheConfig::default()).unwrap();
+        let loaded = cache
+            .get_or_load("k", || async {
+                // The store was read; a commit lands before the load returns.
+                cache.invalidate("k");
+                Ok(cached("k", 1))
+            })
+            .await
+            .unwrap();
+        assert_eq!(loaded.version, 1, "handed to its caller");
+        assert!(version(&cache, "k").is_none(), "never installed");
+        cache.get_or_load("k", || async { Ok(cached("k", 2)) }).await.unwrap();
+        assert_eq!(version(&cache, "k"), Some(2));
+        cache.invalidate("k");
+        assert!(version(&cache, "k").is_none());
     }
 
     #[tokio::test]
     async fn after_a_lost_feed_no_hit_is_served_until_it_catches_up_again() {
-        let cache = Cache::new(CacheConfig::default());
+        let cache = Cache::new(CacheConfig::default()).unwrap();
         cache.follow(FeedKind::Polled);
-        let now = Utc::now();
         cache.caught_up(SystemTime::now());
-        cache.get_or_load("k", || async { Ok(cached(1)) }).await.unwrap();
-        assert!(hit(&cache, "k", now).is_some());
+        cache.get_or_load("k", || async { Ok(cached("k", 1)) }).await.unwrap();
+        assert_eq!(version(&cache, "k"), Some(1));
         cache.lost();
-        cache.get_or_load("k", || async { Ok(cached(2)) }).await.unwrap();
-        assert!(
-            hit(&cache, "k", Utc::now()).is_none(),
-            "served while the feed vouches for nothing"
-        );
+        cache.get_or_load("k", || async { Ok(cached("k", 2)) }).await.unwrap();
+        assert!(version(&cache, "k").is_none(), "served while the feed vouches for nothing");
         cache.caught_up(SystemTime::now());
-        assert!(hit(&cache, "k", Utc::now()).is_none(), "what was loaded meanwhile is not kept");
-        cache.get_or_load("k", || async { Ok(cached(3)) }).await.unwrap();
-        assert_eq!(hit(&cache, "k", Utc::now()).map(|hit| hit.version), Some(3));
+        assert!(version(&cache, "k").is_none(), "what was loaded meanwhile is not kept");
+        cache.get_or_load("k", || async { Ok(cached("k", 3)) }).await.unwrap();
+        assert_eq!(version(&cache, "k"), Some(3));
     }
 
     #[tokio::test]
-    async fn the_eviction_order_stays_bounded_under_churn_and_evicts_the_oldest_live_entry() {
-        let cache = Cache::new(CacheConfig::new(Duration::from_secs(60), 4));
-        async fn load(cache: &Cache, key: &'static str, version: u64) -> Result<Cached> {
-            let cached = Cached::for_tests_of(key, version);
-            cache.get_or_load(key, move || async move { Ok(cached) }).await
-        }
-        for round in 0..1_000 {
-            load(&cache, "churn", round).await.unwrap();
-            cache.invalidate("churn");
-        }
-        let order = cache.state().order.len();
-        assert!(order <= 2 + 64 + 1, "{order} installs remembered for one entry");
-        for (key, version) in [("a", 1), ("b", 2), ("c", 3), ("d", 4)] {
-            load(&cache, key, version).await.unwrap();
-        }
-        // Reinstalling `a` makes it the newest; `b` is now the oldest.
-        cache.invalidate("a");
-        load(&cache, "a", 5).await.unwrap();
-        load(&cache, "e", 6).await.unwrap();
-        assert!(hit(&cache, "b", Utc::now()).is_none());
-        for key in ["a", "c", "d", "e"] {
-            assert!(hit(&cache, key, Utc::now()).is_some(), "{key}");
-        }
+    async fn a_cache_going_away_drops_every_value_it_held() {
+        let cache = Cache::new(CacheConfig::default()).unwrap();
+        let kept = cached("k", 1);
+        let install = kept.clone();
+        cache.get_or_load("k", || async { Ok(install) }).await.unwrap();
+        assert_eq!(kept.holders(), 2);
+        drop(cache);
+        assert_eq!(kept.holders(), 1, "dropped with the cache");
     }
 }

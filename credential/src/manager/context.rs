@@ -6,10 +6,9 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::Principal;
-use super::audit::AuditAction;
-use super::core::{Actor, Core, Decode, check_unexpired};
+use super::core::{Actor, Core, Decode, check_unexpired, versions};
 use super::registry::Decoder;
-use super::versions;
+use crate::audit::AuditAction;
 #[cfg(doc)]
 use crate::Error;
 use crate::{Credential, Result};
@@ -21,30 +20,8 @@ use crate::{Credential, Result};
 /// denial says nothing about what exists.
 #[derive(Clone)]
 pub struct Context {
-    pub(super) core: CoreHandle,
+    pub(super) core: Arc<Core>,
     pub(super) actor: Actor,
-}
-
-/// What a context holds the core by: one of a manager's few handles (one per thread shard), so
-/// that contexts made and dropped on many threads at once do not all count references on one
-/// shared counter.
-#[derive(Clone)]
-// The outer `Arc` is the point: each handle counts its references apart from the core's.
-#[allow(clippy::redundant_allocation)]
-pub(crate) struct CoreHandle(Arc<Arc<Core>>);
-
-impl CoreHandle {
-    pub(crate) fn new(core: &Arc<Core>) -> Self {
-        Self(Arc::new(Arc::clone(core)))
-    }
-}
-
-impl std::ops::Deref for CoreHandle {
-    type Target = Arc<Core>;
-
-    fn deref(&self) -> &Arc<Core> {
-        &self.0
-    }
 }
 
 impl std::fmt::Debug for Context {
@@ -54,7 +31,7 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
-    pub(crate) fn new(core: CoreHandle, actor: Actor) -> Self {
+    pub(crate) fn new(core: Arc<Core>, actor: Actor) -> Self {
         Self { core, actor }
     }
 
@@ -94,7 +71,7 @@ impl Context {
             .read_record(&self.actor, id, AuditAction::Read, |record| {
                 let decoder = core.decoder(record, Decode::As(decoder))?;
                 let now = Utc::now();
-                let found = versions::readable(id, record, version, core.rules, now)?;
+                let found = versions::readable(id, record, version, core.rules(), now)?;
                 let decoded = core.open_as(id, record, found, decoder)?;
                 check_unexpired(id, &decoded, now)?;
                 Ok((decoded, version))

@@ -5,7 +5,7 @@
 //! expires, at most half its lifetime, a little less in some processes than in others so that a
 //! fleet does not start together); inside the window the valid credential is served while one
 //! refresh runs in the background; once expired, callers wait for the refresh up to a bound. How
-//! one refresh per fleet is kept is in `refresh_flight`.
+//! one refresh per fleet is kept is in `flight`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,9 +15,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use zeroize::Zeroizing;
 
-use super::audit::AuditAction;
-use super::core::{Actor, Core, Decode};
+mod flight;
+
+pub(crate) use self::flight::Refreshing;
+use super::core::{Core, Decode};
 use super::registry::{Decoded, Decoder};
+use crate::audit::AuditAction;
 use crate::{Credential, Error, Result};
 
 /// Turns a credential that is expired, or about to be, into a new one. Registered per kind with
@@ -122,7 +125,6 @@ impl From<Error> for RefreshError {
 /// of the manager (an OAuth 2.0 client's secret, say), read as the manager's operator.
 pub struct RefreshContext {
     core: Arc<Core>,
-    operator: Actor,
     id: String,
     deadline: Instant,
 }
@@ -134,8 +136,8 @@ impl std::fmt::Debug for RefreshContext {
 }
 
 impl RefreshContext {
-    pub(crate) fn new(core: Arc<Core>, operator: Actor, id: &str, deadline: Instant) -> Self {
-        Self { core, operator, id: id.to_owned(), deadline }
+    pub(crate) fn new(core: Arc<Core>, id: &str, deadline: Instant) -> Self {
+        Self { core, id: id.to_owned(), deadline }
     }
 
     /// The id of the credential being refreshed.
@@ -155,7 +157,7 @@ impl RefreshContext {
     /// As [`Context::get`](crate::Context::get).
     pub async fn credential<C: Credential>(&self, id: &str) -> Result<Arc<C>> {
         let decode = Decode::As(Decoder::of::<C>());
-        let cached = self.core.read_current(&self.operator, id, AuditAction::Read, decode).await?;
+        let cached = self.core.read_current(self.core.operator(), id, AuditAction::Read, decode).await?;
         cached.credential.typed::<C>()
     }
 }

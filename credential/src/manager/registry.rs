@@ -8,8 +8,9 @@ use std::sync::{Arc, PoisonError, RwLock};
 use zeroize::Zeroizing;
 
 use super::field_values::{FieldValues, encode_fields};
-use crate::id_hasher::IdMap;
-use crate::{Credential, FieldRef, FieldSchema, Result};
+use crate::util::IdMap;
+use crate::field::{FieldRef, FieldSchema};
+use crate::{Credential, Result};
 
 /// A decoded credential whose type is not known at the call site.
 pub(crate) trait AnyCredential: Send + Sync {

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::Context;
-use super::audit::AuditAction;
 use super::core::Decode;
+use crate::audit::AuditAction;
 use super::registry::AnyCredential;
 use super::template::{self, Piece};
-use crate::{Error, FieldRef, Result, SecretValue};
+use crate::field::{FieldRef, SecretValue};
+use crate::{Error, Result};
 
 /// How [`Context::resolve_with`] treats a placeholder whose credential or field does not exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -27,7 +27,7 @@ struct Loaded {
 /// Credentials read from environment variables at each `get`, through an explicit mapping from
 /// credential id to the variables that fill its fields. It seals what it reads with the key ring
 /// it is given, so it fits anywhere a [`Store`] does, typically as the last fallback of a
-/// [`CompositeStore`](crate::CompositeStore); give it the same key ring as the manager. Writes
+/// [`CompositeStore`](crate::store::CompositeStore); give it the same key ring as the manager. Writes
 /// and deletes are [`Error::ReadOnly`].
 ///
 /// ```

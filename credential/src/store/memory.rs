@@ -10,7 +10,7 @@ use super::{
     ChangeFeed, ChangeListener, FeedKind, ListFilter, LocalListeners, Precondition, Record,
     RecordMeta, Store, check_id,
 };
-use crate::id_hasher::IdMap;
+use crate::util::IdMap;
 use crate::{Error, Result};
 
 /// Records in a map behind a mutex. Nothing survives the process.

@@ -20,7 +20,7 @@ pub struct Record {
 /// A record's plaintext metadata: what listing returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMeta {
-    /// The credential id (see [`check_id`](crate::check_id) for what is allowed).
+    /// The credential id (see [`check_id`](crate::store::check_id) for what is allowed).
     pub id: String,
     /// The credential kind.
     pub kind: String,
@@ -62,7 +62,7 @@ pub struct RefreshMark {
 pub struct RefreshLease {
     /// Who holds it: a name unique to one manager in one process.
     pub holder: String,
-    /// When it lapses, on the store's clock ([`Store::now`](crate::Store::now)).
+    /// When it lapses, on the store's clock ([`Store::now`](crate::store::Store::now)).
     pub until: DateTime<Utc>,
 }
 
@@ -169,7 +169,7 @@ pub enum Precondition {
     Revision(u64),
 }
 
-/// Which records [`Store::list`](crate::Store::list) returns; every set criterion must match.
+/// Which records [`Store::list`](crate::store::Store::list) returns; every set criterion must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ListFilter {

@@ -14,7 +14,8 @@ use chrono::{DateTime, Utc};
 
 use super::record::{Record, RecordMeta, RefreshLease, RefreshMark, SealedVersion};
 use crate::encoding::{self, Reader, Writer};
-use crate::{DecodeError, Error, FieldCodec, Result};
+use crate::field::{DecodeError, FieldCodec};
+use crate::{Error, Result};
 
 const MAGIC: &[u8; 4] = b"CRDR";
 const VERSION: u8 = 2;

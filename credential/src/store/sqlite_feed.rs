@@ -60,7 +60,7 @@ mod tests {
     use crate::SqliteStore;
     use crate::store::change_feed::RecordingListener;
     use crate::store::conformance::sample_record;
-    use crate::{Precondition, Store};
+    use crate::store::{Precondition, Store};
 
     #[tokio::test]
     async fn every_write_is_reported_once_and_a_trimmed_gap_means_lost_changes() {

@@ -10,7 +10,8 @@ use zeroize::Zeroizing;
 
 use super::VaultStore;
 use super::vault_client::{Answer, VaultClient};
-use crate::{Error, KeyRing, MASTER_KEY_LEN, MasterKey, Result};
+use crate::crypto::{MASTER_KEY_LEN, MasterKey};
+use crate::{Error, KeyRing, Result};
 
 /// Data keys wrapped by a transit key: the key that wraps them never leaves the server.
 ///

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use super::Manager;
-use super::audit::AuditAction;
-use super::core::Change;
+use crate::audit::AuditAction;
+use crate::manager::Manager;
+use crate::manager::core::Change;
 use crate::hazmat::{self, SealContext};
 use crate::{Error, ListFilter, Result};
 
@@ -39,7 +39,7 @@ const MAX_ATTEMPTS: usize = 16;
 
 /// Re-seals every record of `manager`'s environment under its ring's current key, through the
 /// commit path; see [`Manager::rekey`].
-pub(super) async fn rekey(
+pub(crate) async fn rekey(
     manager: &Manager,
     mut progress: impl FnMut(RekeyProgress),
 ) -> Result<RekeyReport> {
@@ -60,7 +60,7 @@ pub(super) async fn rekey(
 /// Re-seals one record; `false` when it already was under the current key (or is gone).
 async fn reseal_record(manager: &Manager, id: &str) -> Result<bool> {
     let core = manager.core();
-    let current = core.ring.current_id().to_string();
+    let current = core.ring().current_id().to_string();
     let storage_id = core.storage_id(id);
     for _ in 0..MAX_ATTEMPTS {
         let mut record = match core.fetch(id).await {
@@ -74,7 +74,7 @@ async fn reseal_record(manager: &Manager, id: &str) -> Result<bool> {
                 continue;
             }
             let context = SealContext::new(&storage_id, version.version, &record.meta.kind);
-            if let Some(moved) = core.ring.reseal(&context, &version.sealed)? {
+            if let Some(moved) = core.ring().reseal(&context, &version.sealed)? {
                 version.sealed = moved;
                 changed = true;
             }

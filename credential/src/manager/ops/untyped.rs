@@ -7,16 +7,14 @@ use base64ct::{Base64, Encoding};
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-use super::audit::AuditAction;
-use super::core::{Change, Decode};
-use super::field_values::FieldValues;
-use super::registry::Decoded;
-use super::versions;
-use super::{Manager, VersionInfo};
-use crate::{
-    Error, FieldRef, LifecycleState, PlainValue, Record, RecordMeta, RedactedSecret, Result,
-    SecretValue, VersionState,
-};
+use crate::audit::AuditAction;
+use crate::manager::core::{Change, Decode, versions};
+use crate::manager::field_values::FieldValues;
+use crate::manager::registry::Decoded;
+use crate::manager::{Manager, VersionInfo};
+use crate::field::{FieldRef, PlainValue, RedactedSecret, SecretValue};
+use crate::store::{Record, RecordMeta};
+use crate::{Error, LifecycleState, Result, VersionState};
 
 /// A credential loaded by [`Manager::load_dyn`], in whichever state it is, without its Rust type.
 ///
@@ -198,7 +196,7 @@ impl DynManaged {
     /// whoever sealed it).
     fn checked_pending(&self) -> Result<Option<Decoded>> {
         let core = self.manager.core();
-        let Some(decoder) = core.kinds.decoder(&self.record.meta.kind) else {
+        let Some(decoder) = core.kinds().decoder(&self.record.meta.kind) else {
             return Ok(None);
         };
         let pending = versions::required(&self.id, &self.record, VersionState::Pending)?;
@@ -230,7 +228,7 @@ impl DynManaged {
             return Err(self.wrong_state(LifecycleState::Rotating));
         }
         let expires_at = self.checked_pending()?.and_then(|pending| pending.fields.expires_at());
-        let rules = self.manager.core().rules;
+        let rules = self.manager.core().rules();
         let commit = |record| versions::committed(record, expires_at, rules);
         self.commit_as(commit, AuditAction::Commit, None).await
     }
@@ -249,7 +247,7 @@ impl DynManaged {
         }
         let core = self.manager.core();
         let decoder = core
-            .kinds
+            .kinds()
             .decoder(&self.record.meta.kind)
             .ok_or_else(|| Error::UnknownKind { kind: self.record.meta.kind.clone() })?;
         let (encoded, _) = decoder.encode_fields(values)?;
@@ -283,7 +281,7 @@ impl DynManaged {
             return Err(self.wrong_state(LifecycleState::Active));
         }
         let core = self.manager.core();
-        let decoder = core.kinds.decoder(&self.record.meta.kind);
+        let decoder = core.kinds().decoder(&self.record.meta.kind);
         let (record, number, ()) = core.restored(&self.id, &self.record, version, |payload| {
             let Some(decoder) = decoder else { return Ok(((), None)) };
             let decoded = decoder.decode(payload)?;

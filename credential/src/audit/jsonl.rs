@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::audit::{AuditEvent, AuditQuery, AuditSink, ReadTally};
-use super::audit_batch::{AuditQueue, BatchTarget, DEFAULT_QUEUE_CAPACITY};
+use super::{AuditEvent, AuditQuery, AuditSink};
+use super::queue::{AuditQueue, BatchTarget, DEFAULT_QUEUE_CAPACITY};
 use crate::{Error, Result, blocking};
 
 /// The `prev` of the first line.
@@ -285,9 +285,6 @@ impl AuditSink for JsonlAuditSink {
         self.inner.queue.enqueue(event)
     }
 
-    fn read_tally(&self, event: &AuditEvent) -> Option<Arc<ReadTally>> {
-        Some(self.inner.queue.tally_for(event))
-    }
 
     async fn flush(&self) -> Result<()> {
         self.inner.queue.flush().await

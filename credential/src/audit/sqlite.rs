@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, TransactionBehavior, params};
 
-use super::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink, ReadTally};
-use super::audit_batch::{AuditQueue, BatchTarget, DEFAULT_QUEUE_CAPACITY};
+use super::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink};
+use super::queue::{AuditQueue, BatchTarget, DEFAULT_QUEUE_CAPACITY};
 use crate::store::sqlite_error;
 use crate::{Error, Result, SqliteStore, blocking};
 
@@ -108,9 +108,6 @@ impl AuditSink for SqliteAuditSink {
         self.inner.queue.enqueue(event)
     }
 
-    fn read_tally(&self, event: &AuditEvent) -> Option<Arc<ReadTally>> {
-        Some(self.inner.queue.tally_for(event))
-    }
 
     async fn flush(&self) -> Result<()> {
         self.inner.queue.flush().await

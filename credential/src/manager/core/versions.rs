@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::{Error, LifecycleState, Record, RefreshMark, Result, SealedVersion, VersionState};
+use crate::store::{Record, RefreshMark, SealedVersion};
+use crate::{Error, LifecycleState, Result, VersionState};
 
 /// How long deprecated versions stay readable and how many versions keep their payload.
 #[derive(Debug, Clone, Copy)]

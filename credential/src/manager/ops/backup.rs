@@ -7,13 +7,12 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretSlice};
 
-use super::audit::AuditAction;
-use super::core::Change;
 use super::untyped::DynManaged;
-use super::{Manager, versions};
-use crate::{
-    Error, LifecycleState, Record, RecordMeta, Result, SealedVersion, VersionState, check_id,
-};
+use crate::audit::AuditAction;
+use crate::manager::Manager;
+use crate::manager::core::{Change, versions};
+use crate::store::{Record, RecordMeta, SealedVersion, check_id};
+use crate::{Error, LifecycleState, Result, VersionState};
 
 /// A credential as [`Manager::export`] takes it out of the store: its metadata and every version
 /// that still has a payload, opened. Hand it only to something that encrypts it (a backup file in
@@ -56,13 +55,13 @@ impl fmt::Debug for ExportedVersion {
         f.debug_struct("ExportedVersion")
             .field("version", &self.version)
             .field("state", &self.state)
-            .field("payload", &self.payload.as_ref().map(|_| crate::REDACTED))
+            .field("payload", &self.payload.as_ref().map(|_| crate::field::REDACTED))
             .finish()
     }
 }
 
 /// Opens every version of `id` that has a payload, audited as [`AuditAction::Export`].
-pub(super) async fn export(manager: &Manager, id: &str) -> Result<ExportedCredential> {
+pub(crate) async fn export(manager: &Manager, id: &str) -> Result<ExportedCredential> {
     let core = manager.core();
     core.read_record(manager.actor(), id, AuditAction::Export, |record| {
         let versions = record
@@ -100,11 +99,11 @@ pub(super) async fn export(manager: &Manager, id: &str) -> Result<ExportedCreden
 
 /// Seals `exported` under the current key and commits it as a new record, audited as
 /// [`AuditAction::Import`].
-pub(super) async fn import(manager: &Manager, exported: &ExportedCredential) -> Result<DynManaged> {
+pub(crate) async fn import(manager: &Manager, exported: &ExportedCredential) -> Result<DynManaged> {
     let id = exported.id.as_str();
     check_id(id)?;
     let core = manager.core();
-    let decoder = core.kinds.decoder(&exported.kind);
+    let decoder = core.kinds().decoder(&exported.kind);
     let mut sealed_versions = Vec::with_capacity(exported.versions.len());
     let mut previous = 0;
     for version in &exported.versions {
@@ -137,14 +136,14 @@ pub(super) async fn import(manager: &Manager, exported: &ExportedCredential) -> 
         meta: RecordMeta {
             id: core.storage_id(id),
             kind: exported.kind.clone(),
-            environment: core.environment.as_ref().to_owned(),
+            environment: core.environment().to_owned(),
             state: exported.state,
             revision: 0,
             created_at: exported.created_at,
             updated_at: now,
             expires_at: exported.expires_at,
             tags: exported.tags.clone(),
-            key_id: core.ring.current_id().as_str().to_owned(),
+            key_id: core.ring().current_id().as_str().to_owned(),
             refresh: Default::default(),
         },
         versions: sealed_versions,

@@ -2,11 +2,11 @@
 //! queue in memory; one writer thread makes them durable in batches, so a read never waits for a
 //! disk flush and a mutation waits for one.
 //!
-//! - A read event is counted in the reading thread's own tally (the same access again only adds
-//!   to its count) and the read goes on; the writer takes every tally for its next batch, at most
-//!   [`LINGER`] after it took the last (at once for a mutation or a flush, or when the last batch
-//!   took longer), and counts an access read on several threads as one. A read touches no lock
-//!   or counter another thread touches on its reads.
+//! - A read event is counted in the tally of the reading thread's shard (the same access again
+//!   only adds to its count) and the read goes on; the writer takes every tally for its next
+//!   batch, at most [`LINGER`] after it took the last (at once for a mutation or a flush, or when
+//!   the last batch took longer), and counts an access read on several threads as one. Tallies
+//!   are sharded by thread so that threads reading at once do not wait on one lock.
 //! - A mutation event is queued behind the reads counted before it and its caller waits until the
 //!   batch holding it is durable; when that batch fails, the caller gets the error and the
 //!   mutation does not happen.
@@ -21,7 +21,7 @@
 use std::borrow::Borrow;
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -29,10 +29,8 @@ use chrono::{DateTime, Utc};
 use hashbrown::HashTable;
 use tokio::sync::oneshot;
 
-use super::audit::AuditEvent;
-use super::clock;
-use super::thread_shard::Sharded;
-use crate::id_hasher::IdMap;
+use super::AuditEvent;
+use crate::util::{IdMap, Sharded};
 use crate::{Error, Result};
 
 /// Distinct accesses a thread's tally holds, and events the queue holds, before reads are refused.
@@ -140,73 +138,11 @@ impl Tally {
     }
 }
 
-/// A running count of one access (one principal reading one version of one credential),
-/// handed out by a durable sink's queue so that a thread serving that access again and again
-/// counts each read with one atomic addition on memory of its own, without building an event.
-///
-/// The queue's writer takes the counts with the rest of its batch; a read counted when the sink
-/// is failing is refused, as any read event is.
-pub struct ReadTally {
-    /// What is counted; its time is unused.
-    access: AuditEvent,
-    queue: Arc<Shared>,
-    count: AtomicU64,
-    /// Unix nanoseconds of the first and the latest read since the writer last took the count.
-    first: AtomicI64,
-    last: AtomicI64,
-}
-
-impl std::fmt::Debug for ReadTally {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadTally")
-            .field("credential", &self.access.credential)
-            .field("principal", &self.access.principal)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ReadTally {
-    /// Counts one more read at `at` (Unix nanoseconds).
-    ///
-    /// # Errors
-    /// As [`AuditQueue::enqueue`]: the sink is failing or stopped.
-    pub(crate) fn count(self: &Arc<Self>, at: i64) -> Result<()> {
-        self.queue.taking()?;
-        if self.count.fetch_add(1, Ordering::AcqRel) == 0 {
-            // The first read since the writer took the count: the writer finds this tally in
-            // the thread's list, after the times are set.
-            self.first.store(at, Ordering::Release);
-            self.last.store(at, Ordering::Release);
-            let counted = self.queue.counted.local();
-            counted.lock().unwrap_or_else(PoisonError::into_inner).push(Arc::clone(self));
-            self.queue.wake_if_idle();
-        } else {
-            self.last.fetch_max(at, Ordering::AcqRel);
-        }
-        Ok(())
-    }
-
-    /// The reads counted since the last time, as one event, if there were any.
-    fn take(&self) -> Option<AuditEvent> {
-        let first = self.first.load(Ordering::Acquire);
-        let last = self.last.load(Ordering::Acquire).max(first);
-        let count = self.count.swap(0, Ordering::AcqRel);
-        (count > 0).then(|| AuditEvent {
-            time: clock::at(first),
-            until: (count > 1).then(|| clock::at(last)),
-            count,
-            ..self.access.clone()
-        })
-    }
-}
-
 struct Shared {
     state: Mutex<State>,
     wake: Condvar,
     capacity: usize,
     tallies: Sharded<Mutex<Tally>>,
-    /// Per thread, the [`ReadTally`]s that counted a first read since the writer last looked.
-    counted: Sharded<Mutex<Vec<Arc<ReadTally>>>>,
     /// [`TAKING`], [`FAILING`] or [`STOPPED`]: read without the state's lock on every read.
     refusing: AtomicU8,
     /// The writer waits for work: a read counted now must wake it.
@@ -224,11 +160,6 @@ impl Shared {
         let mut reads = Vec::new();
         for tally in self.tallies.iter() {
             tally.lock().unwrap_or_else(PoisonError::into_inner).drain_into(&mut reads);
-        }
-        for counted in self.counted.iter() {
-            let counted =
-                std::mem::take(&mut *counted.lock().unwrap_or_else(PoisonError::into_inner));
-            reads.extend(counted.iter().filter_map(|tally| tally.take()));
         }
         // Oldest first, and one event for each access however many threads counted it.
         reads.sort_by_key(|event| event.time);
@@ -294,7 +225,6 @@ impl AuditQueue {
             wake: Condvar::new(),
             capacity,
             tallies: Sharded::new(Mutex::default),
-            counted: Sharded::new(Mutex::default),
             refusing: AtomicU8::new(TAKING),
             idle: AtomicBool::new(false),
         });
@@ -317,17 +247,6 @@ impl AuditQueue {
             .count(event, self.shared.capacity)?;
         self.shared.wake_if_idle();
         Ok(())
-    }
-
-    /// A tally for repeated reads of the access `event` records.
-    pub(crate) fn tally_for(&self, event: &AuditEvent) -> Arc<ReadTally> {
-        Arc::new(ReadTally {
-            access: AuditEvent { count: 1, until: None, ..event.clone() },
-            queue: Arc::clone(&self.shared),
-            count: AtomicU64::new(0),
-            first: AtomicI64::new(0),
-            last: AtomicI64::new(0),
-        })
     }
 
     /// Queues a mutation event and waits until it is durable.
@@ -545,7 +464,7 @@ mod tests {
     use std::sync::mpsc;
 
     use super::*;
-    use crate::manager::audit::{AuditAction, AuditOutcome};
+    use crate::audit::{AuditAction, AuditOutcome};
 
     fn event(action: AuditAction) -> AuditEvent {
         AuditEvent {
@@ -599,18 +518,6 @@ mod tests {
         queue.flush().await.unwrap();
         let rest: Vec<AuditAction> = batches.try_iter().flatten().collect();
         assert!(!rest.contains(&AuditAction::Revoke));
-    }
-
-    #[tokio::test]
-    async fn a_tally_refuses_reads_while_the_sink_fails() {
-        let fail = Arc::new(Mutex::new(true));
-        let (written, _batches) = mpsc::channel();
-        let queue = AuditQueue::start("test-audit", Switchable { fail, written }, 4).unwrap();
-        let tally = queue.tally_for(&event(AuditAction::Read));
-        tally.count(clock::now_nanos()).unwrap();
-        // The batch holding the counted read and the revoke fails: the sink is failing now.
-        assert!(queue.record_durably(event(AuditAction::Revoke)).await.is_err());
-        assert!(matches!(tally.count(clock::now_nanos()), Err(Error::AuditBackpressure)));
     }
 
     #[test]
@@ -756,30 +663,6 @@ mod tests {
         assert_eq!(last.action, AuditAction::Revoke);
         assert_eq!(reads.iter().map(|read| read.count).sum::<u64>(), 2_000);
         assert!(reads.iter().all(|read| read.action == AuditAction::Read));
-    }
-
-    #[tokio::test]
-    async fn tallied_reads_on_many_threads_are_all_written_before_a_later_mutation() {
-        let written = Arc::new(Mutex::new(Vec::new()));
-        let queue =
-            AuditQueue::start("test-audit", Recording(Arc::clone(&written)), 1_000).unwrap();
-        let tally = queue.tally_for(&event(AuditAction::Read));
-        std::thread::scope(|scope| {
-            for _ in 0..4 {
-                scope.spawn(|| {
-                    for _ in 0..500 {
-                        tally.count(clock::now_nanos()).unwrap();
-                    }
-                });
-            }
-        });
-        queue.record_durably(event(AuditAction::Revoke)).await.unwrap();
-        let written = written.lock().unwrap();
-        let (last, reads) = written.split_last().unwrap();
-        assert_eq!(last.action, AuditAction::Revoke);
-        assert_eq!(reads.iter().map(|read| read.count).sum::<u64>(), 2_000);
-        assert!(reads.iter().all(|read| read.until.is_none_or(|until| read.time <= until)));
-        assert!(reads.iter().all(|read| read.time <= last.time));
     }
 
     #[tokio::test]

@@ -6,10 +6,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio_postgres::Client;
 
-use super::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink, ReadTally};
-use super::audit_batch::{AuditQueue, BatchTarget, DEFAULT_QUEUE_CAPACITY};
+use super::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink};
+use super::queue::{AuditQueue, BatchTarget, DEFAULT_QUEUE_CAPACITY};
 use crate::store::postgres_connection::{Settings, storage};
-use crate::{Error, PostgresStore, Result};
+use crate::store::PostgresStore;
+use crate::{Error, Result};
 
 /// Audit events in the `credential_audit` table of a [`PostgresStore`]'s database. A writer
 /// thread with a connection of its own inserts them in batches, one statement per batch (group
@@ -145,9 +146,6 @@ impl AuditSink for PostgresAuditSink {
         self.inner.queue.enqueue(event)
     }
 
-    fn read_tally(&self, event: &AuditEvent) -> Option<Arc<ReadTally>> {
-        Some(self.inner.queue.tally_for(event))
-    }
 
     async fn flush(&self) -> Result<()> {
         self.inner.queue.flush().await

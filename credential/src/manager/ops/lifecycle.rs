@@ -18,12 +18,12 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use super::Manager;
-use super::audit::AuditAction;
-use super::core::Change;
-use super::registry::Decoder;
-use super::versions;
-use crate::{Credential, Error, LifecycleState, Record, Result};
+use crate::audit::AuditAction;
+use crate::manager::Manager;
+use crate::manager::core::{Change, versions};
+use crate::manager::registry::Decoder;
+use crate::store::Record;
+use crate::{Credential, Error, LifecycleState, Result};
 
 mod sealed {
     #[diagnostic::on_unimplemented(
@@ -170,7 +170,7 @@ impl<C: Credential, S: State> Managed<C, S> {
     }
 
     /// The metadata of the stored record (no sealed payloads).
-    pub fn meta(&self) -> &crate::RecordMeta {
+    pub fn meta(&self) -> &crate::store::RecordMeta {
         &self.record.meta
     }
 
@@ -270,7 +270,7 @@ impl<C: Credential> Managed<C, Rotating> {
     /// # Errors
     /// As [`activate`](Managed::activate).
     pub async fn commit(self) -> Result<Managed<C, Active>> {
-        let (rules, expires_at) = (self.manager.core().rules, self.data.1.expires_at());
+        let (rules, expires_at) = (self.manager.core().rules(), self.data.1.expires_at());
         let data = Arc::clone(&self.data.1);
         let commit = |record| versions::committed(record, expires_at, rules);
         self.commit_as(commit, AuditAction::Commit, None, data).await
@@ -288,7 +288,7 @@ impl<C: Credential> Managed<C, Rotating> {
 
 impl<C: Credential, S: Live> Managed<C, S> {
     /// Revokes the credential for `reason` (recorded in the audit trail, cut to
-    /// [`MAX_AUDIT_REASON_LEN`](crate::MAX_AUDIT_REASON_LEN) bytes): every version's sealed
+    /// [`MAX_AUDIT_REASON_LEN`](crate::audit::MAX_AUDIT_REASON_LEN) bytes): every version's sealed
     /// payload is destroyed; metadata, history and audit trail remain. Terminal.
     ///
     /// # Errors

@@ -21,22 +21,56 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use super::audit::AuditAction;
-use super::cache::Cached;
-use super::core::{Change, Core, Decode};
-use super::refresh::{RefreshContext, RefreshError};
-use super::registry::Decoded;
-use super::versions;
-use crate::telemetry::{self, StoreOp};
-use crate::{Error, Precondition, Record, RefreshLease, RefreshMark, Result};
+use super::{RefreshContext, RefreshError, Refreshers};
+use crate::audit::AuditAction;
+use crate::manager::cache::Cached;
+use crate::manager::core::{Change, Core, Decode, ReadFuture, Refresh, versions};
+use crate::manager::registry::Decoded;
+use crate::store::{Record, RefreshLease, RefreshMark};
+use crate::telemetry;
+use crate::{Error, Result};
 
 /// The outcome of a flight, once it has landed.
 type Landing = Option<Result<()>>;
 
-/// The flights in progress in this process, and those that failed a moment ago, by credential id.
-#[derive(Default)]
-pub(crate) struct Flights {
+/// Refresh as the core's read path sees it: the refreshers by kind, and the flights in progress
+/// in this process (and those that failed a moment ago) by credential id.
+pub(crate) struct Refreshing(Arc<Flights>);
+
+struct Flights {
+    refreshers: Refreshers,
     by_id: Mutex<HashMap<Arc<str>, Flight>>,
+    /// This manager's name on refresh leases, unique across processes.
+    holder: String,
+}
+
+impl Refreshing {
+    /// Refresh with `refreshers`, leasing as `holder`.
+    pub(crate) fn new(refreshers: Refreshers, holder: String) -> Self {
+        Self(Arc::new(Flights { refreshers, by_id: Mutex::default(), holder }))
+    }
+}
+
+impl Refresh for Refreshing {
+    fn due_at(
+        &self,
+        kind: &str,
+        issued: DateTime<Utc>,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Option<DateTime<Utc>> {
+        self.0.refreshers.due_at(kind, issued, expires_at)
+    }
+
+    fn serve_due<'a>(
+        &'a self,
+        core: &'a Arc<Core>,
+        id: &'a str,
+        cached: Cached,
+        now: DateTime<Utc>,
+        decode: Decode,
+    ) -> ReadFuture<'a> {
+        Box::pin(self.0.serve_due(core, id, cached, now, decode))
+    }
 }
 
 enum Flight {
@@ -60,18 +94,19 @@ const LEASE_POLL: (Duration, Duration) = (Duration::from_millis(25), Duration::f
 const REAUTH_REASON: &str =
     "the provider refused the refresh (invalid_grant): rotate in a new credential";
 
-impl Core {
+impl Flights {
     /// Serves `cached`, which is due for refresh at `now`: a valid one at once with a refresh
     /// started in the background, an expired one only once its refresh has landed (waiting up to
     /// the configured bound).
-    pub(crate) async fn serve_due(
+    async fn serve_due(
         self: &Arc<Self>,
+        core: &Arc<Core>,
         id: &str,
         cached: Cached,
         now: DateTime<Utc>,
         decode: Decode,
     ) -> Result<Cached> {
-        let mut landing = self.join_flight(&cached.id);
+        let mut landing = self.join_flight(core, &cached.id);
         if cached.expires_at.is_none_or(|expires_at| now < expires_at) {
             return Ok(cached);
         }
@@ -92,8 +127,7 @@ impl Core {
             }
         }
         // Another process's refresh may have landed before this cache heard of it.
-        self.cache.invalidate(id);
-        let fresh = self.load_current(id, decode).await?;
+        let fresh = core.reload_current(id, decode).await?;
         if fresh.expires_at.is_some_and(|expires_at| expires_at <= Utc::now()) {
             return Err(Error::Expired { id: id.to_owned() });
         }
@@ -102,8 +136,8 @@ impl Core {
 
     /// The flight refreshing `id`: the one in progress, the failure of one a moment ago, or a
     /// new one.
-    fn join_flight(self: &Arc<Self>, id: &Arc<str>) -> watch::Receiver<Landing> {
-        let mut by_id = self.flights.by_id.lock().unwrap_or_else(PoisonError::into_inner);
+    fn join_flight(self: &Arc<Self>, core: &Arc<Core>, id: &Arc<str>) -> watch::Receiver<Landing> {
+        let mut by_id = self.by_id.lock().unwrap_or_else(PoisonError::into_inner);
         match by_id.get(id) {
             Some(Flight::Running(landing)) => return landing.clone(),
             Some(Flight::Failed { until, error }) if Instant::now() < *until => {
@@ -119,14 +153,13 @@ impl Core {
         };
         by_id.insert(Arc::clone(id), Flight::Running(landing.clone()));
         drop(by_id);
-        let core = Arc::clone(self);
-        let id = Arc::clone(id);
+        let (flights, core, id) = (Arc::clone(self), Arc::clone(core), Arc::clone(id));
         drop(runtime.spawn(async move {
-            let outcome = core.fly(&id).await;
+            let outcome = flights.fly(&core, &id).await;
             telemetry::refresh_landed(&id, &outcome);
             // Landed before it is forgotten: a caller joining in between still gets the outcome.
             let _ = sender.send(Some(outcome.clone()));
-            let mut by_id = core.flights.by_id.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut by_id = flights.by_id.lock().unwrap_or_else(PoisonError::into_inner);
             match outcome {
                 Err(error @ Error::RefreshFailed { .. }) => {
                     let until = Instant::now() + RETRY_AFTER_FAILURE;
@@ -139,20 +172,20 @@ impl Core {
     }
 
     /// One refresh of `id`, start to landing.
-    async fn fly(self: &Arc<Self>, id: &str) -> Result<()> {
+    async fn fly(&self, core: &Arc<Core>, id: &str) -> Result<()> {
         let config = self.refreshers.config;
         let deadline = Instant::now() + config.deadline;
-        let Some((leased, current)) = self.take_lease(id, deadline).await? else {
+        let Some((leased, current)) = self.take_lease(core, id, deadline).await? else {
             return Ok(());
         };
         let refresher = self
             .refreshers
             .of(current.kind)
             .ok_or_else(|| Error::UnknownKind { kind: leased.meta.kind.clone() })?;
-        let context = RefreshContext::new(Arc::clone(self), self.operator.clone(), id, deadline);
+        let context = RefreshContext::new(Arc::clone(core), id, deadline);
         match refresher.refresh(&current, &context).await {
             Ok(refreshed) => {
-                self.land(id, leased, |core, record| {
+                self.land(core, id, leased, |record| {
                     let number = versions::next_number(record);
                     let sealed = core.seal(id, number, &record.meta.kind, &refreshed.encoded)?;
                     let after = versions::with_current(
@@ -160,14 +193,14 @@ impl Core {
                         number,
                         sealed,
                         refreshed.expires_at,
-                        core.rules,
+                        core.rules(),
                     );
                     Ok((after, Some(number), None))
                 })
                 .await
             }
             Err(RefreshError::InvalidGrant) => {
-                self.land(id, leased, |_, record| {
+                self.land(core, id, leased, |record| {
                     let mut after = record.clone();
                     after.meta.refresh = RefreshMark { lease: None, reauth_required: true };
                     Ok((after, None, Some(REAUTH_REASON)))
@@ -176,7 +209,7 @@ impl Core {
                 Err(Error::ReauthRequired { id: id.to_owned() })
             }
             Err(failure) => {
-                self.release_lease(leased).await;
+                release_lease(core, leased).await;
                 Err(failure.for_credential(id))
             }
         }
@@ -184,20 +217,25 @@ impl Core {
 
     /// The record of `id` under this manager's lease with its served version opened, or `None`
     /// when it no longer needs a refresh (another process did it while this one waited).
-    async fn take_lease(&self, id: &str, deadline: Instant) -> Result<Option<(Record, Decoded)>> {
+    async fn take_lease(
+        &self,
+        core: &Core,
+        id: &str,
+        deadline: Instant,
+    ) -> Result<Option<(Record, Decoded)>> {
         let mut poll = LEASE_POLL.0;
         loop {
-            let mut record = self.fetch(id).await?;
+            let mut record = core.fetch(id).await?;
             versions::served(id, &record)?;
             if record.meta.refresh.reauth_required {
                 return Err(Error::ReauthRequired { id: id.to_owned() });
             }
-            let Some(current) = self.due(id, &record)? else {
+            let Some(current) = due(core, id, &record)? else {
                 return Ok(None);
             };
-            let store_now = self.store.now().await?;
+            let store_now = core.store_now().await?;
             let held_by_another = record.meta.refresh.lease.as_ref().is_some_and(|lease| {
-                lease.holder != self.refresh_holder && store_now < lease.until
+                lease.holder != self.holder && store_now < lease.until
             });
             if held_by_another {
                 if Instant::now() + poll > deadline {
@@ -213,13 +251,10 @@ impl Core {
             }
             let lease = chrono::Duration::from_std(self.refreshers.config.lease)
                 .unwrap_or(chrono::Duration::MAX);
-            record.meta.refresh.lease = Some(RefreshLease {
-                holder: self.refresh_holder.clone(),
-                until: store_now + lease,
-            });
-            let expected = Precondition::Revision(record.meta.revision);
-            match self.store_put(record.clone(), expected).await {
+            let lease = RefreshLease { holder: self.holder.clone(), until: store_now + lease };
+            match core.set_lease(record.clone(), Some(lease.clone())).await {
                 Ok(revision) => {
+                    record.meta.refresh.lease = Some(lease);
                     record.meta.revision = revision;
                     return Ok(Some((record, current)));
                 }
@@ -229,40 +264,32 @@ impl Core {
         }
     }
 
-    /// The served version of `record`, opened, when it is inside its refresh window now.
-    fn due(&self, id: &str, record: &Record) -> Result<Option<Decoded>> {
-        let served = versions::served(id, record)?;
-        let decoder = self.decoder(record, Decode::ByStoredKind)?;
-        let decoded = self.open_as(id, record, served, decoder)?;
-        let (_, due_at) = self.expiry(record, served, &decoded);
-        Ok(due_at.is_some_and(|due_at| due_at <= Utc::now()).then_some(decoded))
-    }
-
     /// Commits what `change` makes of the leased record, through the commit path. Losing the
     /// swap to another write is retried on the new record while the lease is still ours; once it
     /// is not, that write wins: a revoke is [`Error::Revoked`], an operator's new version is
     /// what callers read next.
     async fn land(
         &self,
+        core: &Core,
         id: &str,
         mut leased: Record,
-        change: impl Fn(&Self, &Record) -> Result<(Record, Option<u64>, Option<&'static str>)>,
+        change: impl Fn(&Record) -> Result<(Record, Option<u64>, Option<&'static str>)>,
     ) -> Result<()> {
         for _ in 0..COMMIT_ATTEMPTS {
-            let (after, version, reason) = change(self, &leased)?;
+            let (after, version, reason) = change(&leased)?;
             let commit =
                 Change::replacing(id, &leased, after, AuditAction::Refresh, version, reason);
-            match self.commit(&self.operator, commit).await {
+            match core.commit(core.operator(), commit).await {
                 Ok(_) => return Ok(()),
                 Err(Error::Conflict { .. }) => {
-                    leased = self.fetch(id).await?;
+                    leased = core.fetch(id).await?;
                     versions::served(id, &leased)?;
                     let ours = leased
                         .meta
                         .refresh
                         .lease
                         .as_ref()
-                        .is_some_and(|lease| lease.holder == self.refresh_holder);
+                        .is_some_and(|lease| lease.holder == self.holder);
                     if !ours {
                         // An operator's rotation or restore won: callers read what it wrote.
                         return Ok(());
@@ -273,18 +300,19 @@ impl Core {
         }
         Err(Error::Conflict { id: id.to_owned() })
     }
+}
 
-    /// Gives the lease back after a refresh that produced nothing, so the next attempt need not
-    /// wait for it to lapse. Best effort: a lease left behind lapses on its own.
-    async fn release_lease(&self, mut leased: Record) {
-        let expected = Precondition::Revision(leased.meta.revision);
-        leased.meta.refresh.lease = None;
-        let _ = self.store_put(leased, expected).await;
-    }
+/// Gives the lease back after a refresh that produced nothing, so the next attempt need not wait
+/// for it to lapse. Best effort: a lease left behind lapses on its own.
+async fn release_lease(core: &Core, leased: Record) {
+    let _ = core.set_lease(leased, None).await;
+}
 
-    /// A write of refresh bookkeeping straight to the store: not a change to the credential, so
-    /// not audited; the cache keeps serving the same version.
-    async fn store_put(&self, record: Record, precondition: Precondition) -> Result<u64> {
-        self.telemetry.store_call(StoreOp::Put, self.store.put(record, precondition)).await
-    }
+/// The served version of `record`, opened, when it is inside its refresh window now.
+fn due(core: &Core, id: &str, record: &Record) -> Result<Option<Decoded>> {
+    let served = versions::served(id, record)?;
+    let decoder = core.decoder(record, Decode::ByStoredKind)?;
+    let decoded = core.open_as(id, record, served, decoder)?;
+    let (_, due_at) = core.expiry(record, served, &decoded);
+    Ok(due_at.is_some_and(|due_at| due_at <= Utc::now()).then_some(decoded))
 }

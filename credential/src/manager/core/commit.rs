@@ -1,0 +1,150 @@
+//! The commit path, in order: **authorize** (write, or admin for revoke, restore, rekey and
+//! import) → **audit** the mutation durably → **compare-and-swap** on the record revision →
+//! **invalidate** the cache. A mutation whose event cannot be recorded does not happen; a swap
+//! that fails is audited as failed.
+
+use chrono::{DateTime, Utc};
+
+use super::{Actor, Core};
+use crate::audit::{AuditAction, bounds};
+use crate::manager::access::Permission;
+use crate::store::{Precondition, Record, RefreshLease};
+use crate::telemetry::{self, Operation, StoreOp};
+use crate::store::check_id;
+use crate::{Error, Result};
+
+/// A change for the commit path: `record` replaces the record at `expected` (`None`: creates it).
+pub(crate) struct Change<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) expected: Option<u64>,
+    pub(crate) record: Record,
+    pub(crate) action: AuditAction,
+    pub(crate) version: Option<u64>,
+    pub(crate) reason: Option<&'a str>,
+}
+
+impl<'a> Change<'a> {
+    /// `record`, which must still be at its revision, as `change` makes it (with the version its
+    /// event names). The record is moved, not copied.
+    pub(crate) fn moving(
+        id: &'a str,
+        record: Record,
+        change: impl FnOnce(Record) -> (Record, Option<u64>),
+        action: AuditAction,
+        reason: Option<&'a str>,
+    ) -> Self {
+        let expected = Some(record.meta.revision);
+        let (record, version) = change(record);
+        Self { id, expected, record, action, version, reason }
+    }
+
+    /// `after` in place of `before`, which must still be at its revision.
+    pub(crate) fn replacing(
+        id: &'a str,
+        before: &Record,
+        after: Record,
+        action: AuditAction,
+        version: Option<u64>,
+        reason: Option<&'a str>,
+    ) -> Self {
+        Self { id, expected: Some(before.meta.revision), record: after, action, version, reason }
+    }
+}
+
+impl Core {
+    /// Commits `change` as `actor`; returns the record as written, at its new revision.
+    pub(crate) async fn commit(&self, actor: &Actor, change: Change<'_>) -> Result<Record> {
+        if !telemetry::ENABLED {
+            return self.commit_as(actor, change).await;
+        }
+        let operation = Operation::commit();
+        let kind = operation.traced().then(|| change.record.meta.kind.clone());
+        let (id, action, version) = (change.id, change.action, change.version);
+        let result = telemetry::awaited_within!(operation, self.commit_as(actor, change));
+        let error = result.as_ref().err();
+        operation.commit_ended(&self.telemetry, action, error, kind.as_deref(), || {
+            let credential = bounds::credential(id, error);
+            self.event(Utc::now(), actor, credential, action, version, error, None)
+        });
+        result
+    }
+
+    async fn commit_as(&self, actor: &Actor, change: Change<'_>) -> Result<Record> {
+        let Change { id, expected, mut record, action, version, reason } = change;
+        let now = Utc::now();
+        let permission = match action {
+            AuditAction::Revoke
+            | AuditAction::RollbackTo
+            | AuditAction::Rekey
+            | AuditAction::Import => Permission::Admin,
+            _ => Permission::Write,
+        };
+        let authorized = check_id(id).and_then(|()| self.authorize(actor, id, permission, now));
+        if let Err(denied) = authorized {
+            self.audit_mutation(now, actor, id, action, version, Some(&denied), None).await?;
+            return Err(denied);
+        }
+        // Audited before it happens: an unaudited change must never exist.
+        self.audit_mutation(now, actor, id, action, version, None, reason).await?;
+        record.meta.updated_at = now;
+        let precondition = expected.map_or(Precondition::Absent, Precondition::Revision);
+        let written = self
+            .telemetry
+            .store_call(StoreOp::Put, self.store.put(record.clone(), precondition))
+            .await;
+        // Whatever the outcome, a value cached or being loaded may now be stale.
+        self.cache.invalidate(id);
+        match written {
+            Ok(revision) => {
+                record.meta.revision = revision;
+                Ok(record)
+            }
+            Err(error) => {
+                let error = match error {
+                    Error::Conflict { .. } => Error::Conflict { id: id.to_owned() },
+                    other => other,
+                };
+                // The change did not happen; say so after the event that announced it.
+                let _ = self
+                    .audit_mutation(Utc::now(), actor, id, action, version, Some(&error), None)
+                    .await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Sets `record`'s refresh lease, by compare-and-swap on its revision; returns the new
+    /// revision. Refresh bookkeeping, not a change to the credential: nothing else in the record
+    /// changes, so it is not audited and what the cache serves stays valid.
+    pub(crate) async fn set_lease(
+        &self,
+        mut record: Record,
+        lease: Option<RefreshLease>,
+    ) -> Result<u64> {
+        let expected = Precondition::Revision(record.meta.revision);
+        record.meta.refresh.lease = lease;
+        self.telemetry.store_call(StoreOp::Put, self.store.put(record, expected)).await
+    }
+
+    /// The store's clock, which refresh leases are measured on.
+    pub(crate) async fn store_now(&self) -> Result<DateTime<Utc>> {
+        self.store.now().await
+    }
+
+    /// Records a mutation's event durably.
+    #[allow(clippy::too_many_arguments)]
+    async fn audit_mutation(
+        &self,
+        time: DateTime<Utc>,
+        actor: &Actor,
+        id: &str,
+        action: AuditAction,
+        version: Option<u64>,
+        error: Option<&Error>,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let credential = bounds::credential(id, error);
+        let event = self.event(time, actor, credential, action, version, error, reason);
+        self.audit.record(event).await
+    }
+}
