@@ -41,29 +41,12 @@ async fn fill(store: &dyn Store, ring: &KeyRing, count: u64) {
         let sealed =
             hazmat::seal(ring, &SealContext::new(&storage_id, 1, ApiKey::KIND), &plaintext)
                 .unwrap();
-        let record = Record {
-            meta: RecordMeta {
-                id: storage_id,
-                kind: ApiKey::KIND.to_owned(),
-                environment: ENVIRONMENT.to_owned(),
-                state: LifecycleState::Active,
-                revision: 0,
-                created_at: now,
-                updated_at: now,
-                expires_at: None,
-                tags: Default::default(),
-                key_id: ring.current_id().to_string(),
-                refresh: Default::default(),
-            },
-            versions: vec![SealedVersion {
-                version: 1,
-                state: VersionState::Current,
-                created_at: now,
-                changed_at: now,
-                sealed,
-            }],
-        };
-        store.put(record, credential::Precondition::Absent).await.unwrap();
+        let key_id = ring.current_id().to_string();
+        let mut meta = RecordMeta::new(&storage_id, ApiKey::KIND, ENVIRONMENT, &key_id, now);
+        meta.state = LifecycleState::Active;
+        let version = SealedVersion::new(1, VersionState::Current, sealed, now);
+        let record = Record::new(meta, vec![version]);
+        store.put(record, credential::store::Precondition::Absent).await.unwrap();
     }
 }
 

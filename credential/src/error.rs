@@ -238,6 +238,9 @@ pub enum Error {
     Audit {
         /// What went wrong.
         reason: String,
+        /// The failure underneath, when there is one.
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
 
     /// The audit sink's queue is full (or its writer is failing): the read was refused rather
@@ -372,6 +375,30 @@ impl Error {
     /// An I/O failure while doing `context`.
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io { context: context.into(), source: Arc::new(source) }
+    }
+
+    /// An audit failure saying `reason`, for [`AuditSink`](crate::audit::AuditSink)
+    /// implementations.
+    ///
+    /// ```
+    /// let error = credential::Error::audit("the trail is read-only");
+    /// assert_eq!(error.to_string(), "audit failed: the trail is read-only");
+    /// ```
+    pub fn audit(reason: impl Into<String>) -> Self {
+        Self::Audit { reason: reason.into(), source: None }
+    }
+
+    /// An audit failure caused by `source`, which it keeps (its text is the reason).
+    ///
+    /// ```
+    /// use std::error::Error as _;
+    ///
+    /// let error = credential::Error::audit_caused_by(std::io::Error::other("disk full"));
+    /// assert_eq!(error.to_string(), "audit failed: disk full");
+    /// assert!(error.source().is_some());
+    /// ```
+    pub fn audit_caused_by(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Audit { reason: source.to_string(), source: Some(Arc::new(source)) }
     }
 
     /// A failure of storage backend `backend`, keeping its cause; for [`Store`](crate::store::Store)

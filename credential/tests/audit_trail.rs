@@ -174,10 +174,10 @@ async fn a_failing_audit_sink_stops_mutations() {
     #[async_trait::async_trait]
     impl AuditSink for Broken {
         async fn record(&self, _: credential::AuditEvent) -> credential::Result<()> {
-            Err(Error::Audit { reason: "disk full".into() })
+            Err(Error::audit("disk full"))
         }
         fn record_read(&self, _: credential::AuditEvent) -> credential::Result<()> {
-            Err(Error::Audit { reason: "disk full".into() })
+            Err(Error::audit("disk full"))
         }
         async fn query(&self, _: &AuditQuery) -> credential::Result<Vec<credential::AuditEvent>> {
             Ok(Vec::new())
@@ -292,7 +292,7 @@ async fn a_trail_that_cannot_be_written_refuses_the_mutation_as_an_audit_failure
         .await
         .unwrap();
     let created = manager.create("stripe", ApiKey { key: "sk_live_1".into() }).await;
-    let Err(Error::Audit { reason }) = created else { panic!("created without an audit trail") };
+    let Err(Error::Audit { reason, .. }) = created else { panic!("created without an audit trail") };
     assert!(reason.contains("No space left"), "{reason}");
     assert!(store.get("default/stripe").await.unwrap().is_none(), "nothing was written");
     // Reads are refused too while the trail fails (fail closed).

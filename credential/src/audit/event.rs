@@ -145,7 +145,7 @@ impl std::str::FromStr for AuditOutcome {
 /// Reads a stored name through the serde names, which are the stored ones.
 fn parse_name<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
     serde_json::from_value(serde_json::Value::String(text.to_owned()))
-        .map_err(|_| crate::Error::Audit { reason: "unreadable audit row".to_owned() })
+        .map_err(|_| crate::Error::audit("unreadable audit row"))
 }
 
 impl fmt::Display for AuditOutcome {

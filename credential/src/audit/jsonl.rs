@@ -201,7 +201,7 @@ impl BatchTarget for JsonlTarget {
         for event in events {
             event_json.clear();
             serde_json::to_writer(&mut event_json, event)
-                .map_err(|error| Error::Audit { reason: error.to_string() })?;
+                .map_err(Error::audit_caused_by)?;
             seq += 1;
             let hash = chain_hash(seq, &prev, &event_json);
             write_line_prefix(&mut text, seq, &prev, &hash);

@@ -64,7 +64,7 @@ impl BatchTarget for PostgresTarget {
                     *client = Some(settings.connect().await?);
                 }
                 let Some(connected) = client.as_ref() else {
-                    return Err(Error::Audit { reason: "no audit connection".to_owned() });
+                    return Err(Error::audit("no audit connection"));
                 };
                 connected
                     .execute(
@@ -92,7 +92,7 @@ impl BatchTarget for PostgresTarget {
                     .map(drop)
                     .map_err(storage)
             })
-            .map_err(|error| Error::Audit { reason: error.to_string() })
+            .map_err(Error::audit_caused_by)
     }
 }
 

@@ -214,7 +214,7 @@ impl std::fmt::Debug for AuditQueue {
 }
 
 fn stopped() -> Error {
-    Error::Audit { reason: "the audit writer stopped".to_owned() }
+    Error::audit("the audit writer stopped")
 }
 
 impl AuditQueue {
@@ -268,7 +268,7 @@ impl AuditQueue {
             }
             // A mutation is refused at once while the sink fails; a flush waits for the retry.
             if state.failing && event.is_some() {
-                return Err(Error::Audit { reason: "the audit sink is failing".to_owned() });
+                return Err(Error::audit("the audit sink is failing"));
             }
             // The reads counted before this event go before it.
             self.shared.take_tallies(&mut state);
@@ -443,7 +443,7 @@ fn run_writer(shared: &Shared, mut target: impl BatchTarget) {
                 let failure = if error.is_transient() || matches!(error, Error::Audit { .. }) {
                     error.clone()
                 } else {
-                    Error::Audit { reason: error.to_string() }
+                    Error::audit_caused_by(error)
                 };
                 for done in waiters {
                     let _ = done.send(Err(failure.clone()));
@@ -491,7 +491,7 @@ mod tests {
     impl BatchTarget for Switchable {
         fn write(&mut self, events: &[AuditEvent]) -> Result<()> {
             if *self.fail.lock().unwrap_or_else(PoisonError::into_inner) {
-                return Err(Error::Audit { reason: "disk full".to_owned() });
+                return Err(Error::audit("disk full"));
             }
             let _ = self.written.send(events.iter().map(|event| event.action).collect());
             Ok(())

@@ -64,7 +64,7 @@ struct SqliteTarget {
 
 impl BatchTarget for SqliteTarget {
     fn write(&mut self, events: &[AuditEvent]) -> Result<()> {
-        let audit_error = |error| Error::Audit { reason: sqlite_error(error).to_string() };
+        let audit_error = |error| Error::audit_caused_by(sqlite_error(error));
         let transaction = self
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)

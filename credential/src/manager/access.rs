@@ -1,6 +1,5 @@
 //! Who may do what: principals, grants and the access policy.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
 
@@ -23,42 +22,28 @@ pub struct Principal {
 
 impl Principal {
     /// The principal of `action` in `workflow`, named `workflow:action`.
+    ///
+    /// The first `:` of the name separates the two parts, so a `:` inside `workflow` is written
+    /// `%3A` (and `%` as `%25`): `a:b` + `c` and `a` + `b:c` are two principals, not one.
+    ///
+    /// ```
+    /// use credential::Principal;
+    ///
+    /// assert_eq!(Principal::new("a:b", "c").name(), "a%3Ab:c");
+    /// assert_eq!(Principal::new("a", "b:c").name(), "a:b:c");
+    /// ```
     pub fn new(workflow: &str, action: &str) -> Self {
-        // Engines make a principal per action, most often the one they made last: each thread
-        // keeps the name it made last and hands it out again, so a repeated principal allocates
-        // nothing (and counts references on a name only its thread uses). Another one is joined
-        // in a buffer the thread keeps, so making it allocates once.
-        thread_local! {
-            static MADE: RefCell<(String, Option<Arc<str>>)> =
-                const { RefCell::new((String::new(), None)) };
-        }
-        let is_named = |name: &str| {
-            name.len() == workflow.len() + 1 + action.len()
-                && name.starts_with(workflow)
-                && name.as_bytes().get(workflow.len()) == Some(&b':')
-                && name.ends_with(action)
-        };
-        let made = MADE.try_with(|made| {
-            let (joined, latest) = &mut *made.borrow_mut();
-            if let Some(name) = latest.as_ref().filter(|name| is_named(name)) {
-                return Arc::clone(name);
+        let mut name = String::with_capacity(workflow.len() + 1 + action.len());
+        for part in workflow.split_inclusive(['%', ':']) {
+            match part.as_bytes().last() {
+                Some(b'%') => name.extend([&part[..part.len() - 1], "%25"]),
+                Some(b':') => name.extend([&part[..part.len() - 1], "%3A"]),
+                _ => name.push_str(part),
             }
-            joined.clear();
-            joined.push_str(workflow);
-            joined.push(':');
-            joined.push_str(action);
-            let name: Arc<str> = Arc::from(joined.as_str());
-            // A long name once is no reason to keep its buffer.
-            if joined.capacity() > 1024 {
-                *joined = String::new();
-            }
-            *latest = Some(Arc::clone(&name));
-            name
-        });
-        if let Ok(name) = made {
-            return Self { name };
         }
-        Self { name: Arc::from(format!("{workflow}:{action}")) }
+        name.push(':');
+        name.push_str(action);
+        Self { name: Arc::from(name) }
     }
 
     /// An operator or service acting outside any workflow, named as given.
@@ -342,16 +327,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_thread_hands_out_the_principal_it_made_last_again_and_only_that_one() {
-        let first = Principal::new("wf", "step");
-        let again = Principal::new("wf", "step");
-        assert!(Arc::ptr_eq(first.shared_name(), again.shared_name()));
+    fn principals_whose_parts_would_collide_stay_apart() {
         for (workflow, action, name) in [
-            ("wf", "ste", "wf:ste"),
-            ("w", "f:step", "w:f:step"),
-            ("wf:", "step", "wf::step"),
-            ("wfs", "tep", "wfs:tep"),
             ("wf", "step", "wf:step"),
+            ("w", "f:step", "w:f:step"),
+            ("w:f", "step", "w%3Af:step"),
+            ("w%3Af", "step", "w%253Af:step"),
+            ("%", ":", "%25::"),
             ("", "", ":"),
         ] {
             assert_eq!(Principal::new(workflow, action).name(), name);

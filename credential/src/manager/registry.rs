@@ -2,7 +2,6 @@
 //! kinds a manager knows how to decode.
 
 use std::any::Any;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use zeroize::Zeroizing;
@@ -135,29 +134,9 @@ impl Value {
 
 /// Kind tag → decoder. Filled by `ManagerBuilder::register`, the built-in kinds, and every type a
 /// manager is used with.
+#[derive(Default)]
 pub(crate) struct KindRegistry {
     decoders: RwLock<IdMap<Decoder, &'static str>>,
-    /// Tells this registry from every other one made in the process.
-    serial: u64,
-}
-
-/// A kind known to a registry, as a thread remembers it: the registry's serial and where the
-/// kind's name lies and how long it is (a `'static` name at the same place and of the same length
-/// is the same name).
-type Registered = (u64, usize, usize);
-
-thread_local! {
-    /// The kind this thread registered last: registering it again, as every read that loads
-    /// does, takes no lock.
-    static LAST_REGISTERED: std::cell::Cell<Registered> =
-        const { std::cell::Cell::new((u64::MAX, 0, 0)) };
-}
-
-impl Default for KindRegistry {
-    fn default() -> Self {
-        static SERIALS: AtomicU64 = AtomicU64::new(0);
-        Self { decoders: RwLock::default(), serial: SERIALS.fetch_add(1, Ordering::Relaxed) }
-    }
 }
 
 impl KindRegistry {
@@ -167,10 +146,6 @@ impl KindRegistry {
 
     /// Registers `decoder` for its kind, unless the kind has a decoder already.
     pub(crate) fn register_decoder(&self, decoder: Decoder) {
-        let registered = (self.serial, decoder.kind.as_ptr() as usize, decoder.kind.len());
-        if LAST_REGISTERED.get() == registered {
-            return;
-        }
         let known =
             self.decoders.read().unwrap_or_else(PoisonError::into_inner).contains_key(decoder.kind);
         if !known {
@@ -180,7 +155,6 @@ impl KindRegistry {
                 .entry(decoder.kind)
                 .or_insert(decoder);
         }
-        LAST_REGISTERED.set(registered);
     }
 
     pub(crate) fn decoder(&self, kind: &str) -> Option<Decoder> {
@@ -221,7 +195,7 @@ mod tests {
     use crate::kinds::{ApiKey, BasicAuth};
 
     #[test]
-    fn a_kind_a_thread_remembers_for_one_registry_is_still_registered_in_another() {
+    fn registries_know_the_kinds_registered_with_them_and_no_others() {
         let (first, second) = (KindRegistry::default(), KindRegistry::default());
         first.register::<ApiKey>();
         first.register::<ApiKey>();

@@ -83,7 +83,7 @@ impl FileStore {
                 // A new directory, or one from before the counts were kept: count once.
                 let counts = KeyCounts::of(&store.inner.list(&ListFilter::all())?);
                 let path = store.inner.dir.join(KEYS_FILE);
-                store.inner.replace(&path, "keys", &counts.to_bytes())?;
+                store.inner.replace(&path, "keys", &counts.to_bytes()?)?;
             }
             Ok(store)
         })
@@ -196,7 +196,7 @@ impl Inner {
             None => KeyCounts::of(&self.list(&ListFilter::all())?),
         };
         let path = self.dir.join(KEYS_FILE);
-        self.replace(&path, "keys", &counts.with_pending(id, before, after))
+        self.replace(&path, "keys", &counts.with_pending(id, before, after)?)
     }
 
     fn sync_dir(&self) -> Result<()> {

@@ -71,15 +71,24 @@ impl KeyCounts {
     }
 
     /// These counts, with `id`'s change from `before` to `after` applied and noted as pending.
-    pub(crate) fn with_pending(mut self, id: &str, before: Usage, after: Usage) -> Vec<u8> {
+    ///
+    /// # Errors
+    /// As [`to_bytes`](Self::to_bytes).
+    pub(crate) fn with_pending(mut self, id: &str, before: Usage, after: Usage) -> Result<Vec<u8>> {
         self.usage.apply(&before, &after);
         self.pending = Some(Pending { id: id.to_owned(), before, after });
         self.to_bytes()
     }
 
-    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+    /// The counts as the file holds them.
+    ///
+    /// # Errors
+    /// [`Error::CorruptRecord`] if they cannot be written as JSON (never an empty file).
+    pub(crate) fn to_bytes(&self) -> Result<Vec<u8>> {
         let stored = Stored { counts: self.usage.entries(), pending: self.pending.clone() };
-        serde_json::to_vec(&stored).unwrap_or_default()
+        serde_json::to_vec(&stored).map_err(|error| Error::CorruptRecord {
+            reason: format!("`{KEYS_FILE}` cannot be written: {error}"),
+        })
     }
 
     /// The key ids in use in `environment`.
@@ -105,7 +114,7 @@ mod tests {
         let old = meta("old-key");
         let counts = KeyCounts::of([&old]);
         let new = meta("new-key");
-        let bytes = counts.with_pending("keys/a", usage(Some(&old)), usage(Some(&new)));
+        let bytes = counts.with_pending("keys/a", usage(Some(&old)), usage(Some(&new))).unwrap();
 
         // Replaced before the crash: the new key counts.
         let replaced = KeyCounts::settled(&bytes, |_| Ok(Some(new.clone()))).unwrap();

@@ -9,7 +9,11 @@ use chrono::{DateTime, Utc};
 use crate::Error;
 
 /// A stored credential: metadata in the clear, every version sealed.
+///
+/// Its fields are public for stores to read and write; it is `#[non_exhaustive]` because the
+/// format may grow, so make one with [`Record::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Record {
     /// Plaintext metadata.
     pub meta: RecordMeta,
@@ -17,8 +21,9 @@ pub struct Record {
     pub versions: Vec<SealedVersion>,
 }
 
-/// A record's plaintext metadata: what listing returns.
+/// A record's plaintext metadata: what listing returns. Make one with [`RecordMeta::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecordMeta {
     /// The credential id (see [`check_id`](crate::store::check_id) for what is allowed).
     pub id: String,
@@ -48,6 +53,7 @@ pub struct RecordMeta {
 /// Where an automatic refresh of a credential stands, kept with its metadata so that every process
 /// on the store sees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RefreshMark {
     /// The lease of the process refreshing the credential now, taken by compare-and-swap before it
     /// asks the provider.
@@ -59,6 +65,7 @@ pub struct RefreshMark {
 
 /// A lease on refreshing a credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RefreshLease {
     /// Who holds it: a name unique to one manager in one process.
     pub holder: String,
@@ -66,8 +73,9 @@ pub struct RefreshLease {
     pub until: DateTime<Utc>,
 }
 
-/// One sealed version of a credential.
+/// One sealed version of a credential. Make one with [`SealedVersion::new`].
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SealedVersion {
     /// The version number, from 1.
     pub version: u64,
@@ -79,6 +87,57 @@ pub struct SealedVersion {
     pub changed_at: DateTime<Utc>,
     /// The sealed envelope; empty once destroyed.
     pub sealed: Vec<u8>,
+}
+
+impl Record {
+    /// A record of `meta` and `versions` (oldest first).
+    ///
+    /// ```
+    /// use credential::store::{Record, RecordMeta, SealedVersion, VersionState};
+    ///
+    /// let now = chrono::Utc::now();
+    /// let meta = RecordMeta::new("default/github/main", "github", "default", "k1", now);
+    /// let version = SealedVersion::new(1, VersionState::Pending, b"sealed".to_vec(), now);
+    /// let record = Record::new(meta, vec![version]);
+    /// assert_eq!(record.versions.len(), 1);
+    /// ```
+    pub fn new(meta: RecordMeta, versions: Vec<SealedVersion>) -> Self {
+        Self { meta, versions }
+    }
+}
+
+impl RecordMeta {
+    /// The metadata of a new draft `id` of `kind` in `environment`, sealed under master key
+    /// `key_id`, created at `now`: revision 0, no expiry, no tags, no refresh mark.
+    pub fn new(id: &str, kind: &str, environment: &str, key_id: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            id: id.to_owned(),
+            kind: kind.to_owned(),
+            environment: environment.to_owned(),
+            state: LifecycleState::Draft,
+            revision: 0,
+            created_at: now,
+            updated_at: now,
+            expires_at: None,
+            tags: BTreeSet::new(),
+            key_id: key_id.to_owned(),
+            refresh: RefreshMark::default(),
+        }
+    }
+}
+
+impl RefreshLease {
+    /// A lease held by `holder` until `until` (on the store's clock).
+    pub fn new(holder: &str, until: DateTime<Utc>) -> Self {
+        Self { holder: holder.to_owned(), until }
+    }
+}
+
+impl SealedVersion {
+    /// Version `version` in `state`, holding envelope `sealed`, sealed and last changed at `at`.
+    pub fn new(version: u64, state: VersionState, sealed: Vec<u8>, at: DateTime<Utc>) -> Self {
+        Self { version, state, created_at: at, changed_at: at, sealed }
+    }
 }
 
 impl fmt::Debug for SealedVersion {

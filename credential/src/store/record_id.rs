@@ -5,33 +5,6 @@ use crate::{Error, Result};
 /// The longest credential id.
 pub const MAX_ID_LEN: usize = 200;
 
-/// After a byte: the next one starts a segment.
-const AT_START: u8 = 1;
-/// The byte breaks a rule.
-const BAD: u8 = 2;
-
-/// What each byte does, looked up once per byte (ids are checked on every miss and write): the
-/// first 256 entries for a byte inside a segment, the next 256 for a byte that starts one. A byte
-/// outside `A-Z a-z 0-9 _ - . /` is bad anywhere, `/` and `.` are bad at a segment's start, and a
-/// segment starts after each `/`.
-const TRANSITIONS: [u8; 512] = {
-    let mut transitions = [0; 512];
-    let mut index = 0;
-    while index < 512 {
-        let byte = (index % 256) as u8;
-        let starts_segment = index >= 256;
-        let allowed = byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.' | b'/');
-        if !allowed || (starts_segment && matches!(byte, b'.' | b'/')) {
-            transitions[index] |= BAD;
-        }
-        if byte == b'/' {
-            transitions[index] |= AT_START;
-        }
-        index += 1;
-    }
-    transitions
-};
-
 /// Checks a credential id against the allowlist: 1 to [`MAX_ID_LEN`] bytes of `A-Z a-z 0-9 _ - .
 /// /`, made of `/`-separated segments that are neither empty, nor `.` or `..`, nor start with
 /// `.`. No traversal, no NUL, no hidden files.
@@ -56,19 +29,13 @@ pub fn check_id(id: &str) -> Result<()> {
     if id.len() > MAX_ID_LEN {
         return invalid("is longer than 200 bytes");
     }
-    // One pass without branches, a lookup per byte; the reason is looked for only once the id
-    // failed. A segment starts at the start of the id and after each `/`.
-    let (mut bad, mut at_start) = (0, AT_START);
-    for byte in id.bytes() {
-        let transition = TRANSITIONS[(usize::from(at_start) << 8) | usize::from(byte)];
-        bad |= transition;
-        at_start = transition & AT_START;
-    }
-    let bad = bad & BAD != 0;
-    if bad && id.bytes().any(|byte| TRANSITIONS[usize::from(byte)] & BAD != 0) {
+    let allowed = |byte: u8| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.' | b'/');
+    if !id.bytes().all(allowed) {
         return invalid("may only contain A-Z, a-z, 0-9, `_`, `-`, `.` and `/`");
     }
-    if bad || at_start != 0 {
+    // A segment starting with `.` covers `.`, `..` and hidden files; an empty one covers a
+    // leading, trailing or doubled `/`.
+    if id.split('/').any(|segment| segment.is_empty() || segment.starts_with('.')) {
         return invalid("has an empty segment or one starting with `.`");
     }
     Ok(())
@@ -121,5 +88,23 @@ mod tests {
             assert!(reason(id).starts_with("has an empty segment"), "{id:?}");
         }
         assert_eq!(reason(""), "is empty");
+    }
+
+    /// The allowlist as a regular expression, written apart from the check it verifies.
+    #[cfg(feature = "pattern")]
+    fn allowed_by_the_grammar(id: &str) -> bool {
+        let segment = "[A-Za-z0-9_-][A-Za-z0-9_.-]*";
+        let grammar = regex::Regex::new(&format!("^{segment}(/{segment})*$")).unwrap();
+        id.len() <= MAX_ID_LEN && grammar.is_match(id)
+    }
+
+    #[cfg(feature = "pattern")]
+    proptest::proptest! {
+        #[test]
+        fn the_check_accepts_exactly_what_the_grammar_allows(
+            id in "[a/.Z0_\\-]{0,12}|[a/.\\x00 ü\\\\]{0,6}|[a-z/.]{195,205}"
+        ) {
+            proptest::prop_assert_eq!(check_id(&id).is_ok(), allowed_by_the_grammar(&id), "{:?}", id);
+        }
     }
 }
