@@ -4,9 +4,10 @@
 //! Run with `cargo run --example access_and_audit`.
 #![allow(clippy::print_stdout)]
 
+use credential::audit::{AuditQuery, AuditSink, JsonlAuditSink};
 use credential::kinds::ApiKey;
 use credential::prelude::*;
-use credential::{AccessPolicy, AuditQuery, AuditSink, Grant, JsonlAuditSink, MemoryStore};
+use credential::{AccessPolicy, Grant, MemoryStore};
 
 #[tokio::main]
 async fn main() -> credential::Result<()> {
@@ -42,7 +43,9 @@ async fn main() -> credential::Result<()> {
     }
 
     println!("denials:");
-    for event in audit.query(&AuditQuery::all().outcome(credential::AuditOutcome::Denied)).await? {
+    for event in
+        audit.query(&AuditQuery::all().outcome(credential::audit::AuditOutcome::Denied)).await?
+    {
         println!(
             "  {} {} {} {}",
             event.time.format("%H:%M:%S%.3f"),

@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
+use credential::ListFilter;
 use credential::kinds::ApiKey;
 use credential::prelude::*;
-use credential::{ListFilter, Precondition, Record, RecordMeta, Store, check_id};
+use credential::store::{Precondition, Record, RecordMeta, Store, check_id};
 
 /// Records in an ordered map, as a key-value service would hold them. A real one would keep
 /// `revision` next to the value and make `put` a conditional write.
@@ -73,7 +74,7 @@ impl Store for KeyValueStore {
 async fn main() -> credential::Result<()> {
     // The suite panics on the first broken promise (feature `testing`; in a crate of your own,
     // call it from a `#[tokio::test(flavor = "multi_thread")]`).
-    credential::conformance::run_all(Arc::new(KeyValueStore::default())).await;
+    credential::store::conformance::run_all(Arc::new(KeyValueStore::default())).await;
     println!("KeyValueStore passes the conformance suite");
 
     let store = Arc::new(KeyValueStore::default());

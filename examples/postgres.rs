@@ -9,9 +9,12 @@
 
 use std::time::{Duration, Instant};
 
+use credential::CacheConfig;
+use credential::audit::PostgresAuditSink;
+use credential::crypto::MasterKey;
 use credential::kinds::ApiKey;
 use credential::prelude::*;
-use credential::{CacheConfig, MasterKey, PostgresAuditSink, PostgresStore};
+use credential::store::PostgresStore;
 
 async fn machine(url: &str, key: &MasterKey, environment: &str) -> credential::Result<Manager> {
     let store = PostgresStore::connect(url).await?;

@@ -11,8 +11,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use credential::audit::{AuditQuery, AuditSink, SqliteAuditSink};
 use credential::prelude::*;
-use credential::{AuditQuery, AuditSink, RuleError, SqliteAuditSink, Store};
+use credential::rules::RuleError;
+use credential::store::Store;
 
 /// A GitHub personal access token, as a workflow author declares it.
 #[derive(Credential)]
@@ -180,8 +182,8 @@ async fn sqlite() -> credential::Result<Storage> {
 /// each run works in an environment of its own.
 #[cfg(feature = "postgres")]
 async fn postgres(url: &str) -> credential::Result<Storage> {
-    let store = credential::PostgresStore::connect(url).await?;
-    let audit = credential::PostgresAuditSink::new(&store)?;
+    let store = credential::store::PostgresStore::connect(url).await?;
+    let audit = credential::audit::PostgresAuditSink::new(&store)?;
     Ok(Storage {
         location: "PostgreSQL".to_owned(),
         store: Arc::new(store),

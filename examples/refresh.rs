@@ -11,10 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use credential::audit::{AuditAction, AuditQuery};
 use credential::prelude::*;
-use credential::{
-    AuditAction, AuditQuery, Error, MemoryStore, RefreshContext, RefreshError, Refresher,
-};
+use credential::{Error, MemoryStore, RefreshContext, RefreshError, Refresher};
 
 #[derive(Credential)]
 #[credential(kind = "session")]

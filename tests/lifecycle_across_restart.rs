@@ -5,8 +5,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use credential::VersionState;
+use credential::audit::{AuditQuery, AuditSink, JsonlAuditSink};
+use credential::crypto::MasterKey;
 use credential::prelude::*;
-use credential::{AuditQuery, AuditSink, JsonlAuditSink, MasterKey, VersionState};
 
 #[derive(Credential)]
 #[credential(kind = "database")]

@@ -165,11 +165,12 @@ fn put() -> Command {
 
 /// The built-in kinds and their fields, secret ones marked.
 fn kinds_help() -> String {
+    use credential::Credential;
+    use credential::field::FieldSchema;
     use credential::kinds::{
         ApiKey, Aws, BasicAuth, BearerToken, Certificate, Database, OAuth2Client, OAuth2Token,
         SshKey,
     };
-    use credential::{Credential, FieldSchema};
     fn line<C: Credential>() -> String {
         let fields: Vec<String> =
             C::FIELDS

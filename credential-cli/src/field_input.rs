@@ -5,7 +5,8 @@
 use std::io::Read;
 use std::path::Path;
 
-use credential::{ExposeSecret, FieldSchema, FieldValues, Manager, RevealedField, SecretString};
+use credential::field::FieldSchema;
+use credential::{ExposeSecret, FieldValues, Manager, RevealedField, SecretString};
 use zeroize::Zeroizing;
 
 use crate::exit::{Failure, Outcome, Status};

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use clap::ArgMatches;
-use credential::{AuditSink, KeyRing, Manager, Principal};
+use credential::audit::AuditSink;
+use credential::{KeyRing, Manager, Principal};
 
 use crate::exit::{Failure, Outcome};
 use crate::key_source::KeySource;

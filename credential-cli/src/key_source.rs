@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use credential::{KdfParams, KdfSettings, KeyRing, MasterKey};
+use credential::KeyRing;
+use credential::crypto::{KdfParams, KdfSettings, MasterKey};
 
 use crate::exit::{Failure, Outcome, Status};
 use crate::files::write_private;

@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use credential::{AuditSink, FileStore, JsonlAuditSink, SqliteStore, Store};
+use credential::SqliteStore;
+use credential::audit::{AuditSink, JsonlAuditSink};
+use credential::store::{FileStore, Store};
 
 use crate::exit::{Failure, Outcome};
 
@@ -113,10 +115,10 @@ impl StoreLocation {
             Self::Files(dir) => (Arc::new(FileStore::open(dir).await?), None),
             #[cfg(feature = "postgres")]
             Self::Postgres(url) => {
-                let store = credential::PostgresStore::connect(url).await?;
+                let store = credential::store::PostgresStore::connect(url).await?;
                 let table: Option<Arc<dyn AuditSink>> = match trail_path {
                     Some(_) => None,
-                    None => Some(Arc::new(credential::PostgresAuditSink::new(&store)?)),
+                    None => Some(Arc::new(credential::audit::PostgresAuditSink::new(&store)?)),
                 };
                 (Arc::new(store), table)
             }

@@ -8,7 +8,8 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 use credential::kinds::ApiKey;
-use credential::{KeyRing, ListFilter, Manager, SqliteStore, Store};
+use credential::store::Store;
+use credential::{KeyRing, ListFilter, Manager, SqliteStore};
 use support::Cli;
 
 const RECORDS: usize = 10_000;
@@ -64,7 +65,7 @@ async fn a_rekey_of_ten_thousand_credentials_can_be_interrupted_and_resumed() {
     first.wait().unwrap();
     assert!(progress.iter().any(|line| line.contains("/10000 (")), "{progress:?}");
 
-    let new_id = credential::MasterKey::from_file(&new_key).unwrap().id().to_string();
+    let new_id = credential::crypto::MasterKey::from_file(&new_key).unwrap().id().to_string();
     let done_before = sealed_under(&cli, &new_id).await;
     assert!((RECORDS / 10..RECORDS).contains(&done_before), "{done_before}");
 

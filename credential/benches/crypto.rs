@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Key, Nonce, Tag};
+use credential::crypto::{KdfParams, KdfSettings, MasterKey};
 use credential::hazmat::{self, SealContext};
-use credential::{KdfParams, KdfSettings, KeyRing, MasterKey, SecretString};
+use credential::{KeyRing, SecretString};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
 fn context() -> SealContext<'static> {

@@ -16,9 +16,10 @@ use std::hint::black_box;
 use std::sync::{Arc, Barrier, mpsc};
 use std::time::{Duration, Instant};
 
+use credential::audit::{AuditSink, JsonlAuditSink, MemoryAuditSink};
 use credential::kinds::ApiKey;
 use credential::prelude::*;
-use credential::{AuditSink, CacheConfig, Error, JsonlAuditSink, MemoryAuditSink, MemoryStore};
+use credential::{CacheConfig, Error, MemoryStore};
 use criterion::{Criterion, criterion_group, criterion_main};
 use hundred_grants::hundred_grants;
 

@@ -19,12 +19,11 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 
+use credential::audit::{AuditSink, JsonlAuditSink, MemoryAuditSink, SqliteAuditSink};
 use credential::hazmat::{self, SealContext};
 use credential::prelude::*;
-use credential::{
-    AuditSink, CacheConfig, Error, JsonlAuditSink, MemoryAuditSink, MemoryStore, Record,
-    SqliteAuditSink, Store, VersionState,
-};
+use credential::store::{Record, Store};
+use credential::{CacheConfig, Error, MemoryStore, VersionState};
 use criterion::{Criterion, criterion_group, criterion_main};
 use hundred_grants::hundred_grants;
 

@@ -14,8 +14,8 @@ use std::sync::Mutex;
 use std::sync::mpsc::{Sender, channel};
 use std::time::{Duration, Instant, SystemTime};
 
-use credential::conformance::sample_record;
-use credential::{ChangeListener, PostgresStore, Precondition, Store};
+use credential::store::conformance::sample_record;
+use credential::store::{ChangeListener, PostgresStore, Precondition, Store};
 use criterion::{Criterion, criterion_group, criterion_main};
 use timed_puts::timed_puts;
 

@@ -17,12 +17,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use credential::audit::MemoryAuditSink;
 use credential::hazmat::{self, SealContext};
 use credential::kinds::ApiKey;
+use credential::store::{FileStore, Record, RecordMeta, SealedVersion, Store};
 use credential::{
-    CacheConfig, Credential, FileStore, KeyRing, LifecycleState, Manager, MemoryAuditSink,
-    MemoryStore, Principal, Record, RecordMeta, SealedVersion, SqliteStore, Store, Utc,
-    VersionState,
+    CacheConfig, Credential, KeyRing, LifecycleState, Manager, MemoryStore, Principal, SqliteStore,
+    Utc, VersionState,
 };
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 

@@ -7,8 +7,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use credential::conformance::sample_record;
-use credential::{FileStore, MemoryStore, Precondition, SqliteStore, Store};
+use credential::store::conformance::sample_record;
+use credential::store::{FileStore, Precondition, Store};
+use credential::{MemoryStore, SqliteStore};
 use criterion::{Criterion, criterion_group, criterion_main};
 use rusqlite::{Connection, params};
 

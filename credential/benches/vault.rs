@@ -11,8 +11,9 @@ mod timed_puts;
 
 use std::time::Instant;
 
-use credential::conformance::sample_record;
-use credential::{Precondition, SecretString, Store, VaultStore};
+use credential::SecretString;
+use credential::store::conformance::sample_record;
+use credential::store::{Precondition, Store, VaultStore};
 use criterion::{Criterion, criterion_group, criterion_main};
 use timed_puts::timed_puts;
 

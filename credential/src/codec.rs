@@ -32,7 +32,7 @@ fn encode_parsed<T: FieldCodec>(
 /// [`PlainField`](crate::field::PlainField), to store a type of your own.
 ///
 /// ```
-/// use credential::{DecodeError, FieldCodec, Reader, Writer};
+/// use credential::field::{DecodeError, FieldCodec, Reader, Writer};
 ///
 /// #[derive(Debug, Clone, Copy, PartialEq)]
 /// enum Region { Eu, Us }

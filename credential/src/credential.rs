@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use zeroize::Zeroizing;
 
-use crate::field::{Mask, PlainValue, Redacted, RedactedSecret, SecretValue};
 use crate::ValidationErrors;
+use crate::field::{Mask, PlainValue, Redacted, RedactedSecret, SecretValue};
 
 /// A typed credential: a struct of secret and plain fields with a stable kind tag.
 ///

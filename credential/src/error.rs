@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::field::DecodeError;
 use crate::ValidationErrors;
+use crate::field::DecodeError;
 
 /// Everything that can go wrong in `credential`. Variants carry ids, kinds and field names, never
 /// a secret value.

@@ -37,11 +37,11 @@ pub use crate::credential::Credential;
 pub use crate::crypto::KeyRing;
 pub use crate::error::{Error, Result};
 pub use crate::manager::{
-    AccessPolicy, Active, AnyManaged, CacheConfig, Context, DEFAULT_ENVIRONMENT, Draft,
-    DynManaged, ExportedCredential, ExportedVersion, FieldInput, FieldValues, FieldView, Grant,
-    Live, Managed, Manager, ManagerBuilder, Permission, Principal, RefreshConfig, RefreshContext,
-    RefreshError, Refresher, RekeyProgress, RekeyReport, ResolveOptions, RevealedField, Revoked,
-    Rotating, State, VersionInfo,
+    AccessPolicy, Active, AnyManaged, CacheConfig, Context, DEFAULT_ENVIRONMENT, Draft, DynManaged,
+    ExportedCredential, ExportedVersion, FieldInput, FieldValues, FieldView, Grant, Live, Managed,
+    Manager, ManagerBuilder, Permission, Principal, RefreshConfig, RefreshContext, RefreshError,
+    Refresher, RekeyProgress, RekeyReport, ResolveOptions, RevealedField, Revoked, Rotating, State,
+    VersionInfo,
 };
 pub use crate::store::MemoryStore;
 #[cfg(feature = "sqlite")]
@@ -76,7 +76,9 @@ pub mod __private {
     pub use crate::codec::TextEncoder;
     pub use crate::derive_support::*;
     pub use crate::encoding::{DecodeError, Reader, Writer};
-    pub use crate::field::{ExpiryField, FieldCodec, FieldRef, FieldSchema, Mask, PlainField, SecretField};
+    pub use crate::field::{
+        ExpiryField, FieldCodec, FieldRef, FieldSchema, Mask, PlainField, SecretField,
+    };
     pub use crate::rules;
     pub use crate::{Credential, Result, ValidationErrors};
 }

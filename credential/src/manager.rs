@@ -28,15 +28,15 @@ pub use self::ops::{
     Active, AnyManaged, Draft, DynManaged, ExportedCredential, ExportedVersion, FieldView, Live,
     Managed, RekeyProgress, RekeyReport, RevealedField, Revoked, Rotating, State,
 };
-use self::refresh::{Refreshers, Refreshing};
 pub use self::refresh::{RefreshConfig, RefreshContext, RefreshError, Refresher};
+use self::refresh::{Refreshers, Refreshing};
 use self::registry::{Decoder, KindRegistry};
 pub use self::resolve::ResolveOptions;
 use crate::audit::{AuditAction, AuditSink, MemoryAuditSink};
+use crate::crypto::KeyId;
 use crate::store::{
     KeyUsage, LifecycleState, ListFilter, Record, RecordMeta, Store, VersionState, check_id,
 };
-use crate::crypto::KeyId;
 use crate::{Credential, Error, KeyRing, Result};
 
 /// The environment a manager works in unless told otherwise.
@@ -327,7 +327,8 @@ impl Manager {
     /// name in a command-line tool, say). Cheap; shares the store, cache and audit sink.
     ///
     /// ```
-    /// use credential::{AuditQuery, Manager, MemoryStore, KeyRing, Principal, kinds::ApiKey};
+    /// use credential::audit::AuditQuery;
+    /// use credential::{Manager, MemoryStore, KeyRing, Principal, kinds::ApiKey};
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> credential::Result<()> {
     /// let manager = Manager::builder().store(MemoryStore::new()).key_ring(KeyRing::generate()?).build().await?;

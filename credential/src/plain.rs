@@ -16,8 +16,8 @@ use crate::field::FieldCodec;
 /// implement this trait, so a `SecretString` without `#[secret]` does not compile.
 ///
 /// ```
-/// use credential::{PlainField, PlainValue};
-/// # use credential::{DecodeError, FieldCodec, Reader, Writer};
+/// use credential::field::{PlainField, PlainValue};
+/// # use credential::field::{DecodeError, FieldCodec, Reader, Writer};
 /// # #[derive(Debug)] struct Tier(u8);
 /// # impl FieldCodec for Tier {
 /// #     fn encode(&self, w: &mut Writer) { w.u8(self.0) }

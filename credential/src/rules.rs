@@ -11,8 +11,8 @@ use std::fmt::Display;
 use regex::Regex;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
-pub use crate::validation::{RuleError, ValidationError};
 use crate::ValidationErrors;
+pub use crate::validation::{RuleError, ValidationError};
 
 /// A value with a length, for the `length` and `non_empty` rules.
 #[diagnostic::on_unimplemented(

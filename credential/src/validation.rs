@@ -135,7 +135,7 @@ impl<'a> IntoIterator for &'a ValidationErrors {
 /// value it judges.
 ///
 /// ```
-/// use credential::RuleError;
+/// use credential::rules::RuleError;
 ///
 /// fn github_token(token: &credential::SecretString) -> Result<(), RuleError> {
 ///     use credential::ExposeSecret;

@@ -4,11 +4,12 @@
 
 mod support;
 
-use credential::prelude::*;
-use credential::{
-    AuditAction, AuditOutcome, AuditQuery, AuditSink, Error, JsonlAuditSink, SqliteAuditSink,
-    SqliteStore, Store,
+use credential::audit::{
+    AuditAction, AuditOutcome, AuditQuery, AuditSink, JsonlAuditSink, SqliteAuditSink,
 };
+use credential::prelude::*;
+use credential::store::Store;
+use credential::{Error, SqliteStore};
 use support::scratch_dir;
 
 #[derive(Credential)]
@@ -58,12 +59,12 @@ async fn trail(path: &std::path::Path, reads: usize) -> Vec<String> {
 async fn verify_lines(
     path: &std::path::Path,
     lines: &[String],
-) -> credential::Result<credential::ChainReport> {
+) -> credential::Result<credential::audit::ChainReport> {
     std::fs::write(path, lines.iter().map(|line| format!("{line}\n")).collect::<String>()).unwrap();
     JsonlAuditSink::open(path).unwrap().verify().await
 }
 
-fn broken_at(result: credential::Result<credential::ChainReport>) -> Option<u64> {
+fn broken_at(result: credential::Result<credential::audit::ChainReport>) -> Option<u64> {
     match result {
         Err(Error::AuditTampered { line, .. }) => line,
         other => panic!("tampering not detected: {other:?}"),
@@ -173,13 +174,16 @@ async fn a_failing_audit_sink_stops_mutations() {
     struct Broken;
     #[async_trait::async_trait]
     impl AuditSink for Broken {
-        async fn record(&self, _: credential::AuditEvent) -> credential::Result<()> {
+        async fn record(&self, _: credential::audit::AuditEvent) -> credential::Result<()> {
             Err(Error::audit("disk full"))
         }
-        fn record_read(&self, _: credential::AuditEvent) -> credential::Result<()> {
+        fn record_read(&self, _: credential::audit::AuditEvent) -> credential::Result<()> {
             Err(Error::audit("disk full"))
         }
-        async fn query(&self, _: &AuditQuery) -> credential::Result<Vec<credential::AuditEvent>> {
+        async fn query(
+            &self,
+            _: &AuditQuery,
+        ) -> credential::Result<Vec<credential::audit::AuditEvent>> {
             Ok(Vec::new())
         }
     }
@@ -195,7 +199,7 @@ async fn a_failing_audit_sink_stops_mutations() {
         manager.create("a", ApiKey { key: "k".into() }).await,
         Err(Error::Audit { .. })
     ));
-    use credential::Store;
+    use credential::store::Store;
     assert!(
         store.list(&credential::ListFilter::all()).await.unwrap().is_empty(),
         "an unaudited change was stored"
@@ -229,10 +233,12 @@ async fn hostile_ids_and_reasons_leave_the_trail_working() {
     let events = sink.query(&AuditQuery::all()).await.unwrap();
     assert!(events.iter().all(|event| event.credential.len() <= 1_000));
     assert!(
-        events.iter().all(|event| event.principal.len() <= credential::MAX_AUDIT_PRINCIPAL_LEN)
+        events
+            .iter()
+            .all(|event| event.principal.len() <= credential::audit::MAX_AUDIT_PRINCIPAL_LEN)
     );
     let revoke = events.iter().find(|event| event.action == AuditAction::Revoke).unwrap();
-    assert!(revoke.reason.as_ref().unwrap().len() <= credential::MAX_AUDIT_REASON_LEN);
+    assert!(revoke.reason.as_ref().unwrap().len() <= credential::audit::MAX_AUDIT_REASON_LEN);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,7 +298,9 @@ async fn a_trail_that_cannot_be_written_refuses_the_mutation_as_an_audit_failure
         .await
         .unwrap();
     let created = manager.create("stripe", ApiKey { key: "sk_live_1".into() }).await;
-    let Err(Error::Audit { reason, .. }) = created else { panic!("created without an audit trail") };
+    let Err(Error::Audit { reason, .. }) = created else {
+        panic!("created without an audit trail")
+    };
     assert!(reason.contains("No space left"), "{reason}");
     assert!(store.get("default/stripe").await.unwrap().is_none(), "nothing was written");
     // Reads are refused too while the trail fails (fail closed).

@@ -7,9 +7,11 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use credential::kinds::ApiKey;
+use credential::store::{
+    ChangeFeed, ChangeListener, FeedKind, Precondition, Record, RecordMeta, Store,
+};
 use credential::{
-    CacheConfig, ChangeFeed, ChangeListener, Error, ExposeSecret, FeedKind, KeyRing, ListFilter,
-    Manager, MemoryStore, Precondition, Principal, Record, RecordMeta, Store,
+    CacheConfig, Error, ExposeSecret, KeyRing, ListFilter, Manager, MemoryStore, Principal,
 };
 use tokio::sync::{Notify, oneshot};
 

@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use credential::Error;
+use credential::field::DecodeReason;
 use credential::prelude::*;
-use credential::{DecodeReason, Error};
 
 #[derive(Credential)]
 #[credential(kind = "github")]
@@ -33,7 +34,7 @@ struct Everything {
     #[credential(rename = "scope_list")]
     scopes: Vec<String>,
     options: BTreeMap<String, String>,
-    endpoint: Option<credential::Url>,
+    endpoint: Option<credential::field::Url>,
     #[credential(expires_at)]
     expires: DateTime<Utc>,
 }

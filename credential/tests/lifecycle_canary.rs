@@ -4,8 +4,10 @@
 
 mod support;
 
+use credential::ListFilter;
+use credential::audit::{AuditQuery, AuditSink, JsonlAuditSink, SqliteAuditSink};
 use credential::prelude::*;
-use credential::{AuditQuery, AuditSink, JsonlAuditSink, ListFilter, SqliteAuditSink, Store};
+use credential::store::Store;
 use support::scratch_dir;
 
 const CANARY: &str = "CANARY-3c9e1f7a-lifecycle-secret";

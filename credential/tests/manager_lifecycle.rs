@@ -7,10 +7,11 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use credential::audit::{AuditAction, AuditOutcome, AuditQuery, AuditSink, MemoryAuditSink};
 use credential::prelude::*;
+use credential::store::Store;
 use credential::{
-    AccessPolicy, AuditAction, AuditOutcome, AuditQuery, AuditSink, CacheConfig, Error, Grant,
-    LifecycleState, ListFilter, MemoryAuditSink, Store, VersionState,
+    AccessPolicy, CacheConfig, Error, Grant, LifecycleState, ListFilter, VersionState,
 };
 use support::{ScratchDir, scratch_dir};
 

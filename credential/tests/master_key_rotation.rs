@@ -8,11 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
+use credential::audit::{AuditAction, AuditOutcome, AuditQuery, MemoryAuditSink};
+use credential::crypto::MasterKey;
 use credential::kinds::ApiKey;
+use credential::store::{Precondition, Record, RecordMeta, Store};
 use credential::{
-    AccessPolicy, AuditAction, AuditOutcome, AuditQuery, Error, ExposeSecret, Grant, KeyRing,
-    ListFilter, Manager, MasterKey, MemoryAuditSink, MemoryStore, Precondition, Principal, Record,
-    RecordMeta, SqliteStore, Store,
+    AccessPolicy, Error, ExposeSecret, Grant, KeyRing, ListFilter, Manager, MemoryStore, Principal,
+    SqliteStore,
 };
 use support::scratch_dir;
 

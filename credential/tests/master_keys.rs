@@ -9,7 +9,8 @@ mod support;
 
 use support::scratch_dir;
 
-use credential::{Error, ExposeSecret, KdfParams, KdfSettings, KeyRing, MasterKey, SecretString};
+use credential::crypto::{KdfParams, KdfSettings, MasterKey};
+use credential::{Error, ExposeSecret, KeyRing, SecretString};
 
 const ENV_VAR: &str = "CREDENTIAL_TEST_MASTER_KEY";
 

@@ -11,11 +11,12 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use credential::audit::{AuditAction, AuditOutcome, AuditQuery, AuditSink, MemoryAuditSink};
 use credential::kinds::{OAuth2Client, OAuth2Token};
 use credential::oauth2::OAuth2Refresher;
+use credential::store::Store;
 use credential::{
-    AuditAction, AuditOutcome, AuditQuery, AuditSink, Error, ExposeSecret, KeyRing, Manager,
-    MemoryAuditSink, MemoryStore, Principal, RefreshConfig, SqliteStore, Store, Utc,
+    Error, ExposeSecret, KeyRing, Manager, MemoryStore, Principal, RefreshConfig, SqliteStore, Utc,
 };
 use sha2::Digest;
 use support::oidc::{CLIENT_SECRET, OidcProvider};
@@ -337,7 +338,7 @@ fn digest(token: &OAuth2Token) -> String {
 async fn two_processes_on_one_sqlite_file_make_one_token_request() {
     let provider = OidcProvider::start();
     let dir = scratch_dir("oauth2-two-processes");
-    let key = credential::MasterKey::generate().unwrap();
+    let key = credential::crypto::MasterKey::generate().unwrap();
     key.write_file(dir.join("master.key")).unwrap();
     let open = || async {
         let store = Arc::new(SqliteStore::open(dir.join("credentials.db")).await.unwrap());

@@ -12,10 +12,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use credential::crypto::MasterKey;
 use credential::kinds::ApiKey;
-use credential::{
-    CacheConfig, ExposeSecret, KeyRing, Manager, MasterKey, PostgresStore, Principal,
-};
+use credential::store::PostgresStore;
+use credential::{CacheConfig, ExposeSecret, KeyRing, Manager, Principal};
 use support::{PgSchema, postgres_state_dir};
 
 const BOUND: Duration = Duration::from_millis(100);

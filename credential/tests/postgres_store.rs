@@ -9,12 +9,11 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use credential::conformance::{self, sample_record};
+use credential::audit::{AuditAction, AuditQuery, AuditSink, PostgresAuditSink};
 use credential::kinds::ApiKey;
-use credential::{
-    AuditAction, AuditQuery, AuditSink, ChangeListener, Error, ExposeSecret, FeedKind, KeyRing,
-    Manager, PostgresAuditSink, PostgresStore, Precondition, Principal, Store,
-};
+use credential::store::conformance::{self, sample_record};
+use credential::store::{ChangeListener, FeedKind, PostgresStore, Precondition, Store};
+use credential::{Error, ExposeSecret, KeyRing, Manager, Principal};
 use support::{PgSchema, feed_backends, postgres_state_dir, psql};
 
 /// How long a test waits for something that should take milliseconds before it fails.

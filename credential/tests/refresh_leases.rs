@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use credential::store::{Precondition, RefreshLease, Store};
 use credential::{
     Active, Credential, DateTime, Error, ExposeSecret, KeyRing, Managed, Manager, MemoryStore,
-    Precondition, Principal, RefreshContext, RefreshError, RefreshLease, Refresher, SecretString,
-    Store, Utc,
+    Principal, RefreshContext, RefreshError, Refresher, SecretString, Utc,
 };
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
@@ -107,10 +107,10 @@ impl Fixture {
         let id = format!("{}/s", self.manager.environment());
         let mut record = self.store.get(&id).await.unwrap().unwrap();
         let revision = record.meta.revision;
-        record.meta.refresh.lease = Some(RefreshLease {
-            holder: "crashed/0".to_owned(),
-            until: Utc::now() + chrono::Duration::seconds(in_seconds),
-        });
+        record.meta.refresh.lease = Some(RefreshLease::new(
+            "crashed/0",
+            Utc::now() + chrono::Duration::seconds(in_seconds),
+        ));
         self.store.put(record, Precondition::Revision(revision)).await.unwrap();
     }
 

@@ -18,11 +18,10 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use credential::crypto::MasterKey;
 use credential::kinds::ApiKey;
-use credential::{
-    CacheConfig, FileStore, KeyRing, Manager, MasterKey, PostgresStore, Principal, SqliteStore,
-    Store,
-};
+use credential::store::{FileStore, PostgresStore, Store};
+use credential::{CacheConfig, KeyRing, Manager, Principal, SqliteStore};
 use support::{PgSchema, feed_backends, psql, scratch_dir};
 
 const ROUNDS: usize = 20;

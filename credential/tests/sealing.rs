@@ -4,8 +4,9 @@
 
 use std::collections::HashSet;
 
+use credential::crypto::{KeyId, MasterKey};
 use credential::hazmat::{self, SealContext, envelope_key_id};
-use credential::{Error, KeyId, KeyRing, MasterKey};
+use credential::{Error, KeyRing};
 
 fn context() -> SealContext<'static> {
     SealContext::new("github/main", 3, "github")

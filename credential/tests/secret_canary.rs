@@ -2,8 +2,8 @@
 //! error.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use credential::RuleError;
 use credential::prelude::*;
+use credential::rules::RuleError;
 
 const CANARY: &str = "CANARY-5f0c1d2e-never-print-me";
 

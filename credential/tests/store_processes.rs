@@ -13,12 +13,11 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use credential::conformance::{self, sample_record};
+use credential::crypto::MasterKey;
 use credential::hazmat::{self, SealContext};
-use credential::{
-    ExposeSecret, FileStore, KeyRing, LifecycleState, ListFilter, MasterKey, PostgresStore,
-    Precondition, SqliteStore, Store,
-};
+use credential::store::conformance::{self, sample_record};
+use credential::store::{FileStore, PostgresStore, Precondition, Store};
+use credential::{ExposeSecret, KeyRing, LifecycleState, ListFilter, SqliteStore};
 use support::{PgSchema, scratch_dir};
 
 const RECORDS: u64 = 8;
@@ -96,7 +95,7 @@ async fn write_until_killed(backend: &str, location: &str) {
     }
 }
 
-fn stored_value(ring: &KeyRing, record: &credential::Record) -> u64 {
+fn stored_value(ring: &KeyRing, record: &credential::store::Record) -> u64 {
     let context = SealContext::new(&record.meta.id, 1, "counter");
     let opened = hazmat::open(ring, &context, &record.versions[0].sealed)
         .expect("a stored record does not open");

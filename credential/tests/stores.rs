@@ -6,10 +6,9 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
-use credential::conformance::{self, sample_record};
-use credential::{
-    CompositeStore, Error, FileStore, ListFilter, MemoryStore, Precondition, SqliteStore, Store,
-};
+use credential::store::conformance::{self, sample_record};
+use credential::store::{CompositeStore, FileStore, Precondition, Store};
+use credential::{Error, ListFilter, MemoryStore, SqliteStore};
 use support::scratch_dir;
 
 async fn seed(store: &dyn Store, id: &str, payload: &[u8]) {
@@ -227,7 +226,7 @@ async fn env_store_child() {
     use credential::hazmat::{self, SealContext};
     use credential::{Credential, ExposeSecret, KeyRing};
     let ring = KeyRing::generate().unwrap();
-    let env = credential::EnvStore::new(ring.clone(), "production")
+    let env = credential::store::EnvStore::new(ring.clone(), "production")
         .credential("db/main", |env| {
             Ok(Postgres {
                 password: env.secret("TEST_DB_PASSWORD")?,

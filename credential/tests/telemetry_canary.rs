@@ -9,7 +9,8 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use credential::kinds::ApiKey;
-use credential::{AccessPolicy, Grant, KeyRing, Manager, MemoryStore, Principal, Store};
+use credential::store::Store;
+use credential::{AccessPolicy, Grant, KeyRing, Manager, MemoryStore, Principal};
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, SharedString, Unit};
 
 use support::spans::Spans;
@@ -96,7 +97,7 @@ async fn no_span_event_or_metric_carries_a_secret() {
     let mut record = store.get("default/payments/stripe").await.unwrap().unwrap();
     let revision = record.meta.revision;
     record.versions.last_mut().unwrap().sealed[40] ^= 1;
-    store.put(record, credential::Precondition::Revision(revision)).await.unwrap();
+    store.put(record, credential::store::Precondition::Revision(revision)).await.unwrap();
     let tampered = manager.context(Principal::named("billing"));
     assert!(tampered.get::<ApiKey>("payments/stripe").await.is_err());
     drop(active);

@@ -4,11 +4,10 @@
 
 use std::sync::Arc;
 
+use credential::audit::{AuditQuery, AuditSink, MemoryAuditSink};
 use credential::kinds::{BasicAuth, BearerToken};
 use credential::prelude::*;
-use credential::{
-    AccessPolicy, AuditQuery, AuditSink, Error, Grant, MemoryAuditSink, ResolveOptions,
-};
+use credential::{AccessPolicy, Error, Grant, ResolveOptions};
 
 const CANARY: &str = "CANARY-tpl-5e8d0c2b";
 
@@ -183,10 +182,15 @@ async fn denied_placeholders_look_missing_and_everything_is_audited_without_valu
         .unwrap();
     assert_eq!(kept.expose_secret(), "{{db.primary.password}}|{{nothing/here.x}}");
 
-    let events =
-        audit.query(&AuditQuery::all().action(credential::AuditAction::Resolve)).await.unwrap();
+    let events = audit
+        .query(&AuditQuery::all().action(credential::audit::AuditAction::Resolve))
+        .await
+        .unwrap();
     assert_eq!(events.len(), 5);
-    assert_eq!(events.iter().filter(|e| e.outcome == credential::AuditOutcome::Denied).count(), 4);
+    assert_eq!(
+        events.iter().filter(|e| e.outcome == credential::audit::AuditOutcome::Denied).count(),
+        4
+    );
     assert!(!format!("{events:?}").contains(CANARY));
 }
 

@@ -5,10 +5,9 @@
 
 mod support;
 
+use credential::audit::{AuditAction, AuditQuery, MemoryAuditSink};
 use credential::prelude::*;
-use credential::{
-    AuditAction, AuditQuery, CacheConfig, Error, LifecycleState, MemoryAuditSink, VersionState,
-};
+use credential::{CacheConfig, Error, LifecycleState, VersionState};
 use support::scratch_dir;
 
 /// A kind only the "workflow" side of these tests is compiled with.

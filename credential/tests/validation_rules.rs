@@ -1,8 +1,9 @@
 //! `validate()` reports every failed rule with field and rule, and never the value.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use credential::ValidationErrors;
 use credential::prelude::*;
-use credential::{RuleError, ValidationErrors};
+use credential::rules::RuleError;
 
 fn no_spaces(value: &str) -> Result<(), RuleError> {
     if value.contains(' ') { Err(RuleError::new("must not contain spaces")) } else { Ok(()) }

@@ -11,10 +11,8 @@ use std::sync::Arc;
 
 use base64ct::{Base64, Encoding};
 use credential::kinds::ApiKey;
-use credential::{
-    Error, ExposeSecret, KeyRing, Manager, Precondition, Principal, SecretString, Store,
-    TransitKeyRing, VaultStore, conformance,
-};
+use credential::store::{Precondition, Store, TransitKeyRing, VaultStore, conformance};
+use credential::{Error, ExposeSecret, KeyRing, Manager, Principal, SecretString};
 use support::vault::{Bao, BaoServer};
 
 const CANARY: &str = "sk_live_VAULT_CANARY_5d2e";

@@ -112,9 +112,11 @@ fn with_canary(prefix: &str, suffix: &str) -> String {
 
 #[test]
 fn secrets_are_wiped_on_error_paths_sealing_templates_and_parsers() {
+    use credential::KeyRing;
+    use credential::crypto::MasterKey;
+    use credential::field::Zeroizing;
     use credential::hazmat::{self, SealContext};
     use credential::kinds::{BasicAuth, Database};
-    use credential::{KeyRing, MasterKey, Zeroizing};
 
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let ring = KeyRing::generate().unwrap();
@@ -178,7 +180,7 @@ fn secrets_are_wiped_on_error_paths_sealing_templates_and_parsers() {
         drop(url);
 
         // A master key whose bytes hold the canary.
-        let mut bytes = Zeroizing::new([0u8; credential::MASTER_KEY_LEN]);
+        let mut bytes = Zeroizing::new([0u8; credential::crypto::MASTER_KEY_LEN]);
         bytes[..CANARY.len()].copy_from_slice(CANARY);
         drop(KeyRing::new(MasterKey::from_bytes(bytes)));
     });

@@ -1,7 +1,8 @@
 //! `cred audit query|summary|verify`: the trail, read and checked.
 
 use clap::ArgMatches;
-use credential::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSummary, Utc};
+use credential::Utc;
+use credential::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSummary};
 use serde_json::json;
 
 use crate::duration_arg;

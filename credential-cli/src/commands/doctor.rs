@@ -8,7 +8,8 @@ use std::path::Path;
 use chrono::TimeDelta;
 use clap::ArgMatches;
 use credential::hazmat::{self, SealContext};
-use credential::{Error, KeyRing, LifecycleState, ListFilter, RecordMeta, Utc};
+use credential::store::RecordMeta;
+use credential::{Error, KeyRing, LifecycleState, ListFilter, Utc};
 use serde_json::{Value, json};
 
 use crate::exit::{Failure, Outcome, Status};

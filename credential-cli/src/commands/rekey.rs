@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use clap::ArgMatches;
-use credential::{MasterKey, RekeyProgress};
+use credential::RekeyProgress;
+use credential::crypto::MasterKey;
 use serde_json::json;
 
 use crate::exit::Outcome;

@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use credential::conformance::sample_record;
-use credential::{Precondition, Store};
+use credential::store::conformance::sample_record;
+use credential::store::{Precondition, Store};
 
 /// How long `iterations` compare-and-swap writes of a `sealed_len`-byte record to `id` take, each
 /// on the revision the previous one returned.

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{AuditEvent, AuditQuery, AuditSink};
 use super::queue::{AuditQueue, BatchTarget, DEFAULT_QUEUE_CAPACITY};
+use super::{AuditEvent, AuditQuery, AuditSink};
 use crate::{Error, Result, blocking};
 
 /// The `prev` of the first line.
@@ -200,8 +200,7 @@ impl BatchTarget for JsonlTarget {
         let mut event_json = Vec::with_capacity(256);
         for event in events {
             event_json.clear();
-            serde_json::to_writer(&mut event_json, event)
-                .map_err(Error::audit_caused_by)?;
+            serde_json::to_writer(&mut event_json, event).map_err(Error::audit_caused_by)?;
             seq += 1;
             let hash = chain_hash(seq, &prev, &event_json);
             write_line_prefix(&mut text, seq, &prev, &hash);
@@ -284,7 +283,6 @@ impl AuditSink for JsonlAuditSink {
     fn record_read(&self, event: AuditEvent) -> Result<()> {
         self.inner.queue.enqueue(event)
     }
-
 
     async fn flush(&self) -> Result<()> {
         self.inner.queue.flush().await

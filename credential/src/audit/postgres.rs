@@ -6,10 +6,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio_postgres::Client;
 
-use super::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink};
 use super::queue::{AuditQueue, BatchTarget, DEFAULT_QUEUE_CAPACITY};
-use crate::store::postgres_connection::{Settings, storage};
+use super::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink};
 use crate::store::PostgresStore;
+use crate::store::postgres_connection::{Settings, storage};
 use crate::{Error, Result};
 
 /// Audit events in the `credential_audit` table of a [`PostgresStore`]'s database. A writer
@@ -145,7 +145,6 @@ impl AuditSink for PostgresAuditSink {
     fn record_read(&self, event: AuditEvent) -> Result<()> {
         self.inner.queue.enqueue(event)
     }
-
 
     async fn flush(&self) -> Result<()> {
         self.inner.queue.flush().await

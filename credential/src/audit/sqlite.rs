@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, TransactionBehavior, params};
 
-use super::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink};
 use super::queue::{AuditQueue, BatchTarget, DEFAULT_QUEUE_CAPACITY};
+use super::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink};
 use crate::store::sqlite_error;
 use crate::{Error, Result, SqliteStore, blocking};
 
@@ -107,7 +107,6 @@ impl AuditSink for SqliteAuditSink {
     fn record_read(&self, event: AuditEvent) -> Result<()> {
         self.inner.queue.enqueue(event)
     }
-
 
     async fn flush(&self) -> Result<()> {
         self.inner.queue.flush().await

@@ -15,7 +15,7 @@ use crate::{Error, Result};
 /// Argon2id cost parameters, validated on construction.
 ///
 /// ```
-/// use credential::KdfParams;
+/// use credential::crypto::KdfParams;
 ///
 /// assert_eq!(KdfParams::default(), KdfParams::new(19_456, 2, 1)?);
 /// assert!(KdfParams::new(1024, 2, 1).is_err()); // below MIN_MEMORY_KIB
@@ -110,7 +110,8 @@ impl Default for KdfParams {
 /// The text form is `argon2id$v=19$m=19456,t=2,p=1$<salt, unpadded base64>`.
 ///
 /// ```
-/// use credential::{KdfParams, KdfSettings, SecretString};
+/// use credential::crypto::{KdfParams, KdfSettings};
+/// use credential::SecretString;
 ///
 /// # fn main() -> credential::Result<()> {
 /// let settings = KdfSettings::generate(KdfParams::new(8192, 1, 1)?)?;

@@ -16,7 +16,8 @@ use crate::{Error, Result};
 ///
 /// ```
 /// use credential::hazmat::{self, SealContext};
-/// use credential::{KeyRing, MasterKey};
+/// use credential::crypto::MasterKey;
+/// use credential::KeyRing;
 ///
 /// # fn main() -> credential::Result<()> {
 /// let mut ring = KeyRing::generate()?;

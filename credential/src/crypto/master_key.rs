@@ -27,7 +27,7 @@ const KEY_ID_BLOCK: [u8; 16] = *b"credential/keyid";
 /// only the id.
 ///
 /// ```
-/// use credential::MasterKey;
+/// use credential::crypto::MasterKey;
 ///
 /// # fn main() -> credential::Result<()> {
 /// let key = MasterKey::generate()?;

@@ -2,8 +2,8 @@
 
 use secrecy::SecretString;
 
-use crate::rules::RuleError;
 use crate as credential;
+use crate::rules::RuleError;
 
 /// An API key, and the header it goes in when the service names one (`X-API-Key`, say).
 ///

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::rules::RuleError;
 use crate as credential;
+use crate::rules::RuleError;
 
 /// An AWS access key pair, with a session token and expiry for temporary credentials.
 ///

@@ -4,8 +4,8 @@ use base64ct::Encoding;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-use crate::rules::RuleError;
 use crate as credential;
+use crate::rules::RuleError;
 
 /// A user name and password for HTTP Basic authentication (RFC 7617).
 ///

@@ -169,7 +169,12 @@ impl Cache {
                 Some(Map::with_options(options, UnitWeighter, hasher, Default::default()))
             }
         };
-        Ok(Self { ttl: config.ttl, entries, flights: Mutex::default(), freshness: Freshness::default() })
+        Ok(Self {
+            ttl: config.ttl,
+            entries,
+            flights: Mutex::default(),
+            freshness: Freshness::default(),
+        })
     }
 
     fn flights(&self) -> MutexGuard<'_, IdMap<Arc<Flight>>> {

@@ -8,9 +8,9 @@ use chrono::Utc;
 use super::Principal;
 use super::core::{Actor, Core, Decode, check_unexpired, versions};
 use super::registry::Decoder;
-use crate::audit::AuditAction;
 #[cfg(doc)]
 use crate::Error;
+use crate::audit::AuditAction;
 use crate::{Credential, Result};
 
 /// Reads credentials as one principal. Every read checks the access policy, the kind, the state

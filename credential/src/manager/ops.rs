@@ -6,8 +6,8 @@ mod lifecycle;
 mod rekey;
 mod untyped;
 
-pub(super) use self::backup::{export, import};
 pub use self::backup::{ExportedCredential, ExportedVersion};
+pub(super) use self::backup::{export, import};
 pub(super) use self::lifecycle::AnyState;
 pub use self::lifecycle::{Active, AnyManaged, Draft, Live, Managed, Revoked, Rotating, State};
 pub(super) use self::rekey::rekey;

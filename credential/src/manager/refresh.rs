@@ -157,7 +157,8 @@ impl RefreshContext {
     /// As [`Context::get`](crate::Context::get).
     pub async fn credential<C: Credential>(&self, id: &str) -> Result<Arc<C>> {
         let decode = Decode::As(Decoder::of::<C>());
-        let cached = self.core.read_current(self.core.operator(), id, AuditAction::Read, decode).await?;
+        let cached =
+            self.core.read_current(self.core.operator(), id, AuditAction::Read, decode).await?;
         cached.credential.typed::<C>()
     }
 }

@@ -7,8 +7,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 use zeroize::Zeroizing;
 
 use super::field_values::{FieldValues, encode_fields};
-use crate::util::IdMap;
 use crate::field::{FieldRef, FieldSchema};
+use crate::util::IdMap;
 use crate::{Credential, Result};
 
 /// A decoded credential whose type is not known at the call site.

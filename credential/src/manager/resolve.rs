@@ -8,9 +8,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::Context;
 use super::core::Decode;
-use crate::audit::AuditAction;
 use super::registry::AnyCredential;
 use super::template::{self, Piece};
+use crate::audit::AuditAction;
 use crate::field::{FieldRef, SecretValue};
 use crate::{Error, Result};
 

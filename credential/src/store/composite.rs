@@ -12,7 +12,8 @@ use crate::Result;
 /// added. Listing merges all of them, the primary's metadata winning for an id found in several.
 ///
 /// ```
-/// use credential::{CompositeStore, MemoryStore};
+/// use credential::store::CompositeStore;
+/// use credential::MemoryStore;
 ///
 /// let store = CompositeStore::new(MemoryStore::new()).with_fallback(MemoryStore::new());
 /// # let _ = store;

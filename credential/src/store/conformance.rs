@@ -11,7 +11,7 @@
 //! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)] async fn main() {
 //! // In your crate: `#[tokio::test(flavor = "multi_thread")] async fn my_store_conforms()`.
 //! let store = credential::MemoryStore::new(); // your store here
-//! credential::conformance::run_all(Arc::new(store)).await;
+//! credential::store::conformance::run_all(Arc::new(store)).await;
 //! # }
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -32,7 +32,8 @@ struct Loaded {
 ///
 /// ```
 /// use credential::prelude::*;
-/// use credential::{EnvStore, KeyRing};
+/// use credential::store::EnvStore;
+/// use credential::KeyRing;
 ///
 /// #[derive(Credential)]
 /// struct GitHub {

@@ -16,7 +16,8 @@ use crate::{Error, Result};
 /// Records in a map behind a mutex. Nothing survives the process.
 ///
 /// ```
-/// use credential::{MemoryStore, Store, ListFilter};
+/// use credential::store::Store;
+/// use credential::{MemoryStore, ListFilter};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> credential::Result<()> {
 /// let store = MemoryStore::new();

@@ -32,7 +32,8 @@ use crate::{Error, Result};
 ///   for how a lost connection is handled.
 ///
 /// ```no_run
-/// use credential::{ListFilter, PostgresStore, Store};
+/// use credential::store::{PostgresStore, Store};
+/// use credential::ListFilter;
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> credential::Result<()> {
 /// let store = PostgresStore::connect(

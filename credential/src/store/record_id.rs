@@ -10,8 +10,8 @@ pub const MAX_ID_LEN: usize = 200;
 /// `.`. No traversal, no NUL, no hidden files.
 ///
 /// ```
-/// assert!(credential::check_id("github/main").is_ok());
-/// assert!(credential::check_id("../etc/passwd").is_err());
+/// assert!(credential::store::check_id("github/main").is_ok());
+/// assert!(credential::store::check_id("../etc/passwd").is_err());
 /// ```
 ///
 /// # Errors
@@ -29,7 +29,8 @@ pub fn check_id(id: &str) -> Result<()> {
     if id.len() > MAX_ID_LEN {
         return invalid("is longer than 200 bytes");
     }
-    let allowed = |byte: u8| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.' | b'/');
+    let allowed =
+        |byte: u8| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.' | b'/');
     if !id.bytes().all(allowed) {
         return invalid("may only contain A-Z, a-z, 0-9, `_`, `-`, `.` and `/`");
     }

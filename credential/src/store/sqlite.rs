@@ -127,7 +127,8 @@ const MIGRATIONS: [&str; 4] = [
 ///   (see the crate's `blocking` note on [`Store`]).
 ///
 /// ```
-/// use credential::{SqliteStore, Store, ListFilter};
+/// use credential::store::Store;
+/// use credential::{SqliteStore, ListFilter};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> credential::Result<()> {
 /// # let dir = std::env::temp_dir().join(format!("credential-doc-{}", std::process::id()));

@@ -33,7 +33,8 @@ use crate::{Error, Result};
 /// sharing a mount should cache briefly or not at all.
 ///
 /// ```no_run
-/// use credential::{SecretString, VaultStore};
+/// use credential::store::VaultStore;
+/// use credential::SecretString;
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> credential::Result<()> {
 /// let token = SecretString::from(std::env::var("VAULT_TOKEN").unwrap_or_default());

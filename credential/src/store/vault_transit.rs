@@ -23,7 +23,8 @@ use crate::{Error, KeyRing, Result};
 /// [`Manager::rekey`](crate::Manager::rekey) then moves the records to.
 ///
 /// ```no_run
-/// use credential::{Manager, SecretString, TransitKeyRing, VaultStore};
+/// use credential::store::{TransitKeyRing, VaultStore};
+/// use credential::{Manager, SecretString};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> credential::Result<()> {
 /// let store = VaultStore::builder("https://vault.internal:8200")

@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 use super::{Actor, Core};
 use crate::audit::{AuditAction, bounds};
 use crate::manager::access::Permission;
+use crate::store::check_id;
 use crate::store::{Precondition, Record, RefreshLease};
 use crate::telemetry::{self, Operation, StoreOp};
-use crate::store::check_id;
 use crate::{Error, Result};
 
 /// A change for the commit path: `record` replaces the record at `expected` (`None`: creates it).

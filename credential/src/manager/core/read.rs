@@ -14,8 +14,8 @@ use crate::manager::access::Permission;
 use crate::manager::cache::{Cached, Loaded};
 use crate::manager::registry::{Decoded, Decoder, Value};
 use crate::store::Record;
-use crate::telemetry::{self, Operation, Source};
 use crate::store::check_id;
+use crate::telemetry::{self, Operation, Source};
 use crate::{Error, Result};
 
 impl Core {

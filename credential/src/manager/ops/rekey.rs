@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 
 use crate::audit::AuditAction;
+use crate::hazmat::{self, SealContext};
 use crate::manager::Manager;
 use crate::manager::core::Change;
-use crate::hazmat::{self, SealContext};
 use crate::{Error, ListFilter, Result};
 
 /// How far a [`Manager::rekey`] has come, reported after each record.

@@ -8,11 +8,11 @@ use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
 use crate::audit::AuditAction;
+use crate::field::{FieldRef, PlainValue, RedactedSecret, SecretValue};
 use crate::manager::core::{Change, Decode, versions};
 use crate::manager::field_values::FieldValues;
 use crate::manager::registry::Decoded;
 use crate::manager::{Manager, VersionInfo};
-use crate::field::{FieldRef, PlainValue, RedactedSecret, SecretValue};
 use crate::store::{Record, RecordMeta};
 use crate::{Error, LifecycleState, Result, VersionState};
 

@@ -234,9 +234,12 @@ impl Flights {
                 return Ok(None);
             };
             let store_now = core.store_now().await?;
-            let held_by_another = record.meta.refresh.lease.as_ref().is_some_and(|lease| {
-                lease.holder != self.holder && store_now < lease.until
-            });
+            let held_by_another = record
+                .meta
+                .refresh
+                .lease
+                .as_ref()
+                .is_some_and(|lease| lease.holder != self.holder && store_now < lease.until);
             if held_by_another {
                 if Instant::now() + poll > deadline {
                     return Err(Error::RefreshFailed {

@@ -1,5 +1,5 @@
 use credential::prelude::*;
-use credential::RuleError;
+use credential::rules::RuleError;
 
 fn check_port(port: &u16) -> Result<(), RuleError> {
     if *port == 0 { Err(RuleError::new("must not be 0")) } else { Ok(()) }

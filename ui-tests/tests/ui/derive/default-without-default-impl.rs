@@ -6,7 +6,7 @@ struct GitHub {
     #[credential(default)]
     token: SecretSlice<u8>,
     #[credential(default)]
-    endpoint: credential::Url,
+    endpoint: credential::field::Url,
 }
 
 fn main() {}

@@ -1,7 +1,8 @@
 use std::collections::BTreeMap;
 
 use credential::prelude::*;
-use credential::{RuleError, ValidationErrors};
+use credential::rules::RuleError;
+use credential::ValidationErrors;
 
 fn starts_with_sk(key: &SecretString) -> Result<(), RuleError> {
     if key.expose_secret().starts_with("sk_") { Ok(()) } else { Err(RuleError::new("must start with `sk_`")) }

@@ -1,5 +1,5 @@
 use credential::prelude::*;
-use credential::PlainField;
+use credential::field::PlainField;
 
 #[derive(Credential)]
 #[credential(kind = "tagged")]
