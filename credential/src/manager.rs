@@ -5,6 +5,7 @@ mod access;
 mod cache;
 mod context;
 mod core;
+mod decisions;
 mod field_values;
 mod ops;
 mod refresh;
@@ -21,7 +22,7 @@ pub use self::access::{AccessPolicy, Grant, Permission, Principal};
 pub use self::cache::CacheConfig;
 pub use self::context::Context;
 use self::core::versions::{self, VersionRules};
-use self::core::{Actor, Change, Core, Decode, Parts};
+use self::core::{Change, Core, Decode, Parts};
 pub use self::field_values::{FieldInput, FieldValues};
 use self::ops::AnyState;
 pub use self::ops::{
@@ -70,14 +71,14 @@ pub const DEFAULT_ENVIRONMENT: &str = "default";
 pub struct Manager {
     core: Arc<Core>,
     /// Who the manager's operations are attributed to and checked as.
-    actor: Actor,
+    actor: Principal,
 }
 
 impl std::fmt::Debug for Manager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Manager")
             .field("environment", &self.core.environment())
-            .field("principal", &self.actor.principal)
+            .field("principal", &self.actor)
             .field("key", self.core.ring().current_id())
             .finish_non_exhaustive()
     }
@@ -319,7 +320,7 @@ impl Manager {
 
     /// Who this manager's operations are attributed to and checked as.
     pub fn principal(&self) -> &Principal {
-        &self.actor.principal
+        &self.actor
     }
 
     /// The same manager acting as `principal`: every operation through the returned manager, and
@@ -339,12 +340,12 @@ impl Manager {
     /// # Ok(()) }
     /// ```
     pub fn acting_as(&self, principal: Principal) -> Manager {
-        Manager { core: Arc::clone(&self.core), actor: Actor::new(principal) }
+        Manager { core: Arc::clone(&self.core), actor: principal }
     }
 
     /// A context for reading credentials as `principal`.
     pub fn context(&self, principal: Principal) -> Context {
-        Context::new(Arc::clone(&self.core), Actor::new(principal))
+        Context::new(Arc::clone(&self.core), principal)
     }
 
     /// Creates credential `id` as a draft.
@@ -584,7 +585,7 @@ impl Manager {
         &self.core
     }
 
-    pub(crate) fn actor(&self) -> &Actor {
+    pub(crate) fn actor(&self) -> &Principal {
         &self.actor
     }
 }

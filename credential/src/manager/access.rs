@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::util::IdMap;
 
 /// Who is asking: a workflow and the action in it.
 ///
@@ -222,86 +221,6 @@ impl AccessPolicy {
     }
 }
 
-/// Decisions already made for one principal, per credential id and permission level, each kept
-/// until a grant involved may have expired: the policy is evaluated once per id, not per read.
-///
-/// Every context of a principal shares its memo, so reads take it for reading only: threads reading
-/// as one principal do not wait for each other.
-#[derive(Debug, Default)]
-pub(crate) struct DecisionMemo {
-    decisions: std::sync::RwLock<IdMap<[Option<Decision>; 3]>>,
-}
-
-/// A memo never grows past this many ids (a principal asking for endless made-up ids would
-/// otherwise grow it without bound); when full it starts over.
-const MAX_MEMO_ENTRIES: usize = 10_000;
-
-impl DecisionMemo {
-    /// The policy's decision on `principal` doing `permission` on `credential`. An id seen for the
-    /// first time is checked against the allowlist before it is decided on and remembered, so
-    /// only valid ids enter the memo and a remembered id needs no second check.
-    ///
-    /// # Errors
-    /// [`Error::InvalidId`](crate::Error::InvalidId) for an id outside the allowlist.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn allows(
-        &self,
-        policy: &AccessPolicy,
-        principal: &Principal,
-        credential: &str,
-        environment: &str,
-        permission: Permission,
-        now: DateTime<Utc>,
-    ) -> crate::Result<Decision> {
-        let slot = permission as usize;
-        let fresh = |decision: &Decision| decision.valid_until.is_none_or(|until| now < until);
-        let remembered = self
-            .decisions
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(credential)
-            .and_then(|slots| slots[slot])
-            .filter(fresh);
-        if let Some(decision) = remembered {
-            return Ok(decision);
-        }
-        crate::store::check_id(credential)?;
-        let decision = policy.decide(principal, credential, environment, permission, now);
-        let mut decisions =
-            self.decisions.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if decisions.len() >= MAX_MEMO_ENTRIES && !decisions.contains_key(credential) {
-            decisions.clear();
-        }
-        decisions.entry(credential.to_owned()).or_default()[slot] = Some(decision);
-        Ok(decision)
-    }
-}
-
-/// The decision memos of the principals a manager has acted for, one per principal, shared by all
-/// of its contexts: a context made afresh for each action starts with what earlier contexts of the
-/// same principal decided, instead of evaluating the policy again.
-#[derive(Debug, Default)]
-pub(crate) struct SharedMemos {
-    memos: std::sync::Mutex<IdMap<Arc<DecisionMemo>>>,
-}
-
-/// Memos kept for at most this many principals; when full, the set starts over.
-const MAX_MEMO_PRINCIPALS: usize = 10_000;
-
-impl SharedMemos {
-    /// The memo of `principal`.
-    pub(crate) fn of(&self, principal: &Principal) -> Arc<DecisionMemo> {
-        let mut memos = self.memos.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(memo) = memos.get(principal.name()) {
-            return Arc::clone(memo);
-        }
-        if memos.len() >= MAX_MEMO_PRINCIPALS {
-            memos.clear();
-        }
-        Arc::clone(memos.entry(principal.name().to_owned()).or_default())
-    }
-}
-
 /// `*` matches any run of characters; everything else matches itself.
 fn glob_matches(pattern: &str, text: &str) -> bool {
     let mut parts = pattern.split('*');
@@ -338,18 +257,6 @@ mod tests {
         ] {
             assert_eq!(Principal::new(workflow, action).name(), name);
         }
-    }
-
-    #[test]
-    fn contexts_of_one_principal_share_its_memo() {
-        let memos = SharedMemos::default();
-        let first = memos.of(&Principal::new("wf", "step"));
-        assert!(Arc::ptr_eq(&first, &memos.of(&Principal::new("wf", "step"))));
-        assert!(!Arc::ptr_eq(&first, &memos.of(&Principal::named("other"))));
-        for n in 0..MAX_MEMO_PRINCIPALS + 5 {
-            memos.of(&Principal::named(&format!("p{n}")));
-        }
-        assert!(memos.memos.lock().unwrap().len() <= MAX_MEMO_PRINCIPALS);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::Principal;
-use super::core::{Actor, Core, Decode, check_unexpired, versions};
+use super::core::{Core, Decode, check_unexpired, versions};
 use super::registry::Decoder;
 #[cfg(doc)]
 use crate::Error;
@@ -21,23 +21,23 @@ use crate::{Credential, Result};
 #[derive(Clone)]
 pub struct Context {
     pub(super) core: Arc<Core>,
-    pub(super) actor: Actor,
+    pub(super) actor: Principal,
 }
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context").field("principal", &self.actor.principal).finish_non_exhaustive()
+        f.debug_struct("Context").field("principal", &self.actor).finish_non_exhaustive()
     }
 }
 
 impl Context {
-    pub(crate) fn new(core: Arc<Core>, actor: Actor) -> Self {
+    pub(crate) fn new(core: Arc<Core>, actor: Principal) -> Self {
         Self { core, actor }
     }
 
     /// Who this context reads as.
     pub fn principal(&self) -> &Principal {
-        &self.actor.principal
+        &self.actor
     }
 
     /// The current version of credential `id` as a `C`.

@@ -11,7 +11,7 @@ pub(crate) mod versions;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use zeroize::Zeroizing;
@@ -19,7 +19,8 @@ use zeroize::Zeroizing;
 pub(crate) use self::commit::Change;
 pub(crate) use self::read::check_unexpired;
 use self::versions::VersionRules;
-use super::access::{AccessPolicy, DecisionMemo, Permission, Principal, SharedMemos};
+use super::access::{AccessPolicy, Permission, Principal};
+use super::decisions::Decisions;
 use super::cache::{Cache, CacheConfig, CacheListener, Cached};
 use super::registry::{Decoded, Decoder, KindRegistry};
 use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink, bounds};
@@ -27,25 +28,6 @@ use crate::hazmat::SealContext;
 use crate::store::{ChangeFeed, ListFilter, Record, RecordMeta, SealedVersion, Store};
 use crate::telemetry::{StoreOp, Telemetry};
 use crate::{Error, KeyRing, Result};
-
-/// Who acts: a principal and, once the policy was asked for it, the memo of the access decisions
-/// made for it.
-#[derive(Debug, Clone)]
-pub(crate) struct Actor {
-    pub(crate) principal: Principal,
-    decisions: OnceLock<Arc<DecisionMemo>>,
-}
-
-impl Actor {
-    pub(crate) fn new(principal: Principal) -> Self {
-        Self { principal, decisions: OnceLock::new() }
-    }
-
-    /// The decisions `memos` holds for this principal.
-    fn decisions(&self, memos: &SharedMemos) -> &DecisionMemo {
-        self.decisions.get_or_init(|| memos.of(&self.principal))
-    }
-}
 
 /// How the read path decodes the served version.
 #[derive(Clone, Copy)]
@@ -101,16 +83,15 @@ pub(crate) struct Core {
     ring: KeyRing,
     environment: Arc<str>,
     audit: Arc<dyn AuditSink>,
-    policy: Option<AccessPolicy>,
+    /// The access policy and its decisions; `None`: everything is allowed.
+    decisions: Option<Decisions>,
     rules: VersionRules,
     cache: Arc<Cache>,
     kinds: KindRegistry,
-    /// Each principal's access decisions, shared by all its contexts.
-    memos: SharedMemos,
     telemetry: Telemetry,
     refresh: Box<dyn Refresh>,
     /// Who refreshes are attributed to and checked as: the manager's operator.
-    operator: Actor,
+    operator: Principal,
     /// Keeps the store's change feed running for as long as the core lives.
     _feed: Option<ChangeFeed>,
 }
@@ -129,14 +110,13 @@ impl Core {
             ring: parts.ring,
             environment: Arc::from(parts.environment),
             audit: parts.audit,
-            policy: parts.policy,
+            decisions: parts.policy.map(Decisions::new),
             rules: parts.rules,
             cache,
             kinds: parts.kinds,
-            memos: SharedMemos::default(),
             telemetry: Telemetry::default(),
             refresh: parts.refresh,
-            operator: Actor::new(parts.operator),
+            operator: parts.operator,
             _feed: feed,
         }))
     }
@@ -161,7 +141,7 @@ impl Core {
         self.rules
     }
 
-    pub(crate) fn operator(&self) -> &Actor {
+    pub(crate) fn operator(&self) -> &Principal {
         &self.operator
     }
 
@@ -190,22 +170,15 @@ impl Core {
     /// Whether the policy (if any) lets `actor` do `permission` on `id` at `now`.
     fn authorize(
         &self,
-        actor: &Actor,
+        actor: &Principal,
         id: &str,
         permission: Permission,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let Some(policy) = &self.policy else {
+        let Some(decisions) = &self.decisions else {
             return Ok(());
         };
-        let decision = actor.decisions(&self.memos).allows(
-            policy,
-            &actor.principal,
-            id,
-            &self.environment,
-            permission,
-            now,
-        )?;
+        let decision = decisions.decide(actor, id, &self.environment, permission, now)?;
         if !decision.allowed {
             return Err(Error::AccessDenied { id: id.to_owned() });
         }
@@ -338,7 +311,7 @@ impl Core {
     fn event(
         &self,
         time: DateTime<Utc>,
-        actor: &Actor,
+        actor: &Principal,
         credential: Arc<str>,
         action: AuditAction,
         version: Option<u64>,
@@ -347,7 +320,7 @@ impl Core {
     ) -> AuditEvent {
         AuditEvent {
             time,
-            principal: bounds::principal(actor.principal.shared_name()),
+            principal: bounds::principal(actor.shared_name()),
             credential,
             environment: Arc::clone(&self.environment),
             action,

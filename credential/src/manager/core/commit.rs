@@ -5,7 +5,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Actor, Core};
+use super::Core;
+use crate::manager::access::Principal;
 use crate::audit::{AuditAction, bounds};
 use crate::manager::access::Permission;
 use crate::store::check_id;
@@ -53,7 +54,7 @@ impl<'a> Change<'a> {
 
 impl Core {
     /// Commits `change` as `actor`; returns the record as written, at its new revision.
-    pub(crate) async fn commit(&self, actor: &Actor, change: Change<'_>) -> Result<Record> {
+    pub(crate) async fn commit(&self, actor: &Principal, change: Change<'_>) -> Result<Record> {
         if !telemetry::ENABLED {
             return self.commit_as(actor, change).await;
         }
@@ -69,7 +70,7 @@ impl Core {
         result
     }
 
-    async fn commit_as(&self, actor: &Actor, change: Change<'_>) -> Result<Record> {
+    async fn commit_as(&self, actor: &Principal, change: Change<'_>) -> Result<Record> {
         let Change { id, expected, mut record, action, version, reason } = change;
         let now = Utc::now();
         let permission = match action {
@@ -136,7 +137,7 @@ impl Core {
     async fn audit_mutation(
         &self,
         time: DateTime<Utc>,
-        actor: &Actor,
+        actor: &Principal,
         id: &str,
         action: AuditAction,
         version: Option<u64>,

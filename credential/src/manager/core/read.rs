@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::{Actor, Core, Decode, versions};
+use super::{Core, Decode, versions};
+use crate::manager::access::Principal;
 use crate::audit::{AuditAction, AuditEvent, bounds};
 use crate::manager::access::Permission;
 use crate::manager::cache::{Cached, Loaded};
@@ -22,7 +23,7 @@ impl Core {
     /// The served version of `id`, through the cache: the whole read path, audited as `action`.
     pub(crate) async fn read_current(
         self: &Arc<Self>,
-        actor: &Actor,
+        actor: &Principal,
         id: &str,
         action: AuditAction,
         decode: Decode,
@@ -67,7 +68,7 @@ impl Core {
     /// The served value of `id`, of `decoder`'s kind: what a typed read keeps.
     pub(crate) async fn read_value(
         self: &Arc<Self>,
-        actor: &Actor,
+        actor: &Principal,
         id: &str,
         decoder: Decoder,
     ) -> Result<Value> {
@@ -79,7 +80,7 @@ impl Core {
     fn read_event(
         &self,
         now: DateTime<Utc>,
-        actor: &Actor,
+        actor: &Principal,
         id: &str,
         action: AuditAction,
         found: Result<&Cached, &Error>,
@@ -139,7 +140,7 @@ impl Core {
     /// reads by version number, operator loads and history, audited as `action`.
     pub(crate) async fn read_record<T>(
         &self,
-        actor: &Actor,
+        actor: &Principal,
         id: &str,
         action: AuditAction,
         open: impl FnOnce(&Record) -> Result<(T, u64)>,
