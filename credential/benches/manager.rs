@@ -7,7 +7,7 @@
 //! - Uncached from `SqliteStore`, next to the sum of its parts measured raw: a `rusqlite` point
 //!   select, opening the envelope, decoding the credential. Goal: ≤ 1.5×.
 //! - A full cache that misses on every read (twice as many ids read in turn as it has room for),
-//!   so each read loads, evicts the oldest entry and installs, for caches of 1,000 and 10,000
+//!   so each read loads, evicts an entry and installs, for caches of 1,000 and 10,000
 //!   entries, next to the same reads with the cache off: eviction must not grow with the number
 //!   of entries.
 #![allow(missing_docs, clippy::unwrap_used)]
@@ -167,7 +167,7 @@ fn full_cache(c: &mut Criterion, runtime: &tokio::runtime::Runtime, ring: &KeyRi
         }
     });
     // Each case reads twice as many ids as its cache holds, in turn: every read misses, loads,
-    // evicts the oldest entry and installs. The cost must not grow with the cache's size.
+    // evicts an entry and installs. The cost must not grow with the cache's size.
     let hour = std::time::Duration::from_secs(3600);
     let mut group = c.benchmark_group("get_missing_memory_store");
     for (name, cache, read) in [

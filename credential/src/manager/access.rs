@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-
 /// Who is asking: a workflow and the action in it.
 ///
 /// ```

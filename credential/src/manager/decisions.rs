@@ -22,7 +22,12 @@ const CAPACITY: usize = 100_000;
 /// What is remembered for one principal and id: a decision per permission level.
 type Slots = [Option<Decision>; 3];
 
-type Map = quick_cache::sync::Cache<(Arc<str>, Arc<str>), Slots, UnitWeighter, foldhash::fast::RandomState>;
+type Map = quick_cache::sync::Cache<
+    (Arc<str>, Arc<str>),
+    Slots,
+    UnitWeighter,
+    foldhash::fast::RandomState,
+>;
 
 /// A principal and an id as borrowed by a lookup: hashed as the owned key's tuple is.
 struct Borrowed<'a>(&'a str, &'a str);
@@ -122,7 +127,9 @@ mod tests {
         let decisions = Decisions::new(AccessPolicy::new());
         let wf = Principal::new("wf", "step");
         for n in 0..CAPACITY + 1_000 {
-            decisions.decide(&wf, &format!("id/{n}"), "default", Permission::Read, Utc::now()).unwrap();
+            decisions
+                .decide(&wf, &format!("id/{n}"), "default", Permission::Read, Utc::now())
+                .unwrap();
         }
         let shards = decisions.made.num_shards();
         assert!(decisions.made.len() <= CAPACITY + shards);

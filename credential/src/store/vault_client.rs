@@ -210,8 +210,11 @@ fn token_header(token: &SecretString) -> Result<HeaderValue> {
 fn refusal(status: StatusCode, message: Option<String>) -> Error {
     let said = message.as_deref().unwrap_or("no message");
     let sealed = said.contains("sealed");
+    // A KV mount enabled a moment ago answers so until it has set itself up.
+    let upgrading = said.contains("Upgrading from non-versioned to versioned data");
     let (transient, meaning) = match status.as_u16() {
         _ if sealed => (true, "the server is sealed; unseal it".to_owned()),
+        _ if upgrading => (true, "the KV mount is still being set up; try again".to_owned()),
         403 => (
             false,
             format!(
@@ -257,6 +260,9 @@ mod tests {
         assert!(mount.to_string().contains("no such mount"), "{mount}");
         assert!(refusal(StatusCode::TOO_MANY_REQUESTS, None).is_transient());
         assert!(!refusal(StatusCode::BAD_REQUEST, None).is_transient());
+        let upgrading = "Upgrading from non-versioned to versioned data. This backend will be \
+                         unavailable for a brief period and will resume service shortly.";
+        assert!(refusal(StatusCode::BAD_REQUEST, Some(upgrading.to_owned())).is_transient());
         assert_eq!(bounded(&"x\n".repeat(500)).len(), MAX_MESSAGE_LEN);
     }
 

@@ -54,9 +54,18 @@ impl Bao {
             .unwrap()
     }
 
-    /// A fresh KV v2 mount for `test`, disabled when dropped.
+    /// A fresh KV v2 mount for `test`, disabled when dropped; returned once it serves reads (a
+    /// new mount sets itself up for a moment first).
     pub(crate) fn kv_mount(&self, test: &str) -> Mount {
-        self.mount(test, &["secrets", "enable", "-version=2"], "kv")
+        let mount = self.mount(test, &["secrets", "enable", "-version=2"], "kv");
+        for _ in 0..500 {
+            let probe = self.try_run(&["kv", "get", &format!("-mount={}", mount.path), "probe"]);
+            if !String::from_utf8_lossy(&probe.stderr).contains("Upgrading") {
+                return mount;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("the KV mount `{}` never finished setting itself up", mount.path);
     }
 
     /// A fresh transit engine for `test` with a key named `key`, disabled when dropped.

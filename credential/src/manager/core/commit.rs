@@ -6,9 +6,9 @@
 use chrono::{DateTime, Utc};
 
 use super::Core;
-use crate::manager::access::Principal;
 use crate::audit::{AuditAction, bounds};
 use crate::manager::access::Permission;
+use crate::manager::access::Principal;
 use crate::store::check_id;
 use crate::store::{Precondition, Record, RefreshLease};
 use crate::telemetry::{self, Operation, StoreOp};

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::{Core, Decode, versions};
-use crate::manager::access::Principal;
 use crate::audit::{AuditAction, AuditEvent, bounds};
 use crate::manager::access::Permission;
+use crate::manager::access::Principal;
 use crate::manager::cache::{Cached, Loaded};
 use crate::manager::registry::{Decoded, Decoder, Value};
 use crate::store::Record;
