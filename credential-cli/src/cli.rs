@@ -323,12 +323,13 @@ fn rekey() -> Command {
             "Re-seal every credential of the environment under a new master key, one record at a \
              time. Safe to interrupt and to run again: records already under the new key are \
              skipped. The current key comes from --key-file/--key-env/passphrase as usual; when \
-             the run reports only the new key in use, switch to it.",
+             the run reports only the new key in use, switch to it. Without --new-key-file, the \
+             current key stays and only records written before records were tagged are \
+             rewritten, tagged.",
         )
         .arg(
             Arg::new("new-key-file")
                 .long("new-key-file")
-                .required(true)
                 .value_name("PATH")
                 .value_parser(value_parser!(std::path::PathBuf))
                 .help("The new key (generated there, mode 0600, when the file does not exist)"),

@@ -71,6 +71,9 @@ impl KeySource {
 /// What a passphrase key keeps beside the store: the derivation's salt and cost, and the id of
 /// the key the right passphrase derives (so a mistyped passphrase is caught before it seals
 /// anything).
+/// The largest passphrase key file read: two short lines.
+const MAX_KDF_FILE_LEN: u64 = 4096;
+
 struct PassphraseKey {
     settings: KdfSettings,
     key_id: String,
@@ -80,8 +83,7 @@ impl PassphraseKey {
     const KEY_ID: &'static str = "key-id ";
 
     fn read(path: &Path) -> Outcome<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| Failure::io(path.display(), "read", &error))?;
+        let bytes = credential::crypto::read_key_file(path, MAX_KDF_FILE_LEN)?;
         let unreadable = || {
             Failure::new(
                 Status::Integrity,
@@ -89,6 +91,7 @@ impl PassphraseKey {
                 format!("{} is not a passphrase key file", path.display()),
             )
         };
+        let text = std::str::from_utf8(&bytes).map_err(|_| unreadable())?;
         let mut lines = text.lines();
         let settings =
             lines.next().ok_or_else(unreadable)?.trim().parse().map_err(|_| unreadable())?;

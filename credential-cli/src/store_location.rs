@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use credential::SqliteStore;
 use credential::audit::{AuditSink, JsonlAuditSink};
 use credential::store::{FileStore, Store};
+use credential::{Error, SqliteStore};
 
 use crate::exit::{Failure, Outcome};
 
@@ -123,7 +123,10 @@ impl StoreLocation {
                 (Arc::new(store), table)
             }
         };
-        let trail = trail_path.map(JsonlAuditSink::open).transpose()?;
+        // A trail that cannot be opened is the audit failing: nothing may happen without it.
+        let trail = trail_path
+            .map(|path| JsonlAuditSink::open(path).map_err(Error::audit_caused_by))
+            .transpose()?;
         let audit: Arc<dyn AuditSink> = match (&trail, table) {
             (Some(trail), _) => Arc::new(trail.clone()),
             (None, Some(table)) => table,

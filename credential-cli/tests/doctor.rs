@@ -16,7 +16,10 @@ fn a_healthy_store_passes_every_check() {
     assert_eq!(report["ok"], true);
     let checks: Vec<_> =
         report["checks"].as_array().unwrap().iter().map(|c| c["check"].as_str().unwrap()).collect();
-    assert_eq!(checks, ["key", "store", "master key", "crypto", "audit", "hygiene", "deep"]);
+    assert_eq!(
+        checks,
+        ["key", "store", "master key", "crypto", "audit", "hygiene", "tags", "deep"]
+    );
     assert!(report["checks"].as_array().unwrap().iter().all(|check| check["status"] == "ok"));
 }
 
@@ -68,6 +71,61 @@ fn a_wrong_or_exposed_key_and_a_damaged_record_fail() {
     std::fs::write(&record, &bytes).unwrap();
     cli.run(&[&store_args[..], &["doctor"]].concat()).ok();
     let run = cli.run(&[&store_args[..], &["doctor", "--deep"]].concat()).fails_with(1);
-    assert!(run.stdout.contains("FAIL  deep: 1 sealed version(s) do not open"), "{run:?}");
+    assert!(
+        run.stdout.contains("FAIL  deep: 1 record(s) or sealed version(s) are damaged"),
+        "{run:?}"
+    );
     assert!(run.stdout.contains("default/svc/one v1"), "{run:?}");
+}
+
+/// A file store made through the CLI holding `svc/one`, rotated once (version 1 deprecated, 2
+/// current), then rewritten by `edit` as a writer of the directory without the master key would.
+fn rotated_then_edited(cli: &Cli, edit: impl FnOnce(&mut credential::store::Record)) -> String {
+    use credential::store::{FileStore, Precondition, Store};
+
+    let files = cli.path("files");
+    let store = format!("file:{}", files.display());
+    cli.run(&["--store", &store, "init"]).ok();
+    let put = ["--store", &store, "put", "api_key", "svc/one", "--set", "key=-", "--activate"];
+    cli.run_with_input(&put, b"sk_one").ok();
+    let rotate = ["--store", &store, "rotate", "svc/one", "--set", "key=-", "--commit"];
+    cli.run_with_input(&rotate, b"sk_two").ok();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(async {
+        let files = FileStore::open(&files).await.unwrap();
+        let mut record = files.get("default/svc/one").await.unwrap().unwrap();
+        let revision = record.meta.revision;
+        edit(&mut record);
+        files.put(record, Precondition::Revision(revision)).await.unwrap();
+    });
+    store
+}
+
+#[test]
+fn an_edited_record_fails_the_deep_check_and_is_never_served() {
+    let cli = Cli::new("doctor-edited");
+    let store = rotated_then_edited(&cli, |record| {
+        for version in &mut record.versions {
+            version.state = match version.state {
+                credential::VersionState::Current => credential::VersionState::Deprecated,
+                _ => credential::VersionState::Current,
+            };
+        }
+    });
+    let run = cli.run(&["--store", &store, "doctor", "--deep"]).fails_with(1);
+    assert!(run.stdout.contains("default/svc/one (its tag does not match)"), "{run:?}");
+    let get = cli.run(&["--store", &store, "get", "svc/one", "--reveal"]).fails_with(6);
+    assert!(!get.all().contains("sk_one"), "{get:?}");
+}
+
+#[test]
+fn an_untagged_record_is_named_until_a_rekey_tags_it() {
+    let cli = Cli::new("doctor-untagged");
+    let store = rotated_then_edited(&cli, |record| record.meta.tag.clear());
+    let run = cli.run(&["--store", &store, "doctor"]).ok();
+    assert!(run.stdout.contains("warn  tags: 1 credential(s) written before"), "{run:?}");
+    assert!(run.stdout.contains("svc/one") && run.stdout.contains("cred rekey"), "{run:?}");
+    cli.run(&["--store", &store, "rekey"]).ok();
+    let run = cli.run(&["--store", &store, "doctor", "--deep"]).ok();
+    assert!(run.stdout.contains("ok    tags: 1 credential(s), every one tagged"), "{run:?}");
 }

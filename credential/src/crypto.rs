@@ -28,8 +28,41 @@ mod key_id;
 mod key_ring;
 mod master_key;
 mod random;
+mod record_tag;
 
 pub use kdf::{KdfParams, KdfSettings};
 pub use key_id::KeyId;
 pub use key_ring::KeyRing;
 pub use master_key::{MASTER_KEY_LEN, MasterKey};
+
+use std::path::Path;
+
+use zeroize::Zeroizing;
+
+use crate::util::regular_file::{self, Links};
+use crate::{Error, Result};
+
+/// The contents of a small file that keeps a key or what derives one (a passphrase key's
+/// settings, say), at most `limit` bytes, in a buffer wiped when dropped. A link is followed;
+/// anything but a regular file at the end of it (a FIFO, socket or device) is an error at once,
+/// never a hang.
+///
+/// ```
+/// # fn main() -> credential::Result<()> {
+/// let path = std::env::temp_dir().join(format!("credential-doc-settings-{}", std::process::id()));
+/// std::fs::write(&path, "argon2id m=19456 t=2 p=1").unwrap();
+/// let text = credential::crypto::read_key_file(&path, 4096)?;
+/// assert!(text.starts_with(b"argon2id"));
+/// assert!(credential::crypto::read_key_file("/dev/zero", 4096).is_err());
+/// # std::fs::remove_file(&path).unwrap();
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`Error::Io`] naming the path and what is wrong (not a regular file, larger than `limit`, or
+/// the system's own error).
+pub fn read_key_file(path: impl AsRef<Path>, limit: u64) -> Result<Zeroizing<Vec<u8>>> {
+    let path = path.as_ref();
+    regular_file::read(path, Links::Follow, limit)
+        .map_err(|source| Error::io(format!("reading `{}`", path.display()), source))
+}

@@ -52,3 +52,40 @@ pub fn open(
 pub fn reseal(ring: &KeyRing, context: &SealContext<'_>, sealed: &[u8]) -> Result<Option<Vec<u8>>> {
     ring.reseal(context, sealed)
 }
+
+/// A tag for `record` under the master key it names, as a manager makes one on every write: what
+/// a tool that writes records without a manager (a migration, say) stores in `record.meta.tag`.
+///
+/// # Errors
+/// [`Error::WrongMasterKey`](crate::Error::WrongMasterKey) when the ring lacks the key the record
+/// names, [`Error::RandomUnavailable`](crate::Error::RandomUnavailable).
+pub fn tag(ring: &KeyRing, record: &crate::store::Record) -> Result<Vec<u8>> {
+    ring.tag(&record.meta.key_id, &record.covered_bytes())
+}
+
+/// Whether `record`'s tag matches what it says about how it is served, checked under `ring`:
+/// `None` for a record written before records were tagged (it has none). A manager refuses a
+/// record whose tag does not match; this lets an operator's tool find such records.
+///
+/// ```
+/// use credential::KeyRing;
+/// use credential::store::{Record, RecordMeta};
+///
+/// # fn main() -> credential::Result<()> {
+/// let ring = KeyRing::generate()?;
+/// let key_id = ring.current_id().to_string();
+/// let meta = RecordMeta::new("default/github/main", "github", "default", &key_id, chrono::Utc::now());
+/// let untagged = Record::new(meta, Vec::new());
+/// assert_eq!(credential::hazmat::verify_tag(&ring, &untagged)?, None);
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`Error::WrongMasterKey`](crate::Error::WrongMasterKey) when the ring lacks the key the record
+/// names.
+pub fn verify_tag(ring: &KeyRing, record: &crate::store::Record) -> Result<Option<bool>> {
+    if record.meta.tag.is_empty() {
+        return Ok(None);
+    }
+    ring.verify_tag(&record.meta.key_id, &record.covered_bytes(), &record.meta.tag).map(Some)
+}

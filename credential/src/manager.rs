@@ -98,6 +98,8 @@ pub struct ManagerBuilder {
     cache: CacheConfig,
     kinds: KindRegistry,
     refreshers: Refreshers,
+    sole_writer: bool,
+    require_tags: bool,
 }
 
 impl std::fmt::Debug for ManagerBuilder {
@@ -162,8 +164,68 @@ impl ManagerBuilder {
     }
 
     /// The cache of decrypted credentials. Default: [`CacheConfig::default`].
+    ///
+    /// Over a store without a change feed (Vault, a composite over one, environment variables,
+    /// most stores of your own), nothing tells the manager of changes made through other
+    /// managers, so a cached value is served for at most
+    /// [`MAX_FEED_LAG`](crate::store::MAX_FEED_LAG) after it was loaded, whatever the time to
+    /// live: a revoke committed anywhere is refused by every manager within 100 ms, as on a store
+    /// with a feed. See [`sole_writer`](Self::sole_writer) to lift that bound.
     pub fn cache(mut self, cache: CacheConfig) -> Self {
         self.cache = cache;
+        self
+    }
+
+    /// Declares this manager the only writer of its store, so that over a store without a change
+    /// feed its cache serves values for their whole time to live: its own commits, which
+    /// invalidate the cache, are then all the changes there are.
+    ///
+    /// The trade-off: if anything else does write the store (another manager, process or
+    /// machine, an operator's tool), a revoke or rotation made there keeps being served here
+    /// until the cached value's time to live runs out. Stores with a change feed ignore this.
+    ///
+    /// ```
+    /// use credential::{KeyRing, Manager, MemoryStore};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> credential::Result<()> {
+    /// let manager = Manager::builder()
+    ///     .store(MemoryStore::new())
+    ///     .key_ring(KeyRing::generate()?)
+    ///     .sole_writer()
+    ///     .build()
+    ///     .await?;
+    /// # let _ = manager;
+    /// # Ok(()) }
+    /// ```
+    pub fn sole_writer(mut self) -> Self {
+        self.sole_writer = true;
+        self
+    }
+
+    /// Refuses records without a tag, as it refuses records whose tag does not match.
+    ///
+    /// Every write through a manager tags the record: a MAC under the master key over what
+    /// decides what is served (see `FORMAT.md`), checked on every read. Records written before
+    /// records were tagged have none and are served until their next write tags it (`cred
+    /// doctor` names them; [`Manager::rekey`] tags them all). Meanwhile someone who can write
+    /// the store, but lacks the master key, could strip a record's tag and then edit it. Once
+    /// no untagged record is left, require tags to close that.
+    ///
+    /// ```
+    /// use credential::{KeyRing, Manager, MemoryStore};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> credential::Result<()> {
+    /// let manager = Manager::builder()
+    ///     .store(MemoryStore::new())
+    ///     .key_ring(KeyRing::generate()?)
+    ///     .require_tags()
+    ///     .build()
+    ///     .await?;
+    /// # let _ = manager;
+    /// # Ok(()) }
+    /// ```
+    pub fn require_tags(mut self) -> Self {
+        self.require_tags = true;
         self
     }
 
@@ -240,6 +302,8 @@ impl ManagerBuilder {
             kinds: self.kinds,
             refresh: Box::new(Refreshing::new(self.refreshers, refresh_holder()?)),
             operator: self.operator,
+            sole_writer: self.sole_writer,
+            require_tags: self.require_tags,
         })?;
         Ok(Manager { actor: core.operator().clone(), core })
     }
@@ -305,6 +369,8 @@ impl Manager {
             cache: CacheConfig::default(),
             kinds: KindRegistry::with_builtin_kinds(),
             refreshers: Refreshers::new(RefreshConfig::default()),
+            sole_writer: false,
+            require_tags: false,
         }
     }
 
@@ -427,6 +493,7 @@ impl Manager {
                 tags: Default::default(),
                 key_id: self.core.ring().current_id().as_str().to_owned(),
                 refresh: Default::default(),
+                tag: Vec::new(),
             },
             versions: vec![versions::sealed_at(1, VersionState::Pending, sealed, now)],
         };
@@ -569,6 +636,8 @@ impl Manager {
     /// Re-seals every credential of this environment under the key ring's current key, one
     /// record at a time with compare-and-swap, calling `progress` after each. Each re-seal is
     /// authorized as admin and audited like any other change.
+    ///
+    /// Records written before records were tagged are rewritten too, tagged (see `FORMAT.md`).
     ///
     /// Safe to interrupt and to run again: records already under the current key are skipped,
     /// and until the old key is retired every record opens under some key of the ring. Retire the

@@ -1,8 +1,9 @@
-//! Small helpers that are not concepts of the manager: the clock readings the read path compares,
-//! per-thread shards, and the hash of in-memory maps.
+//! Small helpers that are not concepts of the manager: the clock readings the cache compares,
+//! per-thread shards, the hash of in-memory maps, and opening files that may be hostile.
 
 mod clock;
 mod id_map;
+pub(crate) mod regular_file;
 mod sharded;
 
 pub(crate) use self::clock::{nanos, now_nanos};

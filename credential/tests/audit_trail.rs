@@ -286,14 +286,25 @@ async fn read_events_reach_durable_sinks_without_waiting_for_them() {
     }
 }
 
+/// A trail the sink opened, then replaced by a FIFO: every batch after that fails at once.
+fn trail_replaced_by_a_fifo(name: &str) -> (support::ScratchDir, JsonlAuditSink) {
+    let dir = scratch_dir(name);
+    let path = dir.join("audit.jsonl");
+    let sink = JsonlAuditSink::open(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let made = std::process::Command::new("mkfifo").arg(&path).status().unwrap();
+    assert!(made.success());
+    (dir, sink)
+}
+
 #[tokio::test]
 async fn a_trail_that_cannot_be_written_refuses_the_mutation_as_an_audit_failure() {
-    // Every write to /dev/full fails with "no space left on device".
+    let (_dir, sink) = trail_replaced_by_a_fifo("audit-unwritable");
     let store = std::sync::Arc::new(MemoryStore::new());
     let manager = Manager::builder()
         .store(std::sync::Arc::clone(&store))
         .key_ring(KeyRing::generate().unwrap())
-        .audit(JsonlAuditSink::open("/dev/full").unwrap())
+        .audit(sink)
         .build()
         .await
         .unwrap();
@@ -301,15 +312,29 @@ async fn a_trail_that_cannot_be_written_refuses_the_mutation_as_an_audit_failure
     let Err(Error::Audit { reason, .. }) = created else {
         panic!("created without an audit trail")
     };
-    assert!(reason.contains("No space left"), "{reason}");
+    assert!(reason.contains("is a FIFO"), "{reason}");
     assert!(store.get("default/stripe").await.unwrap().is_none(), "nothing was written");
     // Reads are refused too while the trail fails (fail closed).
     assert!(matches!(manager.load_dyn("stripe").await, Err(Error::AuditBackpressure)));
 }
 
 #[tokio::test]
-async fn reads_served_from_a_threads_copies_are_counted_in_order_and_refused_once_the_trail_fails()
-{
+async fn a_fifo_device_or_link_where_the_trail_should_be_fails_at_once() {
+    let dir = scratch_dir("audit-hostile");
+    let fifo = dir.join("fifo.jsonl");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let link = dir.join("link.jsonl");
+    std::os::unix::fs::symlink(dir.join("elsewhere.jsonl"), &link).unwrap();
+    let socket = dir.join("socket.jsonl");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    for path in [fifo.as_path(), std::path::Path::new("/dev/full"), &link, &socket] {
+        assert!(JsonlAuditSink::open(path).is_err(), "{}", path.display());
+    }
+    assert!(!dir.join("elsewhere.jsonl").exists(), "nothing written through the link");
+}
+
+#[tokio::test]
+async fn cached_reads_are_counted_in_order_and_refused_once_the_trail_fails() {
     let dir = scratch_dir("audit-counted");
     let sink = JsonlAuditSink::open(dir.join("audit.jsonl")).unwrap();
     let (_manager, active, _) = active_key_audited_to(sink.clone()).await;
@@ -339,7 +364,7 @@ async fn reads_served_from_a_threads_copies_are_counted_in_order_and_refused_onc
     assert!(after.iter().all(|event| event.outcome == AuditOutcome::Failure), "{after:?}");
     assert_eq!(sink.verify().await.unwrap().lines as usize, events.len());
 
-    // A trail that cannot be written: a read served from a copy is refused once the sink knows.
+    // A trail that cannot be written: a read served from the cache is refused once the sink knows.
     let store = std::sync::Arc::new(MemoryStore::new());
     let ring = KeyRing::generate().unwrap();
     let writer = Manager::builder()
@@ -349,12 +374,11 @@ async fn reads_served_from_a_threads_copies_are_counted_in_order_and_refused_onc
         .await
         .unwrap();
     writer.create("api/key", ApiKey { key: "k".into() }).await.unwrap().activate().await.unwrap();
-    let full = JsonlAuditSink::open("/dev/full").unwrap();
+    let (_dir, full) = trail_replaced_by_a_fifo("audit-counted-unwritable");
     let reader =
         Manager::builder().store(store).key_ring(ring).audit(full.clone()).build().await.unwrap();
     let ctx = reader.context(Principal::new("workflow/a", "action/read"));
-    // A load, then a hit that leaves this thread a copy (the copy is made before the read's
-    // event is handed over); either read may already be refused if the writer failed first.
+    // A load, then a cache hit; either read may already be refused if the writer failed first.
     for _ in 0..2 {
         let read = ctx.get::<ApiKey>("api/key").await;
         assert!(matches!(read, Ok(_) | Err(Error::AuditBackpressure)), "{read:?}");

@@ -69,6 +69,7 @@ impl Refresher for Counting {
 
 struct Fixture {
     manager: Manager,
+    ring: KeyRing,
     store: Arc<MemoryStore>,
     calls: Arc<AtomicUsize>,
     called: mpsc::UnboundedReceiver<()>,
@@ -86,15 +87,16 @@ async fn fixture(answer: Answer, gated: bool) -> Fixture {
         gate: gated.then(|| Arc::clone(&gate)),
         answer,
     };
+    let ring = KeyRing::generate().unwrap();
     let manager = Manager::builder()
         .store(Arc::clone(&store))
-        .key_ring(KeyRing::generate().unwrap())
+        .key_ring(ring.clone())
         .refresher(refresher)
         .build()
         .await
         .unwrap();
     manager.create("s", session("first", -1)).await.unwrap().activate().await.unwrap();
-    Fixture { manager, store, calls, called, gate }
+    Fixture { manager, ring, store, calls, called, gate }
 }
 
 impl Fixture {
@@ -102,7 +104,8 @@ impl Fixture {
         self.manager.context(Principal::named("reader")).get::<Session>("s").await
     }
 
-    /// Puts a lease of a process that is gone on the record, lapsing `in_seconds` from now.
+    /// Puts a lease of a process that is gone on the record, lapsing `in_seconds` from now, tagged
+    /// as that process's manager would have.
     async fn crashed_lease(&self, in_seconds: i64) {
         let id = format!("{}/s", self.manager.environment());
         let mut record = self.store.get(&id).await.unwrap().unwrap();
@@ -111,6 +114,7 @@ impl Fixture {
             "crashed/0",
             Utc::now() + chrono::Duration::seconds(in_seconds),
         ));
+        record.meta.tag = credential::hazmat::tag(&self.ring, &record).unwrap();
         self.store.put(record, Precondition::Revision(revision)).await.unwrap();
     }
 

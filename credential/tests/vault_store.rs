@@ -83,6 +83,30 @@ async fn two_managers_on_one_mount_detect_the_conflict() {
     assert_eq!(read(&first, "svc/api").await.unwrap(), "theirs");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_managers_revoke_and_commit_reach_a_cached_reader_within_the_feeds_bound() {
+    let Some(bao) = Bao::shared("coherence") else { return };
+    let mount = bao.kv_mount("coherence");
+    let ring = KeyRing::generate().unwrap();
+    let writer = manager(store(&bao, &mount.path).await, ring.clone()).await;
+    // The default cache: five minutes, which a store without a feed does not get to use.
+    let reader = manager(store(&bao, &mount.path).await, ring).await;
+    let bound = credential::store::MAX_FEED_LAG + std::time::Duration::from_millis(1);
+    for id in ["svc/rotated", "svc/revoked"] {
+        writer.create(id, ApiKey::new("v1".into())).await.unwrap().activate().await.unwrap();
+        assert_eq!(read(&reader, id).await.unwrap(), "v1");
+    }
+    assert_eq!(read(&reader, "svc/rotated").await.unwrap(), "v1");
+    let cached_by = tokio::time::Instant::now();
+    let rotated = writer.load::<ApiKey>("svc/rotated").await.unwrap().into_active().unwrap();
+    rotated.rotate(ApiKey::new("v2".into())).await.unwrap().commit().await.unwrap();
+    let revoked = writer.load::<ApiKey>("svc/revoked").await.unwrap().into_active().unwrap();
+    revoked.revoke("leaked").await.unwrap();
+    tokio::time::sleep_until(cached_by + bound).await;
+    assert_eq!(read(&reader, "svc/rotated").await.unwrap(), "v2");
+    assert!(matches!(read(&reader, "svc/revoked").await, Err(Error::Revoked { .. })));
+}
+
 /// Reads `VAULT_READ_ID` through a fresh store and transit key ring, as a process started after
 /// the one that wrote it, and prints what it read. Does nothing when not started by the test
 /// below.

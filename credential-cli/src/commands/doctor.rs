@@ -135,6 +135,7 @@ async fn diagnose(globals: &Globals, deep: bool, report: &mut Report) -> Outcome
             }
         };
     check_hygiene(globals, &metas, report);
+    check_tags(globals, &metas, report);
     if deep {
         check_every_record(&opened, &ring, &metas, report).await;
     }
@@ -360,6 +361,27 @@ fn check_hygiene(globals: &Globals, metas: &[RecordMeta], report: &mut Report) {
     }
 }
 
+/// Names the records written before records were tagged: a manager serves them, but cannot
+/// tell whether someone without the master key changed what they say until they are tagged.
+fn check_tags(globals: &Globals, metas: &[RecordMeta], report: &mut Report) {
+    let prefix = format!("{}/", globals.environment);
+    let untagged: Vec<&str> = metas
+        .iter()
+        .filter(|meta| meta.tag.is_empty())
+        .map(|meta| meta.id.strip_prefix(&prefix).unwrap_or(&meta.id))
+        .collect();
+    if untagged.is_empty() {
+        report.ok("tags", format!("{} credential(s), every one tagged", metas.len()));
+        return;
+    }
+    let named = untagged.iter().take(5).copied().collect::<Vec<_>>().join(", ");
+    report.warn(
+        "tags",
+        format!("{} credential(s) written before records were tagged: {named}", untagged.len()),
+        "cred rekey (it tags them)",
+    );
+}
+
 async fn check_every_record(
     opened: &OpenedStore,
     ring: &KeyRing,
@@ -372,6 +394,10 @@ async fn check_every_record(
     for (done, meta) in metas.iter().enumerate() {
         match opened.store.get(&meta.id).await {
             Ok(Some(record)) => {
+                if matches!(hazmat::verify_tag(ring, &record), Ok(Some(false)) | Err(_)) {
+                    broken.push(format!("{} (its tag does not match)", meta.id));
+                    continue;
+                }
                 for version in record.versions.iter().filter(|version| !version.sealed.is_empty()) {
                     let context = SealContext::new(&meta.id, version.version, &meta.kind);
                     match hazmat::open(ring, &context, &version.sealed) {
@@ -394,7 +420,7 @@ async fn check_every_record(
         report.fail(
             "deep",
             format!(
-                "{} sealed version(s) do not open: {}",
+                "{} record(s) or sealed version(s) are damaged: {}",
                 broken.len(),
                 broken.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
             ),

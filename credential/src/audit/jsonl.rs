@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::queue::{AuditQueue, BatchTarget, DEFAULT_QUEUE_CAPACITY};
 use super::{AuditEvent, AuditQuery, AuditSink};
+use crate::util::regular_file::{self, Links};
 use crate::{Error, Result, blocking};
 
 /// The `prev` of the first line.
@@ -124,14 +125,19 @@ fn io_error(context: &str, path: &Path) -> impl FnOnce(std::io::Error) -> Error 
     move |source| Error::io(context, source)
 }
 
+/// Opens the trail to append to it: a FIFO, socket, device or link in its place is an error at
+/// once, never a hang (see `util::regular_file`).
 fn open_for_append(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .append(true)
-        .read(true)
-        .create(true)
-        .mode(0o600)
-        .open(path)
+    let mut options = OpenOptions::new();
+    options.append(true).read(true).create(true).mode(0o600);
+    regular_file::open(path, &mut options, Links::Refuse)
         .map_err(io_error("opening audit trail", path))
+}
+
+/// Opens the trail to read it, as [`open_for_append`] does.
+fn open_for_reading(path: &Path) -> Result<File> {
+    regular_file::open(path, OpenOptions::new().read(true), Links::Refuse)
+        .map_err(io_error("reading", path))
 }
 
 /// The byte offset where the file's last line starts, and where its complete lines end (a tail
@@ -222,7 +228,7 @@ impl BatchTarget for JsonlTarget {
 }
 
 fn read_events(path: &Path) -> Result<Vec<AuditEvent>> {
-    let file = File::open(path).map_err(io_error("reading", path))?;
+    let file = open_for_reading(path)?;
     let mut events = Vec::new();
     for (index, line) in BufReader::new(file).lines().enumerate() {
         let line = line.map_err(io_error("reading", path))?;
@@ -236,7 +242,7 @@ fn read_events(path: &Path) -> Result<Vec<AuditEvent>> {
 }
 
 fn verify_file(path: &Path) -> Result<ChainReport> {
-    let file = File::open(path).map_err(io_error("reading", path))?;
+    let file = open_for_reading(path)?;
     let mut prev = GENESIS.to_owned();
     let mut lines = 0;
     let mut prefix = Vec::new();

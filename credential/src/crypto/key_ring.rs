@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use zeroize::Zeroizing;
 
 use super::envelope::{self, SealContext};
-use super::{KdfSettings, KeyId, MasterKey};
+use super::{KdfSettings, KeyId, MasterKey, record_tag};
 use crate::{Error, Result};
 
 /// Master keys by id. New seals use the current key; envelopes sealed under any key in the ring
@@ -182,6 +182,32 @@ impl KeyRing {
             .find(|key| key.id().as_str() == parsed.key_id)
             .ok_or(Error::Decrypt)?;
         envelope::open(key, context, &parsed).ok_or(Error::Decrypt)
+    }
+
+    /// A tag authenticating `covered` (what a record says about how it is served) under the key
+    /// `key_id` names, which the record is sealed under.
+    ///
+    /// # Errors
+    /// [`Error::WrongMasterKey`] when the ring lacks that key, [`Error::RandomUnavailable`].
+    pub(crate) fn tag(&self, key_id: &str, covered: &[u8]) -> Result<Vec<u8>> {
+        let key = self.key_named(key_id)?;
+        record_tag::tag(&key.tagger, covered)
+    }
+
+    /// Whether `tag` authenticates `covered` under the key `key_id` names.
+    ///
+    /// # Errors
+    /// [`Error::WrongMasterKey`] when the ring lacks that key.
+    pub(crate) fn verify_tag(&self, key_id: &str, covered: &[u8], tag: &[u8]) -> Result<bool> {
+        let key = self.key_named(key_id)?;
+        Ok(record_tag::verify(&key.tagger, covered, tag))
+    }
+
+    fn key_named(&self, key_id: &str) -> Result<&MasterKey> {
+        self.keys
+            .iter()
+            .find(|key| key.id().as_str() == key_id)
+            .ok_or_else(|| Error::WrongMasterKey { key_id: key_id.to_owned() })
     }
 
     /// Re-seals an envelope under the current key: `Ok(None)` when it already is. Idempotent, so

@@ -1,6 +1,7 @@
 //! A master key: 32 bytes from the OS, an environment variable, a key file or a passphrase.
 
 use std::fmt;
+use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -12,8 +13,8 @@ use base64ct::Encoding;
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
-use super::KeyId;
-use super::random;
+use super::{KeyId, random, record_tag};
+use crate::util::regular_file::{self, Links};
 use crate::{Error, Result};
 
 /// The length of a master key in bytes.
@@ -43,6 +44,8 @@ pub struct MasterKey {
     id: KeyId,
     bytes: Zeroizing<[u8; MASTER_KEY_LEN]>,
     pub(crate) cipher: Aes256Gcm,
+    /// Makes and checks record tags, under a key derived from this one (see `record_tag`).
+    pub(crate) tagger: Aes256Gcm,
 }
 
 impl MasterKey {
@@ -64,7 +67,8 @@ impl MasterKey {
         Aes256::new(key).encrypt_block(&mut block);
         let id = KeyId::from_check_block(&block);
         let cipher = Aes256Gcm::new(key);
-        Self { id, bytes, cipher }
+        let tagger = record_tag::tag_cipher(&bytes);
+        Self { id, bytes, cipher, tagger }
     }
 
     /// A key written as 64 hex characters or as base64 (standard or URL alphabet, padded or
@@ -118,7 +122,8 @@ impl MasterKey {
     }
 
     /// The key in the file at `path`: 32 raw bytes, or hex or base64 text. Like ssh, a key file
-    /// that its group or others may read is refused.
+    /// that its group or others may read is refused, and so is anything but a regular file (a
+    /// FIFO or a device fails at once instead of blocking or streaming).
     ///
     /// # Errors
     /// [`Error::InsecurePermissions`] for a group- or world-accessible file, [`Error::Io`] when it
@@ -126,7 +131,8 @@ impl MasterKey {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let io_error = |source| Error::io(format!("reading key file `{}`", path.display()), source);
-        let mut file = std::fs::File::open(path).map_err(io_error)?;
+        let mut file = regular_file::open(path, OpenOptions::new().read(true), Links::Follow)
+            .map_err(io_error)?;
         check_private(path, &file.metadata().map_err(io_error)?)?;
         let mut contents = Zeroizing::new(Vec::with_capacity(256));
         // Bounded read into a buffer that never grows: no partial copies left behind.

@@ -145,7 +145,9 @@ impl Freshness {
 }
 
 pub(crate) struct Cache {
-    ttl: Duration,
+    /// How long an entry is served, in nanoseconds: the configured time to live, or less for a
+    /// store without a change feed (see [`Cache::unwatched`]).
+    ttl: AtomicI64,
     /// `None`: the cache is turned off.
     entries: Option<Map>,
     /// The loads in flight; its lock is the one every change to `entries` is made under.
@@ -169,12 +171,8 @@ impl Cache {
                 Some(Map::with_options(options, UnitWeighter, hasher, Default::default()))
             }
         };
-        Ok(Self {
-            ttl: config.ttl,
-            entries,
-            flights: Mutex::default(),
-            freshness: Freshness::default(),
-        })
+        let ttl = AtomicI64::new(i64::try_from(config.ttl.as_nanos()).unwrap_or(i64::MAX));
+        Ok(Self { ttl, entries, flights: Mutex::default(), freshness: Freshness::default() })
     }
 
     fn flights(&self) -> MutexGuard<'_, IdMap<Arc<Flight>>> {
@@ -185,6 +183,15 @@ impl Cache {
     pub(crate) fn follow(&self, kind: FeedKind) {
         self.freshness.polled.store(kind == FeedKind::Polled, Ordering::Release);
         self.clear();
+    }
+
+    /// The store has no change feed: nothing tells this cache of changes made through other
+    /// managers, so an entry is served for at most [`MAX_FEED_LAG`] after it was loaded, as if a
+    /// feed were that late. A revoke committed anywhere is then refused here within the same
+    /// bound as on a store with a feed.
+    pub(crate) fn unwatched(&self) {
+        let lag = i64::try_from(MAX_FEED_LAG.as_nanos()).unwrap_or(i64::MAX);
+        self.ttl.fetch_min(lag, Ordering::AcqRel);
     }
 
     /// The entry for `key` if it is still fresh at `now`.
@@ -281,8 +288,7 @@ impl Cache {
     /// Installs what `flight` loaded, unless a change made it stale or the feed fell behind.
     fn install(&self, entries: &Map, key: &str, flight: &Arc<Flight>, cached: Cached) {
         let now = util::now_nanos();
-        let ttl = i64::try_from(self.ttl.as_nanos()).unwrap_or(i64::MAX);
-        let fresh_until = now.saturating_add(ttl);
+        let fresh_until = now.saturating_add(self.ttl.load(Ordering::Acquire));
         let flights = self.flights();
         let current = flights.get(key).is_some_and(|current| Arc::ptr_eq(current, flight));
         if !current || flight.stale.load(Ordering::Acquire) || !self.freshness.is_fresh(now) {
@@ -385,6 +391,13 @@ mod tests {
         let shards = cache.entries.as_ref().unwrap().num_shards();
         assert!(cache.len() <= 64 + shards, "{} entries for a capacity of 64", cache.len());
         assert_eq!(version(&cache, "k999"), Some(999), "the latest install is kept");
+
+        let unwatched = Cache::new(CacheConfig::new(Duration::from_secs(3600), 10)).unwrap();
+        unwatched.unwatched();
+        unwatched.get_or_load("k", || async { Ok(cached("k", 1)) }).await.unwrap();
+        let installed = unwatched.entries.as_ref().unwrap().get("k").unwrap();
+        let lag = i64::try_from(MAX_FEED_LAG.as_nanos()).unwrap();
+        assert!(installed.fresh_until <= util::now_nanos() + lag, "served past the feed's lag");
 
         let short = Cache::new(CacheConfig::new(Duration::ZERO, 10)).unwrap();
         short.get_or_load("k", || async { Ok(cached("k", 1)) }).await.unwrap();

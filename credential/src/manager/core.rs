@@ -76,6 +76,10 @@ pub(crate) struct Parts {
     pub(crate) kinds: KindRegistry,
     pub(crate) refresh: Box<dyn Refresh>,
     pub(crate) operator: Principal,
+    /// No other manager writes the store (see `ManagerBuilder::sole_writer`).
+    pub(crate) sole_writer: bool,
+    /// Untagged records are refused (see `ManagerBuilder::require_tags`).
+    pub(crate) require_tags: bool,
 }
 
 pub(crate) struct Core {
@@ -92,6 +96,8 @@ pub(crate) struct Core {
     refresh: Box<dyn Refresh>,
     /// Who refreshes are attributed to and checked as: the manager's operator.
     operator: Principal,
+    /// Untagged records are refused rather than served.
+    require_tags: bool,
     /// Keeps the store's change feed running for as long as the core lives.
     _feed: Option<ChangeFeed>,
 }
@@ -102,8 +108,10 @@ impl Core {
         let cache = Arc::new(Cache::new(parts.cache)?);
         let listener = CacheListener::new(Arc::clone(&cache), &parts.environment);
         let feed = parts.store.watch(Arc::new(listener))?;
-        if let Some(feed) = &feed {
-            cache.follow(feed.kind());
+        match &feed {
+            Some(feed) => cache.follow(feed.kind()),
+            None if parts.sole_writer => {}
+            None => cache.unwatched(),
         }
         Ok(Arc::new(Self {
             store: parts.store,
@@ -117,6 +125,7 @@ impl Core {
             telemetry: Telemetry::default(),
             refresh: parts.refresh,
             operator: parts.operator,
+            require_tags: parts.require_tags,
             _feed: feed,
         }))
     }
@@ -147,7 +156,11 @@ impl Core {
 
     /// The id the store knows `id` by: namespaced by the environment.
     pub(crate) fn storage_id(&self, id: &str) -> String {
-        format!("{}/{id}", self.environment)
+        let mut storage_id = String::with_capacity(self.environment.len() + 1 + id.len());
+        storage_id.push_str(&self.environment);
+        storage_id.push('/');
+        storage_id.push_str(id);
+        storage_id
     }
 
     /// The metadata of this environment's records that pass `filter`, ids without the
@@ -190,12 +203,40 @@ impl Core {
         self.fetch_at(&self.storage_id(id), id).await
     }
 
-    /// The record of `id`, which the store knows as `storage_id`.
+    /// The record of `id`, which the store knows as `storage_id`, once its tag is checked.
     async fn fetch_at(&self, storage_id: &str, id: &str) -> Result<Record> {
-        self.telemetry
+        let record = self
+            .telemetry
             .store_call(StoreOp::Get, self.store.get(storage_id))
             .await?
-            .ok_or_else(|| Error::NotFound { id: id.to_owned() })
+            .ok_or_else(|| Error::NotFound { id: id.to_owned() })?;
+        self.check_tag(id, &record)?;
+        Ok(record)
+    }
+
+    /// `record` with a new tag over what it says about how it is served, under the master key it
+    /// names: what every write through the core stores.
+    fn tagged(&self, mut record: Record) -> Result<Record> {
+        record.meta.tag = self.ring.tag(&record.meta.key_id, &record.covered_bytes())?;
+        Ok(record)
+    }
+
+    /// Refuses `record` if its tag does not match what it says: someone who can write the
+    /// store, but lacks the master key, changed it. An untagged record (written before records
+    /// were tagged) passes until its next write tags it, unless tags are required.
+    fn check_tag(&self, id: &str, record: &Record) -> Result<()> {
+        let meta = &record.meta;
+        let reason = if meta.tag.is_empty() {
+            if !self.require_tags {
+                return Ok(());
+            }
+            "it has no tag, and this manager requires one"
+        } else if self.ring.verify_tag(&meta.key_id, &record.covered_bytes(), &meta.tag)? {
+            return Ok(());
+        } else {
+            "it does not match its tag: it was changed without the master key"
+        };
+        Err(Error::CorruptRecord { reason: format!("record `{id}`: {reason}") })
     }
 
     /// The decoder for `record` under `decode`.

@@ -49,6 +49,8 @@ pub fn sample_record(id: &str, kind: &str, payload: &[u8]) -> Record {
                 }),
                 reauth_required: false,
             },
+            // Stores keep the tag as given, whatever its bytes.
+            tag: vec![0x5A; 29],
         },
         versions: vec![SealedVersion {
             version: 1,

@@ -109,6 +109,7 @@ impl EnvStore {
             tags: ["env".to_owned()].into(),
             key_id: self.ring.current_id().to_string(),
             refresh: Default::default(),
+            tag: Vec::new(),
         }
     }
 }

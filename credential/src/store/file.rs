@@ -17,11 +17,15 @@ use super::{
     ChangeFeed, ChangeListener, ListFilter, LocalListeners, Precondition, Record, RecordMeta,
     Store, check_id, record_codec, spawn_poller,
 };
+use crate::util::regular_file::{self, Links};
 use crate::{Error, Result, blocking};
 
 const RECORD_SUFFIX: &str = ".rec";
 const TEMP_PREFIX: &str = ".tmp-";
 const LOCK_FILE: &str = ".lock";
+/// The largest record or `.keys` file read: far above any record the store writes, so a file
+/// grown by someone else is an error rather than an allocation of its size.
+const MAX_FILE_LEN: u64 = 64 << 20;
 
 /// Records as files in one directory.
 ///
@@ -33,6 +37,9 @@ const LOCK_FILE: &str = ".lock";
 /// - Read-modify-write runs under an exclusive lock on `.lock`, so several processes can share
 ///   the directory.
 /// - Ids pass [`check_id`]; `/` in an id is stored as `~` in the file name.
+/// - Record, `.keys`, `.lock` and `.changes` files are opened without following links and
+///   without blocking, and checked on the opened descriptor: a FIFO, socket, device or link in
+///   their place is an error at once, never a hang.
 /// - Every write appends the record's id to a change log (`.changes`) before and after replacing
 ///   the record; the store's change feed follows the log, so a manager learns of writes made by
 ///   other processes within milliseconds. A write whose first entry cannot be logged does not
@@ -65,8 +72,10 @@ impl FileStore {
                 .mode(0o700)
                 .create(&dir)
                 .map_err(io_error("creating store directory", &dir))?;
+            // Checked on the opened directory: a FIFO or a file in its place fails at once.
+            let opened = regular_file::open_dir(&dir).map_err(io_error("opening", &dir))?;
             let mode =
-                fs::metadata(&dir).map_err(io_error("reading", &dir))?.permissions().mode() & 0o777;
+                opened.metadata().map_err(io_error("reading", &dir))?.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
                 return Err(Error::InsecurePermissions { path: dir, mode });
             }
@@ -103,13 +112,9 @@ impl Inner {
 
     fn lock(&self) -> Result<File> {
         let path = self.dir.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false).mode(0o600);
+        let file = regular_file::open(&path, &mut options, Links::Refuse)
             .map_err(io_error("opening lock file", &path))?;
         file.lock().map_err(io_error("locking", &path))?;
         Ok(file)
@@ -132,7 +137,7 @@ impl Inner {
         meta: fn(&T) -> &RecordMeta,
     ) -> Result<Option<T>> {
         let path = self.record_path(id);
-        let bytes = match fs::read(&path) {
+        let bytes = match regular_file::read(&path, Links::Refuse, MAX_FILE_LEN) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
             Err(error) => return Err(io_error("reading record", &path)(error)),
@@ -180,7 +185,8 @@ impl Inner {
     /// The key counts as kept, settled against the record a crash may have left pending; `None`
     /// when there are none or they cannot be trusted.
     fn key_counts(&self) -> Option<KeyCounts> {
-        let bytes = fs::read(self.dir.join(KEYS_FILE)).ok()?;
+        let bytes =
+            regular_file::read(&self.dir.join(KEYS_FILE), Links::Refuse, MAX_FILE_LEN).ok()?;
         KeyCounts::settled(&bytes, |id| self.read_meta(id)).ok()
     }
 
@@ -200,7 +206,7 @@ impl Inner {
     }
 
     fn sync_dir(&self) -> Result<()> {
-        File::open(&self.dir)
+        regular_file::open_dir(&self.dir)
             .and_then(|dir| dir.sync_all())
             .map_err(io_error("flushing directory", &self.dir))
     }

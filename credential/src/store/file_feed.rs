@@ -2,12 +2,13 @@
 //! file in the directory, after the replacement and under the store's lock; readers follow the
 //! log from where they last stopped.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{ChangeListener, Poll};
+use crate::util::regular_file::{self, Links};
 use crate::{Error, Result};
 
 /// The change log's file name in the store directory.
@@ -31,8 +32,9 @@ pub(crate) fn append(dir: &Path, id: &str) -> Result<()> {
             .map_err(io_error)?;
         fs::rename(&fresh, &path).map_err(io_error)?;
     }
-    let mut log =
-        OpenOptions::new().append(true).create(true).mode(0o600).open(&path).map_err(io_error)?;
+    let mut options = OpenOptions::new();
+    options.append(true).create(true).mode(0o600);
+    let mut log = regular_file::open(&path, &mut options, Links::Refuse).map_err(io_error)?;
     let mut line = String::with_capacity(id.len() + 1);
     line.push_str(id);
     line.push('\n');
@@ -59,7 +61,8 @@ impl FileChanges {
     }
 
     fn read_new(&mut self) -> std::io::Result<Vec<u8>> {
-        let mut file = File::open(&self.path)?;
+        let mut file =
+            regular_file::open(&self.path, OpenOptions::new().read(true), Links::Refuse)?;
         file.seek(SeekFrom::Start(self.offset))?;
         let mut new = Vec::new();
         file.read_to_end(&mut new)?;

@@ -48,6 +48,12 @@ pub struct RecordMeta {
     /// Where an automatic refresh stands: a lease held by the process refreshing it, or a mark
     /// that the provider refused the refresh and an operator must put in a new credential.
     pub refresh: RefreshMark,
+    /// The manager's tag over everything in the record that decides what is served (see
+    /// `FORMAT.md`), made under the master key `key_id` names: a record whose tag does not match
+    /// is refused as tampered. Stores keep it as they are given it. Empty for a record written
+    /// before records were tagged: it is served until its next write tags it, and `cred
+    /// doctor` names it.
+    pub tag: Vec<u8>,
 }
 
 /// Where an automatic refresh of a credential stands, kept with its metadata so that every process
@@ -106,6 +112,57 @@ impl Record {
     }
 }
 
+impl Record {
+    /// What the record's tag covers, in a fixed byte form (see `FORMAT.md`): the id, kind,
+    /// environment, state, expiry, master key id and refresh mark, and for each version its
+    /// number, state, times and whether its payload is destroyed. Not the revision, the write
+    /// time or the tags, which decide nothing that is served; not the payloads, which their own
+    /// seal binds to the id, version and kind.
+    pub(crate) fn covered_bytes(&self) -> Vec<u8> {
+        fn text(out: &mut Vec<u8>, text: &str) {
+            out.extend_from_slice(&u32::try_from(text.len()).unwrap_or(u32::MAX).to_be_bytes());
+            out.extend_from_slice(text.as_bytes());
+        }
+        fn time(out: &mut Vec<u8>, at: DateTime<Utc>) {
+            out.extend_from_slice(&at.timestamp().to_be_bytes());
+            out.extend_from_slice(&at.timestamp_subsec_nanos().to_be_bytes());
+        }
+        let meta = &self.meta;
+        let mut out = Vec::with_capacity(128 + 48 * self.versions.len());
+        out.extend_from_slice(b"credential/record/v1");
+        for part in [&meta.id, &meta.kind, &meta.environment] {
+            text(&mut out, part);
+        }
+        text(&mut out, meta.state.as_str());
+        match meta.expires_at {
+            None => out.push(0),
+            Some(at) => {
+                out.push(1);
+                time(&mut out, at);
+            }
+        }
+        text(&mut out, &meta.key_id);
+        match &meta.refresh.lease {
+            None => out.push(0),
+            Some(lease) => {
+                out.push(1);
+                text(&mut out, &lease.holder);
+                time(&mut out, lease.until);
+            }
+        }
+        out.push(u8::from(meta.refresh.reauth_required));
+        out.extend_from_slice(&(self.versions.len() as u64).to_be_bytes());
+        for version in &self.versions {
+            out.extend_from_slice(&version.version.to_be_bytes());
+            text(&mut out, version.state.as_str());
+            time(&mut out, version.created_at);
+            time(&mut out, version.changed_at);
+            out.push(u8::from(version.sealed.is_empty()));
+        }
+        out
+    }
+}
+
 impl RecordMeta {
     /// The metadata of a new draft `id` of `kind` in `environment`, sealed under master key
     /// `key_id`, created at `now`: revision 0, no expiry, no tags, no refresh mark.
@@ -122,6 +179,7 @@ impl RecordMeta {
             tags: BTreeSet::new(),
             key_id: key_id.to_owned(),
             refresh: RefreshMark::default(),
+            tag: Vec::new(),
         }
     }
 }

@@ -2,10 +2,11 @@
 //!
 //! ```text
 //! 4 bytes  magic "CRDR"
-//! u8       format version (1)
+//! u8       format version (3; 1 and 2 are still read)
 //! then, in the storage encoding's primitives: id, kind, environment, state (text), revision
 //! (varint), created_at, updated_at, expires_at (option), tags (list of text), key id (text),
-//! versions (count, then per version: number, state, created_at, changed_at, sealed bytes)
+//! refresh mark (from version 2), record tag (bytes, from version 3), versions (count, then per
+//! version: number, state, created_at, changed_at, sealed bytes)
 //! ```
 
 use std::collections::BTreeSet;
@@ -18,7 +19,9 @@ use crate::field::{DecodeError, FieldCodec};
 use crate::{Error, Result};
 
 const MAGIC: &[u8; 4] = b"CRDR";
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
+/// The format before the record tag; still read (its records are untagged).
+const VERSION_WITHOUT_TAG: u8 = 2;
 /// The format before the refresh mark; still read.
 const VERSION_WITHOUT_REFRESH: u8 = 1;
 
@@ -52,6 +55,7 @@ fn write_record(writer: &mut Writer, record: &Record) {
         }
     }
     meta.refresh.reauth_required.encode(writer);
+    writer.len_prefixed(&meta.tag);
     writer.varint(record.versions.len() as u64);
     for version in &record.versions {
         writer.varint(version.version);
@@ -86,7 +90,7 @@ fn open(bytes: &[u8]) -> Result<(Reader<'_>, u8)> {
         return Err(Error::CorruptRecord { reason: "not a credential record".to_owned() });
     }
     let version = reader.u8().map_err(corrupt)?;
-    if version != VERSION && version != VERSION_WITHOUT_REFRESH {
+    if !matches!(version, VERSION | VERSION_WITHOUT_TAG | VERSION_WITHOUT_REFRESH) {
         return Err(Error::CorruptRecord {
             reason: format!(
                 "record format version {version} is not supported (this build reads {VERSION})"
@@ -155,6 +159,7 @@ fn read_meta(reader: &mut Reader<'_>, version: u8) -> std::result::Result<Record
     } else {
         read_refresh(reader)?
     };
+    let tag = if version == VERSION { reader.len_prefixed()?.to_vec() } else { Vec::new() };
     Ok(RecordMeta {
         id,
         kind,
@@ -167,6 +172,7 @@ fn read_meta(reader: &mut Reader<'_>, version: u8) -> std::result::Result<Record
         tags,
         key_id,
         refresh,
+        tag,
     })
 }
 
@@ -232,18 +238,31 @@ mod tests {
         };
         assert_eq!(decode(&encode(&record)).unwrap(), record);
 
-        // The same record in format 1: no refresh mark between the key id and the versions.
+        // The same record, untagged, in formats 2 and 1: no tag (one byte for an empty one), and
+        // in 1 no refresh mark (two bytes) either, between the key id and the versions.
         record.meta.refresh = RefreshMark::default();
+        record.meta.tag.clear();
         let current = encode(&record);
-        let mark_at = current.len() - versions_len(&record);
-        let mut old = current[..mark_at - 2].to_vec();
-        old[4] = VERSION_WITHOUT_REFRESH;
-        old.extend_from_slice(&current[mark_at..]);
-        assert_eq!(decode(&old).unwrap(), record);
+        let versions_at = current.len() - versions_len(&record);
+        for (version, cut) in [(VERSION_WITHOUT_TAG, 1), (VERSION_WITHOUT_REFRESH, 3)] {
+            let mut old = current[..versions_at - cut].to_vec();
+            old[4] = version;
+            old.extend_from_slice(&current[versions_at..]);
+            assert_eq!(decode(&old).unwrap(), record, "format {version}");
+        }
         assert!(matches!(
-            decode(&[b"CRDR".as_slice(), &[3]].concat()),
+            decode(&[b"CRDR".as_slice(), &[VERSION + 1]].concat()),
             Err(Error::CorruptRecord { .. })
         ));
+    }
+
+    #[test]
+    fn the_tag_round_trips_with_the_metadata() {
+        let mut record = sample_record("codec/tag", "api_key", b"sealed");
+        record.meta.tag = vec![1; 29];
+        let bytes = encode(&record);
+        assert_eq!(decode(&bytes).unwrap(), record);
+        assert_eq!(decode_meta(&bytes).unwrap().tag, vec![1; 29]);
     }
 
     /// How many bytes the versions take at the end of `record`'s encoding.

@@ -29,14 +29,28 @@ pub fn check_id(id: &str) -> Result<()> {
     if id.len() > MAX_ID_LEN {
         return invalid("is longer than 200 bytes");
     }
-    let allowed =
-        |byte: u8| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.' | b'/');
-    if !id.bytes().all(allowed) {
+    // One pass: a segment starts at the start and after each `/`; it may not be empty nor start
+    // with `.` (which also rules out `.`, `..` and hidden files). A byte outside the allowlist is
+    // reported before a bad segment.
+    let (mut bad_byte, mut bad_segment, mut at_segment_start) = (false, false, true);
+    for byte in id.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' => at_segment_start = false,
+            b'.' => {
+                bad_segment |= at_segment_start;
+                at_segment_start = false;
+            }
+            b'/' => {
+                bad_segment |= at_segment_start;
+                at_segment_start = true;
+            }
+            _ => bad_byte = true,
+        }
+    }
+    if bad_byte {
         return invalid("may only contain A-Z, a-z, 0-9, `_`, `-`, `.` and `/`");
     }
-    // A segment starting with `.` covers `.`, `..` and hidden files; an empty one covers a
-    // leading, trailing or doubled `/`.
-    if id.split('/').any(|segment| segment.is_empty() || segment.starts_with('.')) {
+    if bad_segment || at_segment_start {
         return invalid("has an empty segment or one starting with `.`");
     }
     Ok(())

@@ -15,6 +15,7 @@ use super::{
     ChangeFeed, ChangeListener, ListFilter, LocalListeners, Precondition, Record, RecordMeta,
     Store, check_id, record_codec, spawn_poller, to_sql_int,
 };
+use crate::util::regular_file::{self, Links};
 use crate::{Error, Result, blocking};
 
 /// The schema this build reads and writes (`PRAGMA user_version`).
@@ -203,12 +204,23 @@ impl SqliteStore {
 }
 
 /// Creates the database file with mode 0600 if it does not exist, so it is never readable by
-/// others, not even briefly.
+/// others, not even briefly; an existing one must be a regular file. SQLite opens the path itself
+/// and would block on a FIFO, so the check is made on a descriptor of our own first (a link to
+/// a database is followed, as SQLite follows it).
 fn create_private(path: &Path) -> Result<()> {
+    // Unusable, as SQLite itself would report it: a store error.
+    let error = |source: std::io::Error| {
+        let said = format!("opening database `{}`: {source}", path.display());
+        Error::storage("sqlite", false, std::io::Error::new(source.kind(), said))
+    };
     match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
         Ok(_) => Ok(()),
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(source) => Err(Error::io(format!("creating database `{}`", path.display()), source)),
+        Err(exists) if exists.kind() == std::io::ErrorKind::AlreadyExists => {
+            regular_file::open(path, OpenOptions::new().read(true), Links::Follow)
+                .map(drop)
+                .map_err(error)
+        }
+        Err(source) => Err(error(source)),
     }
 }
 

@@ -85,9 +85,10 @@ impl Core {
             self.audit_mutation(now, actor, id, action, version, Some(&denied), None).await?;
             return Err(denied);
         }
+        record.meta.updated_at = now;
+        let mut record = self.tagged(record)?;
         // Audited before it happens: an unaudited change must never exist.
         self.audit_mutation(now, actor, id, action, version, None, reason).await?;
-        record.meta.updated_at = now;
         let precondition = expected.map_or(Precondition::Absent, Precondition::Revision);
         let written = self
             .telemetry
@@ -114,9 +115,9 @@ impl Core {
         }
     }
 
-    /// Sets `record`'s refresh lease, by compare-and-swap on its revision; returns the new
-    /// revision. Refresh bookkeeping, not a change to the credential: nothing else in the record
-    /// changes, so it is not audited and what the cache serves stays valid.
+    /// Sets `record`'s refresh lease, by compare-and-swap on its revision, and tags it anew;
+    /// returns the new revision. Refresh bookkeeping, not a change to the credential: nothing
+    /// else in the record changes, so it is not audited and what the cache serves stays valid.
     pub(crate) async fn set_lease(
         &self,
         mut record: Record,
@@ -124,6 +125,7 @@ impl Core {
     ) -> Result<u64> {
         let expected = Precondition::Revision(record.meta.revision);
         record.meta.refresh.lease = lease;
+        let record = self.tagged(record)?;
         self.telemetry.store_call(StoreOp::Put, self.store.put(record, expected)).await
     }
 

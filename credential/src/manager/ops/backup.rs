@@ -145,6 +145,7 @@ pub(crate) async fn import(manager: &Manager, exported: &ExportedCredential) -> 
             tags: exported.tags.clone(),
             key_id: core.ring().current_id().as_str().to_owned(),
             refresh: Default::default(),
+            tag: Vec::new(),
         },
         versions: sealed_versions,
     };

@@ -57,7 +57,8 @@ pub(crate) async fn rekey(
     Ok(RekeyReport { records: total, resealed, keys_in_use })
 }
 
-/// Re-seals one record; `false` when it already was under the current key (or is gone).
+/// Re-seals one record; `false` when it already was under the current key and tagged (or is
+/// gone).
 async fn reseal_record(manager: &Manager, id: &str) -> Result<bool> {
     let core = manager.core();
     let current = core.ring().current_id().to_string();
@@ -68,7 +69,8 @@ async fn reseal_record(manager: &Manager, id: &str) -> Result<bool> {
             Err(Error::NotFound { .. }) => return Ok(false),
             Err(error) => return Err(error),
         };
-        let mut changed = record.meta.key_id != current;
+        // An untagged record (written before records were tagged) is rewritten to be tagged.
+        let mut changed = record.meta.key_id != current || record.meta.tag.is_empty();
         for version in record.versions.iter_mut().filter(|version| !version.sealed.is_empty()) {
             if hazmat::envelope_key_id(&version.sealed)?.as_str() == current {
                 continue;
