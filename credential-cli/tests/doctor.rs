@@ -18,7 +18,7 @@ fn a_healthy_store_passes_every_check() {
         report["checks"].as_array().unwrap().iter().map(|c| c["check"].as_str().unwrap()).collect();
     assert_eq!(
         checks,
-        ["key", "store", "master key", "crypto", "audit", "hygiene", "tags", "deep"]
+        ["key", "store", "master key", "crypto", "audit", "hygiene", "tags", "restores", "deep"]
     );
     assert!(report["checks"].as_array().unwrap().iter().all(|check| check["status"] == "ok"));
 }
@@ -128,4 +128,30 @@ fn an_untagged_record_is_named_until_a_rekey_tags_it() {
     cli.run(&["--store", &store, "rekey"]).ok();
     let run = cli.run(&["--store", &store, "doctor", "--deep"]).ok();
     assert!(run.stdout.contains("ok    tags: 1 credential(s), every one tagged"), "{run:?}");
+}
+
+#[test]
+fn a_record_put_back_from_a_backup_is_named() {
+    let cli = Cli::new("doctor-restored");
+    let files = cli.path("files");
+    let store = format!("file:{}", files.display());
+    cli.run(&["--store", &store, "init"]).ok();
+    let put = ["--store", &store, "put", "api_key", "svc/one", "--set", "key=-", "--activate"];
+    cli.run_with_input(&put, b"sk_one").ok();
+    let record = files.join("default~svc~one.rec");
+    let backup = std::fs::read(&record).unwrap();
+    cli.run(&["--store", &store, "doctor"]).ok();
+    let revoke = ["--store", &store, "revoke", "svc/one", "--reason", "leaked"];
+    cli.run(&revoke).ok();
+    std::fs::write(&record, &backup).unwrap();
+    let run = cli.run(&["--store", &store, "doctor"]).fails_with(1);
+    assert!(
+        run.stdout.contains("FAIL  restores: 1 revoked credential(s) readable again"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout.contains("FAIL  restores: 1 credential(s) behind the audit trail"),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("svc/one"), "{run:?}");
 }

@@ -24,6 +24,7 @@ mod memory;
 mod postgres;
 mod query;
 mod queue;
+mod restores;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -38,6 +39,7 @@ pub use self::memory::{DEFAULT_MEMORY_AUDIT_CAPACITY, MemoryAuditSink};
 #[cfg(feature = "postgres")]
 pub use self::postgres::PostgresAuditSink;
 pub use self::query::{AuditQuery, AuditSummary};
+pub use self::restores::RestoreCheck;
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::SqliteAuditSink;
 use crate::Result;

@@ -33,7 +33,7 @@ pub use self::refresh::{RefreshConfig, RefreshContext, RefreshError, Refresher};
 use self::refresh::{Refreshers, Refreshing};
 use self::registry::{Decoder, KindRegistry};
 pub use self::resolve::ResolveOptions;
-use crate::audit::{AuditAction, AuditSink, MemoryAuditSink};
+use crate::audit::{AuditAction, AuditQuery, AuditSink, MemoryAuditSink, RestoreCheck};
 use crate::crypto::KeyId;
 use crate::store::{
     KeyUsage, LifecycleState, ListFilter, Record, RecordMeta, Store, VersionState, check_id,
@@ -648,6 +648,32 @@ impl Manager {
     /// opens; [`Error::Conflict`] when a record kept changing for 16 tries in a row.
     pub async fn rekey(&self, progress: impl FnMut(RekeyProgress)) -> Result<RekeyReport> {
         ops::rekey(self, progress).await
+    }
+
+    /// Compares every record of this environment with the last change the audit trail records of
+    /// it: names the records behind it (put back from an older backup or snapshot, a rolled-back
+    /// row) and the revoked credentials that are readable again (put back from before the
+    /// revoke). A restored record carries its own authentic tag, so only the trail can tell.
+    ///
+    /// Reads the whole trail through [`AuditSink::query`]: an operator's check (`cred doctor`),
+    /// not a per-read one. Changes recorded before events carried revisions are not compared.
+    ///
+    /// ```
+    /// use credential::{Manager, kinds::ApiKey};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> credential::Result<()> {
+    /// let manager = Manager::for_testing()?;
+    /// manager.create("stripe", ApiKey::new("sk_test_1".into())).await?.activate().await?;
+    /// assert!(manager.verify_against_trail().await?.is_clean());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// The audit sink's or the store's error.
+    pub async fn verify_against_trail(&self) -> Result<RestoreCheck> {
+        let events = self.core.audit().query(&AuditQuery::all()).await?;
+        let records = self.core.list_stored(&ListFilter::all()).await?;
+        Ok(RestoreCheck::of(&events, self.environment(), &records))
     }
 
     pub(crate) fn core(&self) -> &Core {

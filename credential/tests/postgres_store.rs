@@ -43,7 +43,7 @@ async fn processes_starting_at_once_migrate_one_after_the_other() {
     for store in connecting {
         store.await.unwrap().unwrap();
     }
-    assert_eq!(schema.psql("SELECT version FROM credential_schema"), "2\n");
+    assert_eq!(schema.psql("SELECT version FROM credential_schema"), "3\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,7 +55,7 @@ async fn a_database_from_a_newer_schema_is_refused_untouched() {
     schema.psql("UPDATE credential_schema SET version = 99");
     let before = schema.psql("SELECT id, revision, md5(record) FROM credential_records");
     match PostgresStore::connect(&schema.url).await {
-        Err(Error::UnsupportedSchema { found: 99, supported: 2 }) => {}
+        Err(Error::UnsupportedSchema { found: 99, supported: 3 }) => {}
         other => panic!("expected UnsupportedSchema, got {other:?}"),
     }
     assert_eq!(schema.psql("SELECT version FROM credential_schema"), "99\n");

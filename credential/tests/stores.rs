@@ -139,7 +139,7 @@ async fn a_database_from_a_newer_schema_is_refused_untouched() {
     let before = std::fs::read(&path).unwrap();
     match SqliteStore::open(&path).await {
         Err(Error::UnsupportedSchema { found, supported }) => {
-            assert_eq!((found, supported), (99, 4))
+            assert_eq!((found, supported), (99, 5))
         }
         other => panic!("expected UnsupportedSchema, got {other:?}"),
     }

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use chrono::TimeDelta;
 use clap::ArgMatches;
+use credential::audit::{AuditQuery, RestoreCheck};
 use credential::hazmat::{self, SealContext};
 use credential::store::RecordMeta;
 use credential::{Error, KeyRing, LifecycleState, ListFilter, Utc};
@@ -136,6 +137,7 @@ async fn diagnose(globals: &Globals, deep: bool, report: &mut Report) -> Outcome
         };
     check_hygiene(globals, &metas, report);
     check_tags(globals, &metas, report);
+    check_restores(globals, &opened, &metas, report).await;
     if deep {
         check_every_record(&opened, &ring, &metas, report).await;
     }
@@ -380,6 +382,54 @@ fn check_tags(globals: &Globals, metas: &[RecordMeta], report: &mut Report) {
         format!("{} credential(s) written before records were tagged: {named}", untagged.len()),
         "cred rekey (it tags them)",
     );
+}
+
+/// Names the records behind the last change the audit trail records of them, and the revoked
+/// credentials readable again: put back from an older copy.
+async fn check_restores(
+    globals: &Globals,
+    opened: &OpenedStore,
+    metas: &[RecordMeta],
+    report: &mut Report,
+) {
+    let events = match opened.audit.query(&AuditQuery::all()).await {
+        Ok(events) => events,
+        Err(error) => {
+            let detail = format!("cannot read the audit trail: {}", Failure::from(error));
+            report.fail("restores", detail, "check the audit trail");
+            return;
+        }
+    };
+    let check = RestoreCheck::of(&events, &globals.environment, metas);
+    let named = |ids: &[String]| ids.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if !check.revoked_readable.is_empty() {
+        report.fail(
+            "restores",
+            format!(
+                "{} revoked credential(s) readable again (put back from before the revoke): {}",
+                check.revoked_readable.len(),
+                named(&check.revoked_readable)
+            ),
+            "revoke them again, then rekey and destroy the old master key so older copies stay unreadable",
+        );
+    }
+    if !check.behind.is_empty() {
+        report.fail(
+            "restores",
+            format!(
+                "{} credential(s) behind the audit trail (put back from an older copy): {}",
+                check.behind.len(),
+                named(&check.behind)
+            ),
+            "rotate them (the copy may hold a secret rotated out), or revoke them",
+        );
+    }
+    if check.is_clean() {
+        report.ok(
+            "restores",
+            format!("{} credential(s) as the audit trail last recorded them", check.credentials),
+        );
+    }
 }
 
 async fn check_every_record(

@@ -186,6 +186,11 @@ pub struct AuditEvent {
     /// The time of the last of the coalesced events, when there are several.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<DateTime<Utc>>,
+    /// For a change through a manager, the record revision it writes (its failure, if it
+    /// fails, names the same): what [`RestoreCheck`](super::RestoreCheck) compares stored
+    /// records with. `None` for reads and for events written before revisions were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
 }
 
 fn one() -> u64 {

@@ -70,10 +70,10 @@ impl BatchTarget for PostgresTarget {
                     .execute(
                         "INSERT INTO credential_audit
                             (time_ns, principal, credential, environment, action, outcome, version,
-                             error, reason, count, until_ns)
+                             error, reason, count, until_ns, revision)
                          SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[],
                              $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[],
-                             $10::bigint[], $11::bigint[])",
+                             $10::bigint[], $11::bigint[], $12::bigint[])",
                         &[
                             &columns.time_ns,
                             &columns.principal,
@@ -86,6 +86,7 @@ impl BatchTarget for PostgresTarget {
                             &columns.reason,
                             &columns.count,
                             &columns.until_ns,
+                            &columns.revision,
                         ],
                     )
                     .await
@@ -109,6 +110,7 @@ struct Columns<'a> {
     reason: Vec<Option<&'a str>>,
     count: Vec<i64>,
     until_ns: Vec<Option<i64>>,
+    revision: Vec<Option<i64>>,
 }
 
 impl<'a> Columns<'a> {
@@ -132,6 +134,10 @@ impl<'a> Columns<'a> {
                 .map(|event| i64::try_from(event.count).unwrap_or(i64::MAX))
                 .collect(),
             until_ns: events.iter().map(|event| event.until.map(nanos)).collect(),
+            revision: events
+                .iter()
+                .map(|event| event.revision.and_then(|revision| i64::try_from(revision).ok()))
+                .collect(),
         }
     }
 }
@@ -159,7 +165,7 @@ impl AuditSink for PostgresAuditSink {
             .client
             .query(
                 "SELECT time_ns, principal, credential, environment, action, outcome, version,
-                        error, reason, count, until_ns
+                        error, reason, count, until_ns, revision
                  FROM credential_audit
                  WHERE ($1::text IS NULL OR credential = $1) AND ($2::text IS NULL OR principal = $2)
                    AND ($3::text IS NULL OR action = $3) AND ($4::text IS NULL OR outcome = $4)
@@ -195,6 +201,9 @@ impl AuditSink for PostgresAuditSink {
                     reason: row.get(8),
                     count: u64::try_from(row.get::<_, i64>(9)).unwrap_or(1),
                     until: row.get::<_, Option<i64>>(10).map(DateTime::from_timestamp_nanos),
+                    revision: row
+                        .get::<_, Option<i64>>(11)
+                        .and_then(|revision| u64::try_from(revision).ok()),
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -479,6 +479,7 @@ mod tests {
             reason: None,
             count: 1,
             until: None,
+            revision: None,
         }
     }
 

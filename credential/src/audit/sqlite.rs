@@ -53,6 +53,7 @@ fn row_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<(AuditEvent, String, S
         reason: row.get(8)?,
         count: u64::try_from(row.get::<_, i64>(9)?).unwrap_or(1),
         until: row.get::<_, Option<i64>>(10)?.map(DateTime::from_timestamp_nanos),
+        revision: row.get::<_, Option<i64>>(11)?.and_then(|revision| u64::try_from(revision).ok()),
     };
     Ok((event, row.get(4)?, row.get(5)?))
 }
@@ -72,8 +73,8 @@ impl BatchTarget for SqliteTarget {
         {
             let mut statement = transaction
                 .prepare_cached(
-                    "INSERT INTO audit_events (time_ns, principal, credential, environment, action, outcome, version, error, reason, count, until_ns)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    "INSERT INTO audit_events (time_ns, principal, credential, environment, action, outcome, version, error, reason, count, until_ns, revision)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )
                 .map_err(audit_error)?;
             for event in events {
@@ -90,6 +91,7 @@ impl BatchTarget for SqliteTarget {
                         event.reason,
                         i64::try_from(event.count).unwrap_or(i64::MAX),
                         event.until.and_then(|until| until.timestamp_nanos_opt()),
+                        event.revision.and_then(|revision| i64::try_from(revision).ok()),
                     ])
                     .map_err(audit_error)?;
             }
@@ -120,7 +122,7 @@ impl AuditSink for SqliteAuditSink {
                 let nanos = |time: Option<DateTime<Utc>>| time.and_then(|time| time.timestamp_nanos_opt());
                 let mut statement = connection
                     .prepare_cached(
-                        "SELECT time_ns, principal, credential, environment, action, outcome, version, error, reason, count, until_ns
+                        "SELECT time_ns, principal, credential, environment, action, outcome, version, error, reason, count, until_ns, revision
                          FROM audit_events
                          WHERE (?1 IS NULL OR credential = ?1) AND (?2 IS NULL OR principal = ?2)
                            AND (?3 IS NULL OR action = ?3) AND (?4 IS NULL OR outcome = ?4)

@@ -163,14 +163,20 @@ impl Core {
         storage_id
     }
 
-    /// The metadata of this environment's records that pass `filter`, ids without the
-    /// environment prefix.
-    pub(crate) async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
+    /// The metadata of this environment's records that pass `filter`, ids as the store knows
+    /// them (with the environment prefix).
+    pub(crate) async fn list_stored(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
         let mut scoped = filter.clone();
         scoped.environment = Some(self.environment.as_ref().to_owned());
         scoped.id_prefix = Some(self.storage_id(filter.id_prefix.as_deref().unwrap_or_default()));
+        self.store.list(&scoped).await
+    }
+
+    /// The metadata of this environment's records that pass `filter`, ids without the
+    /// environment prefix.
+    pub(crate) async fn list(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
         let prefix_len = self.environment.len() + 1;
-        let metas = self.store.list(&scoped).await?;
+        let metas = self.list_stored(filter).await?;
         Ok(metas
             .into_iter()
             .map(|mut meta| {
@@ -371,6 +377,7 @@ impl Core {
             reason: reason.map(bounds::reason),
             count: 1,
             until: None,
+            revision: None,
         }
     }
 }

@@ -8,12 +8,12 @@ use super::postgres_connection::storage;
 use crate::{Error, Result};
 
 /// The schema this build reads and writes.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// The advisory lock migrations hold: "credschm" in ASCII.
 const MIGRATION_LOCK: i64 = 0x6372_6564_7363_686d;
 
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     // Ids compare byte by byte (`COLLATE "C"`), as everywhere else, whatever the database's locale.
     "CREATE TABLE credential_records (
         id          text COLLATE \"C\" PRIMARY KEY,
@@ -76,6 +76,8 @@ const MIGRATIONS: [&str; 2] = [
             OR (OLD.state = 'revoked') IS DISTINCT FROM (NEW.state = 'revoked')
             OR OLD.environment IS DISTINCT FROM NEW.environment)
         EXECUTE FUNCTION credential_key_usage_count();",
+    // The record revision a change writes, which restore checks compare stored records with.
+    "ALTER TABLE credential_audit ADD COLUMN revision bigint;",
 ];
 
 /// Brings the schema up to [`SCHEMA_VERSION`] in one transaction, and returns the name of the

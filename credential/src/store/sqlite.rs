@@ -19,13 +19,13 @@ use crate::util::regular_file::{self, Links};
 use crate::{Error, Result, blocking};
 
 /// The schema this build reads and writes (`PRAGMA user_version`).
-pub(crate) const SCHEMA_VERSION: i64 = 4;
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 /// How long a write waits for another writer (another process, say) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Reader connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 8;
 
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     "CREATE TABLE records (
         id          TEXT PRIMARY KEY NOT NULL,
         kind        TEXT NOT NULL,
@@ -114,6 +114,8 @@ const MIGRATIONS: [&str; 4] = [
             DELETE FROM key_usage
                 WHERE environment = old.environment AND key_id = old.key_id AND records <= 0;
         END;",
+    // The record revision a change writes, which restore checks compare stored records with.
+    "ALTER TABLE audit_events ADD COLUMN revision INTEGER;",
 ];
 
 /// Records in a SQLite database file.

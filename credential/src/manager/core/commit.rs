@@ -52,6 +52,16 @@ impl<'a> Change<'a> {
     }
 }
 
+/// What a mutation's events say: which credential, what, the version it names and the revision
+/// it writes.
+#[derive(Clone, Copy)]
+struct Mutation<'a> {
+    id: &'a str,
+    action: AuditAction,
+    version: Option<u64>,
+    revision: u64,
+}
+
 impl Core {
     /// Commits `change` as `actor`; returns the record as written, at its new revision.
     pub(crate) async fn commit(&self, actor: &Principal, change: Change<'_>) -> Result<Record> {
@@ -73,6 +83,8 @@ impl Core {
     async fn commit_as(&self, actor: &Principal, change: Change<'_>) -> Result<Record> {
         let Change { id, expected, mut record, action, version, reason } = change;
         let now = Utc::now();
+        // The revision the store gives the record if the swap succeeds: each write adds one.
+        let mutation = Mutation { id, action, version, revision: expected.map_or(1, |at| at + 1) };
         let permission = match action {
             AuditAction::Revoke
             | AuditAction::RollbackTo
@@ -82,13 +94,13 @@ impl Core {
         };
         let authorized = check_id(id).and_then(|()| self.authorize(actor, id, permission, now));
         if let Err(denied) = authorized {
-            self.audit_mutation(now, actor, id, action, version, Some(&denied), None).await?;
+            self.audit_mutation(now, actor, &mutation, Some(&denied), None).await?;
             return Err(denied);
         }
         record.meta.updated_at = now;
         let mut record = self.tagged(record)?;
         // Audited before it happens: an unaudited change must never exist.
-        self.audit_mutation(now, actor, id, action, version, None, reason).await?;
+        self.audit_mutation(now, actor, &mutation, None, reason).await?;
         let precondition = expected.map_or(Precondition::Absent, Precondition::Revision);
         let written = self
             .telemetry
@@ -107,9 +119,7 @@ impl Core {
                     other => other,
                 };
                 // The change did not happen; say so after the event that announced it.
-                let _ = self
-                    .audit_mutation(Utc::now(), actor, id, action, version, Some(&error), None)
-                    .await;
+                let _ = self.audit_mutation(Utc::now(), actor, &mutation, Some(&error), None).await;
                 Err(error)
             }
         }
@@ -134,20 +144,20 @@ impl Core {
         self.store.now().await
     }
 
-    /// Records a mutation's event durably.
-    #[allow(clippy::too_many_arguments)]
+    /// Records the event of `mutation` by `actor`, ending with `error` (none: it is about to
+    /// happen), durably.
     async fn audit_mutation(
         &self,
         time: DateTime<Utc>,
         actor: &Principal,
-        id: &str,
-        action: AuditAction,
-        version: Option<u64>,
+        mutation: &Mutation<'_>,
         error: Option<&Error>,
         reason: Option<&str>,
     ) -> Result<()> {
+        let Mutation { id, action, version, revision } = *mutation;
         let credential = bounds::credential(id, error);
-        let event = self.event(time, actor, credential, action, version, error, reason);
+        let mut event = self.event(time, actor, credential, action, version, error, reason);
+        event.revision = Some(revision);
         self.audit.record(event).await
     }
 }
