@@ -165,8 +165,8 @@ impl ManagerBuilder {
 
     /// The cache of decrypted credentials. Default: [`CacheConfig::default`].
     ///
-    /// Over a store without a change feed (Vault, a composite over one, environment variables,
-    /// most stores of your own), nothing tells the manager of changes made through other
+    /// Over a store without a change feed (environment variables, a composite over a store
+    /// without one, most stores of your own), nothing tells the manager of changes made through other
     /// managers, so a cached value is served for at most
     /// [`MAX_FEED_LAG`](crate::store::MAX_FEED_LAG) after it was loaded, whatever the time to
     /// live: a revoke committed anywhere is refused by every manager within 100 ms, as on a store

@@ -46,6 +46,8 @@ mod vault;
 #[cfg(feature = "vault")]
 mod vault_client;
 #[cfg(feature = "vault")]
+mod vault_journal;
+#[cfg(feature = "vault")]
 mod vault_transit;
 
 use std::sync::Arc;

@@ -357,7 +357,7 @@ pub(crate) fn audit_refused(error: &Error) {
 }
 
 /// A store's change feed lost track: the caches over it start over.
-#[cfg(any(feature = "sqlite", feature = "file", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "file", feature = "postgres", feature = "vault"))]
 pub(crate) fn feed_lost(store: &'static str) {
     #[cfg(feature = "metrics")]
     metrics::counter!("credential_feed_losses_total", "store" => store).increment(1);

@@ -12,7 +12,10 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use super::vault_client::{Answer, Auth, VaultClient};
-use super::{ListFilter, Precondition, Record, RecordMeta, Store, check_id, record_codec};
+use super::{
+    ChangeFeed, ChangeListener, ListFilter, Precondition, Record, RecordMeta, Store, check_id,
+    record_codec,
+};
 use crate::{Error, Result};
 
 /// A KV v2 mount of Vault or OpenBao holding sealed records.
@@ -29,8 +32,9 @@ use crate::{Error, Result};
 /// rather than removing the secret's history. The store remembers the KV version of each revision
 /// it has seen, so a read followed by a write is two requests, as for a bare KV client.
 ///
-/// There is no change feed: a manager over a `VaultStore` knows only its own writes, so managers
-/// sharing a mount should cache briefly or not at all.
+/// Its change feed is a journal of the latest writes in a secret beside the records
+/// (`{prefix}/.journal`), which every write appends to by check-and-set once its record is
+/// written and every manager reads every 20 ms; see `vault_journal`.
 ///
 /// ```no_run
 /// use credential::store::VaultStore;
@@ -333,6 +337,7 @@ impl Store for VaultStore {
             }});
             let _ = self.client.call(Method::POST, &self.metadata_path(&id), Some(&metadata)).await;
         }
+        self.journal(&id).await;
         Ok(record.meta.revision)
     }
 
@@ -346,6 +351,7 @@ impl Store for VaultStore {
         let kv_version =
             self.write(id, seen, json!({ "deleted": true, "base": tombstone })).await?;
         self.remember(id, Seen { kv_version, base: kv_version });
+        self.journal(id).await;
         Ok(())
     }
 
@@ -366,6 +372,10 @@ impl Store for VaultStore {
             }
         }
         Ok(metas)
+    }
+
+    fn watch(&self, listener: Arc<dyn ChangeListener>) -> Result<Option<ChangeFeed>> {
+        Ok(self.follow_journal(listener))
     }
 
     /// The server's clock (`sys/health`), to the second.
