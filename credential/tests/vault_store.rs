@@ -125,8 +125,8 @@ async fn an_unreadable_journal_makes_other_managers_go_to_the_store() {
         writer.create("svc/api", ApiKey::new("v1".into())).await.unwrap().activate().await.unwrap();
     assert_eq!(read(&reader, "svc/api").await.unwrap(), "v1");
     // Someone writes over the journal: the reader's feed can no longer vouch for its cache.
-    let journal = format!("{}/.journal", "credential");
-    bao.run(&["kv", "put", &format!("-mount={}", mount.path), &journal, "entries=garbled"]);
+    let journal = "credential/.journal";
+    bao.run(&["kv", "put", &format!("-mount={}", mount.path), journal, "entries=garbled"]);
     let garbled_at = tokio::time::Instant::now();
     // Once a feed's lag and a poll have passed, the reader goes to the store: the revoke (which
     // could not be journaled either) is seen at once.

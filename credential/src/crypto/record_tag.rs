@@ -27,9 +27,12 @@ const DERIVATION_LABEL: &[u8] = b"credential/record-tag/v1";
 
 /// The cipher a master key's tags are made with.
 pub(crate) fn tag_cipher(master: &[u8; 32]) -> Aes256Gcm {
+    // Written straight into the wiped buffer: no copy of the derived key is left behind.
     let mut derived = Zeroizing::new([0u8; 32]);
-    let digest = Sha256::new().chain_update(DERIVATION_LABEL).chain_update(master).finalize();
-    derived.copy_from_slice(&digest);
+    Sha256::new()
+        .chain_update(DERIVATION_LABEL)
+        .chain_update(master)
+        .finalize_into((&mut *derived).into());
     let key: &Key<Aes256Gcm> = (&*derived).into();
     Aes256Gcm::new(key)
 }

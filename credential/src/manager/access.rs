@@ -31,23 +31,17 @@ impl Principal {
     /// assert_eq!(Principal::new("a", "b:c").name(), "a:b:c");
     /// ```
     pub fn new(workflow: &str, action: &str) -> Self {
-        // Engines make a principal per action: a name that surely fits is joined on the stack,
-        // so that making it allocates once (the shared name itself).
-        let longest = workflow.len() * 3 + 1 + action.len();
-        let name = if longest <= STACK_NAME {
-            let mut joined = [0u8; STACK_NAME];
-            let mut len = 0;
-            write_name(workflow, action, |bytes| {
-                joined[len..len + bytes.len()].copy_from_slice(bytes);
-                len += bytes.len();
-            });
-            Arc::from(std::str::from_utf8(&joined[..len]).unwrap_or_default())
-        } else {
-            let mut joined = Vec::with_capacity(longest);
-            write_name(workflow, action, |bytes| joined.extend_from_slice(bytes));
-            Arc::from(String::from_utf8(joined).unwrap_or_default())
-        };
-        Self { name }
+        let mut name = String::with_capacity(workflow.len() + 1 + action.len());
+        let mut rest = workflow;
+        while let Some(at) = rest.find(['%', ':']) {
+            name.push_str(&rest[..at]);
+            name.push_str(if rest[at..].starts_with('%') { "%25" } else { "%3A" });
+            rest = &rest[at + 1..];
+        }
+        name.push_str(rest);
+        name.push(':');
+        name.push_str(action);
+        Self { name: Arc::from(name) }
     }
 
     /// An operator or service acting outside any workflow, named as given.
@@ -76,23 +70,6 @@ impl fmt::Debug for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Principal({})", self.name)
     }
-}
-
-/// The longest name [`Principal::new`] joins on the stack.
-const STACK_NAME: usize = 256;
-
-/// Writes `workflow:action` to `push`, `%` and `:` in the workflow written `%25` and `%3A` (so
-/// the first `:` separates the parts). Only ASCII bytes are replaced, so UTF-8 stays UTF-8.
-fn write_name(workflow: &str, action: &str, mut push: impl FnMut(&[u8])) {
-    let mut rest = workflow.as_bytes();
-    while let Some(at) = rest.iter().position(|byte| matches!(byte, b'%' | b':')) {
-        push(&rest[..at]);
-        push(if rest[at] == b'%' { b"%25" } else { b"%3A" });
-        rest = &rest[at + 1..];
-    }
-    push(rest);
-    push(b":");
-    push(action.as_bytes());
 }
 
 /// What a grant allows. Each level includes the ones below it.
@@ -279,7 +256,6 @@ mod tests {
         ] {
             assert_eq!(Principal::new(workflow, action).name(), name);
         }
-        // Long names are joined on the heap, by the same rule.
         let long = "w:".repeat(200);
         let expected = format!("{}:step", "w%3A".repeat(200));
         assert_eq!(Principal::new(&long, "step").name(), expected);
