@@ -17,6 +17,7 @@ pub mod hazmat;
 mod http;
 pub mod kinds;
 mod manager;
+pub mod masking;
 #[cfg(feature = "oauth2")]
 pub mod oauth2;
 mod plain;
@@ -43,6 +44,7 @@ pub use crate::manager::{
     Refresher, RekeyProgress, RekeyReport, ResolveOptions, RevealedField, Revoked, Rotating, State,
     VersionInfo,
 };
+pub use crate::masking::Masker;
 pub use crate::store::MemoryStore;
 #[cfg(feature = "sqlite")]
 pub use crate::store::SqliteStore;

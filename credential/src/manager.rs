@@ -35,6 +35,7 @@ use self::registry::{Decoder, KindRegistry};
 pub use self::resolve::ResolveOptions;
 use crate::audit::{AuditAction, AuditQuery, AuditSink, MemoryAuditSink, RestoreCheck};
 use crate::crypto::KeyId;
+use crate::masking::Masker;
 use crate::store::{
     KeyUsage, LifecycleState, ListFilter, Record, RecordMeta, Store, VersionState, check_id,
 };
@@ -100,6 +101,7 @@ pub struct ManagerBuilder {
     refreshers: Refreshers,
     sole_writer: bool,
     require_tags: bool,
+    masker_capacity: usize,
 }
 
 impl std::fmt::Debug for ManagerBuilder {
@@ -229,6 +231,13 @@ impl ManagerBuilder {
         self
     }
 
+    /// How many bytes of secret values the manager's [`Masker`] holds; past it, the values it
+    /// learned first are no longer masked. Default: [`DEFAULT_CAPACITY`](crate::masking::DEFAULT_CAPACITY).
+    pub fn masker_capacity(mut self, bytes: usize) -> Self {
+        self.masker_capacity = bytes;
+        self
+    }
+
     /// Teaches the manager to decode kind `C` by name, for templates over credentials it has not
     /// seen through a typed call yet. The built-in kinds, and every type the manager is used with,
     /// are known already.
@@ -304,6 +313,7 @@ impl ManagerBuilder {
             operator: self.operator,
             sole_writer: self.sole_writer,
             require_tags: self.require_tags,
+            masker: Masker::with_capacity(self.masker_capacity),
         })?;
         Ok(Manager { actor: core.operator().clone(), core })
     }
@@ -371,7 +381,30 @@ impl Manager {
             refreshers: Refreshers::new(RefreshConfig::default()),
             sole_writer: false,
             require_tags: false,
+            masker_capacity: crate::masking::DEFAULT_CAPACITY,
         }
+    }
+
+    /// The masker that knows every secret value this manager served or was given, to pass what
+    /// actions write through: see [`masking`](crate::masking).
+    ///
+    /// ```
+    /// use credential::kinds::BearerToken;
+    /// use credential::{Manager, Principal};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> credential::Result<()> {
+    /// let manager = Manager::for_testing()?;
+    /// let token = BearerToken { token: "tok_3f9a2c71".into(), expires: None };
+    /// manager.create("api/main", token).await?.activate().await?;
+    /// let ctx = manager.context(Principal::new("workflow/sync", "action/fetch"));
+    /// let token = ctx.get::<BearerToken>("api/main").await?;
+    /// # use credential::ExposeSecret;
+    /// let line = format!("GET /items?access_token={}", token.token.expose_secret());
+    /// assert_eq!(manager.masker().mask(&line), "GET /items?access_token=***");
+    /// # Ok(()) }
+    /// ```
+    pub fn masker(&self) -> &Masker {
+        self.core.masker()
     }
 
     /// The environment this manager works in.
@@ -427,6 +460,7 @@ impl Manager {
         check_id(id)?;
         self.core.kinds().register::<C>();
         credential.validate()?;
+        self.core.learn(&credential);
         let written =
             self.create_record(id, C::KIND, credential.expires_at(), &credential.encode()).await?;
         Ok(Managed::from_parts(self.clone(), id.to_owned(), written, Arc::new(credential)))
@@ -464,6 +498,7 @@ impl Manager {
             .decoder(kind)
             .ok_or_else(|| Error::UnknownKind { kind: kind.to_owned() })?;
         let (encoded, decoded) = decoder.encode_fields(values)?;
+        self.core.learn(decoded.fields.as_ref());
         let written =
             self.create_record(id, decoder.kind, decoded.fields.expires_at(), &encoded).await?;
         Ok(DynManaged::new(self.clone(), id.to_owned(), written))

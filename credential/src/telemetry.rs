@@ -381,3 +381,23 @@ pub(crate) fn refresh_landed(id: &str, outcome: &Result<(), Error>) {
     #[cfg(not(any(feature = "metrics", feature = "tracing")))]
     let _ = (id, code);
 }
+
+/// The masker dropped its `count` oldest values to stay within its capacity: they are no longer
+/// masked.
+pub(crate) fn masker_evicted(count: u64) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("credential_masker_evictions_total").increment(count);
+    #[cfg(feature = "tracing")]
+    tracing::warn!(count, "masker full: its oldest values are no longer masked");
+    #[cfg(not(any(feature = "metrics", feature = "tracing")))]
+    let _ = count;
+}
+
+/// The masker could not build an automaton over its values: the values learned since its last
+/// build are not masked until one succeeds.
+pub(crate) fn masker_build_failed() {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("credential_masker_build_failures_total").increment(1);
+    #[cfg(feature = "tracing")]
+    tracing::error!("masker could not build its automaton: recent values are not masked");
+}

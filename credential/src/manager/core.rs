@@ -22,9 +22,10 @@ use self::versions::VersionRules;
 use super::access::{AccessPolicy, Permission, Principal};
 use super::cache::{Cache, CacheConfig, CacheListener, Cached};
 use super::decisions::Decisions;
-use super::registry::{Decoded, Decoder, KindRegistry};
+use super::registry::{AnyCredential, Decoded, Decoder, KindRegistry};
 use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink, bounds};
 use crate::hazmat::SealContext;
+use crate::masking::Masker;
 use crate::store::{ChangeFeed, ListFilter, Record, RecordMeta, SealedVersion, Store};
 use crate::telemetry::{StoreOp, Telemetry};
 use crate::{Error, KeyRing, Result};
@@ -78,6 +79,8 @@ pub(crate) struct Parts {
     pub(crate) operator: Principal,
     /// No other manager writes the store (see `ManagerBuilder::sole_writer`).
     pub(crate) sole_writer: bool,
+    /// Learns the secrets served, to mask them.
+    pub(crate) masker: Masker,
     /// Untagged records are refused (see `ManagerBuilder::require_tags`).
     pub(crate) require_tags: bool,
 }
@@ -98,6 +101,8 @@ pub(crate) struct Core {
     operator: Principal,
     /// Untagged records are refused rather than served.
     require_tags: bool,
+    /// Learns every secret value decoded or given, to mask it in what actions write.
+    masker: Masker,
     /// Keeps the store's change feed running for as long as the core lives.
     _feed: Option<ChangeFeed>,
 }
@@ -126,6 +131,7 @@ impl Core {
             refresh: parts.refresh,
             operator: parts.operator,
             require_tags: parts.require_tags,
+            masker: parts.masker,
             _feed: feed,
         }))
     }
@@ -136,6 +142,25 @@ impl Core {
 
     pub(crate) fn audit(&self) -> &dyn AuditSink {
         self.audit.as_ref()
+    }
+
+    pub(crate) fn masker(&self) -> &Masker {
+        &self.masker
+    }
+
+    /// Teaches the masker the secret values of `credential`, which is being served or stored.
+    pub(crate) fn learn(&self, credential: &dyn AnyCredential) {
+        let fields = credential.schema().iter();
+        self.masker.learn_fields(
+            fields.filter_map(|schema| Some((schema.name, credential.field(schema.name)?))),
+        );
+    }
+
+    /// Decodes `plaintext`, what a version of a record opened to, and learns its secrets.
+    pub(crate) fn decode(&self, decoder: Decoder, plaintext: &[u8]) -> Result<Decoded> {
+        let decoded = decoder.decode(plaintext)?;
+        self.learn(decoded.fields.as_ref());
+        Ok(decoded)
     }
 
     pub(crate) fn ring(&self) -> &KeyRing {
@@ -268,7 +293,7 @@ impl Core {
         version: &SealedVersion,
         decoder: Decoder,
     ) -> Result<Decoded> {
-        decoder.decode(&self.open_raw(id, record, version)?)
+        self.decode(decoder, &self.open_raw(id, record, version)?)
     }
 
     /// Opens `version` of `record`: the kind's storage encoding, not decoded.

@@ -241,6 +241,7 @@ impl<R: Refresher> AnyRefresher for Typed<R> {
         next.validate().map_err(|errors| RefreshError::Failed {
             reason: format!("the refreshed credential is invalid: {errors}"),
         })?;
+        context.core.learn(&next);
         Ok(Refreshed { encoded: next.encode(), expires_at: next.expires_at() })
     }
 }

@@ -116,7 +116,7 @@ impl Core {
                     return Err(Error::ReauthRequired { id: id.to_owned() });
                 }
                 let decoded =
-                    decoder.decode(&self.open_raw_at(&storage_id, id, &record, served)?)?;
+                    self.decode(decoder, &self.open_raw_at(&storage_id, id, &record, served)?)?;
                 let (expires_at, due_at) = self.expiry(&record, served, &decoded);
                 Ok(Cached::new(Loaded {
                     due_at,

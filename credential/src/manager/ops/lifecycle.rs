@@ -191,7 +191,9 @@ impl<C: Credential, S: State> Managed<C, S> {
     }
 
     fn seal(&self, version: u64, credential: &C) -> Result<Vec<u8>> {
-        self.manager.core().seal(&self.id, version, C::KIND, &credential.encode())
+        let core = self.manager.core();
+        core.learn(credential);
+        core.seal(&self.id, version, C::KIND, &credential.encode())
     }
 }
 

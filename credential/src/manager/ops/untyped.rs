@@ -250,7 +250,8 @@ impl DynManaged {
             .kinds()
             .decoder(&self.record.meta.kind)
             .ok_or_else(|| Error::UnknownKind { kind: self.record.meta.kind.clone() })?;
-        let (encoded, _) = decoder.encode_fields(values)?;
+        let (encoded, decoded) = decoder.encode_fields(values)?;
+        core.learn(decoded.fields.as_ref());
         let number = versions::next_number(&self.record);
         let sealed = core.seal(&self.id, number, decoder.kind, &encoded)?;
         let rotate = |record| (versions::rotated(record, number, sealed), Some(number));
