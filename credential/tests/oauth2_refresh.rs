@@ -187,6 +187,11 @@ async fn an_expired_token_is_refreshed_and_the_rotated_refresh_token_is_kept() {
         &[],
     )
     .await;
+    // What the refresh produced and what it replaced are secrets the manager served.
+    let masker = fixture.manager.masker();
+    for value in [secret(&fresh), rotated, first_refresh_token] {
+        assert_eq!(masker.mask(&format!("token={value};")), "token=***;");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
