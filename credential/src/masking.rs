@@ -44,23 +44,23 @@ mod scanner;
 mod writer;
 
 use std::borrow::Cow;
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
+use hashbrown::HashTable;
 use secrecy::{ExposeSecret, SecretString};
 
 pub use self::async_writer::AsyncMaskingWriter;
-use self::forms::Secret;
 pub use self::forms::{MAX_MASKED_LEN, MIN_MASKED_LEN};
+use self::forms::{Probe, Secret};
 #[cfg(feature = "tracing-subscriber")]
 pub use self::make_writer::MaskingMakeWriter;
 pub use self::scanner::MASK;
 use self::scanner::{Scanner, mask_until};
 pub use self::writer::MaskingWriter;
-use crate::field::{FieldRef, SecretValue};
-use crate::plain::PlainValue;
 
 /// How many bytes of secret values a masker holds unless told otherwise: 4 MiB, about 100,000
 /// tokens of 40 bytes. Its automaton takes about 25 times as much.
@@ -88,13 +88,68 @@ struct Shared {
     consolidating: AtomicBool,
 }
 
-/// The values known, oldest first, each with its learn number.
+/// The values known, oldest first, each with its learn number, and an index to find them by
+/// value.
 struct Known {
     order: VecDeque<(u64, Arc<Secret>)>,
-    index: HashSet<Arc<Secret>>,
+    index: HashTable<Arc<Secret>>,
+    hasher: foldhash::fast::RandomState,
     bytes: usize,
     capacity: usize,
     evicted: u64,
+}
+
+impl Known {
+    /// Adds what `probe` borrows unless it is known: `true` if it was added, as learn number
+    /// `number`. Past the capacity, the oldest values are dropped.
+    fn add(&mut self, probe: Probe<'_>, number: u64) -> bool {
+        let hash = self.hasher.hash_one(probe);
+        if !probe.maskable() || self.index.find(hash, |known| known.probe() == probe).is_some() {
+            return false;
+        }
+        let secret = Arc::new(Secret::of(probe));
+        self.bytes += secret.len();
+        let hasher = &self.hasher;
+        self.index.insert_unique(hash, Arc::clone(&secret), |known| hasher.hash_one(known.probe()));
+        self.order.push_back((number, secret));
+        while self.bytes > self.capacity {
+            let Some((_, oldest)) = self.order.pop_front() else { break };
+            self.bytes -= oldest.len();
+            let hash = self.hasher.hash_one(oldest.probe());
+            if let Ok(entry) = self.index.find_entry(hash, |known| Arc::ptr_eq(known, &oldest)) {
+                entry.remove();
+            }
+            self.evicted += 1;
+        }
+        true
+    }
+}
+
+/// Values being learned, under the lock of what is known.
+struct Learning<'a> {
+    known: MutexGuard<'a, Known>,
+    evicted_before: u64,
+    number: u64,
+    learned: &'a AtomicU64,
+}
+
+impl Learning<'_> {
+    fn add(&mut self, probe: Probe<'_>) {
+        if self.known.add(probe, self.number + 1) {
+            self.number += 1;
+        }
+    }
+}
+
+impl Drop for Learning<'_> {
+    fn drop(&mut self) {
+        // Published under the lock, after the values: a masker that sees the number finds them.
+        self.learned.store(self.number, Ordering::Release);
+        let evicted = self.known.evicted - self.evicted_before;
+        if evicted > 0 {
+            crate::telemetry::masker_evicted(evicted);
+        }
+    }
 }
 
 impl Masker {
@@ -108,7 +163,8 @@ impl Masker {
     pub fn with_capacity(capacity: usize) -> Self {
         let known = Known {
             order: VecDeque::new(),
-            index: HashSet::new(),
+            index: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
             bytes: 0,
             capacity: capacity.max(MAX_MASKED_LEN),
             evicted: 0,
@@ -127,7 +183,7 @@ impl Masker {
     /// Masks `secret` from now on, like the values the manager serves: for secrets an engine
     /// holds from elsewhere.
     pub fn add(&self, secret: &SecretString) {
-        self.learn(Secret::value(secret.expose_secret().as_bytes()));
+        self.learning().add(Probe::Value(secret.expose_secret().as_bytes()));
     }
 
     /// `text` with every secret known replaced by [`MASK`]; borrowed when there is none. Every
@@ -174,53 +230,29 @@ impl Masker {
         self.len() == 0
     }
 
-    /// Learns the secret fields of a credential: each value, and the Basic auth pairs.
-    pub(crate) fn learn_fields<'a>(
+    /// Learns a credential's secret values, each with its field's name, and the Basic auth pairs
+    /// they make with the text field `text_field` finds by name.
+    pub(crate) fn learn_secrets<'a>(
         &self,
-        fields: impl IntoIterator<Item = (&'a str, FieldRef<'a>)>,
+        secrets: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+        text_field: impl Fn(&str) -> Option<&'a str>,
     ) {
-        let fields: Vec<_> = fields.into_iter().collect();
-        for (name, field) in &fields {
-            let Some(secret) = secret_bytes(field) else { continue };
-            self.learn(Secret::value(secret));
-            let users = BASIC_PAIRS.iter().find(|(secret, _)| secret == name);
-            for user in users.into_iter().flat_map(|(_, users)| users.iter()) {
-                let user = fields.iter().find_map(|(name, field)| match field {
-                    FieldRef::Plain(PlainValue::Text(text)) if name == user => Some(*text),
-                    _ => None,
-                });
-                if let Some(user) = user {
-                    self.learn(Secret::basic_pair(user, secret));
+        let mut learning = self.learning();
+        for (name, value) in secrets {
+            learning.add(Probe::Value(value));
+            for (_, users) in BASIC_PAIRS.iter().filter(|(secret, _)| *secret == name) {
+                if let Some(user) = users.iter().find_map(|user| text_field(user)) {
+                    learning.add(Probe::BasicPair { user: user.as_bytes(), password: value });
                 }
             }
         }
     }
 
-    fn learn(&self, secret: Option<Secret>) {
-        let Some(secret) = secret else { return };
-        let mut known = self.known();
-        if known.index.contains(&secret) {
-            return;
-        }
-        let secret = Arc::new(secret);
-        let number = self.shared.learned.load(Ordering::Relaxed) + 1;
-        known.bytes += secret.len();
-        known.index.insert(Arc::clone(&secret));
-        known.order.push_back((number, secret));
-        let mut evicted = 0;
-        while known.bytes > known.capacity {
-            let Some((_, oldest)) = known.order.pop_front() else { break };
-            known.bytes -= oldest.len();
-            known.index.remove(&oldest);
-            evicted += 1;
-        }
-        known.evicted += evicted;
-        // Published under the lock, after the value: a masker that sees the number finds it.
-        self.shared.learned.store(number, Ordering::Release);
-        drop(known);
-        if evicted > 0 {
-            crate::telemetry::masker_evicted(evicted);
-        }
+    /// A batch of values to learn under one lock, published when it ends.
+    fn learning(&self) -> Learning<'_> {
+        let known = self.known();
+        let number = self.shared.learned.load(Ordering::Relaxed);
+        Learning { evicted_before: known.evicted, known, number, learned: &self.shared.learned }
     }
 
     /// The scanner covering every secret learned before the call.
@@ -347,15 +379,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The bytes of a secret field that holds a value.
-fn secret_bytes<'a>(field: &FieldRef<'a>) -> Option<&'a [u8]> {
-    match field {
-        FieldRef::Secret(SecretValue::Text(text), _) => Some(text.expose_secret().as_bytes()),
-        FieldRef::Secret(SecretValue::Bytes(bytes), _) => Some(bytes.expose_secret()),
-        _ => None,
-    }
-}
-
 impl Default for Masker {
     fn default() -> Self {
         Self::new()
@@ -395,7 +418,6 @@ mod tests {
     use std::sync::Barrier;
 
     use super::*;
-    use crate::field::Mask;
 
     fn secret(value: &str) -> SecretString {
         SecretString::from(value)
@@ -457,13 +479,9 @@ mod tests {
 
     #[test]
     fn a_credential_teaches_its_secrets_and_its_basic_auth_pair() {
-        let password = secret("hunter2-pw");
         let masker = Masker::new();
-        masker.learn_fields([
-            ("username", FieldRef::Plain(PlainValue::Text("octocat"))),
-            ("password", FieldRef::Secret(SecretValue::Text(&password), Mask::NONE)),
-            ("note", FieldRef::Secret(SecretValue::Absent, Mask::NONE)),
-        ]);
+        let text_field = |name: &str| (name == "username").then_some("octocat");
+        masker.learn_secrets([("password", &b"hunter2-pw"[..]), ("token", b"tok")], text_field);
         assert_eq!(masker.len(), 2);
         // base64("octocat:hunter2-pw")
         assert_eq!(masker.mask("Basic b2N0b2NhdDpodW50ZXIyLXB3"), "Basic ***");

@@ -43,7 +43,10 @@ fn forms() -> Vec<(&'static str, String)> {
 
 /// A line an action might log with `form` in it, and the line as it must come out.
 fn line(form: &str) -> (String, String) {
-    (format!("GET https://api.example/?q={form} 200\n"), format!("GET https://api.example/?q={MASK} 200\n"))
+    (
+        format!("GET https://api.example/?q={form} 200\n"),
+        format!("GET https://api.example/?q={MASK} 200\n"),
+    )
 }
 
 struct Fleet {
@@ -55,7 +58,8 @@ impl Fleet {
     /// A store holding the canary as an active Basic auth credential, written by a manager that
     /// is then dropped.
     async fn new() -> Self {
-        let fleet = Self { store: Arc::new(MemoryStore::new()), ring: KeyRing::generate().unwrap() };
+        let fleet =
+            Self { store: Arc::new(MemoryStore::new()), ring: KeyRing::generate().unwrap() };
         let writer = fleet.manager().await;
         let basic = BasicAuth { username: USER.into(), password: CANARY.into() };
         writer.create("db/primary", basic).await.unwrap().activate().await.unwrap();

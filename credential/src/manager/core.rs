@@ -14,6 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
 pub(crate) use self::commit::Change;
@@ -24,6 +25,7 @@ use super::cache::{Cache, CacheConfig, CacheListener, Cached};
 use super::decisions::Decisions;
 use super::registry::{AnyCredential, Decoded, Decoder, KindRegistry};
 use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink, bounds};
+use crate::field::{FieldRef, PlainValue, SecretValue};
 use crate::hazmat::SealContext;
 use crate::masking::Masker;
 use crate::store::{ChangeFeed, ListFilter, Record, RecordMeta, SealedVersion, Store};
@@ -150,9 +152,21 @@ impl Core {
 
     /// Teaches the masker the secret values of `credential`, which is being served or stored.
     pub(crate) fn learn(&self, credential: &dyn AnyCredential) {
-        let fields = credential.schema().iter();
-        self.masker.learn_fields(
-            fields.filter_map(|schema| Some((schema.name, credential.field(schema.name)?))),
+        let secrets = credential.schema().iter().enumerate().filter(|(_, field)| field.is_secret());
+        self.masker.learn_secrets(
+            secrets.filter_map(|(index, field)| match credential.field_at(index)? {
+                FieldRef::Secret(SecretValue::Text(text), _) => {
+                    Some((field.name, text.expose_secret().as_bytes()))
+                }
+                FieldRef::Secret(SecretValue::Bytes(bytes), _) => {
+                    Some((field.name, bytes.expose_secret()))
+                }
+                _ => None,
+            }),
+            |name| match credential.field(name)? {
+                FieldRef::Plain(PlainValue::Text(text)) => Some(text),
+                _ => None,
+            },
         );
     }
 

@@ -14,6 +14,7 @@ use crate::{Credential, Result};
 /// A decoded credential whose type is not known at the call site.
 pub(crate) trait AnyCredential: Send + Sync {
     fn field(&self, name: &str) -> Option<FieldRef<'_>>;
+    fn field_at(&self, index: usize) -> Option<FieldRef<'_>>;
     fn schema(&self) -> &'static [FieldSchema];
     fn expires_at(&self) -> Option<chrono::DateTime<chrono::Utc>>;
 }
@@ -21,6 +22,10 @@ pub(crate) trait AnyCredential: Send + Sync {
 impl<C: Credential> AnyCredential for C {
     fn field(&self, name: &str) -> Option<FieldRef<'_>> {
         Credential::field(self, name)
+    }
+
+    fn field_at(&self, index: usize) -> Option<FieldRef<'_>> {
+        Credential::field_at(self, index)
     }
 
     fn schema(&self) -> &'static [FieldSchema] {

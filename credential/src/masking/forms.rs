@@ -1,8 +1,6 @@
 //! The forms a secret value takes in text an action writes: as is, base64 (standard and URL-safe,
 //! with and without padding), percent-encoded, JSON-escaped, and a Basic auth pair's base64.
 
-use std::hash::{Hash, Hasher};
-
 use base64ct::{Base64, Base64Unpadded, Base64Url, Base64UrlUnpadded, Encoding};
 use percent_encoding::{AsciiSet, CONTROLS, NON_ALPHANUMERIC, utf8_percent_encode};
 use zeroize::Zeroizing;
@@ -46,30 +44,62 @@ const USERINFO: &AsciiSet = &CONTROLS
     .add(b'^')
     .add(b'|');
 
-/// A value the masker knows, with which of its forms to mask. No `Debug`: it holds the value.
-pub(crate) struct Secret {
-    bytes: Zeroizing<Vec<u8>>,
-    /// `user:password` of a Basic auth credential, masked only as its base64: the form an
+/// A value as it is looked up: a secret's bytes, or a Basic auth credential's user and password,
+/// borrowed from the credential that holds them.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Probe<'a> {
+    /// A secret value: masked in every form.
+    Value(&'a [u8]),
+    /// A Basic auth pair: masked as the base64 of `user:password`, the form an
     /// `Authorization: Basic` header carries (the password alone is masked as a value).
-    basic_pair: bool,
+    BasicPair { user: &'a [u8], password: &'a [u8] },
+}
+
+impl Probe<'_> {
+    /// Whether it is masked at all: a value long enough and not too long, and a pair whose user
+    /// has no `:` (which would make the pair ambiguous).
+    pub(crate) fn maskable(&self) -> bool {
+        let (user, value) = match self {
+            Self::Value(value) => (&[][..], value),
+            Self::BasicPair { user, password } => (*user, password),
+        };
+        (MIN_MASKED_LEN..=MAX_MASKED_LEN).contains(&value.len()) && !user.contains(&b':')
+    }
+}
+
+/// A value the masker knows: the bytes of a [`Probe`], owned and wiped on drop. No `Debug`: it
+/// holds the value.
+pub(crate) struct Secret {
+    /// The value, or `user:password`.
+    bytes: Zeroizing<Vec<u8>>,
+    /// For a Basic auth pair, the length of its user.
+    user_len: Option<usize>,
 }
 
 impl Secret {
-    /// `value` as a secret to mask, if it is long enough and not too long.
-    pub(crate) fn value(value: &[u8]) -> Option<Self> {
-        maskable(value).then(|| Self { bytes: Zeroizing::new(value.to_vec()), basic_pair: false })
+    /// What `probe` borrows, owned.
+    pub(crate) fn of(probe: Probe<'_>) -> Self {
+        match probe {
+            Probe::Value(value) => Self { bytes: Zeroizing::new(value.to_vec()), user_len: None },
+            Probe::BasicPair { user, password } => {
+                let mut pair = Zeroizing::new(Vec::with_capacity(user.len() + 1 + password.len()));
+                pair.extend_from_slice(user);
+                pair.push(b':');
+                pair.extend_from_slice(password);
+                Self { bytes: pair, user_len: Some(user.len()) }
+            }
+        }
     }
 
-    /// The Basic auth pair of `user` and `password`, if the password is maskable.
-    pub(crate) fn basic_pair(user: &str, password: &[u8]) -> Option<Self> {
-        if !maskable(password) || user.contains(':') {
-            return None;
+    /// It as a probe, to compare and hash it as one.
+    pub(crate) fn probe(&self) -> Probe<'_> {
+        match self.user_len {
+            None => Probe::Value(&self.bytes),
+            Some(user_len) => Probe::BasicPair {
+                user: &self.bytes[..user_len],
+                password: &self.bytes[user_len + 1..],
+            },
         }
-        let mut pair = Zeroizing::new(Vec::with_capacity(user.len() + 1 + password.len()));
-        pair.extend_from_slice(user.as_bytes());
-        pair.push(b':');
-        pair.extend_from_slice(password);
-        Some(Self { bytes: pair, basic_pair: true })
     }
 
     /// Its size in bytes, as counted against the masker's bound.
@@ -81,7 +111,7 @@ impl Secret {
     /// character boundaries and masking text leaves it valid UTF-8.
     pub(crate) fn forms(&self) -> Vec<Zeroizing<String>> {
         let mut forms = Vec::with_capacity(8);
-        if self.basic_pair {
+        if self.user_len.is_some() {
             forms.push(Zeroizing::new(Base64::encode_string(&self.bytes)));
             return forms;
         }
@@ -102,25 +132,6 @@ impl Secret {
     }
 }
 
-impl PartialEq for Secret {
-    fn eq(&self, other: &Self) -> bool {
-        self.basic_pair == other.basic_pair && self.bytes[..] == other.bytes[..]
-    }
-}
-
-impl Eq for Secret {}
-
-impl Hash for Secret {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.basic_pair.hash(state);
-        self.bytes[..].hash(state);
-    }
-}
-
-fn maskable(value: &[u8]) -> bool {
-    (MIN_MASKED_LEN..=MAX_MASKED_LEN).contains(&value.len())
-}
-
 fn push_base64(forms: &mut Vec<Zeroizing<String>>, bytes: &[u8]) {
     forms.push(Zeroizing::new(Base64::encode_string(bytes)));
     forms.push(Zeroizing::new(Base64Unpadded::encode_string(bytes)));
@@ -138,7 +149,7 @@ mod tests {
 
     #[test]
     fn a_value_is_masked_as_is_and_in_each_encoding_once() {
-        let secret = Secret::value(b"p@ss w/rd\"+").unwrap();
+        let secret = Secret::of(Probe::Value(b"p@ss w/rd\"+"));
         let forms = forms(&secret);
         for expected in [
             "p@ss w/rd\"+",
@@ -158,22 +169,23 @@ mod tests {
 
     #[test]
     fn a_basic_pair_is_masked_as_its_header_value() {
-        let secret = Secret::basic_pair("octocat", b"hunter22").unwrap();
-        assert_eq!(forms(&secret), ["b2N0b2NhdDpodW50ZXIyMg=="]);
-        assert!(Secret::basic_pair("a:b", b"hunter22").is_none());
+        let pair = Probe::BasicPair { user: b"octocat", password: b"hunter22" };
+        assert_eq!(forms(&Secret::of(pair)), ["b2N0b2NhdDpodW50ZXIyMg=="]);
+        assert!(Secret::of(pair).probe() == pair);
+        assert!(!Probe::BasicPair { user: b"a:b", password: b"hunter22" }.maskable());
     }
 
     #[test]
     fn values_too_short_or_too_long_are_not_masked() {
-        assert!(Secret::value(b"admin").is_none());
-        assert!(Secret::value(b"admin1").is_some());
-        assert!(Secret::value(&vec![b'x'; MAX_MASKED_LEN + 1]).is_none());
-        assert!(Secret::basic_pair("octocat", b"short").is_none());
+        assert!(!Probe::Value(b"admin").maskable());
+        assert!(Probe::Value(b"admin1").maskable());
+        assert!(!Probe::Value(&vec![b'x'; MAX_MASKED_LEN + 1]).maskable());
+        assert!(!Probe::BasicPair { user: b"octocat", password: b"short" }.maskable());
     }
 
     #[test]
     fn bytes_that_are_not_text_are_masked_only_in_base64() {
-        let secret = Secret::value(&[0xff, 0xfe, 0x00, 0x01, 0x02, 0x03]).unwrap();
+        let secret = Secret::of(Probe::Value(&[0xff, 0xfe, 0x00, 0x01, 0x02, 0x03]));
         assert_eq!(forms(&secret), ["//4AAQID", "__4AAQID"]);
     }
 }

@@ -146,10 +146,11 @@ pub(crate) fn mask_until(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::masking::forms::Probe;
 
     fn scanner(values: &[&str]) -> Scanner {
         let secrets: Vec<_> =
-            values.iter().map(|value| Secret::value(value.as_bytes()).unwrap()).collect();
+            values.iter().map(|value| Secret::of(Probe::Value(value.as_bytes()))).collect();
         Scanner::new(Scanner::automaton(&secrets).unwrap(), 1, None, 1)
     }
 
