@@ -22,6 +22,7 @@ pub mod masking;
 pub mod oauth2;
 mod plain;
 mod redacted;
+pub mod rotation;
 pub mod rules;
 mod secret;
 pub mod store;
@@ -41,7 +42,7 @@ pub use crate::manager::{
     AccessPolicy, Active, AnyManaged, CacheConfig, Context, DEFAULT_ENVIRONMENT, Draft, DynManaged,
     ExportedCredential, ExportedVersion, FieldInput, FieldValues, FieldView, Grant, Live, Managed,
     Manager, ManagerBuilder, Permission, Principal, RefreshConfig, RefreshContext, RefreshError,
-    Refresher, RekeyProgress, RekeyReport, ResolveOptions, RevealedField, Revoked, Rotating, State,
+    Refresher, RekeyProgress, RekeyReport, ResolveOptions, RevealedField, Revoked, Rotating, Rotator, State,
     VersionInfo,
 };
 pub use crate::masking::Masker;

@@ -11,6 +11,7 @@ mod ops;
 mod refresh;
 mod registry;
 mod resolve;
+mod rotation;
 mod template;
 
 use std::sync::Arc;
@@ -33,6 +34,11 @@ pub use self::refresh::{RefreshConfig, RefreshContext, RefreshError, Refresher};
 use self::refresh::{Refreshers, Refreshing};
 use self::registry::{Decoder, KindRegistry};
 pub use self::resolve::ResolveOptions;
+use self::rotation::{Rotators, Schedule};
+pub use self::rotation::{
+    RotationConfig, RotationContext, RotationError, RotationOutcome, RotationPolicy,
+    RotationReport, RotationStep, Rotator, StepReport,
+};
 use crate::audit::{AuditAction, AuditQuery, AuditSink, MemoryAuditSink, RestoreCheck};
 use crate::crypto::KeyId;
 use crate::masking::Masker;
@@ -102,6 +108,8 @@ pub struct ManagerBuilder {
     sole_writer: bool,
     require_tags: bool,
     masker_capacity: usize,
+    rotators: Rotators,
+    schedule: Schedule,
 }
 
 impl std::fmt::Debug for ManagerBuilder {
@@ -254,6 +262,30 @@ impl ManagerBuilder {
         self
     }
 
+    /// Rotates credentials of `R::Credential`'s kind at their target system with `rotator`, on
+    /// [`Manager::rotate_now`] and on the schedule's policies (see [`Rotator`]). One rotator per
+    /// kind; a later one replaces an earlier.
+    pub fn rotator<R: Rotator>(mut self, rotator: R) -> Self {
+        self.kinds.register::<R::Credential>();
+        self.rotators.register(rotator);
+        self
+    }
+
+    /// Rotates the credentials `policy` covers when they fall due, from a task the manager owns
+    /// (it starts with the manager and ends with its last handle). The first policy that matches
+    /// an id applies.
+    pub fn rotation_policy(mut self, policy: RotationPolicy) -> Self {
+        self.schedule.policies.push(policy);
+        self
+    }
+
+    /// How rotations run: deadline, lease, the schedule's tick and its retries. Default:
+    /// [`RotationConfig::default`].
+    pub fn rotation_config(mut self, config: RotationConfig) -> Self {
+        self.rotators.config = config;
+        self
+    }
+
     /// When credentials are refreshed and how long callers wait. Default:
     /// [`RefreshConfig::default`].
     pub fn refresh_config(mut self, config: RefreshConfig) -> Self {
@@ -300,6 +332,11 @@ impl ManagerBuilder {
         if refresh.lease <= refresh.deadline {
             return Err(Error::Config { reason: "the refresh lease must outlast its deadline" });
         }
+        let rotation = self.rotators.config;
+        if rotation.lease <= rotation.deadline {
+            return Err(Error::Config { reason: "the rotation lease must outlast its deadline" });
+        }
+        let lease_holder = lease_holder()?;
         let core = Core::start(Parts {
             store,
             ring,
@@ -309,19 +346,24 @@ impl ManagerBuilder {
             rules: VersionRules { grace_period, max_versions: self.max_versions },
             cache: self.cache,
             kinds: self.kinds,
-            refresh: Box::new(Refreshing::new(self.refreshers, refresh_holder()?)),
+            refresh: Box::new(Refreshing::new(self.refreshers, lease_holder.clone())),
             operator: self.operator,
             sole_writer: self.sole_writer,
             require_tags: self.require_tags,
             masker: Masker::with_capacity(self.masker_capacity),
+            lease_holder,
+            rotators: self.rotators,
+            schedule: self.schedule,
         })?;
-        Ok(Manager { actor: core.operator().clone(), core })
+        let manager = Manager::over(core);
+        manager.core.start_schedule();
+        Ok(manager)
     }
 }
 
-/// A name for this manager on refresh leases: the process id and 64 random bits, so that two
-/// managers never take each other's lease for their own.
-fn refresh_holder() -> Result<String> {
+/// A name for this manager on refresh and rotation leases: the process id and 64 random bits, so
+/// that two managers never take each other's lease for their own.
+fn lease_holder() -> Result<String> {
     let mut random = [0u8; 8];
     getrandom::fill(&mut random).map_err(|_| Error::RandomUnavailable)?;
     Ok(format!("{}/{:016x}", std::process::id(), u64::from_le_bytes(random)))
@@ -382,6 +424,8 @@ impl Manager {
             sole_writer: false,
             require_tags: false,
             masker_capacity: crate::masking::DEFAULT_CAPACITY,
+            rotators: Rotators::default(),
+            schedule: Schedule::default(),
         }
     }
 
@@ -713,6 +757,11 @@ impl Manager {
 
     pub(crate) fn core(&self) -> &Core {
         &self.core
+    }
+
+    /// The manager over `core`, acting as its operator.
+    pub(crate) fn over(core: Arc<Core>) -> Self {
+        Self { actor: core.operator().clone(), core }
     }
 
     pub(crate) fn actor(&self) -> &Principal {

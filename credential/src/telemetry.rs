@@ -401,3 +401,21 @@ pub(crate) fn masker_build_failed() {
     #[cfg(feature = "tracing")]
     tracing::error!("masker could not build its automaton: recent values are not masked");
 }
+
+/// A rotation step on `id` ended with `error` (none: success). The reason names no value.
+pub(crate) fn rotation_step(id: &str, step: &'static str, error: Option<String>) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(
+        "credential_rotation_steps_total",
+        "step" => step,
+        "outcome" => if error.is_some() { "failure" } else { "success" }
+    )
+    .increment(1);
+    #[cfg(feature = "tracing")]
+    match &error {
+        None => tracing::info!(id, step, "credential rotation step done"),
+        Some(reason) => tracing::warn!(id, step, reason = %reason, "credential rotation step failed"),
+    }
+    #[cfg(not(any(feature = "metrics", feature = "tracing")))]
+    let _ = (id, step, error);
+}

@@ -47,18 +47,33 @@ pub enum AuditAction {
     Export,
     /// A credential was restored from a backup.
     Import,
+    /// A rotation's next value was made valid at the target system (or, rolling back, the
+    /// current value again).
+    RotateSet,
+    /// A rotation's next value was tried at the target system.
+    RotateTest,
+    /// A rotation's old value was retired at the target system.
+    RotateRetire,
 }
 
 impl AuditAction {
     /// How many actions there are.
     #[cfg(feature = "metrics")]
-    pub(crate) const COUNT: usize = Self::Import as usize + 1;
+    pub(crate) const COUNT: usize = Self::RotateRetire as usize + 1;
 
     /// Whether the action changes a credential (and so is audited before it is committed).
     pub fn is_mutation(self) -> bool {
         !matches!(
             self,
-            Self::Load | Self::History | Self::Read | Self::Resolve | Self::Reveal | Self::Export
+            Self::Load
+                | Self::History
+                | Self::Read
+                | Self::Resolve
+                | Self::Reveal
+                | Self::Export
+                | Self::RotateSet
+                | Self::RotateTest
+                | Self::RotateRetire
         )
     }
 
@@ -81,6 +96,9 @@ impl AuditAction {
             Self::Reveal => "reveal",
             Self::Export => "export",
             Self::Import => "import",
+            Self::RotateSet => "rotate_set",
+            Self::RotateTest => "rotate_test",
+            Self::RotateRetire => "rotate_retire",
         }
     }
 }

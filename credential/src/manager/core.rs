@@ -24,6 +24,7 @@ use super::access::{AccessPolicy, Permission, Principal};
 use super::cache::{Cache, CacheConfig, CacheListener, Cached};
 use super::decisions::Decisions;
 use super::registry::{AnyCredential, Decoded, Decoder, KindRegistry};
+use super::rotation::{Rotators, Schedule};
 use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink, bounds};
 use crate::field::{FieldRef, PlainValue, SecretValue};
 use crate::hazmat::SealContext;
@@ -83,6 +84,11 @@ pub(crate) struct Parts {
     pub(crate) sole_writer: bool,
     /// Learns the secrets served, to mask them.
     pub(crate) masker: Masker,
+    /// This manager's name on leases, unique across processes.
+    pub(crate) lease_holder: String,
+    /// The rotators by kind, and the schedule that runs them.
+    pub(crate) rotators: Rotators,
+    pub(crate) schedule: Schedule,
     /// Untagged records are refused (see `ManagerBuilder::require_tags`).
     pub(crate) require_tags: bool,
 }
@@ -105,8 +111,21 @@ pub(crate) struct Core {
     require_tags: bool,
     /// Learns every secret value decoded or given, to mask it in what actions write.
     masker: Masker,
+    lease_holder: String,
+    rotators: Rotators,
+    schedule: Schedule,
     /// Keeps the store's change feed running for as long as the core lives.
     _feed: Option<ChangeFeed>,
+    /// The task that runs scheduled rotations, stopped when the core goes.
+    schedule_task: std::sync::OnceLock<tokio::task::AbortHandle>,
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        if let Some(task) = self.schedule_task.get() {
+            task.abort();
+        }
+    }
 }
 
 impl Core {
@@ -134,7 +153,11 @@ impl Core {
             operator: parts.operator,
             require_tags: parts.require_tags,
             masker: parts.masker,
+            lease_holder: parts.lease_holder,
+            rotators: parts.rotators,
+            schedule: parts.schedule,
             _feed: feed,
+            schedule_task: std::sync::OnceLock::new(),
         }))
     }
 
@@ -148,6 +171,45 @@ impl Core {
 
     pub(crate) fn masker(&self) -> &Masker {
         &self.masker
+    }
+
+    /// This manager's name on leases (refresh and rotation), unique across processes.
+    pub(crate) fn lease_holder(&self) -> &str {
+        &self.lease_holder
+    }
+
+    pub(crate) fn rotators(&self) -> &Rotators {
+        &self.rotators
+    }
+
+    pub(crate) fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    /// Starts the task that runs scheduled rotations, if there are policies.
+    pub(crate) fn start_schedule(self: &Arc<Self>) {
+        if let Some(task) = Schedule::start(self) {
+            let _ = self.schedule_task.set(task.abort_handle());
+        }
+    }
+
+    /// Audits, durably, a step taken outside the store (at a rotation's target system) on `id`
+    /// by the operator, ending with `failure` (an error code and a reason; none: success).
+    pub(crate) async fn audit_outside(
+        &self,
+        id: &str,
+        action: AuditAction,
+        version: Option<u64>,
+        failure: Option<(&'static str, &str)>,
+    ) -> Result<()> {
+        let mut event =
+            self.event(Utc::now(), &self.operator, Arc::from(id), action, version, None, None);
+        if let Some((code, reason)) = failure {
+            event.outcome = AuditOutcome::Failure;
+            event.error = Some(code.to_owned());
+            event.reason = Some(bounds::reason(reason));
+        }
+        self.audit.record(event).await
     }
 
     /// Teaches the masker the secret values of `credential`, which is being served or stored.

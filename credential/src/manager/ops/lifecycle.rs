@@ -174,6 +174,16 @@ impl<C: Credential, S: State> Managed<C, S> {
         &self.record.meta
     }
 
+    /// The stored record, for the manager's own bookkeeping (a lease).
+    pub(crate) fn stored(&self) -> &Record {
+        &self.record
+    }
+
+    /// The stored record, the handle given up.
+    pub(crate) fn into_record(self) -> Record {
+        self.record
+    }
+
     /// Commits this handle's record as `change` makes it (with the version its event names)
     /// through the core's commit path, and hands on `data` with the record as written. The
     /// record is moved, not copied: a handle that fails to commit is gone anyway.
