@@ -42,8 +42,8 @@ pub use crate::manager::{
     AccessPolicy, Active, AnyManaged, CacheConfig, Context, DEFAULT_ENVIRONMENT, Draft, DynManaged,
     ExportedCredential, ExportedVersion, FieldInput, FieldValues, FieldView, Grant, Live, Managed,
     Manager, ManagerBuilder, Permission, Principal, RefreshConfig, RefreshContext, RefreshError,
-    Refresher, RekeyProgress, RekeyReport, ResolveOptions, RevealedField, Revoked, Rotating, Rotator, State,
-    VersionInfo,
+    Refresher, RekeyProgress, RekeyReport, ResolveOptions, RevealedField, Revoked, Rotating,
+    Rotator, State, VersionInfo,
 };
 pub use crate::masking::Masker;
 pub use crate::store::MemoryStore;

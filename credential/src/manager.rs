@@ -34,11 +34,11 @@ pub use self::refresh::{RefreshConfig, RefreshContext, RefreshError, Refresher};
 use self::refresh::{Refreshers, Refreshing};
 use self::registry::{Decoder, KindRegistry};
 pub use self::resolve::ResolveOptions;
-use self::rotation::{Rotators, Schedule};
 pub use self::rotation::{
     RotationConfig, RotationContext, RotationError, RotationOutcome, RotationPolicy,
     RotationReport, RotationStep, Rotator, StepReport,
 };
+use self::rotation::{Rotators, Schedule};
 use crate::audit::{AuditAction, AuditQuery, AuditSink, MemoryAuditSink, RestoreCheck};
 use crate::crypto::KeyId;
 use crate::masking::Masker;

@@ -12,9 +12,9 @@
 #[cfg(feature = "postgres")]
 mod postgres;
 
+#[cfg(feature = "postgres")]
+pub use self::postgres::{PasswordStrategy, PostgresRotator};
 pub use crate::manager::{
     RotationConfig, RotationContext, RotationError, RotationOutcome, RotationPolicy,
     RotationReport, RotationStep, Rotator, StepReport,
 };
-#[cfg(feature = "postgres")]
-pub use self::postgres::{PasswordStrategy, PostgresRotator};

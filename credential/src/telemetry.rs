@@ -414,7 +414,9 @@ pub(crate) fn rotation_step(id: &str, step: &'static str, error: Option<String>)
     #[cfg(feature = "tracing")]
     match &error {
         None => tracing::info!(id, step, "credential rotation step done"),
-        Some(reason) => tracing::warn!(id, step, reason = %reason, "credential rotation step failed"),
+        Some(reason) => {
+            tracing::warn!(id, step, reason = %reason, "credential rotation step failed")
+        }
     }
     #[cfg(not(any(feature = "metrics", feature = "tracing")))]
     let _ = (id, step, error);

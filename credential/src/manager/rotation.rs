@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-pub(crate) use self::schedule::Schedule;
 pub use self::schedule::RotationPolicy;
+pub(crate) use self::schedule::Schedule;
 use super::core::Core;
 use super::{Manager, versions};
 use crate::audit::AuditAction;
@@ -387,7 +387,8 @@ impl<R: Rotator> AnyRotator for Typed<R> {
             loaded.into_rotating()?
         } else {
             let active = loaded.into_active()?;
-            let (attempts, next) = retrying(&context, || self.0.create(active.credential(), &context)).await;
+            let (attempts, next) =
+                retrying(&context, || self.0.create(active.credential(), &context)).await;
             let next = match next {
                 Ok(next) => next,
                 Err(error) => {
@@ -447,12 +448,20 @@ struct Report(RotationReport);
 
 impl Report {
     fn new(id: &str) -> Self {
-        Self(RotationReport { id: id.to_owned(), steps: Vec::new(), outcome: RotationOutcome::Pending })
+        Self(RotationReport {
+            id: id.to_owned(),
+            steps: Vec::new(),
+            outcome: RotationOutcome::Pending,
+        })
     }
 
     /// Records that `step` ran `attempts` times and ended with `error` (none: success).
     fn step(&mut self, step: RotationStep, attempts: u32, error: Option<RotationError>) {
-        telemetry::rotation_step(&self.0.id, step.as_str(), error.as_ref().map(|error| error.to_string()));
+        telemetry::rotation_step(
+            &self.0.id,
+            step.as_str(),
+            error.as_ref().map(|error| error.to_string()),
+        );
         self.0.steps.push(StepReport { step, attempts, error });
     }
 
@@ -501,16 +510,18 @@ async fn take_lease(
             _ => {}
         }
         let store_now = core.store_now().await?;
-        let held_by_another = record.meta.refresh.lease.as_ref().is_some_and(|lease| {
-            lease.holder != core.lease_holder() && store_now < lease.until
-        });
+        let held_by_another =
+            record.meta.refresh.lease.as_ref().is_some_and(|lease| {
+                lease.holder != core.lease_holder() && store_now < lease.until
+            });
         if held_by_another {
             return Ok(Lease::Busy);
         }
         if still_due.is_some_and(|still_due| !still_due(&record, Utc::now())) {
             return Ok(Lease::NotDue);
         }
-        let lease = RefreshLease { holder: core.lease_holder().to_owned(), until: store_now + duration };
+        let lease =
+            RefreshLease { holder: core.lease_holder().to_owned(), until: store_now + duration };
         match core.set_lease(record, Some(lease)).await {
             Ok(_) => return Ok(Lease::Taken),
             Err(Error::Conflict { .. }) => continue,
@@ -528,7 +539,10 @@ async fn release(core: &Core, record: Record) {
 
 /// Runs `attempt` until it succeeds, fails for good, or the context's deadline is near; with the
 /// number of attempts.
-async fn retrying<T, F, Fut>(context: &RotationContext, mut attempt: F) -> (u32, Result<T, RotationError>)
+async fn retrying<T, F, Fut>(
+    context: &RotationContext,
+    mut attempt: F,
+) -> (u32, Result<T, RotationError>)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, RotationError>>,
@@ -558,8 +572,12 @@ async fn audit_step(
     let failure = error.map(|error| match error {
         RotationError::Unavailable { .. } => ("rotation_unavailable", error.to_string()),
         RotationError::Failed { .. } => ("rotation_failed", error.to_string()),
-        
     });
-    core.audit_outside(id, step.action(), version, failure.as_ref().map(|(code, reason)| (*code, reason.as_str())))
-        .await
+    core.audit_outside(
+        id,
+        step.action(),
+        version,
+        failure.as_ref().map(|(code, reason)| (*code, reason.as_str())),
+    )
+    .await
 }

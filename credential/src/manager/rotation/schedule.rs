@@ -62,12 +62,13 @@ impl RotationPolicy {
     /// When `record` falls due under this policy (`None`: never).
     pub(crate) fn due_at(&self, record: &Record) -> Option<DateTime<Utc>> {
         let served = versions::latest_in(record, crate::store::VersionState::Current)?;
-        let by_age = self.every.and_then(|every| {
-            Some(served.created_at + chrono::Duration::from_std(every).ok()?)
-        });
-        let by_expiry = self.before_expiry.zip(record.meta.expires_at).and_then(|(window, at)| {
-            Some(at - chrono::Duration::from_std(window).ok()?)
-        });
+        let by_age = self
+            .every
+            .and_then(|every| Some(served.created_at + chrono::Duration::from_std(every).ok()?));
+        let by_expiry = self
+            .before_expiry
+            .zip(record.meta.expires_at)
+            .and_then(|(window, at)| Some(at - chrono::Duration::from_std(window).ok()?));
         by_age.into_iter().chain(by_expiry).min()
     }
 
@@ -130,7 +131,9 @@ async fn run_due(manager: &Manager, retries: &mut Retries) {
         let still_due = |record: &Record, now| policy.is_due(record, now);
         let outcome = manager.rotate_if(&meta.id, Some(&still_due)).await;
         match outcome.map(|report| report.outcome) {
-            Ok(RotationOutcome::Rotated { .. } | RotationOutcome::NotDue | RotationOutcome::Busy) => {
+            Ok(
+                RotationOutcome::Rotated { .. } | RotationOutcome::NotDue | RotationOutcome::Busy,
+            ) => {
                 retries.0.remove(&meta.id);
             }
             _ => retries.failed(&meta.id, rotators, now),
@@ -142,7 +145,8 @@ impl Retries {
     /// Records a failed rotation of `id`: the next try waits `retry_after`, doubling to an hour.
     fn failed(&mut self, id: &str, rotators: &Rotators, now: DateTime<Utc>) {
         let failures = self.0.get(id).map_or(0, |(_, failures)| *failures) + 1;
-        let wait = rotators.config.retry_after.saturating_mul(1 << failures.min(16).saturating_sub(1));
+        let wait =
+            rotators.config.retry_after.saturating_mul(1 << failures.min(16).saturating_sub(1));
         let wait = chrono::Duration::from_std(wait.min(Duration::from_secs(3600)))
             .unwrap_or(chrono::Duration::MAX);
         self.0.insert(id.to_owned(), (now + wait, failures));
