@@ -126,7 +126,7 @@ impl Fixture {
     async fn manager<R: Rotator>(&self, rotator: R, policy: Option<RotationPolicy>) -> Manager {
         let store: Arc<dyn Store> = self.store.clone();
         let config = RotationConfig::default()
-            .deadline(Duration::from_secs(10), Duration::from_secs(11))
+            .deadline(Duration::from_secs(3), Duration::from_secs(4))
             .tick(Duration::from_millis(20));
         let mut builder = Manager::builder()
             .store(store)
@@ -445,11 +445,15 @@ async fn stopped_inside(step: RotationStep, test: &str) {
         tokio::spawn(async move { first.rotate_now("db/orders").await })
     };
     stopped.recv().await.unwrap();
+    let second = fixture.manager(inner, None).await;
+    if step != RotationStep::Retire {
+        // The first manager holds the lease: one rotation per fleet.
+        assert_eq!(second.rotate_now("db/orders").await.unwrap().outcome, RotationOutcome::Busy);
+    }
     rotation.abort();
     assert!(rotation.await.unwrap_err().is_cancelled());
     drop(first);
 
-    let second = fixture.manager(inner, None).await;
     let report = loop {
         let report = second.rotate_now("db/orders").await.unwrap();
         if report.outcome != RotationOutcome::Busy {

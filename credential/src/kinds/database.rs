@@ -183,6 +183,23 @@ impl Database {
     }
 }
 
+#[cfg(feature = "postgres")]
+impl Database {
+    /// A connection to the PostgreSQL server as this credential's role, with the TLS its
+    /// `sslmode` asks for (`sslrootcert` honoured), driven by a task on the current runtime until
+    /// it closes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`] for a credential that is not a PostgreSQL URL, or
+    /// [`Error::Storage`](crate::Error::Storage) when the server cannot be reached or refuses the
+    /// login (transient when a retry may help). Never repeats the password.
+    pub async fn connect_postgres(&self) -> Result<tokio_postgres::Client> {
+        let settings =
+            crate::store::postgres_connection::Settings::from_url(self.url().expose_secret())?;
+        settings.connect().await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

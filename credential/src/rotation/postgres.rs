@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use super::{RotationContext, RotationError, Rotator};
 use crate::kinds::Database;
-use crate::store::postgres_connection::{Settings, quote_identifier, quote_literal};
+use crate::store::postgres_connection::{quote_identifier, quote_literal};
 
 /// How many characters a new password has: 32 from 62, about 190 bits.
 const PASSWORD_LEN: usize = 32;
@@ -182,10 +182,9 @@ fn new_password() -> Result<SecretString, RotationError> {
     Ok(SecretString::from(password.as_str()))
 }
 
-/// A connection as `database`'s role, driven on the current runtime.
+/// A connection as `database`'s role.
 async fn connect(database: &Database) -> Result<tokio_postgres::Client, RotationError> {
-    let settings = Settings::from_url(database.url().expose_secret())?;
-    Ok(settings.connect().await?)
+    Ok(database.connect_postgres().await?)
 }
 
 /// A statement's failure: transient if the server says a retry may help.

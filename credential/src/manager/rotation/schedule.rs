@@ -152,3 +152,75 @@ impl Retries {
         self.0.insert(id.to_owned(), (now + wait, failures));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{RecordMeta, SealedVersion, VersionState};
+
+    fn record(served_at: DateTime<Utc>, expires_at: Option<DateTime<Utc>>) -> Record {
+        let mut meta = RecordMeta::new("db/orders", "database", "default", "k1", served_at);
+        meta.state = LifecycleState::Active;
+        meta.expires_at = expires_at;
+        let old = SealedVersion::new(1, VersionState::Deprecated, vec![1], served_at - days(90));
+        Record::new(
+            meta,
+            vec![old, SealedVersion::new(2, VersionState::Current, vec![1], served_at)],
+        )
+    }
+
+    fn days(days: i64) -> chrono::Duration {
+        chrono::Duration::days(days)
+    }
+
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    #[test]
+    fn a_policy_is_due_by_the_served_version_age_or_the_expiry_window_whichever_comes_first() {
+        let now = Utc::now();
+        let policy = RotationPolicy::new("db/*").every(30 * DAY).before_expiry(7 * DAY);
+        let served_at = now - days(10);
+        assert_eq!(policy.due_at(&record(served_at, None)), Some(served_at + days(30)));
+        let expiring = record(served_at, Some(now + days(3)));
+        assert_eq!(policy.due_at(&expiring), Some(now + days(3) - days(7)));
+        assert!(policy.is_due(&expiring, now));
+        assert!(!policy.is_due(&record(served_at, None), now));
+        assert!(policy.is_due(&record(now - days(31), None), now));
+        assert_eq!(RotationPolicy::new("db/*").due_at(&record(served_at, None)), None);
+    }
+
+    #[test]
+    fn a_rotation_left_pending_is_always_due() {
+        let mut pending = record(Utc::now(), None);
+        pending.meta.state = LifecycleState::Rotating;
+        assert!(RotationPolicy::new("*").is_due(&pending, Utc::now()));
+    }
+
+    #[test]
+    fn the_first_matching_policy_applies() {
+        let schedule = Schedule {
+            policies: vec![
+                RotationPolicy::new("db/prod/*").every(DAY),
+                RotationPolicy::new("db/*").every(30 * DAY),
+            ],
+        };
+        assert_eq!(schedule.policy_for("db/prod/orders").unwrap().every, Some(DAY));
+        assert_eq!(schedule.policy_for("db/staging").unwrap().every, Some(30 * DAY));
+        assert!(schedule.policy_for("api/github").is_none());
+    }
+
+    #[test]
+    fn failed_rotations_wait_longer_each_time_up_to_an_hour() {
+        let rotators = Rotators::default();
+        let mut retries = Retries::default();
+        let now = Utc::now();
+        let waits: Vec<_> = (0..10)
+            .map(|_| {
+                retries.failed("db/orders", &rotators, now);
+                (retries.0["db/orders"].0 - now).num_seconds()
+            })
+            .collect();
+        assert_eq!(waits[..4], [30, 60, 120, 240]);
+        assert_eq!(waits[9], 3600);
+    }
+}
