@@ -445,9 +445,10 @@ async fn stopped_inside(step: RotationStep, test: &str) {
         tokio::spawn(async move { first.rotate_now("db/orders").await })
     };
     stopped.recv().await.unwrap();
+    // One rotation at a time in a manager, and in a fleet (the first manager holds the lease).
+    assert_eq!(first.rotate_now("db/orders").await.unwrap().outcome, RotationOutcome::Busy);
     let second = fixture.manager(inner, None).await;
     if step != RotationStep::Retire {
-        // The first manager holds the lease: one rotation per fleet.
         assert_eq!(second.rotate_now("db/orders").await.unwrap().outcome, RotationOutcome::Busy);
     }
     rotation.abort();

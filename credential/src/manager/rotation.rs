@@ -17,8 +17,8 @@
 
 mod schedule;
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -307,11 +307,26 @@ trait AnyRotator: Send + Sync {
 
 struct Typed<R>(R);
 
-/// The rotators by kind, and how they run.
+/// The rotators by kind, how they run, and the credentials this manager is rotating now (the
+/// lease keeps other managers out; this keeps a second rotation of this one out).
 #[derive(Default)]
 pub(crate) struct Rotators {
     by_kind: HashMap<&'static str, Arc<dyn AnyRotator>>,
     pub(crate) config: RotationConfig,
+    running: Mutex<HashSet<String>>,
+}
+
+/// A credential marked as being rotated by this manager, unmarked when dropped (also when the
+/// rotation's task is cancelled).
+struct Running<'a> {
+    rotators: &'a Rotators,
+    id: String,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.rotators.running.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.id);
+    }
 }
 
 impl Rotators {
@@ -321,6 +336,12 @@ impl Rotators {
 
     fn of(&self, kind: &str) -> Option<Arc<dyn AnyRotator>> {
         self.by_kind.get(kind).cloned()
+    }
+
+    /// Marks `id` as being rotated by this manager, unless it already is.
+    fn start(&self, id: &str) -> Option<Running<'_>> {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        running.insert(id.to_owned()).then(|| Running { rotators: self, id: id.to_owned() })
     }
 
     /// Whether a rotator is registered for `kind`.
@@ -372,6 +393,9 @@ impl<R: Rotator> AnyRotator for Typed<R> {
         let core = manager.core();
         let config = core.rotators().config;
         let mut report = Report::new(id);
+        let Some(_running) = core.rotators().start(id) else {
+            return Ok(report.ended(RotationOutcome::Busy));
+        };
         match take_lease(core, id, config.lease, still_due).await? {
             Lease::Taken => {}
             Lease::Busy => return Ok(report.ended(RotationOutcome::Busy)),
