@@ -39,6 +39,7 @@ pub(crate) fn command() -> Command {
         .subcommand(get())
         .subcommand(list())
         .subcommand(rotate())
+        .subcommand(rotation())
         .subcommand(id_command("commit", "Make a rotation's new version current"))
         .subcommand(rollback())
         .subcommand(revoke())
@@ -241,13 +242,78 @@ fn list() -> Command {
 fn rotate() -> Command {
     Command::new("rotate")
         .about("Start a rotation to a new version (the current one is served until commit)")
+        .long_about(
+            "Start a rotation to a new version given with --set (the current one is served until \
+             commit), or with --auto rotate it at the system it opens: a PostgreSQL `database` \
+             credential gets a new random password, set at the server (sent as a SCRAM-SHA-256 \
+             verifier), tested and committed. Builds with the `postgres` feature.",
+        )
         .arg(id_arg())
-        .arg(set_arg())
+        .arg(set_arg().conflicts_with("auto"))
         .arg(
             Arg::new("commit")
                 .long("commit")
                 .action(ArgAction::SetTrue)
+                .conflicts_with("auto")
                 .help("Commit the new version at once"),
+        )
+        .arg(
+            Arg::new("auto")
+                .long("auto")
+                .action(ArgAction::SetTrue)
+                .help("Rotate at the target system: create, set, test, finish"),
+        )
+        .arg(
+            Arg::new("strategy")
+                .long("strategy")
+                .value_name("STRATEGY")
+                .value_parser(["single-user", "alternating-users"])
+                .default_value("single-user")
+                .requires("auto")
+                .help(
+                    "single-user: the role changes its own password; alternating-users: the \
+                       role and its _clone twin take turns (needs --admin)",
+                ),
+        )
+        .arg(
+            Arg::new("admin")
+                .long("admin")
+                .value_name("ID")
+                .requires("auto")
+                .help("With alternating-users: the credential of a role that may ALTER ROLE both"),
+        )
+}
+
+fn rotation() -> Command {
+    Command::new("rotation")
+        .about("Automatic rotation: where each credential stands")
+        .subcommand_required(true)
+        .subcommand(
+            Command::new("list")
+                .about(
+                    "Credentials of kinds cred rotates (database), with their last rotation, the \
+                     next one under the policy given, a rotation pending or in progress, and the \
+                     last failure from the audit trail",
+                )
+                .arg(
+                    Arg::new("pattern")
+                        .long("pattern")
+                        .value_name("GLOB")
+                        .default_value("*")
+                        .help("The ids the policy covers (`*` matches anything)"),
+                )
+                .arg(
+                    Arg::new("every")
+                        .long("every")
+                        .value_name("INTERVAL")
+                        .help("Policy: rotate once the served version is this old (30d, 12h)"),
+                )
+                .arg(
+                    Arg::new("before-expiry")
+                        .long("before-expiry")
+                        .value_name("WINDOW")
+                        .help("Policy: rotate once the credential expires within this long"),
+                ),
         )
 }
 

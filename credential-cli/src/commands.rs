@@ -7,6 +7,7 @@ mod doctor;
 mod init;
 mod put;
 mod rekey;
+mod rotation;
 mod show;
 mod transitions;
 
@@ -25,7 +26,9 @@ pub(crate) async fn run(globals: &Globals, matches: &ArgMatches) -> Outcome {
     match name {
         "init" => init::run(globals, args).await,
         "put" => put::put(globals, args).await,
+        "rotate" if args.get_flag("auto") => rotation::auto(globals, args).await,
         "rotate" => put::rotate(globals, args).await,
+        "rotation" => rotation::list(globals, args).await,
         "activate" | "commit" | "rollback" | "revoke" => {
             transitions::run(globals, name, args).await
         }

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use clap::ArgMatches;
 use credential::audit::AuditSink;
-use credential::{KeyRing, Manager, Principal};
+use credential::{KeyRing, Manager, ManagerBuilder, Principal};
 
 use crate::exit::{Failure, Outcome};
 use crate::key_source::KeySource;
@@ -93,16 +93,24 @@ impl Globals {
 
     /// A manager over the store with `ring`, acting as the principal.
     pub(crate) async fn manager_with(&self, ring: KeyRing) -> Outcome<Manager> {
+        self.manager_built(ring, |builder| builder).await
+    }
+
+    /// A manager over the store with `ring`, acting as the principal, built with what `configure`
+    /// adds (a rotator, say).
+    pub(crate) async fn manager_built(
+        &self,
+        ring: KeyRing,
+        configure: impl FnOnce(ManagerBuilder) -> ManagerBuilder,
+    ) -> Outcome<Manager> {
         let opened = self.open_store().await?;
-        let manager = Manager::builder()
+        let builder = Manager::builder()
             .store(Arc::clone(&opened.store))
             .key_ring(ring)
             .environment(&self.environment)
             .audit(Arc::clone(&opened.audit))
-            .operator(Principal::named(&self.principal))
-            .build()
-            .await?;
-        Ok(manager)
+            .operator(Principal::named(&self.principal));
+        Ok(configure(builder).build().await?)
     }
 }
 

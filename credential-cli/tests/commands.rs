@@ -196,3 +196,13 @@ fn a_trail_that_cannot_be_written_stops_the_command_with_exit_8() {
     let refused = cli.run(&reveal).fails_with(8);
     assert!(!refused.all().contains("sk_kept_canary"), "{refused:?}");
 }
+
+#[cfg(not(feature = "postgres"))]
+#[test]
+fn rotate_auto_needs_the_postgres_feature_and_says_so() {
+    let cli = Cli::initialized("rotate_auto_without_postgres");
+    let run = cli.run(&["rotate", "db/orders", "--auto"]).fails_with(2);
+    assert!(run.stderr.contains("`postgres` feature"), "{run:?}");
+    let listed = cli.run(&["--json", "rotation", "list"]).ok().json();
+    assert_eq!(listed, serde_json::json!([]));
+}

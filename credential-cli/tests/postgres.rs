@@ -15,7 +15,7 @@ struct Schema {
 }
 
 impl Schema {
-    fn create() -> Option<Self> {
+    fn create(test: &str) -> Option<Self> {
         let Some(base) =
             std::env::var("CREDENTIAL_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())
         else {
@@ -25,7 +25,7 @@ impl Schema {
             );
             return None;
         };
-        let name = format!("cred_cli_{}", std::process::id());
+        let name = format!("cred_cli_{test}_{}", std::process::id());
         psql(&base, &format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"));
         let url = format!("{base}&options=-csearch_path%3D{name}");
         Some(Self { base, name, url })
@@ -46,7 +46,7 @@ fn psql(url: &str, sql: &str) -> String {
 
 #[test]
 fn the_commands_work_on_postgresql_and_a_backup_moves_to_sqlite() {
-    let Some(schema) = Schema::create() else { return };
+    let Some(schema) = Schema::create("commands") else { return };
     let cli = Cli::new("postgres");
     let pg = ["--store", schema.url.as_str()];
     let mut runs = vec![cli.run(&[&pg[..], &["init"]].concat()).ok()];
@@ -83,5 +83,110 @@ fn the_commands_work_on_postgresql_and_a_backup_moves_to_sqlite() {
     let password = schema.base.split('@').next().and_then(|user| user.rsplit(':').next()).unwrap();
     for run in runs {
         assert!(!run.all().contains(&schema.url) && !run.all().contains(password), "{run:?}");
+    }
+}
+
+/// A login role on the test server with `password`, dropped afterwards.
+struct Role {
+    base: String,
+    name: String,
+}
+
+impl Role {
+    fn create(password: &str) -> Option<Self> {
+        let base = std::env::var("CREDENTIAL_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())?;
+        let name = format!("cred_cli_rotated_{}", std::process::id());
+        psql(
+            &base,
+            &format!("DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN PASSWORD '{password}'"),
+        );
+        Some(Self { base, name })
+    }
+
+    /// Whether `password` logs in as the role.
+    fn logs_in_with(&self, password: &str) -> bool {
+        let (host_port, _) = self.base.split('@').nth(1).unwrap().split_once('/').unwrap();
+        let url =
+            format!("postgres://{}:{password}@{host_port}/credential?sslmode=disable", self.name);
+        std::process::Command::new("psql")
+            .args([&url, "-qAtc", "SELECT 1"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    }
+}
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        psql(&self.base, &format!("DROP ROLE IF EXISTS {}", self.name));
+    }
+}
+
+#[test]
+fn rotate_auto_changes_a_real_password_and_rotation_list_shows_it() {
+    const CANARY: &str = "CANARYcliRot5d2e8b";
+    let Some(schema) = Schema::create("rotation") else { return };
+    let role = Role::create(CANARY).unwrap();
+    let port = schema.base.split('@').nth(1).unwrap().split(['/', ':']).nth(1).unwrap().to_owned();
+    let cli = Cli::initialized("rotate_auto");
+    let user = format!("user={}", role.name);
+    let port = format!("port={port}");
+    let put = [
+        "put",
+        "database",
+        "db/orders",
+        "--activate",
+        "--set",
+        "driver=postgresql",
+        "--set",
+        "host=localhost",
+        "--set",
+        port.as_str(),
+        "--set",
+        "database=credential",
+        "--set",
+        user.as_str(),
+        "--set",
+        "tls_mode=disable",
+        "--set",
+        "password=-",
+    ];
+    let mut runs = vec![cli.run_with_input(&put, CANARY.as_bytes()).ok()];
+
+    let rotated = cli.run(&["rotate", "db/orders", "--auto"]).ok();
+    assert!(rotated.stdout.contains("rotated db/orders: version 2 served"), "{rotated:?}");
+    for step in ["create", "set", "test", "finish", "retire"] {
+        assert!(rotated.stdout.contains(step), "{rotated:?}");
+    }
+    runs.push(rotated);
+    let new_password = cli.run(&["get", "db/orders", "--reveal", "-f", "password"]).ok();
+    let new_password = new_password.stdout.trim().to_owned();
+    assert_ne!(new_password, CANARY);
+    assert!(role.logs_in_with(&new_password));
+    assert!(!role.logs_in_with(CANARY));
+
+    let listed = cli.run(&["--json", "rotation", "list", "--every", "30d"]).ok();
+    let rows = listed.json();
+    assert_eq!(rows[0]["id"], "db/orders");
+    assert!(rows[0]["last_rotated"].is_string() && rows[0]["next"].is_string(), "{rows}");
+    assert!(rows[0]["last_failure"].is_null(), "{rows}");
+    runs.push(listed);
+    let table = cli.run(&["rotation", "list"]).ok();
+    assert!(table.stdout.contains("LAST ROTATED") && table.stdout.contains("db/orders"));
+    runs.push(table);
+    runs.push(
+        cli.run(&["rotate", "db/orders", "--auto", "--strategy", "alternating-users"])
+            .fails_with(2),
+    );
+    runs.push(cli.run(&["rotate", "db/orders", "--auto", "--commit"]).fails_with(2));
+
+    let trail = cli.run(&["--json", "audit", "query", "--id", "db/orders"]).ok();
+    for action in ["rotate_set", "rotate_test", "rotate_retire"] {
+        assert!(trail.stdout.contains(action), "{action} missing: {trail:?}");
+    }
+    runs.push(trail);
+    for run in runs {
+        assert!(!run.all().contains(CANARY) && !run.all().contains(&new_password), "{run:?}");
     }
 }

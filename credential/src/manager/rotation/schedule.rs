@@ -59,17 +59,26 @@ impl RotationPolicy {
         glob_matches(&self.pattern, id)
     }
 
+    /// When a credential whose served version was made at `served_at` and which expires at
+    /// `expires_at` falls due under this policy (`None`: never).
+    pub fn next_rotation(
+        &self,
+        served_at: DateTime<Utc>,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Option<DateTime<Utc>> {
+        let by_age =
+            self.every.and_then(|every| Some(served_at + chrono::Duration::from_std(every).ok()?));
+        let by_expiry = self
+            .before_expiry
+            .zip(expires_at)
+            .and_then(|(window, at)| Some(at - chrono::Duration::from_std(window).ok()?));
+        by_age.into_iter().chain(by_expiry).min()
+    }
+
     /// When `record` falls due under this policy (`None`: never).
     pub(crate) fn due_at(&self, record: &Record) -> Option<DateTime<Utc>> {
         let served = versions::latest_in(record, crate::store::VersionState::Current)?;
-        let by_age = self
-            .every
-            .and_then(|every| Some(served.created_at + chrono::Duration::from_std(every).ok()?));
-        let by_expiry = self
-            .before_expiry
-            .zip(record.meta.expires_at)
-            .and_then(|(window, at)| Some(at - chrono::Duration::from_std(window).ok()?));
-        by_age.into_iter().chain(by_expiry).min()
+        self.next_rotation(served.created_at, record.meta.expires_at)
     }
 
     /// Whether `record` is due at `now`: by age or expiry, or left pending by a rotation that did
