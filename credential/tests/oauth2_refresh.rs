@@ -8,7 +8,7 @@ mod support;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use credential::audit::{AuditAction, AuditOutcome, AuditQuery, AuditSink, MemoryAuditSink};
@@ -21,20 +21,12 @@ use credential::{
 use sha2::Digest;
 use support::oidc::{CLIENT_SECRET, OidcProvider};
 use support::scratch_dir;
-use support::spans::Spans;
+use support::spans::global as spans;
 
 const CLIENT: &str = "idp/client";
 const TOKEN: &str = "idp/token";
 
 /// Every span and event of this test process, as text, for the canary checks.
-fn spans() -> &'static Spans {
-    static SPANS: OnceLock<Arc<Spans>> = OnceLock::new();
-    SPANS.get_or_init(|| {
-        let spans = Arc::new(Spans::default());
-        tracing::subscriber::set_global_default(Arc::clone(&spans)).unwrap();
-        spans
-    })
-}
 
 struct Fixture {
     manager: Manager,

@@ -160,6 +160,7 @@ const CANARY: &str = "CANARYrot7f3a9c21";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_user_rotation_sets_a_hashed_password_and_the_old_one_is_refused() {
     let Some(roles) = Roles::create("single", CANARY, false) else { return };
+    let spans = support::spans::global();
     let fixture = Fixture::new();
     let manager = fixture.manager(PostgresRotator::single_user(), None).await;
     let database = roles.database(roles.user(), CANARY);
@@ -199,9 +200,12 @@ async fn single_user_rotation_sets_a_hashed_password_and_the_old_one_is_refused(
     }
     let trail = fixture.audit_text().await;
     let report = format!("{report:?}");
+    let spans = spans.text.lock().unwrap().clone();
+    assert!(spans.contains("credential rotation step done"), "no rotation event traced");
     for secret in [CANARY, &new_password] {
         assert!(!trail.contains(secret), "a password in the audit trail");
         assert!(!report.contains(secret), "a password in the report");
+        assert!(!spans.contains(secret), "a password in a span or event");
     }
     // The manager served both: its masker knows them.
     assert_eq!(manager.masker().mask(&format!("{CANARY} {new_password}")), "*** ***");

@@ -54,3 +54,13 @@ impl Subscriber for Spans {
 
     fn exit(&self, _: &Id) {}
 }
+
+/// The test binary's global subscriber, installed by the first call.
+pub(crate) fn global() -> &'static Spans {
+    static SPANS: std::sync::OnceLock<std::sync::Arc<Spans>> = std::sync::OnceLock::new();
+    SPANS.get_or_init(|| {
+        let spans = std::sync::Arc::new(Spans::default());
+        tracing::subscriber::set_global_default(std::sync::Arc::clone(&spans)).unwrap();
+        spans
+    })
+}
