@@ -26,8 +26,6 @@ use support::spans::global as spans;
 const CLIENT: &str = "idp/client";
 const TOKEN: &str = "idp/token";
 
-/// Every span and event of this test process, as text, for the canary checks.
-
 struct Fixture {
     manager: Manager,
     audit: Arc<MemoryAuditSink>,
