@@ -1,5 +1,5 @@
 //! Rotation at the target system: the [`Rotator`] trait, policies, reports, and (feature
-//! `postgres`) [`PostgresRotator`], which rotates a PostgreSQL role's password.
+//! `postgres`) `PostgresRotator`, which rotates a PostgreSQL role's password.
 //!
 //! A rotation runs four steps, as AWS Secrets Manager does: **create** the next value (stored at
 //! once as the Rotating version, while readers keep getting the current one), **set** it at the

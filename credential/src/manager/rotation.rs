@@ -33,7 +33,7 @@ use crate::store::{LifecycleState, Record, RefreshLease, VersionState};
 use crate::{Credential, Error, Result, telemetry};
 
 /// Rotates credentials of one kind at the system they open, in four steps (see the
-/// [module docs](self)). Register one per kind with
+/// [`rotation` module docs](crate::rotation)). Register one per kind with
 /// [`ManagerBuilder::rotator`](crate::ManagerBuilder::rotator); run it with
 /// [`Manager::rotate_now`] or on a schedule ([`RotationPolicy`]).
 ///
