@@ -6,6 +6,8 @@
 
 mod support;
 
+use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -19,8 +21,8 @@ use credential::rotation::{
     RotationPolicy, RotationStep, Rotator,
 };
 use credential::store::Store;
-use support::{postgres_server_url, psql};
-use tokio::sync::{Notify, mpsc};
+use support::{postgres_server_url, psql, scratch_dir};
+use tokio::sync::mpsc;
 
 /// Roles of one test, created with `password` and dropped when the test ends, however it ends.
 struct Roles {
@@ -107,7 +109,7 @@ async fn log_in(database: &Database) -> Result<(), tokio_postgres::Error> {
 }
 
 struct Fixture {
-    store: Arc<MemoryStore>,
+    store: Arc<dyn Store>,
     ring: KeyRing,
     audit: Arc<MemoryAuditSink>,
 }
@@ -121,10 +123,19 @@ impl Fixture {
         }
     }
 
+    /// On the SQLite store and key file in `dir`, which another process can open too.
+    async fn on_disk(dir: &Path) -> Self {
+        Self {
+            store: Arc::new(SqliteStore::open(dir.join("credentials.db")).await.unwrap()),
+            ring: KeyRing::from_file(dir.join("master.key")).unwrap(),
+            audit: Arc::new(MemoryAuditSink::new()),
+        }
+    }
+
     /// A manager on the fixture's store rotating with `rotator`; a short lease, so that a
     /// rotation left behind is taken over quickly.
     async fn manager<R: Rotator>(&self, rotator: R, policy: Option<RotationPolicy>) -> Manager {
-        let store: Arc<dyn Store> = self.store.clone();
+        let store = Arc::clone(&self.store);
         let config = RotationConfig::default()
             .deadline(Duration::from_secs(3), Duration::from_secs(4))
             .tick(Duration::from_millis(20));
@@ -371,18 +382,21 @@ async fn a_failed_test_rolls_back_and_the_old_password_works_again() {
 }
 
 /// The PostgreSQL rotator, stopping for good inside `step` (after the step's own work, for set):
-/// it says so on `entered`, then waits forever, as a process killed there would.
+/// it says so (on standard output, and on `entered` if given), then waits forever.
 struct StopsIn {
     inner: PostgresRotator,
     step: RotationStep,
-    entered: mpsc::UnboundedSender<()>,
+    entered: Option<mpsc::UnboundedSender<()>>,
 }
 
 impl StopsIn {
     async fn stop_here(&self, step: RotationStep) {
         if step == self.step {
-            let _ = self.entered.send(());
-            Notify::new().notified().await;
+            println!("@@STOPPED");
+            if let Some(entered) = &self.entered {
+                let _ = entered.send(());
+            }
+            std::future::pending::<()>().await;
         }
     }
 }
@@ -427,44 +441,90 @@ impl Rotator for StopsIn {
     }
 }
 
-/// A rotation stopped inside `step` (its task aborted: no code of it runs again, its lease is
-/// left behind) is finished by another manager once the lease lapses; the credential then works
-/// and the password it replaced does not.
-async fn stopped_inside(step: RotationStep, test: &str) {
-    let Some(roles) = Roles::create(test, CANARY, false) else { return };
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_rotation_of_a_credential_in_the_same_manager_is_busy() {
+    let Some(roles) = Roles::create("same_manager", CANARY, false) else { return };
     let fixture = Fixture::new();
     let (entered, mut stopped) = mpsc::unbounded_channel();
-    let inner = PostgresRotator::single_user();
-    let first = fixture.manager(StopsIn { inner: inner.clone(), step, entered }, None).await;
-    first
-        .create("db/orders", roles.database(roles.user(), CANARY))
-        .await
-        .unwrap()
-        .activate()
-        .await
-        .unwrap();
-
+    let rotator = StopsIn {
+        inner: PostgresRotator::single_user(),
+        step: RotationStep::Test,
+        entered: Some(entered),
+    };
+    let manager = fixture.manager(rotator, None).await;
+    let database = roles.database(roles.user(), CANARY);
+    manager.create("db/orders", database).await.unwrap().activate().await.unwrap();
     let rotation = {
-        let first = first.clone();
-        tokio::spawn(async move { first.rotate_now("db/orders").await })
+        let manager = manager.clone();
+        tokio::spawn(async move { manager.rotate_now("db/orders").await })
     };
     stopped.recv().await.unwrap();
-    // One rotation at a time in a manager, and in a fleet (the first manager holds the lease).
-    assert_eq!(first.rotate_now("db/orders").await.unwrap().outcome, RotationOutcome::Busy);
-    let second = fixture.manager(inner, None).await;
-    if step != RotationStep::Retire {
-        assert_eq!(second.rotate_now("db/orders").await.unwrap().outcome, RotationOutcome::Busy);
-    }
+    assert_eq!(manager.rotate_now("db/orders").await.unwrap().outcome, RotationOutcome::Busy);
     rotation.abort();
     assert!(rotation.await.unwrap_err().is_cancelled());
-    drop(first);
+}
+
+/// Run as a child process by [`killed_inside`]: rotates `db/orders` with a rotator that stops
+/// inside the step `ROTATION_STEP` names, where the parent kills it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run as a child process by the tests below"]
+async fn rotating_child() {
+    let (Ok(dir), Ok(step)) = (std::env::var("ROTATION_DIR"), std::env::var("ROTATION_STEP"))
+    else {
+        return;
+    };
+    let step = match step.as_str() {
+        "create" => RotationStep::Create,
+        "set" => RotationStep::Set,
+        "test" => RotationStep::Test,
+        _ => RotationStep::Retire,
+    };
+    let fixture = Fixture::on_disk(Path::new(&dir)).await;
+    let rotator = StopsIn { inner: PostgresRotator::single_user(), step, entered: None };
+    let report = fixture.manager(rotator, None).await.rotate_now("db/orders").await;
+    panic!("the rotation did not stop inside {step:?}: {report:?}");
+}
+
+/// A process killed with `SIGKILL` inside `step` of a rotation (its lease left behind) is
+/// followed by another manager that, once the lease lapses, finishes the rotation: the credential
+/// then works and the password it replaced does not.
+async fn killed_inside(step: RotationStep, test: &str) {
+    let Some(roles) = Roles::create(test, CANARY, false) else { return };
+    let dir = scratch_dir(test);
+    credential::crypto::MasterKey::generate().unwrap().write_file(dir.join("master.key")).unwrap();
+    let fixture = Fixture::on_disk(&dir).await;
+    let inner = PostgresRotator::single_user();
+    let writer = fixture.manager(inner.clone(), None).await;
+    let database = roles.database(roles.user(), CANARY);
+    writer.create("db/orders", database).await.unwrap().activate().await.unwrap();
+    drop(writer);
+
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "rotating_child", "--nocapture"])
+        .env("ROTATION_DIR", &*dir)
+        .env("ROTATION_STEP", step.as_str())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stopped = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout).lines().map(Result::unwrap).any(|line| line == "@@STOPPED")
+    });
+    assert!(stopped.await.unwrap(), "the child ended before it stopped inside {step:?}");
+    let second = fixture.manager(inner, None).await;
+    if step != RotationStep::Retire {
+        // The child holds the lease: one rotation per fleet.
+        assert_eq!(second.rotate_now("db/orders").await.unwrap().outcome, RotationOutcome::Busy);
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
 
     let report = loop {
         let report = second.rotate_now("db/orders").await.unwrap();
         if report.outcome != RotationOutcome::Busy {
             break report;
         }
-        // The stopped rotation's lease lapses on the store's clock.
+        // The killed process's lease lapses on the store's clock.
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(matches!(report.outcome, RotationOutcome::Rotated { .. }), "{step:?}: {report:?}");
@@ -475,23 +535,23 @@ async fn stopped_inside(step: RotationStep, test: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rotation_stopped_inside_create_is_finished_by_the_next_run() {
-    stopped_inside(RotationStep::Create, "stop_create").await;
+async fn a_rotation_killed_inside_create_is_finished_by_the_next_run() {
+    killed_inside(RotationStep::Create, "kill_create").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rotation_stopped_inside_set_is_finished_by_the_next_run() {
-    stopped_inside(RotationStep::Set, "stop_set").await;
+async fn a_rotation_killed_inside_set_is_finished_by_the_next_run() {
+    killed_inside(RotationStep::Set, "kill_set").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rotation_stopped_inside_test_is_finished_by_the_next_run() {
-    stopped_inside(RotationStep::Test, "stop_test").await;
+async fn a_rotation_killed_inside_test_is_finished_by_the_next_run() {
+    killed_inside(RotationStep::Test, "kill_test").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rotation_stopped_inside_finish_leaves_the_new_value_committed() {
-    stopped_inside(RotationStep::Retire, "stop_finish").await;
+async fn a_rotation_killed_inside_finish_leaves_the_new_value_committed() {
+    killed_inside(RotationStep::Retire, "kill_finish").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
