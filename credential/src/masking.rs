@@ -103,8 +103,11 @@ impl Known {
     /// Adds what `probe` borrows unless it is known: `true` if it was added, as learn number
     /// `number`. Past the capacity, the oldest values are dropped.
     fn add(&mut self, probe: Probe<'_>, number: u64) -> bool {
+        if !probe.maskable() {
+            return false;
+        }
         let hash = self.hasher.hash_one(probe);
-        if !probe.maskable() || self.index.find(hash, |known| known.probe() == probe).is_some() {
+        if self.index.find(hash, |known| known.probe() == probe).is_some() {
             return false;
         }
         let secret = Arc::new(Secret::of(probe));
