@@ -2,7 +2,7 @@
 //! credential and connects with it, a failed test rolled back, a rotation stopped inside each of
 //! its steps and finished by another manager, two scheduled managers rotating once, and no
 //! password in any audit record, error or report.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 mod support;
 
