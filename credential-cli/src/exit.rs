@@ -60,6 +60,7 @@ impl Status {
             | Error::UnknownField { .. }
             | Error::AmbiguousField { .. }
             | Error::NotText { .. }
+            | Error::AbsentField { .. }
             | Error::UnknownKind { .. }
             | Error::InvalidFieldValue { .. }
             | Error::InvalidUrl { .. }

@@ -306,6 +306,16 @@ pub enum Error {
         id: String,
     },
 
+    /// A template names a field that holds no value (an optional field left empty). A template
+    /// never puts text nobody asked for in place of a value, such as `none` or an empty string.
+    #[error("field `{field}` of credential `{id}` has no value")]
+    AbsentField {
+        /// The credential id.
+        id: String,
+        /// The field named.
+        field: String,
+    },
+
     /// A template names a binary secret, which cannot be put in text.
     #[error("field `{field}` of credential `{id}` holds bytes, not text")]
     NotText {
@@ -481,6 +491,7 @@ impl Error {
             Self::UnknownField { .. } => "unknown_field",
             Self::AmbiguousField { .. } => "ambiguous_field",
             Self::NotText { .. } => "not_text",
+            Self::AbsentField { .. } => "absent_field",
             Self::UnknownKind { .. } => "unknown_kind",
             Self::InvalidFieldValue { .. } => "invalid_field_value",
             Self::ReauthRequired { .. } => "reauth_required",

@@ -271,9 +271,12 @@ async fn kind_mismatch_expiry_and_cache_invalidation() {
     active.rotate(github("two")).await.unwrap().commit().await.unwrap();
     assert_eq!(ctx.get::<GitHub>("a").await.unwrap().token.expose_secret(), "two");
 
-    let expired =
-        GitHub { expires: Some(Utc::now() - chrono::Duration::minutes(1)), ..github("old") };
-    manager.create("expired", expired).await.unwrap().activate().await.unwrap();
+    // A value that expires while served is refused from then on, cached or not.
+    let expires = Utc::now() + chrono::Duration::seconds(1);
+    let expiring = GitHub { expires: Some(expires), ..github("old") };
+    manager.create("expired", expiring).await.unwrap().activate().await.unwrap();
+    assert_eq!(ctx.get::<GitHub>("expired").await.unwrap().token.expose_secret(), "old");
+    support::wait_until_past(expires).await;
     assert!(matches!(ctx.get::<GitHub>("expired").await, Err(Error::Expired { .. })));
 }
 
@@ -419,4 +422,77 @@ async fn environments_may_use_their_own_master_keys_in_one_store() {
         .build()
         .await;
     assert!(matches!(wrong, Err(Error::WrongMasterKey { .. })));
+}
+
+/// A GitHub credential that expired an hour ago.
+fn expired_github(token: &str) -> GitHub {
+    GitHub { expires: Some(Utc::now() - chrono::Duration::hours(1)), ..github(token) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_version_is_refused_when_it_would_go_into_service() {
+    let manager = Manager::for_testing().unwrap();
+    let expired = |result: credential::Result<_>| matches!(result, Err(Error::Expired { .. }));
+
+    // Activation, typed and untyped: the draft stays a draft.
+    let draft = manager.create("gh/stale", expired_github("ghp_stale")).await.unwrap();
+    assert!(expired(draft.activate().await.map(drop)));
+    let untyped = manager.load_dyn("gh/stale").await.unwrap();
+    assert_eq!(untyped.state(), LifecycleState::Draft);
+    assert!(expired(untyped.activate().await.map(drop)));
+
+    // Commit, typed and untyped: the rotation stays pending, the current version served.
+    let active = manager.create("gh/main", github("ghp_first")).await.unwrap();
+    let rotating =
+        active.activate().await.unwrap().rotate(expired_github("ghp_stale")).await.unwrap();
+    assert!(expired(rotating.commit().await.map(drop)));
+    let untyped = manager.load_dyn("gh/main").await.unwrap();
+    assert_eq!(untyped.state(), LifecycleState::Rotating);
+    assert!(expired(untyped.commit().await.map(drop)));
+    let current = reader(&manager).get::<GitHub>("gh/main").await.unwrap();
+    assert_eq!(current.token.expose_secret(), "ghp_first");
+
+    // Restore of an older version that has expired since, typed and untyped.
+    let expires = Utc::now() + chrono::Duration::seconds(2);
+    let first = GitHub { expires: Some(expires), ..github("ghp_one") };
+    let active = manager.create("gh/restore", first).await.unwrap().activate().await.unwrap();
+    let active = active.rotate(github("ghp_two")).await.unwrap().commit().await.unwrap();
+    support::wait_until_past(expires).await;
+    assert!(expired(active.rollback_to(1).await.map(drop)));
+    let untyped = manager.load_dyn("gh/restore").await.unwrap();
+    assert!(expired(untyped.rollback_to(1).await.map(drop)));
+    let current = reader(&manager).get::<GitHub>("gh/restore").await.unwrap();
+    assert_eq!(current.token.expose_secret(), "ghp_two");
+}
+
+/// Hands out a fresh token valid for an hour.
+struct FreshToken;
+
+#[async_trait::async_trait]
+impl credential::Refresher for FreshToken {
+    type Credential = GitHub;
+
+    async fn refresh(
+        &self,
+        current: &GitHub,
+        _context: &credential::RefreshContext,
+    ) -> Result<GitHub, credential::RefreshError> {
+        let expires = Some(Utc::now() + chrono::Duration::hours(1));
+        Ok(GitHub { token: "ghp_fresh".into(), username: current.username.clone(), expires })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_credential_that_a_refresher_renews_may_go_into_service() {
+    let manager = Manager::builder()
+        .store(MemoryStore::new())
+        .key_ring(KeyRing::generate().unwrap())
+        .refresher(FreshToken)
+        .build()
+        .await
+        .unwrap();
+    let draft = manager.create("gh/renewed", expired_github("ghp_stale")).await.unwrap();
+    draft.activate().await.unwrap();
+    let served = reader(&manager).get::<GitHub>("gh/renewed").await.unwrap();
+    assert_eq!(served.token.expose_secret(), "ghp_fresh");
 }

@@ -2,6 +2,8 @@
 //! checks, and that no value reaches the audit trail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 
 use credential::audit::{AuditQuery, AuditSink, MemoryAuditSink};
@@ -157,9 +159,9 @@ async fn state_and_expiry_are_checked_like_get() {
     assert!(matches!(ctx.resolve("{{github/main}}").await, Err(Error::Revoked { .. })));
     manager.create("draft", BearerToken::new("t".into())).await.unwrap();
     assert!(matches!(ctx.resolve("{{draft}}").await, Err(Error::NotActive { .. })));
-    let expired =
-        BearerToken { token: "t".into(), expires: Some(Utc::now() - chrono::Duration::hours(1)) };
-    activate(&manager, "old", expired).await;
+    let expires = Utc::now() + chrono::Duration::seconds(1);
+    activate(&manager, "old", BearerToken { token: "t".into(), expires: Some(expires) }).await;
+    support::wait_until_past(expires).await;
     assert!(matches!(ctx.resolve("{{old}}").await, Err(Error::Expired { .. })));
 }
 
@@ -221,4 +223,36 @@ async fn custom_kinds_resolve_after_registration() {
         .await
         .unwrap();
     assert_eq!(ctx(&registered).resolve("{{two.second}}").await.unwrap().expose_secret(), "b");
+}
+
+#[derive(Credential)]
+#[credential(kind = "optional_parts")]
+struct OptionalParts {
+    #[secret]
+    token: SecretString,
+    #[secret]
+    refresh: Option<SecretString>,
+    region: Option<String>,
+}
+
+#[tokio::test]
+async fn a_field_with_no_value_is_an_error_naming_it_never_text_in_its_place() {
+    let (manager, _, _) = setup(None).await;
+    let parts = OptionalParts { token: CANARY.into(), refresh: None, region: None };
+    activate(&manager, "svc/parts", parts).await;
+    let ctx = ctx(&manager);
+    for field in ["refresh", "region"] {
+        let template = format!("X-Value: {{{{svc/parts.{field}}}}}");
+        let error = ctx.resolve(&template).await.unwrap_err();
+        match &error {
+            Error::AbsentField { id, field: named } => {
+                assert_eq!((id.as_str(), named.as_str()), ("svc/parts", field))
+            }
+            other => panic!("{field}: {other:?}"),
+        }
+        assert!(!error.to_string().contains(CANARY));
+        let kept = ctx.resolve_with(&template, ResolveOptions::keep_missing()).await.unwrap();
+        assert_eq!(kept.expose_secret(), template);
+    }
+    assert_eq!(ctx.resolve("{{svc/parts.token}}").await.unwrap().expose_secret(), CANARY);
 }

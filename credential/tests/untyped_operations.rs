@@ -132,8 +132,10 @@ async fn reads_by_version_refuse_drafts_and_expired_versions() {
     assert!(ctx.get_version::<Webhook>("hooks/draft", 1).await.is_ok());
 
     let mut stale = webhook("whsec_expired_01");
-    stale.expires = Some(Utc::now() - chrono::Duration::hours(1));
+    let expires = Utc::now() + chrono::Duration::seconds(1);
+    stale.expires = Some(expires);
     manager.create("hooks/old", stale).await.unwrap().activate().await.unwrap();
+    support::wait_until_past(expires).await;
     assert!(matches!(ctx.get::<Webhook>("hooks/old").await, Err(Error::Expired { .. })));
     assert!(matches!(ctx.get_version::<Webhook>("hooks/old", 1).await, Err(Error::Expired { .. })));
 }

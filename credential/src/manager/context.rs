@@ -73,7 +73,7 @@ impl Context {
                 let now = Utc::now();
                 let found = versions::readable(id, record, version, core.rules(), now)?;
                 let decoded = core.open_as(id, record, found, decoder)?;
-                check_unexpired(id, &decoded, now)?;
+                check_unexpired(id, decoded.fields.expires_at(), now)?;
                 Ok((decoded, version))
             })
             .await?;

@@ -232,6 +232,23 @@ impl Core {
         );
     }
 
+    /// [`Error::Expired`] for a version of `id`, of `kind`, that expires at `expires_at` if it
+    /// has expired and nothing refreshes it: what may not go into service (activation, commit,
+    /// restore). An expired credential of a kind with a refresher goes in; its first read
+    /// refreshes it.
+    pub(crate) fn check_in_service(
+        &self,
+        id: &str,
+        kind: &str,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        let now = Utc::now();
+        if self.refresh.due_at(kind, now, expires_at).is_some() {
+            return Ok(());
+        }
+        check_unexpired(id, expires_at, now)
+    }
+
     /// Decodes `plaintext`, what a version of a record opened to, and learns its secrets.
     pub(crate) fn decode(&self, decoder: Decoder, plaintext: &[u8]) -> Result<Decoded> {
         let decoded = decoder.decode(plaintext)?;

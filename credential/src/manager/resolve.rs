@@ -11,15 +11,17 @@ use super::core::Decode;
 use super::registry::AnyCredential;
 use super::template::{self, Piece};
 use crate::audit::AuditAction;
-use crate::field::{FieldRef, SecretValue};
+use crate::field::{FieldRef, PlainValue, SecretValue};
 use crate::{Error, Result};
 
-/// How [`Context::resolve_with`] treats a placeholder whose credential or field does not exist.
+/// How [`Context::resolve_with`] treats a placeholder whose credential or field does not exist,
+/// or whose field holds no value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct ResolveOptions {
     /// Leave such placeholders as written instead of failing. A credential the principal may not
-    /// read counts as missing too, so the output says nothing about what exists.
+    /// read counts as missing too, so the output says nothing about what exists; so does a field
+    /// with no value.
     pub keep_missing: bool,
 }
 
@@ -29,7 +31,8 @@ impl ResolveOptions {
         Self::default()
     }
 
-    /// Leave placeholders of missing credentials or fields as written.
+    /// Leave placeholders of missing credentials or fields, and of fields with no value, as
+    /// written.
     pub fn keep_missing() -> Self {
         Self { keep_missing: true }
     }
@@ -77,7 +80,8 @@ impl Context {
     ///
     /// # Errors
     /// [`Error::Template`] for a malformed template; for a placeholder, the errors of
-    /// [`get`](Self::get), [`Error::UnknownField`], [`Error::AmbiguousField`] for `{{id}}` on a
+    /// [`get`](Self::get), [`Error::UnknownField`], [`Error::AbsentField`] for a field with no
+    /// value (never `none` or an empty string in its place), [`Error::AmbiguousField`] for `{{id}}` on a
     /// credential with several secret fields, and [`Error::UnknownKind`] for a kind the manager
     /// cannot decode by name (register it with [`ManagerBuilder::register`](crate::ManagerBuilder::register)).
     pub async fn resolve(&self, template: &str) -> Result<SecretString> {
@@ -103,7 +107,8 @@ impl Context {
                         Err(
                             Error::NotFound { .. }
                             | Error::AccessDenied { .. }
-                            | Error::UnknownField { .. },
+                            | Error::UnknownField { .. }
+                            | Error::AbsentField { .. },
                         ) if options.keep_missing => {
                             parts.push(Part::Text(written));
                         }
@@ -174,6 +179,9 @@ fn pick_field(id: &str, credential: &dyn AnyCredential, field: Option<&str>) -> 
         Some(field) => match credential.field(field) {
             Some(FieldRef::Secret(SecretValue::Bytes(_), _)) => {
                 Err(Error::NotText { id: id.to_owned(), field: field.to_owned() })
+            }
+            Some(FieldRef::Secret(SecretValue::Absent, _) | FieldRef::Plain(PlainValue::Null)) => {
+                Err(Error::AbsentField { id: id.to_owned(), field: field.to_owned() })
             }
             Some(_) => Ok(field.to_owned()),
             None => Err(Error::UnknownField { id: id.to_owned(), field: field.to_owned() }),

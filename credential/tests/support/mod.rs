@@ -120,3 +120,11 @@ pub(crate) fn feed_backends(url: &str, process: u32) -> Vec<u32> {
     .map(|pid| pid.parse().unwrap())
     .collect()
 }
+
+/// Waits until `at` has passed on this machine's clock: for a credential that must expire while
+/// it is served (one that has expired already is refused at activation).
+pub(crate) async fn wait_until_past(at: chrono::DateTime<chrono::Utc>) {
+    while chrono::Utc::now() <= at {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -13,7 +13,7 @@ use crate::audit::{AuditAction, AuditEvent, bounds};
 use crate::manager::access::Permission;
 use crate::manager::access::Principal;
 use crate::manager::cache::{Cached, Loaded};
-use crate::manager::registry::{Decoded, Decoder, Value};
+use crate::manager::registry::{Decoder, Value};
 use crate::store::Record;
 use crate::store::check_id;
 use crate::telemetry::{self, Operation, Source};
@@ -170,15 +170,19 @@ impl Core {
 
 /// `cached`, unless it has expired at `now`.
 fn unexpired(id: &str, cached: Cached, now: DateTime<Utc>) -> Result<Cached> {
-    if cached.expires_at.is_some_and(|expires_at| expires_at <= now) {
-        return Err(Error::Expired { id: id.to_owned() });
-    }
+    check_unexpired(id, cached.expires_at, now)?;
     Ok(cached)
 }
 
-/// An error for `decoded` when it has expired at `now`.
-pub(crate) fn check_unexpired(id: &str, decoded: &Decoded, now: DateTime<Utc>) -> Result<()> {
-    if decoded.fields.expires_at().is_some_and(|expires_at| expires_at <= now) {
+/// [`Error::Expired`] for a version of `id` that expires at `expires_at`, if that is `now` or
+/// earlier: the one expiry rule, for serving a version and for putting one in service
+/// (activation, commit, restore).
+pub(crate) fn check_unexpired(
+    id: &str,
+    expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if expires_at.is_some_and(|expires_at| expires_at <= now) {
         return Err(Error::Expired { id: id.to_owned() });
     }
     Ok(())

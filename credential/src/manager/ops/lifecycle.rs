@@ -220,6 +220,7 @@ impl<C: Credential> Managed<C, Draft> {
     /// read, [`Error::AccessDenied`], [`Error::Audit`], or a store error.
     pub async fn activate(self) -> Result<Managed<C, Active>> {
         self.data.validate()?;
+        self.manager.core().check_in_service(&self.id, C::KIND, self.data.expires_at())?;
         let data = Arc::clone(&self.data);
         self.commit_as(versions::activated, AuditAction::Activate, None, data).await
     }
@@ -258,6 +259,7 @@ impl<C: Credential> Managed<C, Active> {
                 let restored = Decoder::of::<C>().decode(payload)?.typed::<C>()?;
                 restored.validate()?;
                 let expires_at = restored.expires_at();
+                core.check_in_service(&self.id, C::KIND, expires_at)?;
                 Ok((restored, expires_at))
             })?;
         let restore = |_| (record, Some(number));
@@ -283,6 +285,7 @@ impl<C: Credential> Managed<C, Rotating> {
     /// As [`activate`](Managed::activate).
     pub async fn commit(self) -> Result<Managed<C, Active>> {
         let (rules, expires_at) = (self.manager.core().rules(), self.data.1.expires_at());
+        self.manager.core().check_in_service(&self.id, C::KIND, expires_at)?;
         let data = Arc::clone(&self.data.1);
         let commit = |record| versions::committed(record, expires_at, rules);
         self.commit_as(commit, AuditAction::Commit, None, data).await

@@ -202,6 +202,7 @@ impl DynManaged {
         let pending = versions::required(&self.id, &self.record, VersionState::Pending)?;
         let decoded = core.open_as(&self.id, &self.record, pending, decoder)?;
         decoder.validate(&decoded)?;
+        core.check_in_service(&self.id, decoded.kind, decoded.fields.expires_at())?;
         Ok(Some(decoded))
     }
 
@@ -287,6 +288,7 @@ impl DynManaged {
             let Some(decoder) = decoder else { return Ok(((), None)) };
             let decoded = decoder.decode(payload)?;
             decoder.validate(&decoded)?;
+            core.check_in_service(&self.id, decoded.kind, decoded.fields.expires_at())?;
             Ok(((), decoded.fields.expires_at()))
         })?;
         self.commit_as(|_| (record, Some(number)), AuditAction::RollbackTo, None).await
