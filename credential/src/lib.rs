@@ -59,9 +59,10 @@ pub use credential_derive::Credential;
 pub mod prelude {
     #[cfg(feature = "sqlite")]
     pub use crate::SqliteStore;
+    pub use crate::audit::AuditSink;
     pub use crate::{
-        Credential, DateTime, ExposeSecret, KeyRing, Manager, MemoryStore, Principal, SecretSlice,
-        SecretString, Utc,
+        AccessPolicy, Credential, DateTime, Error, ExposeSecret, Grant, KeyRing, Manager,
+        MemoryStore, Principal, SecretSlice, SecretString, Utc,
     };
 }
 

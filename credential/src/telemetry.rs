@@ -211,8 +211,17 @@ impl Operation {
         if traced {
             self.record(&event, kind);
             let _entered = self.span.enter();
+            // With its own fields, so that an engine logging at INFO, where the span is filtered
+            // out, still sees what changed (never a value).
             if outcome == AuditOutcome::Success {
-                tracing::info!("credential changed");
+                tracing::info!(
+                    id = &*event.credential,
+                    kind,
+                    action = action.as_str(),
+                    outcome = outcome.as_str(),
+                    principal = &*event.principal,
+                    "credential changed"
+                );
             }
         }
         #[cfg(not(feature = "tracing"))]

@@ -132,3 +132,62 @@ async fn no_span_event_or_metric_carries_a_secret() {
         assert!(keys.contains(expected), "no `{expected}` among the metrics:\n{keys}");
     }
 }
+
+/// A log file shared with a subscriber.
+#[derive(Clone, Default)]
+struct LogLines(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogLines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_engine_logging_at_info_sees_what_changed_and_no_read_and_no_value() {
+    let log = LogLines::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let manager = Manager::builder()
+        .store(MemoryStore::new())
+        .key_ring(KeyRing::generate().unwrap())
+        .build()
+        .await
+        .unwrap();
+    let active = manager
+        .create("svc/info", ApiKey::new(CANARY.into()))
+        .await
+        .unwrap()
+        .activate()
+        .await
+        .unwrap();
+    let ctx = manager.context(Principal::new("workflow/ci", "action/read"));
+    ctx.get::<ApiKey>("svc/info").await.unwrap();
+    active.revoke("rotated out").await.unwrap();
+
+    let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let changes: Vec<_> = log.lines().filter(|line| line.contains("credential changed")).collect();
+    assert_eq!(changes.len(), 3, "{log}");
+    for (line, action) in changes.iter().zip(["create", "activate", "revoke"]) {
+        for field in [
+            "id=\"svc/info\"",
+            "kind=\"api_key\"",
+            &format!("action=\"{action}\""),
+            "outcome=\"success\"",
+            "principal=\"operator\"",
+        ] {
+            assert!(line.contains(field), "{field} missing from {line}");
+        }
+    }
+    assert!(!log.contains("workflow/ci"), "a read logged at INFO: {log}");
+    assert!(!log.contains(CANARY));
+}
