@@ -75,9 +75,9 @@ pub use record::{
 };
 pub use record_id::{MAX_ID_LEN, check_id};
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
-#[cfg(feature = "sqlite")]
 pub(crate) use sqlite::storage as sqlite_error;
+#[cfg(feature = "sqlite")]
+pub use sqlite::{DEFAULT_BUSY_TIMEOUT, SqliteStore};
 #[cfg(feature = "vault")]
 pub use vault::{VaultStore, VaultStoreBuilder};
 #[cfg(feature = "vault")]

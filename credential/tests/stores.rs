@@ -290,3 +290,30 @@ fn env_store_reads_mapped_variables() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success() && stdout.contains("1 passed"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_write_behind_another_process_lock_fails_after_its_busy_timeout_saying_so() {
+    let scratch = scratch_dir("sqlite-busy");
+    let path = scratch.join("credentials.db");
+    let short = std::time::Duration::from_millis(100);
+    let store = SqliteStore::open_with_busy_timeout(&path, short).await.unwrap();
+    // Another process's store holds the write lock in an open transaction.
+    let other = SqliteStore::open(&path).await.unwrap();
+    let run = |sql: &'static str| {
+        move |connection: &rusqlite::Connection| {
+            connection.execute_batch(sql).map_err(|error| Error::storage("sqlite", false, error))
+        }
+    };
+    other.with_connection(run("BEGIN EXCLUSIVE")).await.unwrap();
+
+    let error = store
+        .put(sample_record("default/busy", "api_key", b"x"), Precondition::Absent)
+        .await
+        .unwrap_err();
+    assert!(error.is_transient(), "{error:?}");
+    assert!(error.to_string().contains("the database was busy"), "{error}");
+
+    other.with_connection(run("COMMIT")).await.unwrap();
+    store.put(sample_record("default/busy", "api_key", b"x"), Precondition::Absent).await.unwrap();
+    assert_eq!(credential::store::DEFAULT_BUSY_TIMEOUT, std::time::Duration::from_secs(2));
+}

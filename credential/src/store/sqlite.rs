@@ -20,8 +20,10 @@ use crate::{Error, Result, blocking};
 
 /// The schema this build reads and writes (`PRAGMA user_version`).
 pub(crate) const SCHEMA_VERSION: i64 = 5;
-/// How long a write waits for another writer (another process, say) before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a call waits, by default, for the database another connection holds before it fails
+/// with a transient error: long enough for another process's write (milliseconds), short enough
+/// that an engine's task is not held for long.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Reader connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 8;
 
@@ -150,6 +152,7 @@ pub struct SqliteStore {
 #[derive(Debug)]
 struct Inner {
     path: PathBuf,
+    busy_timeout: Duration,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     listeners: LocalListeners,
@@ -162,15 +165,29 @@ impl SqliteStore {
     /// [`Error::UnsupportedSchema`] for a database from a newer version, [`Error::Storage`] for
     /// a file that is not a usable SQLite database, [`Error::Io`].
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with_busy_timeout(path, DEFAULT_BUSY_TIMEOUT).await
+    }
+
+    /// As [`open`](Self::open), with each call waiting up to `busy_timeout` for the database
+    /// another connection holds (default [`DEFAULT_BUSY_TIMEOUT`]) before it fails with a
+    /// transient [`Error::Storage`] that says the database was busy.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub async fn open_with_busy_timeout(
+        path: impl AsRef<Path>,
+        busy_timeout: Duration,
+    ) -> Result<Self> {
         let path = path.as_ref().to_owned();
         blocking::run(move || {
             create_private(&path)?;
-            let mut writer = connect(&path)?;
+            let mut writer = connect(&path, busy_timeout)?;
             writer.pragma_update(None, "journal_mode", "WAL").map_err(storage)?;
             migrate(&mut writer)?;
             Ok(Self {
                 inner: Arc::new(Inner {
                     path,
+                    busy_timeout,
                     writer: Mutex::new(writer),
                     readers: Mutex::new(Vec::new()),
                     listeners: LocalListeners::default(),
@@ -188,7 +205,7 @@ impl SqliteStore {
     /// A new connection to the database, for features that keep their own tables beside the
     /// records (the audit trail, the change feed).
     pub(crate) fn connect(&self) -> Result<Connection> {
-        connect(&self.inner.path)
+        connect(&self.inner.path, self.inner.busy_timeout)
     }
 
     /// Runs `work` on the store's writer connection, for tests that need to reach under the
@@ -226,9 +243,9 @@ fn create_private(path: &Path) -> Result<()> {
     }
 }
 
-fn connect(path: &Path) -> Result<Connection> {
+fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection> {
     let connection = Connection::open(path).map_err(storage)?;
-    connection.busy_timeout(BUSY_TIMEOUT).map_err(storage)?;
+    connection.busy_timeout(busy_timeout).map_err(storage)?;
     connection.pragma_update(None, "synchronous", "FULL").map_err(storage)?;
     // Overwrite deleted content, so the sealed payloads of a revoked credential do not linger
     // in free pages.
@@ -253,12 +270,20 @@ fn migrate(connection: &mut Connection) -> Result<()> {
     transaction.commit().map_err(storage)
 }
 
+/// A driver error as a storage error; a busy database is transient, and says what was busy.
 pub(crate) fn storage(error: rusqlite::Error) -> Error {
-    let transient = matches!(
+    let busy = matches!(
         error.sqlite_error_code(),
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
     );
-    Error::storage("sqlite", transient, error)
+    if busy {
+        let said = format!(
+            "the database was busy: another connection or process held it past the busy \
+             timeout ({error})"
+        );
+        return Error::storage("sqlite", true, std::io::Error::other(said));
+    }
+    Error::storage("sqlite", false, error)
 }
 
 impl Inner {
@@ -273,7 +298,7 @@ impl Inner {
         let idle = self.readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
         let connection = match idle {
             Some(connection) => connection,
-            None => connect(&self.path)?,
+            None => connect(&self.path, self.busy_timeout)?,
         };
         let result = read(&connection);
         let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
