@@ -61,6 +61,8 @@ async fn main() -> credential::Result<()> {
     let report = audit.verify().await?;
     println!("the trail verifies: {} lines, last hash {}", report.lines, &report.last_hash[..16]);
 
+    // Before the process exits: every audit event written, background work stopped.
+    manager.shutdown().await?;
     drop((manager, audit));
     std::fs::remove_dir_all(&dir).map_err(|source| credential::Error::Io {
         context: "scratch dir".into(),

@@ -94,5 +94,6 @@ async fn main() -> credential::Result<()> {
         sealed.len(),
         sealed.windows(12).any(|window| window == b"sk_live_51H8")
     );
+    manager.shutdown().await?;
     Ok(())
 }

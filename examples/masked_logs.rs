@@ -83,6 +83,7 @@ async fn main() -> credential::Result<()> {
         return Err(Error::Config { reason: "a secret reached the log" });
     }
     println!("the log holds {} masked values and no secret", text.matches("***").count());
+    manager.shutdown().await?;
     Ok(())
 }
 

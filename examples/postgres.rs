@@ -71,5 +71,7 @@ async fn main() -> credential::Result<()> {
             }
         }
     }
+    a.shutdown().await?;
+    b.shutdown().await?;
     Ok(())
 }

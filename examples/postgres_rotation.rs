@@ -95,6 +95,7 @@ async fn rotate_on_schedule(admin_url: &str, role: &str, initial: &str) -> Resul
         );
     }
     println!("rotate_now: {:?}", report.outcome);
+    manager.shutdown().await?;
     Ok(())
 }
 

@@ -138,6 +138,8 @@ async fn main() -> credential::Result<()> {
             event.credential
         );
     }
+    // Before the process exits: every audit event written, background work stopped.
+    manager.shutdown().await?;
     // A scratch store goes with the run.
     drop((manager, audit, storage.store, storage.audit));
     if let Some(dir) = storage.scratch {

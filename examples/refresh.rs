@@ -105,5 +105,6 @@ async fn main() -> credential::Result<()> {
     marked.rotate(session("session-token-from-login".into(), HOUR, false)).await?.commit().await?;
     let token = ctx.get::<Session>("api/session").await?;
     println!("after the operator's rotation: {token:?}");
+    manager.shutdown().await?;
     Ok(())
 }

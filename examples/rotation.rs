@@ -61,5 +61,6 @@ async fn main() -> credential::Result<()> {
     for version in manager.history("registry/push").await? {
         println!("  v{} {}", version.version, version.state);
     }
+    manager.shutdown().await?;
     Ok(())
 }

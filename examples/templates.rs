@@ -46,5 +46,6 @@ async fn main() -> credential::Result<()> {
         Err(error) => println!("missing: {error}"),
         Ok(_) => println!("missing: resolved?!"),
     }
+    manager.shutdown().await?;
     Ok(())
 }

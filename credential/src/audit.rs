@@ -27,6 +27,7 @@ mod queue;
 mod restores;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod unwritten;
 
 use std::sync::Arc;
 
@@ -42,6 +43,7 @@ pub use self::query::{AuditQuery, AuditSummary};
 pub use self::restores::RestoreCheck;
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::SqliteAuditSink;
+pub use self::unwritten::Unwritten;
 use crate::Result;
 use crate::error::ResultFuture;
 
@@ -75,6 +77,18 @@ pub trait AuditSink: Send + Sync + 'static {
     /// [`Error::Audit`](crate::Error::Audit) when queued events could not be written.
     async fn flush(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// Writes every event taken so far, then takes no more: what
+    /// [`Manager::shutdown`](crate::Manager::shutdown) calls last. Returns the events it could not
+    /// write, with the reason, rather than dropping them. Queries still answer afterwards;
+    /// recording fails. A sink shared by several managers is closed for all of them. The default
+    /// flushes, for sinks that hold nothing back.
+    ///
+    /// # Errors
+    /// [`Unwritten`] when events could not be written.
+    async fn close(&self) -> std::result::Result<(), Unwritten> {
+        self.flush().await.map_err(|error| Unwritten::new(Vec::new(), error))
     }
 
     /// The events passing `query`, oldest first, including every event taken so far.
@@ -115,6 +129,18 @@ impl<S: AuditSink + ?Sized> AuditSink for Arc<S> {
         Self: 'f,
     {
         (**self).flush()
+    }
+
+    fn close<'a, 'f>(
+        &'a self,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::result::Result<(), Unwritten>> + Send + 'f>,
+    >
+    where
+        'a: 'f,
+        Self: 'f,
+    {
+        (**self).close()
     }
 
     fn query<'a, 'b, 'f>(&'a self, query: &'b AuditQuery) -> ResultFuture<'f, Vec<AuditEvent>>

@@ -248,12 +248,24 @@ pub enum Error {
     #[error("audit sink is not keeping up; the operation was refused")]
     AuditBackpressure,
 
+    /// The manager was shut down ([`Manager::shutdown`](crate::Manager::shutdown)): it serves
+    /// and changes nothing more.
+    #[error("the manager has been shut down")]
+    ShutDown,
+
     /// The audit trail's hash chain is broken.
     #[error("audit trail tampered with{}: {reason}", line.map(|line| format!(" at line {line}")).unwrap_or_default())]
     AuditTampered {
         /// The first line that fails the check, when known.
         line: Option<u64>,
         /// What is wrong.
+        reason: String,
+    },
+
+    /// An access policy's JSON form does not read.
+    #[error("invalid access policy: {reason}")]
+    InvalidPolicy {
+        /// What is wrong, and where.
         reason: String,
     },
 
@@ -484,6 +496,8 @@ impl Error {
             Self::Audit { .. } => "audit",
             Self::AuditBackpressure => "audit_backpressure",
             Self::AuditTampered { .. } => "audit_tampered",
+            Self::ShutDown => "shut_down",
+            Self::InvalidPolicy { .. } => "invalid_policy",
             Self::Config { .. } => "config",
             Self::InvalidUrl { .. } => "invalid_url",
             Self::Template { .. } => "template",

@@ -451,6 +451,75 @@ impl Manager {
         self.core.masker()
     }
 
+    /// Shuts the manager down, and every clone of it and context from it: what an engine awaits
+    /// before its process exits.
+    ///
+    /// In order: reads and listings are refused from now on ([`Error::ShutDown`]); scheduled
+    /// rotations stop (one cut off mid-step is resumed by the next run anywhere, as after a
+    /// crash); refreshes in progress land; then nothing more is changed; the change feed stops;
+    /// the cache drops every decrypted value; the audit sink writes every event it holds and
+    /// closes. A second call has nothing left to do.
+    ///
+    /// Dropping the last clone without shutting down stops the background tasks too, but does
+    /// not wait: a durable sink's writer may still hold the last read events when the process
+    /// exits, and they are lost.
+    ///
+    /// ```
+    /// use credential::Manager;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> credential::Result<()> {
+    /// let manager = Manager::for_testing()?;
+    /// // ... serve actions ...
+    /// manager.shutdown().await?;
+    /// assert!(matches!(manager.list(&credential::store::ListFilter::all()).await, Err(credential::Error::ShutDown)));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Unwritten`](crate::audit::Unwritten): the audit events the sink could not write, handed
+    /// back rather than lost (it converts into [`Error::Audit`] for `?`).
+    pub async fn shutdown(&self) -> std::result::Result<(), crate::audit::Unwritten> {
+        self.core.shutdown().await
+    }
+
+    /// Replaces the access policy of this manager and every clone of it, for every read and
+    /// change that starts after this returns: a grant removed is refused from then on, also for
+    /// credentials in the cache (every read is checked before the cache is consulted). `None`
+    /// allows everything again, as a manager built without a policy does. A read already past
+    /// its check when this is called may still complete.
+    ///
+    /// The change is audited first (action `set_policy`, credential `*`, the number of grants as
+    /// its reason), as this manager's principal; when the audit fails, the old policy stays.
+    /// Whoever holds the manager may call it: keep the manager itself away from code that
+    /// should not change the policy.
+    ///
+    /// ```
+    /// use credential::{AccessPolicy, Manager, Principal, kinds::ApiKey};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> credential::Result<()> {
+    /// let manager = Manager::for_testing()?;
+    /// manager.create("stripe", ApiKey::new("sk_test_1".into())).await?.activate().await?;
+    /// let ctx = manager.context(Principal::new("workflow/billing", "action/charge"));
+    /// ctx.get::<ApiKey>("stripe").await?;
+    /// let policy = AccessPolicy::from_json(r#"{ "grants": [
+    ///     { "permission": "read", "principal": "workflow/reports:*", "credential": "*" }
+    /// ] }"#)?;
+    /// manager.set_access_policy(Some(policy)).await?;
+    /// assert!(ctx.get::<ApiKey>("stripe").await.is_err());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Audit`] when the change could not be audited, [`Error::ShutDown`].
+    pub async fn set_access_policy(&self, policy: Option<AccessPolicy>) -> Result<()> {
+        self.core.set_policy(&self.actor, policy).await
+    }
+
+    /// The access policy in force (none: everything is allowed).
+    pub fn access_policy(&self) -> Option<AccessPolicy> {
+        self.core.policy().map(|policy| AccessPolicy::clone(&policy))
+    }
+
     /// The environment this manager works in.
     pub fn environment(&self) -> &str {
         self.core.environment()

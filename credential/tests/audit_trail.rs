@@ -386,3 +386,59 @@ async fn cached_reads_are_counted_in_order_and_refused_once_the_trail_fails() {
     assert!(full.flush().await.is_err());
     assert!(matches!(ctx.get::<ApiKey>("api/key").await, Err(Error::AuditBackpressure)));
 }
+
+/// How many reads the shutdown child makes before it shuts down and exits at once.
+const CHILD_READS: u64 = 200;
+
+#[tokio::test]
+#[ignore = "run by shutdown_writes_every_read_event_before_the_process_exits in a child process"]
+async fn shutdown_child() {
+    let path = std::env::var("CREDENTIAL_TEST_TRAIL").unwrap();
+    let (manager, _active, ctx) = active_key_audited_to(JsonlAuditSink::open(path).unwrap()).await;
+    for _ in 0..CHILD_READS {
+        ctx.get::<ApiKey>("api/key").await.unwrap();
+    }
+    manager.shutdown().await.unwrap();
+    // Exits with the audit writer's thread still alive, as a process whose main returns does.
+    std::process::exit(0);
+}
+
+#[tokio::test]
+async fn shutdown_writes_every_read_event_before_the_process_exits() {
+    let scratch = scratch_dir("audit-shutdown");
+    let path = scratch.join("trail.jsonl");
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "shutdown_child", "--nocapture"])
+        .env("CREDENTIAL_TEST_TRAIL", &path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let sink = JsonlAuditSink::open(&path).unwrap();
+    sink.verify().await.unwrap();
+    let reads = sink.query(&AuditQuery::all().action(AuditAction::Read)).await.unwrap();
+    assert_eq!(reads.iter().map(|read| read.count).sum::<u64>(), CHILD_READS);
+}
+
+#[tokio::test]
+async fn a_shut_down_manager_its_clones_contexts_and_handles_serve_and_change_nothing() {
+    let scratch = scratch_dir("audit-shut-down");
+    let sink = JsonlAuditSink::open(scratch.join("trail.jsonl")).unwrap();
+    let (manager, active, ctx) = active_key_audited_to(sink.clone()).await;
+    ctx.get::<ApiKey>("api/key").await.unwrap();
+    let clone = manager.clone();
+    manager.shutdown().await.unwrap();
+
+    assert!(matches!(ctx.get::<ApiKey>("api/key").await, Err(Error::ShutDown)));
+    assert!(matches!(clone.load::<ApiKey>("api/key").await, Err(Error::ShutDown)));
+    let created = clone.create("api/other", ApiKey { key: "k9".into() }).await;
+    assert!(matches!(created, Err(Error::ShutDown)));
+    assert!(matches!(active.revoke("leaving").await, Err(Error::ShutDown)));
+    let listed = clone.list(&credential::store::ListFilter::all()).await;
+    assert!(matches!(listed, Err(Error::ShutDown)));
+    assert_eq!(Error::ShutDown.code(), "shut_down");
+    // A second call finds nothing to do; the trail still answers, and holds no refused call.
+    clone.shutdown().await.unwrap();
+    let events = sink.query(&AuditQuery::all()).await.unwrap();
+    assert!(events.iter().all(|event| event.outcome == AuditOutcome::Success), "{events:?}");
+    assert!(events.iter().any(|event| event.action == AuditAction::Read));
+}

@@ -496,3 +496,110 @@ async fn an_expired_credential_that_a_refresher_renews_may_go_into_service() {
     let served = reader(&manager).get::<GitHub>("gh/renewed").await.unwrap();
     assert_eq!(served.token.expose_secret(), "ghp_fresh");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_grant_removed_while_actions_run_is_refused_by_every_read_that_starts_after() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let audit = Arc::new(MemoryAuditSink::new());
+    let granted = AccessPolicy::from_json(
+        r#"{ "grants": [
+            { "permission": "admin", "principal": "operator", "credential": "*" },
+            { "permission": "read", "principal": "workflow/ci:*", "credential": "github/*" }
+        ] }"#,
+    )
+    .unwrap();
+    let manager = Manager::builder()
+        .store(credential::MemoryStore::new())
+        .key_ring(KeyRing::generate().unwrap())
+        .access_policy(granted.clone())
+        .audit(Arc::clone(&audit))
+        .build()
+        .await
+        .unwrap();
+    manager.create("github/main", github("t")).await.unwrap().activate().await.unwrap();
+
+    // Eight actions read in a loop, from the cache after their first read. Each says when it
+    // has read once; a read that starts after the swap has returned must be refused, and none
+    // may be refused before the swap began.
+    let (swapping, swapped) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (read_once, mut reads_seen) = tokio::sync::mpsc::unbounded_channel();
+    let actions: Vec<_> = (0..8)
+        .map(|n| {
+            let ctx = manager.context(Principal::new("workflow/ci", &format!("action/{n}")));
+            let (swapping, swapped) = (Arc::clone(&swapping), Arc::clone(&swapped));
+            let read_once = read_once.clone();
+            tokio::spawn(async move {
+                let mut said = false;
+                loop {
+                    let after_swap = swapped.load(Ordering::SeqCst);
+                    match ctx.get::<GitHub>("github/main").await {
+                        Ok(_) => assert!(!after_swap, "a removed grant let a read through"),
+                        Err(Error::AccessDenied { .. }) => {
+                            assert!(swapping.load(Ordering::SeqCst), "refused before the swap");
+                            return;
+                        }
+                        Err(error) => panic!("{error:?}"),
+                    }
+                    if !said {
+                        said = true;
+                        read_once.send(()).unwrap();
+                    }
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for _ in 0..8 {
+        reads_seen.recv().await.unwrap();
+    }
+    let without = AccessPolicy::new().grant(Grant::admin("operator", "*"));
+    swapping.store(true, Ordering::SeqCst);
+    manager.set_access_policy(Some(without.clone())).await.unwrap();
+    swapped.store(true, Ordering::SeqCst);
+    for action in actions {
+        action.await.unwrap();
+    }
+    assert_eq!(manager.access_policy(), Some(without));
+
+    // The change is in the trail, with who made it.
+    let changes = audit.query(&AuditQuery::all().action(AuditAction::SetPolicy)).await.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!((&*changes[0].credential, &*changes[0].principal), ("*", "operator"));
+    assert_eq!(changes[0].reason.as_deref(), Some("1 grants"));
+    // And given back, the grant works again at once.
+    manager.set_access_policy(Some(granted)).await.unwrap();
+    assert!(reader(&manager).get::<GitHub>("github/main").await.is_ok());
+}
+
+#[test]
+fn a_policy_file_that_does_not_read_says_where_and_why() {
+    let cases = [
+        ("not json", "expected ident"),
+        (r#"{ "grant": [] }"#, "unknown field `grant`"),
+        (
+            r#"{ "grants": [ { "permission": "reed", "principal": "a", "credential": "b" } ] }"#,
+            "unknown variant `reed`",
+        ),
+        (r#"{ "grants": [ { "permission": "read", "principal": "a" } ] }"#, "missing field"),
+        (
+            r#"{ "grants": [ { "permission": "read", "principal": "a", "credential": "b",
+                "until": "next tuesday" } ] }"#,
+            "line 2",
+        ),
+        (
+            r#"{ "grants": [ { "permission": "read", "principal": "", "credential": "b" } ] }"#,
+            "grant 1: an empty pattern",
+        ),
+    ];
+    for (json, says) in cases {
+        let error = AccessPolicy::from_json(json).unwrap_err();
+        assert!(matches!(error, Error::InvalidPolicy { .. }), "{error:?}");
+        assert!(error.to_string().contains(says), "{json}: {error}");
+        assert_eq!(error.code(), "invalid_policy");
+    }
+    let policy = AccessPolicy::new()
+        .grant(Grant::read("workflow/*", "github/*").in_environment("production"))
+        .grant(Grant::admin("ops", "*").until("2030-01-01T00:00:00Z".parse().unwrap()));
+    assert_eq!(AccessPolicy::from_json(&policy.to_json()).unwrap(), policy);
+}

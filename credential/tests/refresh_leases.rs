@@ -176,6 +176,29 @@ async fn an_operator_rotation_while_the_refresh_is_parked_wins() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_a_refresh_in_flight_land_before_it_stops_changing_anything() {
+    let mut fixture = fixture(Answer::Token, true).await;
+    let (reader, _active) = fixture.park_a_refresh().await;
+    let manager = fixture.manager.clone();
+    let shutting_down = tokio::spawn(async move { manager.shutdown().await });
+    // Once reads are refused, shutdown waits for the parked refresh: it cannot end before it.
+    let filter = credential::store::ListFilter::all();
+    while !matches!(fixture.manager.list(&filter).await, Err(Error::ShutDown)) {
+        tokio::task::yield_now().await;
+    }
+    assert!(!shutting_down.is_finished());
+    fixture.gate.add_permits(1);
+    shutting_down.await.unwrap().unwrap();
+    // The provider's answer was committed, not dropped halfway (a rotated refresh token lost).
+    let id = format!("{}/s", fixture.manager.environment());
+    let record = fixture.store.get(&id).await.unwrap().unwrap();
+    assert_eq!(record.versions.iter().map(|version| version.version).max(), Some(2));
+    assert_eq!(record.meta.refresh.lease, None);
+    let _ = reader.await.unwrap();
+    assert!(matches!(fixture.get().await, Err(Error::ShutDown)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_refresh_frees_the_lease_and_never_serves_the_expired_token() {
     let fixture = fixture(Answer::Unavailable, false).await;
     let error = fixture.get().await.unwrap_err();

@@ -54,12 +54,14 @@ pub enum AuditAction {
     RotateTest,
     /// A rotation's old value was retired at the target system.
     RotateRetire,
+    /// The access policy was replaced (recorded with credential `*`: it covers them all).
+    SetPolicy,
 }
 
 impl AuditAction {
     /// How many actions there are.
     #[cfg(feature = "metrics")]
-    pub(crate) const COUNT: usize = Self::RotateRetire as usize + 1;
+    pub(crate) const COUNT: usize = Self::SetPolicy as usize + 1;
 
     /// Whether the action changes a credential (and so is audited before it is committed).
     pub fn is_mutation(self) -> bool {
@@ -99,6 +101,7 @@ impl AuditAction {
             Self::RotateSet => "rotate_set",
             Self::RotateTest => "rotate_test",
             Self::RotateRetire => "rotate_retire",
+            Self::SetPolicy => "set_policy",
         }
     }
 }

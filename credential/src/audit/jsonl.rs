@@ -12,7 +12,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::queue::{AuditQueue, BatchTarget, DEFAULT_QUEUE_CAPACITY};
-use super::{AuditEvent, AuditQuery, AuditSink};
+use super::{AuditEvent, AuditQuery, AuditSink, Unwritten};
 use crate::util::regular_file::{self, Links};
 use crate::{Error, Result, blocking};
 
@@ -292,6 +292,10 @@ impl AuditSink for JsonlAuditSink {
 
     async fn flush(&self) -> Result<()> {
         self.inner.queue.flush().await
+    }
+
+    async fn close(&self) -> std::result::Result<(), Unwritten> {
+        self.inner.queue.close().await
     }
 
     async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>> {

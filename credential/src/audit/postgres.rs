@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::Client;
 
 use super::queue::{AuditQueue, BatchTarget, DEFAULT_QUEUE_CAPACITY};
-use super::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink};
+use super::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink, Unwritten};
 use crate::store::PostgresStore;
 use crate::store::postgres_connection::{Settings, storage};
 use crate::{Error, Result};
@@ -154,6 +154,10 @@ impl AuditSink for PostgresAuditSink {
 
     async fn flush(&self) -> Result<()> {
         self.inner.queue.flush().await
+    }
+
+    async fn close(&self) -> std::result::Result<(), Unwritten> {
+        self.inner.queue.close().await
     }
 
     async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>> {

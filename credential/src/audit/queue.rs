@@ -29,7 +29,7 @@ use chrono::{DateTime, Utc};
 use hashbrown::HashTable;
 use tokio::sync::oneshot;
 
-use super::AuditEvent;
+use super::{AuditEvent, Unwritten};
 use crate::util::{IdMap, Sharded};
 use crate::{Error, Result};
 
@@ -62,8 +62,13 @@ struct State {
     /// The last batch failed and is being retried.
     failing: bool,
     closed: bool,
-    /// The writer thread has stopped (it panicked): nothing queued will ever be written.
+    /// The writer thread has stopped (closed, or it panicked): nothing queued will ever be
+    /// written.
     stopped: bool,
+    /// Why the last batch failed, while the sink is failing.
+    last_error: Option<Error>,
+    /// Told when the writer thread has stopped.
+    on_stop: Vec<oneshot::Sender<()>>,
 }
 
 /// What [`Shared::refusing`] holds.
@@ -236,15 +241,17 @@ impl AuditQueue {
         Ok(Self { shared })
     }
 
-    /// Counts a read event; refused when this thread's tally is full or the sink is failing.
+    /// Counts a read event; refused when this thread's tally is full or the sink is failing or
+    /// stopped.
     pub(crate) fn enqueue(&self, event: AuditEvent) -> Result<()> {
-        self.shared.taking()?;
-        self.shared
-            .tallies
-            .local()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .count(event, self.shared.capacity)?;
+        {
+            let mut tally =
+                self.shared.tallies.local().lock().unwrap_or_else(PoisonError::into_inner);
+            // Checked under the tally's lock: the writer marks the queue stopped before it takes
+            // the tallies a last time, so a read is either refused or taken, never left behind.
+            self.shared.taking()?;
+            tally.count(event, self.shared.capacity)?;
+        }
         self.shared.wake_if_idle();
         Ok(())
     }
@@ -259,12 +266,39 @@ impl AuditQueue {
         self.wait_for(None).await
     }
 
+    /// Writes what is queued and counted, then stops the writer: no event is taken afterwards.
+    /// Returns the read events that could not be written, with the reason.
+    pub(crate) async fn close(&self) -> std::result::Result<(), Unwritten> {
+        let stopping = {
+            let mut state = self.shared.state();
+            state.closed = true;
+            let (told, stopping) = oneshot::channel();
+            // A writer already stopped is not waited for: `told` is dropped here.
+            if !state.stopped {
+                state.on_stop.push(told);
+            }
+            stopping
+        };
+        self.shared.wake.notify_one();
+        // An error here is the writer stopped before (`told` was dropped): nothing to wait for.
+        let _ = stopping.await;
+        let mut state = self.shared.state();
+        let events: Vec<AuditEvent> =
+            state.pending.drain(..).filter_map(|pending| pending.event).collect();
+        if events.is_empty() {
+            return Ok(());
+        }
+        let error = state.last_error.clone().unwrap_or_else(stopped);
+        Err(Unwritten::new(events, error))
+    }
+
     async fn wait_for(&self, event: Option<AuditEvent>) -> Result<()> {
         let (done, outcome) = oneshot::channel();
         {
             let mut state = self.shared.state();
             if state.stopped {
-                return Err(stopped());
+                // After a close, what could not be written was handed back: nothing is owed.
+                return if state.closed && event.is_none() { Ok(()) } else { Err(stopped()) };
             }
             // A mutation is refused at once while the sink fails; a flush waits for the retry.
             if state.failing && event.is_some() {
@@ -349,8 +383,9 @@ impl Counting {
     }
 }
 
-/// Marks the queue stopped when the writer thread ends for any reason, a panic included, and
-/// drops what is queued, so that every waiter hears of it and no new event is taken.
+/// Marks the queue stopped when the writer thread ends for any reason, a panic included, so that
+/// no new event is taken; drops the waiting mutations (they hear of it, and do not happen) and
+/// keeps the reads that were served but not written, for [`AuditQueue::close`] to hand back.
 struct StopOnExit<'a>(&'a Shared);
 
 impl Drop for StopOnExit<'_> {
@@ -358,9 +393,11 @@ impl Drop for StopOnExit<'_> {
         let mut state = self.0.state();
         state.stopped = true;
         self.0.refusing.store(STOPPED, Ordering::Release);
-        state.pending.clear();
         self.0.take_tallies(&mut state);
-        state.pending.clear();
+        state.pending.retain(|pending| pending.done.is_none());
+        for told in state.on_stop.drain(..) {
+            let _ = told.send(());
+        }
     }
 }
 
@@ -410,7 +447,10 @@ fn run_writer(shared: &Shared, mut target: impl BatchTarget) {
         let events = coalesce(&batch);
         match target.write(&events) {
             Ok(()) => {
-                shared.set_failing(&mut shared.state(), false);
+                let mut state = shared.state();
+                shared.set_failing(&mut state, false);
+                state.last_error = None;
+                drop(state);
                 backoff = FIRST_BACKOFF;
                 for pending in batch {
                     if let Some(done) = pending.done {
@@ -432,6 +472,7 @@ fn run_writer(shared: &Shared, mut target: impl BatchTarget) {
                 });
                 let mut state = shared.state();
                 shared.set_failing(&mut state, true);
+                state.last_error = Some(error.clone());
                 for pending in batch.into_iter().rev() {
                     state.pending.push_front(pending);
                 }
@@ -448,11 +489,12 @@ fn run_writer(shared: &Shared, mut target: impl BatchTarget) {
                 for done in waiters {
                     let _ = done.send(Err(failure.clone()));
                 }
-                let state = shared.state();
-                let _ = shared.wake.wait_timeout(state, backoff);
+                // Closing: what is left goes back to the closer rather than waiting for a retry.
                 if closed {
                     return;
                 }
+                let state = shared.state();
+                let _ = shared.wake.wait_timeout(state, backoff);
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
@@ -497,6 +539,39 @@ mod tests {
             let _ = self.written.send(events.iter().map(|event| event.action).collect());
             Ok(())
         }
+    }
+
+    #[tokio::test]
+    async fn closing_writes_what_is_held_then_takes_nothing_more() {
+        let (written, batches) = mpsc::channel();
+        let target = Switchable { fail: Arc::default(), written };
+        let queue = AuditQueue::start("test-audit", target, 16).unwrap();
+        queue.enqueue(event(AuditAction::Read)).unwrap();
+        queue.close().await.unwrap();
+        let actions: Vec<AuditAction> = batches.try_iter().flatten().collect();
+        assert_eq!(actions, vec![AuditAction::Read]);
+        assert!(matches!(queue.enqueue(event(AuditAction::Read)), Err(Error::Audit { .. })));
+        assert!(queue.record_durably(event(AuditAction::Revoke)).await.is_err());
+        // Nothing is owed after a close: a flush (a query's first step) answers at once.
+        queue.flush().await.unwrap();
+        queue.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn closing_a_failing_queue_hands_back_the_reads_it_could_not_write() {
+        let fail = Arc::new(Mutex::new(true));
+        let (written, _batches) = mpsc::channel();
+        let target = Switchable { fail: Arc::clone(&fail), written };
+        let queue = AuditQueue::start("test-audit", target, 16).unwrap();
+        let mut read = event(AuditAction::Read);
+        read.credential = Arc::from("served/while-failing");
+        queue.enqueue(read).unwrap();
+        let unwritten = queue.close().await.unwrap_err();
+        let ids: Vec<&str> = unwritten.events.iter().map(|event| &*event.credential).collect();
+        assert_eq!(ids, ["served/while-failing"]);
+        assert!(unwritten.error.to_string().contains("disk full"), "{}", unwritten.error);
+        assert!(unwritten.to_string().starts_with("1 audit events could not be written"));
+        assert!(matches!(Error::from(unwritten), Error::Audit { .. }));
     }
 
     #[tokio::test]

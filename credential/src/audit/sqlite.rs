@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::queue::{AuditQueue, BatchTarget, DEFAULT_QUEUE_CAPACITY};
-use super::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink};
+use super::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink, Unwritten};
 use crate::store::sqlite_error;
 use crate::{Error, Result, SqliteStore, blocking};
 
@@ -112,6 +112,10 @@ impl AuditSink for SqliteAuditSink {
 
     async fn flush(&self) -> Result<()> {
         self.inner.queue.flush().await
+    }
+
+    async fn close(&self) -> std::result::Result<(), Unwritten> {
+        self.inner.queue.close().await
     }
 
     async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>> {

@@ -4,6 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
 
 /// Who is asking: a workflow and the action in it.
 ///
@@ -73,7 +76,8 @@ impl fmt::Debug for Principal {
 }
 
 /// What a grant allows. Each level includes the ones below it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Permission {
     /// Read credentials (`get`, `load`, `history`).
@@ -95,12 +99,15 @@ pub enum Permission {
 /// let grant = Grant::read("workflow/billing:*", "stripe/*").in_environment("production");
 /// # let _ = grant;
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Grant {
+    permission: Permission,
     principal: String,
     credential: String,
-    permission: Permission,
+    #[serde(rename = "until", default, skip_serializing_if = "Option::is_none")]
     expires_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     environment: Option<String>,
 }
 
@@ -160,7 +167,29 @@ impl Grant {
 }
 
 /// The grants in force. Once a manager has a policy, everything not granted is denied.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// A policy can be kept as JSON ([`from_json`](Self::from_json), [`to_json`](Self::to_json)):
+/// an object with one member, `grants`, a list of grants, each with `permission` (`read`,
+/// `write` or `admin`), `principal` and `credential` (patterns where `*` stands for any run of
+/// characters), and optionally `until` (an RFC 3339 time) and `environment`. Any other member
+/// is an error, so a misspelt one is not silently ignored.
+///
+/// ```
+/// use credential::AccessPolicy;
+///
+/// let policy = AccessPolicy::from_json(r#"{
+///   "grants": [
+///     { "permission": "read", "principal": "workflow/billing:*", "credential": "stripe/*" },
+///     { "permission": "admin", "principal": "ops:*", "credential": "*",
+///       "until": "2030-01-01T00:00:00Z", "environment": "production" }
+///   ]
+/// }"#)?;
+/// assert_eq!(policy.grants().len(), 2);
+/// assert_eq!(AccessPolicy::from_json(&policy.to_json())?, policy);
+/// # Ok::<(), credential::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AccessPolicy {
     grants: Vec<Grant>,
 }
@@ -182,6 +211,38 @@ impl AccessPolicy {
     pub fn grant(mut self, grant: Grant) -> Self {
         self.grants.push(grant);
         self
+    }
+
+    /// The grants, in the order they were given.
+    pub fn grants(&self) -> &[Grant] {
+        &self.grants
+    }
+
+    /// A policy from its JSON form (see the type's documentation).
+    ///
+    /// # Errors
+    /// [`Error::InvalidPolicy`] naming the line and column of what is wrong: not JSON, a
+    /// member missing or unknown, a permission or time that does not parse, an empty pattern.
+    pub fn from_json(json: &str) -> Result<Self> {
+        let policy: Self = serde_json::from_str(json)
+            .map_err(|error| Error::InvalidPolicy { reason: error.to_string() })?;
+        for (index, grant) in policy.grants.iter().enumerate() {
+            if grant.principal.is_empty() || grant.credential.is_empty() {
+                return Err(Error::InvalidPolicy {
+                    reason: format!(
+                        "grant {}: an empty pattern matches nothing; `*` matches everything",
+                        index + 1
+                    ),
+                });
+            }
+        }
+        Ok(policy)
+    }
+
+    /// The policy's JSON form, as [`from_json`](Self::from_json) reads it.
+    pub fn to_json(&self) -> String {
+        // Text, an enum and times: nothing here can fail to serialize.
+        serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
     /// Whether `principal` may do `permission` on `credential` in `environment` at `now`.

@@ -11,7 +11,8 @@ pub(crate) mod versions;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
@@ -25,7 +26,7 @@ use super::cache::{Cache, CacheConfig, CacheListener, Cached};
 use super::decisions::Decisions;
 use super::registry::{AnyCredential, Decoded, Decoder, KindRegistry};
 use super::rotation::{Rotators, Schedule};
-use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink, bounds};
+use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink, Unwritten, bounds};
 use crate::field::{FieldRef, PlainValue, SecretValue};
 use crate::hazmat::SealContext;
 use crate::masking::Masker;
@@ -66,6 +67,9 @@ pub(crate) trait Refresh: Send + Sync + 'static {
         now: DateTime<Utc>,
         decode: Decode,
     ) -> ReadFuture<'a>;
+
+    /// Returns once every refresh in progress has landed.
+    fn landed(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
 /// What a core is made of; see [`Core::start`].
@@ -98,8 +102,8 @@ pub(crate) struct Core {
     ring: KeyRing,
     environment: Arc<str>,
     audit: Arc<dyn AuditSink>,
-    /// The access policy and its decisions; `None`: everything is allowed.
-    decisions: Option<Decisions>,
+    /// The access policy (if any) and its decisions.
+    decisions: Decisions,
     rules: VersionRules,
     cache: Arc<Cache>,
     kinds: KindRegistry,
@@ -114,11 +118,20 @@ pub(crate) struct Core {
     lease_holder: String,
     rotators: Rotators,
     schedule: Schedule,
-    /// Keeps the store's change feed running for as long as the core lives.
-    _feed: Option<ChangeFeed>,
-    /// The task that runs scheduled rotations, stopped when the core goes.
+    /// Keeps the store's change feed running until the core shuts down or goes.
+    feed: Mutex<Option<ChangeFeed>>,
+    /// The task that runs scheduled rotations, stopped when the core shuts down or goes.
     schedule_task: std::sync::OnceLock<tokio::task::AbortHandle>,
+    /// [`RUNNING`], [`DRAINING`] or [`SHUT_DOWN`]; see [`Core::shutdown`].
+    phase: AtomicU8,
 }
+
+/// Serving and changing credentials.
+const RUNNING: u8 = 0;
+/// Shutting down: nothing new is served, what is under way may still commit.
+const DRAINING: u8 = 1;
+/// Shut down: nothing is served or changed.
+const SHUT_DOWN: u8 = 2;
 
 impl Drop for Core {
     fn drop(&mut self) {
@@ -144,7 +157,7 @@ impl Core {
             ring: parts.ring,
             environment: Arc::from(parts.environment),
             audit: parts.audit,
-            decisions: parts.policy.map(Decisions::new),
+            decisions: Decisions::new(parts.policy),
             rules: parts.rules,
             cache,
             kinds: parts.kinds,
@@ -156,9 +169,43 @@ impl Core {
             lease_holder: parts.lease_holder,
             rotators: parts.rotators,
             schedule: parts.schedule,
-            _feed: feed,
+            feed: Mutex::new(feed),
             schedule_task: std::sync::OnceLock::new(),
+            phase: AtomicU8::new(RUNNING),
         }))
+    }
+
+    /// `Ok` while the core serves: what every read and listing checks first.
+    pub(crate) fn serving(&self) -> Result<()> {
+        match self.phase.load(Ordering::Acquire) {
+            RUNNING => Ok(()),
+            _ => Err(Error::ShutDown),
+        }
+    }
+
+    /// `Ok` until the core has shut down: what every commit checks first.
+    fn committing(&self) -> Result<()> {
+        match self.phase.load(Ordering::Acquire) {
+            SHUT_DOWN => Err(Error::ShutDown),
+            _ => Ok(()),
+        }
+    }
+
+    /// Shuts the core down, in order: nothing new is served; the scheduled rotations stop (a
+    /// rotation cut off mid-step is resumed by the next run, as after a crash); the refreshes in
+    /// progress land; nothing more is changed; the change feed stops; the cache is emptied; the
+    /// audit sink writes what it holds and closes. Returns the audit events that could not be
+    /// written. A second call finds nothing left to do.
+    pub(crate) async fn shutdown(&self) -> std::result::Result<(), Unwritten> {
+        self.phase.fetch_max(DRAINING, Ordering::AcqRel);
+        if let Some(task) = self.schedule_task.get() {
+            task.abort();
+        }
+        self.refresh.landed().await;
+        self.phase.store(SHUT_DOWN, Ordering::Release);
+        drop(self.feed.lock().unwrap_or_else(PoisonError::into_inner).take());
+        self.cache.clear();
+        self.audit.close().await
     }
 
     pub(crate) fn environment(&self) -> &str {
@@ -191,6 +238,38 @@ impl Core {
         if let Some(task) = Schedule::start(self) {
             let _ = self.schedule_task.set(task.abort_handle());
         }
+    }
+
+    /// The access policy in force (none: everything is allowed).
+    pub(crate) fn policy(&self) -> Option<Arc<AccessPolicy>> {
+        self.decisions.policy()
+    }
+
+    /// Puts `policy` in force for every read and change that starts after this returns, once
+    /// its event (by `actor`, with how many grants it holds) is durable; a failed audit leaves
+    /// the policy in force as it was.
+    pub(crate) async fn set_policy(
+        &self,
+        actor: &Principal,
+        policy: Option<AccessPolicy>,
+    ) -> Result<()> {
+        self.committing()?;
+        let grants = match &policy {
+            Some(policy) => format!("{} grants", policy.grants().len()),
+            None => "no policy: everything is allowed".to_owned(),
+        };
+        let event = self.event(
+            Utc::now(),
+            actor,
+            Arc::from("*"),
+            AuditAction::SetPolicy,
+            None,
+            None,
+            Some(&grants),
+        );
+        self.audit.record(event).await?;
+        self.decisions.replace(policy);
+        Ok(())
     }
 
     /// Audits, durably, a step taken outside the store (at a rotation's target system) on `id`
@@ -284,6 +363,7 @@ impl Core {
     /// The metadata of this environment's records that pass `filter`, ids as the store knows
     /// them (with the environment prefix).
     pub(crate) async fn list_stored(&self, filter: &ListFilter) -> Result<Vec<RecordMeta>> {
+        self.serving()?;
         let mut scoped = filter.clone();
         scoped.environment = Some(self.environment.as_ref().to_owned());
         scoped.id_prefix = Some(self.storage_id(filter.id_prefix.as_deref().unwrap_or_default()));
@@ -312,10 +392,7 @@ impl Core {
         permission: Permission,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let Some(decisions) = &self.decisions else {
-            return Ok(());
-        };
-        let decision = decisions.decide(actor, id, &self.environment, permission, now)?;
+        let decision = self.decisions.decide(actor, id, &self.environment, permission, now)?;
         if !decision.allowed {
             return Err(Error::AccessDenied { id: id.to_owned() });
         }

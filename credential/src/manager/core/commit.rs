@@ -81,6 +81,7 @@ impl Core {
     }
 
     async fn commit_as(&self, actor: &Principal, change: Change<'_>) -> Result<Record> {
+        self.committing()?;
         let Change { id, expected, mut record, action, version, reason } = change;
         let now = Utc::now();
         // The revision the store gives the record if the swap succeeds: each write adds one.
@@ -133,6 +134,7 @@ impl Core {
         mut record: Record,
         lease: Option<RefreshLease>,
     ) -> Result<u64> {
+        self.committing()?;
         let expected = Precondition::Revision(record.meta.revision);
         record.meta.refresh.lease = lease;
         let record = self.tagged(record)?;

@@ -28,6 +28,8 @@ impl Core {
         action: AuditAction,
         decode: Decode,
     ) -> Result<Cached> {
+        // A core shut down serves nothing, and has no audit to record the refusal in.
+        self.serving()?;
         let operation = Operation::read();
         let now = Utc::now();
         let mut source = Source::Cache;
@@ -145,6 +147,7 @@ impl Core {
         action: AuditAction,
         open: impl FnOnce(&Record) -> Result<(T, u64)>,
     ) -> Result<T> {
+        self.serving()?;
         let operation = Operation::read();
         let now = Utc::now();
         let mut kind = None;

@@ -15,6 +15,8 @@
 //! halfway, between the provider's answer and the commit.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -71,6 +73,10 @@ impl Refresh for Refreshing {
     ) -> ReadFuture<'a> {
         Box::pin(self.0.serve_due(core, id, cached, now, decode))
     }
+
+    fn landed(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(self.0.landed())
+    }
 }
 
 enum Flight {
@@ -95,6 +101,30 @@ const REAUTH_REASON: &str =
     "the provider refused the refresh (invalid_grant): rotate in a new credential";
 
 impl Flights {
+    /// Returns once no flight is running: each one in progress has landed (a read that was
+    /// already under way may start one more, which is waited for too).
+    async fn landed(&self) {
+        loop {
+            let running: Vec<_> = {
+                let by_id = self.by_id.lock().unwrap_or_else(PoisonError::into_inner);
+                by_id
+                    .values()
+                    .filter_map(|flight| match flight {
+                        Flight::Running(landing) => Some(landing.clone()),
+                        Flight::Failed { .. } => None,
+                    })
+                    .collect()
+            };
+            if running.is_empty() {
+                return;
+            }
+            for mut landing in running {
+                // A flight whose task is gone has landed too, as far as waiting goes.
+                let _ = landing.wait_for(Option::is_some).await;
+            }
+        }
+    }
+
     /// Serves `cached`, which is due for refresh at `now`: a valid one at once with a refresh
     /// started in the background, an expired one only once its refresh has landed (waiting up to
     /// the configured bound).
