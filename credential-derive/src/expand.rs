@@ -30,6 +30,17 @@ pub(crate) fn expand(checked: &Checked) -> TokenStream {
         quote!(#index => ::core::option::Option::Some(<#ty as #private::FieldCodec>::encode_text),)
     });
     let debug = debug_body(ident, &input.fields, &private);
+    // A generic type has no one kind to link: it is registered with `register::<T<..>>()`.
+    let linked = input.generics.params.is_empty().then(|| {
+        quote! {
+            fn __linked_decoder() -> ::core::option::Option<#private::LinkedDecoder> {
+                #[allow(unused_imports)]
+                use #private::{LinkedByCredential as _, NotLinked as _};
+                (&#private::Probe::<#ident>::new()).linked()
+            }
+            #private::inventory::submit! { #private::LinkedKind::new(__linked_decoder) }
+        }
+    });
 
     quote! {
         #[doc(hidden)]
@@ -74,6 +85,8 @@ pub(crate) fn expand(checked: &Checked) -> TokenStream {
                     #debug
                 }
             }
+
+            #linked
         };
     }
 }

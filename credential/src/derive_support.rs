@@ -4,7 +4,68 @@
 use crate::encoding::{self, DecodeError, DecodeReason, Reader, Writer};
 use zeroize::Zeroizing;
 
+use crate::Credential;
 use crate::field::{FieldCodec, FieldRef, Mask, PlainField, RedactedSecret, SecretField};
+use crate::manager::Decoder;
+
+/// A kind compiled into the program: the derive submits one per (non-generic) type, and every
+/// manager's registry collects them when it is built, so untyped operations and templates know
+/// the kind in a process that never names the type.
+pub struct LinkedKind {
+    pub(crate) decoder: fn() -> Option<LinkedDecoder>,
+}
+
+impl LinkedKind {
+    /// The linked kind whose decoder `decoder` gives (none: the type is not a credential after
+    /// all, because the derive reported an error).
+    pub const fn new(decoder: fn() -> Option<LinkedDecoder>) -> Self {
+        Self { decoder }
+    }
+}
+
+inventory::collect!(LinkedKind);
+
+/// A decoder, as a linked kind hands it over.
+pub struct LinkedDecoder(pub(crate) Decoder);
+
+/// Asks whether `C` is a credential without requiring it: the derive calls
+/// `(&Probe::<T>::new()).linked()`, which finds [`LinkedByCredential`] when `T` implements
+/// [`Credential`] and otherwise (the derive has already reported why) falls back to
+/// [`NotLinked`] through one more reference, so a field type the derive refuses is reported
+/// once, at the field, and not again here.
+pub struct Probe<C>(std::marker::PhantomData<C>);
+
+impl<C> Probe<C> {
+    /// The probe of `C`.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+/// The decoder of a type that is a credential.
+pub trait LinkedByCredential {
+    /// The decoder.
+    fn linked(&self) -> Option<LinkedDecoder>;
+}
+
+impl<C: Credential> LinkedByCredential for Probe<C> {
+    fn linked(&self) -> Option<LinkedDecoder> {
+        Some(LinkedDecoder(Decoder::of::<C>()))
+    }
+}
+
+/// No decoder, for a type that is not a credential.
+pub trait NotLinked {
+    /// None.
+    fn linked(&self) -> Option<LinkedDecoder>;
+}
+
+impl<C> NotLinked for &Probe<C> {
+    fn linked(&self) -> Option<LinkedDecoder> {
+        None
+    }
+}
 
 /// Encodes a credential; see `encoding::encode_with`.
 pub fn encode(kind: &str, field_count: usize, fields: impl Fn(&mut Writer)) -> Zeroizing<Vec<u8>> {

@@ -73,6 +73,7 @@ pub mod __private {
     pub use std::sync::LazyLock;
 
     pub use chrono::{DateTime, Utc};
+    pub use inventory;
     #[cfg(feature = "pattern")]
     pub use regex::Regex;
     pub use zeroize::Zeroizing;

@@ -32,7 +32,8 @@ pub use self::ops::{
 };
 pub use self::refresh::{RefreshConfig, RefreshContext, RefreshError, Refresher};
 use self::refresh::{Refreshers, Refreshing};
-use self::registry::{Decoder, KindRegistry};
+pub(crate) use self::registry::Decoder;
+use self::registry::KindRegistry;
 pub use self::resolve::ResolveOptions;
 pub use self::rotation::{
     RotationConfig, RotationContext, RotationError, RotationOutcome, RotationPolicy,
@@ -246,9 +247,10 @@ impl ManagerBuilder {
         self
     }
 
-    /// Teaches the manager to decode kind `C` by name, for templates over credentials it has not
-    /// seen through a typed call yet. The built-in kinds, and every type the manager is used with,
-    /// are known already.
+    /// Teaches the manager to decode kind `C` by name (templates, untyped operations). Every
+    /// non-generic type that derives [`Credential`] in the program is known already, whether or
+    /// not this process ever names it (the derive registers it at link time), and so are the
+    /// built-in kinds: `register` is for generic types, whose every instance is a kind of its own.
     pub fn register<C: Credential>(self) -> Self {
         self.kinds.register::<C>();
         self
@@ -419,7 +421,7 @@ impl Manager {
             grace_period: Duration::from_secs(24 * 60 * 60),
             max_versions: 10,
             cache: CacheConfig::default(),
-            kinds: KindRegistry::with_builtin_kinds(),
+            kinds: KindRegistry::with_linked_kinds(),
             refreshers: Refreshers::new(RefreshConfig::default()),
             sole_writer: false,
             require_tags: false,

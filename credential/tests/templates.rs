@@ -196,33 +196,88 @@ async fn denied_placeholders_look_missing_and_everything_is_audited_without_valu
     assert!(!format!("{events:?}").contains(CANARY));
 }
 
+/// A kind that is not linked into the program (generic types are not: each `T` is a type of
+/// its own), so a manager knows it only once it is registered.
+#[derive(Credential)]
+#[credential(kind = "registered_only")]
+struct RegisteredOnly<S> {
+    #[secret]
+    key: S,
+}
+
 #[tokio::test]
-async fn custom_kinds_resolve_after_registration() {
+async fn kinds_compiled_in_resolve_everywhere_and_generic_ones_after_registration() {
     let store = Arc::new(MemoryStore::new());
     let ring = KeyRing::generate().unwrap();
     let writer =
         Manager::builder().store(Arc::clone(&store)).key_ring(ring.clone()).build().await.unwrap();
-    writer
-        .create("two", TwoSecrets { first: "a".into(), second: "b".into() })
-        .await
-        .unwrap()
-        .activate()
-        .await
-        .unwrap();
+    activate(&writer, "two", TwoSecrets { first: "a".into(), second: "b".into() }).await;
+    activate(&writer, "generic", RegisteredOnly::<SecretString> { key: "g".into() }).await;
 
+    // A manager that never named either type: the derive linked `two_secrets` in.
     let fresh =
         Manager::builder().store(Arc::clone(&store)).key_ring(ring.clone()).build().await.unwrap();
-    let error = ctx(&fresh).resolve("{{two.first}}").await.unwrap_err();
-    assert!(matches!(error, Error::UnknownKind { ref kind } if kind == "two_secrets"), "{error}");
+    assert_eq!(ctx(&fresh).resolve("{{two.first}}").await.unwrap().expose_secret(), "a");
+    assert!(fresh.kinds().contains(&"two_secrets"));
+    let error = ctx(&fresh).resolve("{{generic.key}}").await.unwrap_err();
+    assert!(
+        matches!(error, Error::UnknownKind { ref kind } if kind == "registered_only"),
+        "{error}"
+    );
 
     let registered = Manager::builder()
         .store(store)
         .key_ring(ring)
-        .register::<TwoSecrets>()
+        .register::<RegisteredOnly<SecretString>>()
         .build()
         .await
         .unwrap();
-    assert_eq!(ctx(&registered).resolve("{{two.second}}").await.unwrap().expose_secret(), "b");
+    assert_eq!(ctx(&registered).resolve("{{generic.key}}").await.unwrap().expose_secret(), "g");
+}
+
+#[tokio::test]
+#[ignore = "run by a_second_process_resolves_a_kind_it_never_names in a child process"]
+#[allow(clippy::print_stdout)] // the marker the parent looks for
+async fn resolving_child() {
+    // This process never names `TwoSecrets`: it opens the store and resolves by id and field.
+    let path = std::env::var("CREDENTIAL_TEST_STORE").unwrap();
+    let manager = Manager::builder()
+        .store(SqliteStore::open(path).await.unwrap())
+        .key_ring(KeyRing::from_env("CREDENTIAL_TEST_MASTER_KEY").unwrap())
+        .build()
+        .await
+        .unwrap();
+    let resolved = ctx(&manager).resolve("{{two.second}}").await.unwrap();
+    assert_eq!(resolved.expose_secret(), "b");
+    let handle = manager.load_dyn("two").await.unwrap();
+    assert_eq!(handle.kind(), "two_secrets");
+    assert!(handle.redacted().await.is_ok());
+    manager.shutdown().await.unwrap();
+    println!("RESOLVED");
+}
+
+#[tokio::test]
+async fn a_second_process_resolves_a_kind_it_never_names() {
+    let scratch = support::scratch_dir("templates-linked-kinds");
+    let path = scratch.join("credentials.db");
+    let key = credential::crypto::MasterKey::generate().unwrap();
+    let manager = Manager::builder()
+        .store(SqliteStore::open(&path).await.unwrap())
+        .key_ring(KeyRing::new(key.clone()))
+        .build()
+        .await
+        .unwrap();
+    activate(&manager, "two", TwoSecrets { first: "a".into(), second: "b".into() }).await;
+    manager.shutdown().await.unwrap();
+
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "resolving_child", "--nocapture"])
+        .env("CREDENTIAL_TEST_STORE", &path)
+        .env("CREDENTIAL_TEST_MASTER_KEY", key.to_base64().expose_secret())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && stdout.contains("RESOLVED"), "{stdout}");
 }
 
 #[derive(Credential)]

@@ -1,6 +1,7 @@
-//! Operators without the Rust type: a manager that never saw a credential's type inspects and
-//! revokes it by id; every operation is attributed to the principal that made it; reads by
-//! version refuse what `get` refuses.
+//! Operators without the Rust type: a manager that never named a credential's type inspects and
+//! revokes it by id (a kind not compiled into the program keeps its fields to itself); every
+//! operation is attributed to the principal that made it; reads by version refuse what `get`
+//! refuses.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -10,7 +11,8 @@ use credential::prelude::*;
 use credential::{CacheConfig, Error, LifecycleState, VersionState};
 use support::scratch_dir;
 
-/// A kind only the "workflow" side of these tests is compiled with.
+/// A kind the "workflow" side of these tests names; linked into the program, every manager here
+/// knows it.
 #[derive(Credential)]
 #[credential(kind = "webhook")]
 struct Webhook {
@@ -19,6 +21,15 @@ struct Webhook {
     url: String,
     #[credential(expires_at)]
     expires: Option<DateTime<Utc>>,
+}
+
+/// A kind not linked into the program (a generic type is not): known only where registered, as a
+/// kind the operator's program was not compiled with.
+#[derive(Credential)]
+#[credential(kind = "unlinked")]
+struct Unlinked<S> {
+    #[secret]
+    key: S,
 }
 
 fn webhook(key: &str) -> Webhook {
@@ -67,8 +78,12 @@ async fn a_manager_that_never_saw_the_type_revokes_it_by_id() {
         ("webhook", LifecycleState::Active, 1)
     );
     assert_eq!(handle.history().len(), 1);
-    // Its fields need the type: without it the view is refused, the lifecycle is not.
-    assert!(matches!(handle.redacted().await, Err(Error::UnknownKind { .. })));
+    // Its fields need the kind compiled in: without it the view is refused, the lifecycle is not.
+    assert!(handle.redacted().await.is_ok());
+    let unlinked = workflow.create("other/in", Unlinked::<SecretString> { key: "k".into() });
+    unlinked.await.unwrap().activate().await.unwrap();
+    let other = operator.load_dyn("other/in").await.unwrap();
+    assert!(matches!(other.redacted().await, Err(Error::UnknownKind { .. })));
     assert!(matches!(
         operator.load_dyn("hooks/in").await.unwrap().commit().await,
         Err(Error::WrongState { expected: LifecycleState::Rotating, .. })

@@ -137,8 +137,9 @@ impl Value {
     }
 }
 
-/// Kind tag → decoder. Filled by `ManagerBuilder::register`, the built-in kinds, and every type a
-/// manager is used with.
+/// Kind tag → decoder. Filled with every kind linked into the program (the derive submits each
+/// non-generic type, built-in kinds included), then by `ManagerBuilder::register` and every type
+/// a manager is used with.
 #[derive(Default)]
 pub(crate) struct KindRegistry {
     decoders: RwLock<IdMap<Decoder, &'static str>>,
@@ -174,22 +175,15 @@ impl KindRegistry {
         kinds
     }
 
-    /// A registry that knows the built-in kinds.
-    pub(crate) fn with_builtin_kinds() -> Self {
-        use crate::kinds::{ApiKey, Aws, BasicAuth, BearerToken, OAuth2Client, OAuth2Token};
+    /// A registry that knows every kind linked into the program. Two types of one kind tag
+    /// are a mistake the registry cannot settle: one of them is kept.
+    pub(crate) fn with_linked_kinds() -> Self {
         let registry = Self::default();
-        registry.register::<ApiKey>();
-        registry.register::<Aws>();
-        registry.register::<BasicAuth>();
-        registry.register::<BearerToken>();
-        #[cfg(feature = "x509")]
-        registry.register::<crate::kinds::Certificate>();
-        #[cfg(feature = "url")]
-        registry.register::<crate::kinds::Database>();
-        registry.register::<OAuth2Client>();
-        registry.register::<OAuth2Token>();
-        #[cfg(feature = "ssh")]
-        registry.register::<crate::kinds::SshKey>();
+        for linked in inventory::iter::<crate::derive_support::LinkedKind> {
+            if let Some(decoder) = (linked.decoder)() {
+                registry.register_decoder(decoder.0);
+            }
+        }
         registry
     }
 }
@@ -198,6 +192,25 @@ impl KindRegistry {
 mod tests {
     use super::*;
     use crate::kinds::{ApiKey, BasicAuth};
+
+    #[test]
+    fn every_kind_linked_into_the_program_is_known_without_being_named() {
+        use crate::kinds::{Aws, BearerToken, OAuth2Client, OAuth2Token};
+        #[derive(crate::Credential)]
+        #[credential(kind = "only_linked", crate = "crate")]
+        struct OnlyLinked {
+            #[secret]
+            key: crate::SecretString,
+        }
+        let registry = KindRegistry::with_linked_kinds();
+        for kind in [ApiKey::KIND, Aws::KIND, BasicAuth::KIND, BearerToken::KIND] {
+            assert!(registry.decoder(kind).is_some(), "{kind}");
+        }
+        assert!(registry.decoder(OAuth2Client::KIND).is_some());
+        assert!(registry.decoder(OAuth2Token::KIND).is_some());
+        assert!(registry.decoder("only_linked").is_some());
+        assert!(registry.decoder("never_defined").is_none());
+    }
 
     #[test]
     fn registries_know_the_kinds_registered_with_them_and_no_others() {
