@@ -35,6 +35,7 @@ pub(crate) fn check<'a>(cx: &Ctxt, input: Input<'a>) -> Checked<'a> {
         check_secret_marking(cx, field);
         for rule in &field.attrs.rules {
             check_rule(cx, rule);
+            check_rule_fits(cx, field, rule);
         }
     }
     let krate = input.attrs.krate.get().cloned().unwrap_or_else(|| syn::parse_quote!(::credential));
@@ -195,6 +196,59 @@ fn check_rule(cx: &Ctxt, rule: &Rule) {
         #[cfg(feature = "url")]
         RuleKind::Url => {}
         RuleKind::Range { .. } | RuleKind::NonEmpty | RuleKind::Custom(_) => {}
+    }
+}
+
+/// Number types the `range` rule applies to.
+const NUMBERS: &[&str] =
+    &["u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize", "f64"];
+/// Types that are known here not to be numbers.
+const NOT_NUMBERS: &[&str] = &[
+    "String",
+    "str",
+    "SecretString",
+    "SecretSlice",
+    "SecretBox",
+    "Vec",
+    "BTreeMap",
+    "HashMap",
+    "bool",
+    "Url",
+    "DateTime",
+    "f32",
+];
+/// Types with a length (the `length` and `non_empty` rules).
+const WITH_LENGTH: &[&str] = &["String", "SecretString", "SecretSlice", "Vec", "BTreeMap"];
+/// Text types (the `url` and `pattern` rules).
+const TEXT: &[&str] = &["String", "SecretString"];
+
+/// Refuses, at the rule and once, a rule on a field whose type the derive can tell it does not
+/// apply to. Types it cannot tell (aliases, types of your own) are left to the compiler, whose
+/// error names the rule too.
+fn check_rule_fits(cx: &Ctxt, field: &Field, rule: &Rule) {
+    let Some(name) = innermost_type_name(field.ty) else { return };
+    let name = name.as_str();
+    let (applies, to_what) = match &rule.kind {
+        RuleKind::Range { .. } => {
+            (!NOT_NUMBERS.contains(&name), "it applies to integers, `f64` and `Option` of those")
+        }
+        RuleKind::Length { .. } | RuleKind::NonEmpty => (
+            WITH_LENGTH.contains(&name)
+                || !(NUMBERS.contains(&name) || ["bool", "f32", "Url", "DateTime"].contains(&name)),
+            "it applies to text, secrets, lists and maps (and `Option` of those)",
+        ),
+        RuleKind::Url | RuleKind::Pattern(_) => (
+            TEXT.contains(&name) || !(NUMBERS.contains(&name) || NOT_NUMBERS.contains(&name)),
+            "it applies to `String`, `SecretString` and `Option` of those",
+        ),
+        RuleKind::Custom(_) => (true, ""),
+    };
+    if !applies {
+        let rule_name = rule.name.get_ident().map(ToString::to_string).unwrap_or_default();
+        cx.error_spanned_by(
+            &rule.name,
+            format!("the `{rule_name}` rule does not apply to `{name}`: {to_what}"),
+        );
     }
 }
 
