@@ -300,6 +300,16 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A header for an HTTP request cannot be made: its name is not a header name, or the value
+    /// its template resolved to is not a header value. Never holds the value.
+    #[error("header `{name}`: {reason}")]
+    InvalidHeader {
+        /// The header's name, as given (cut to 64 characters).
+        name: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+
     /// A template names a field the credential does not have.
     #[error("credential `{id}` has no field `{field}`")]
     UnknownField {
@@ -501,6 +511,7 @@ impl Error {
             Self::Config { .. } => "config",
             Self::InvalidUrl { .. } => "invalid_url",
             Self::Template { .. } => "template",
+            Self::InvalidHeader { .. } => "invalid_header",
             Self::InvalidCertificate { .. } => "invalid_certificate",
             Self::UnknownField { .. } => "unknown_field",
             Self::AmbiguousField { .. } => "ambiguous_field",

@@ -311,3 +311,29 @@ async fn a_field_with_no_value_is_an_error_naming_it_never_text_in_its_place() {
     }
     assert_eq!(ctx.resolve("{{svc/parts.token}}").await.unwrap().expose_secret(), CANARY);
 }
+
+#[tokio::test]
+async fn headers_resolve_into_a_header_map_with_every_value_sensitive() {
+    let (manager, _audit, _store) = setup(None).await;
+    let token = BearerToken { token: CANARY.into(), expires: None };
+    activate(&manager, "api/main", token).await;
+    let ctx = ctx(&manager);
+    let headers = ctx
+        .resolve_header_map([("authorization", "Bearer {{api/main}}"), ("x-plain", "hello")])
+        .await
+        .unwrap();
+    assert_eq!(headers["authorization"].to_str().unwrap(), format!("Bearer {CANARY}"));
+    assert!(headers.values().all(http::HeaderValue::is_sensitive));
+    assert!(!format!("{headers:?}").contains(CANARY));
+
+    let bad_name = ctx.resolve_header_map([("bad name", "{{api/main}}")]).await.unwrap_err();
+    assert_eq!(bad_name.code(), "invalid_header");
+    assert_eq!(bad_name.to_string(), "header `bad name`: not a header name");
+    // A value that would split the request is refused, and the error does not hold it.
+    let multiline =
+        BearerToken { token: format!("{CANARY}\r\nx-injected: 1").into(), expires: None };
+    activate(&manager, "api/split", multiline).await;
+    let split = ctx.resolve_header_map([("authorization", "{{api/split}}")]).await.unwrap_err();
+    assert!(matches!(split, Error::InvalidHeader { .. }), "{split:?}");
+    assert!(!format!("{split} {split:?}").contains(CANARY));
+}

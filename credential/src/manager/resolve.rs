@@ -145,6 +145,60 @@ impl Context {
         Ok(resolved)
     }
 
+    /// Resolves every value of a header map into an [`http::HeaderMap`](::http::HeaderMap), the
+    /// type HTTP clients (`reqwest`, `hyper`) take, with every value marked sensitive so that
+    /// their `Debug` output and HTTP/2 header compression leave it out. Feature `http`.
+    ///
+    /// The map's values are `http`'s own buffers, which are not wiped when dropped: build the map
+    /// just before the request, and drop it with the request.
+    ///
+    /// ```
+    /// use credential::{ExposeSecret, Manager, Principal, kinds::BearerToken};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> credential::Result<()> {
+    /// let manager = Manager::for_testing()?;
+    /// let token = BearerToken { token: "tok_3f9a2c71".into(), expires: None };
+    /// manager.create("api/main", token).await?.activate().await?;
+    /// let ctx = manager.context(Principal::new("workflow/sync", "action/fetch"));
+    /// let headers = ctx.resolve_header_map([("authorization", "Bearer {{api/main}}")]).await?;
+    /// assert!(headers["authorization"].is_sensitive());
+    /// assert!(!format!("{headers:?}").contains("tok_3f9a2c71"));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`resolve`](Self::resolve), for the first value that fails;
+    /// [`Error::InvalidHeader`](crate::Error::InvalidHeader) for a name that is not a header
+    /// name or a resolved value that is not a header value (a line break, say).
+    #[cfg(feature = "http")]
+    pub async fn resolve_header_map<K, V>(
+        &self,
+        headers: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<::http::HeaderMap>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let invalid = |name: &str, reason| Error::InvalidHeader {
+            name: name.chars().take(64).collect(),
+            reason,
+        };
+        let mut map = ::http::HeaderMap::new();
+        for (name, template) in headers {
+            let name = name.as_ref();
+            let header = ::http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| invalid(name, "not a header name"))?;
+            let resolved = self.resolve(template.as_ref()).await?;
+            let mut value =
+                ::http::HeaderValue::from_str(resolved.expose_secret()).map_err(|_| {
+                    invalid(name, "the resolved value is not a header value (a control character?)")
+                })?;
+            value.set_sensitive(true);
+            map.append(header, value);
+        }
+        Ok(map)
+    }
+
     /// Resolves every value of a query-parameter map.
     ///
     /// # Errors
