@@ -7,7 +7,7 @@ use credential::audit::{AuditSink, JsonlAuditSink};
 use credential::store::{FileStore, Store};
 use credential::{Error, SqliteStore};
 
-use crate::exit::{Failure, Outcome};
+use crate::exit::{Failure, Outcome, Status};
 
 /// A parsed `--store` URL.
 #[derive(Debug, Clone)]
@@ -87,8 +87,41 @@ impl StoreLocation {
         }
     }
 
+    /// Creates the store (`cred init`, the only command that does): its directory `0700` when
+    /// missing, then the database or the store's directory itself. An existing store is kept.
+    pub(crate) async fn create(&self) -> Outcome {
+        self.create_directory()?;
+        match self {
+            Self::Sqlite(path) => drop(SqliteStore::open(path).await?),
+            Self::Files(dir) => drop(FileStore::open(dir).await?),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Refuses a store that does not exist, so that a mistyped path is an error rather than a
+    /// new, empty store (a secret written there would be lost to whoever looks in the right
+    /// one). A PostgreSQL store is the server's to know: its tables are made on first connect.
+    fn check_exists(&self) -> Outcome {
+        let missing = match self {
+            Self::Sqlite(path) => !path.exists(),
+            Self::Files(dir) => !dir.exists(),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => false,
+        };
+        if missing {
+            return Err(Failure::new(
+                Status::StoreUnavailable,
+                "no_store",
+                format!("there is no {}: `cred init` creates it", self.describe()),
+            ));
+        }
+        Ok(())
+    }
+
     /// The directory the store lives in (created `0700` when missing, as the file store does).
-    pub(crate) fn prepare(&self) -> Outcome {
+    fn create_directory(&self) -> Outcome {
         let dir = match self {
             Self::Sqlite(path) => path.parent().map(Path::to_owned),
             Self::Files(dir) => Some(dir.clone()),
@@ -109,6 +142,7 @@ impl StoreLocation {
     /// Opens the store, then the audit trail at `trail` (by default beside the store, or in the
     /// store's own table): a store that cannot be opened leaves no trail file behind.
     pub(crate) async fn open(&self, trail: Option<&Path>) -> Outcome<OpenedStore> {
+        self.check_exists()?;
         let trail_path = trail.map(Path::to_owned).or_else(|| self.default_trail());
         let (store, table): (Arc<dyn Store>, Option<Arc<dyn AuditSink>>) = match self {
             Self::Sqlite(path) => (Arc::new(SqliteStore::open(path).await?), None),

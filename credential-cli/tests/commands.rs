@@ -33,6 +33,61 @@ fn init_creates_the_store_and_a_private_key_file_and_checks_them_again() {
 }
 
 #[test]
+fn only_init_creates_a_store_and_a_mistyped_one_is_an_error_that_says_so() {
+    let cli = Cli::initialized("no-store");
+    let typo = format!("sqlite:{}", cli.path("stroe/credentials.db").display());
+    let put = cli
+        .run_with_input(&["--store", &typo, "put", "api_key", "stripe", "--set", "key=-"], b"sk_1");
+    let put = put.fails_with(9);
+    assert!(put.stderr.contains("`cred init` creates it"), "{put:?}");
+    assert!(!cli.path("stroe").exists(), "nothing was created, not even the directory");
+    let files = format!("file:{}", cli.path("no-such-dir").display());
+    cli.run(&["--store", &files, "list"]).fails_with(9);
+    assert!(!cli.path("no-such-dir").exists());
+    // Doctor says the store is missing, and how to make one.
+    let doctor = cli.run(&["--store", &typo, "doctor"]);
+    assert_ne!(doctor.code, 0, "{doctor:?}");
+    assert!(doctor.all().contains("cred init"), "{doctor:?}");
+    assert!(!cli.path("stroe").exists());
+}
+
+#[test]
+fn a_secret_field_alone_is_printed_only_when_revealed() {
+    let cli = Cli::initialized("field-reveal");
+    let put = ["put", "basic_auth", "svc/db", "--set", "username=ops", "--set", "password=-"];
+    cli.run_with_input(&put, b"hunter2-field").ok();
+    // Without --reveal the masked value would go down a pipe as the password: refused.
+    let masked = cli.run(&["get", "svc/db", "--field", "password"]).fails_with(2);
+    assert!(masked.stderr.contains("--reveal") && masked.stdout.is_empty(), "{masked:?}");
+    assert_eq!(cli.run(&["get", "svc/db", "--field", "username"]).ok().stdout, "ops\n");
+    let revealed = cli.run(&["get", "svc/db", "--field", "password", "--reveal"]).ok();
+    assert_eq!(revealed.stdout, "hunter2-field\n");
+}
+
+#[test]
+fn list_fields_such_as_scopes_are_set_as_comma_separated_items() {
+    let cli = Cli::initialized("scopes");
+    let put = [
+        "--json",
+        "put",
+        "oauth2_client",
+        "idp/reports",
+        "--set",
+        "token_endpoint=https://idp.example/token",
+        "--set",
+        "client_id=reports",
+        "--set",
+        "client_secret=-",
+        "--set",
+        "scopes=api, reports.read",
+    ];
+    cli.run_with_input(&put, b"cs-7f3a91").ok();
+    let shown = cli.run(&["--json", "get", "idp/reports"]).ok().json();
+    let scopes = shown["fields"]["scopes"]["value"].as_str().unwrap().to_owned();
+    assert!(scopes.contains("api") && scopes.contains("reports.read"), "{scopes}");
+}
+
+#[test]
 fn usage_errors_exit_2_and_name_what_is_missing() {
     let cli = Cli::new("usage");
     let run = cli.run(&[]).fails_with(2);

@@ -104,7 +104,42 @@ fn a_passphrase_key_is_asked_for_and_a_wrong_one_is_refused() {
     let doctor =
         cli.run_at_terminal(&["--store", &store, "doctor"], &[("Passphrase:", passphrase)]);
     assert!(doctor.stdout.contains("ok    key: master key"), "{doctor:?}");
-    for run in [&init, &wrong, &right, &doctor] {
+    // A secret piped in, the passphrase typed at the terminal: both at once.
+    let piped = format!(
+        "printf 'sk_piped_7d1e' | {}",
+        Cli::shell_line(&["--store", &store, "put", "api_key", "piped", "--set", "key=-"])
+    );
+    let put_piped = cli.run_line_at_terminal(&piped, &[("Passphrase:", passphrase)]);
+    assert_eq!(put_piped.code, 0, "{put_piped:?}");
+    let get = ["--store", &store, "get", "piped", "--reveal", "--field", "key"];
+    let revealed = cli.run_at_terminal(&get, &[("Passphrase:", passphrase)]);
+    assert!(revealed.stdout.contains("sk_piped_7d1e"), "{revealed:?}");
+    for run in [&init, &wrong, &right, &doctor, &put_piped] {
         assert!(!run.all().contains(passphrase));
     }
+}
+
+#[test]
+fn ctrl_c_at_a_hidden_prompt_leaves_the_terminal_echoing() {
+    let cli = Cli::with_passphrase("ctrl-c");
+    let store = format!("file:{}", cli.path("files").display());
+    let passphrase = "correct horse battery";
+    let init = cli.run_at_terminal(
+        &["--store", &store, "init", "--passphrase"],
+        &[("New passphrase:", passphrase), ("Repeat the passphrase:", passphrase)],
+    );
+    assert_eq!(init.code, 0, "{init:?}");
+    // Ctrl-C (the terminal turns it into SIGINT) while echo is off; then the terminal's settings.
+    // The shell around it traps the signal, so it goes on to print them.
+    let line = format!(
+        "trap : INT; {}; echo \"exit=$?\"; stty -a",
+        Cli::shell_line(&["--store", &store, "list"])
+    );
+    let interrupted = cli.run_line_at_terminal(&line, &[("Passphrase:", "\u{3}")]);
+    assert!(interrupted.stdout.contains("exit=130"), "{interrupted:?}");
+    let settings = interrupted.stdout.split("exit=130").nth(1).unwrap_or_default().to_owned();
+    assert!(
+        settings.split_whitespace().any(|setting| setting == "echo"),
+        "echo is still off: {settings}"
+    );
 }

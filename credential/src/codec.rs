@@ -312,6 +312,21 @@ impl<T: FieldCodec> FieldCodec for Vec<T> {
         }
     }
 
+    /// Items separated by commas, each trimmed and read as its type reads text (`api, read` is
+    /// two items); empty text is the empty list. An item cannot hold a comma.
+    fn encode_text(text: &str, writer: &mut Writer) -> Result<(), DecodeError> {
+        let text = text.trim();
+        if text.is_empty() {
+            writer.varint(0);
+            return Ok(());
+        }
+        writer.varint(text.split(',').count() as u64);
+        for item in text.split(',') {
+            T::encode_text(item.trim(), writer)?;
+        }
+        Ok(())
+    }
+
     #[inline]
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         // `count` bounds the length by the remaining input; a zero-sized item type cannot make
@@ -401,5 +416,23 @@ mod tests {
     fn secret_text_round_trips() {
         let secret = SecretString::from("s3cr3t ✓");
         assert_eq!(round_trip(&secret).expose_secret(), "s3cr3t ✓");
+    }
+
+    #[test]
+    fn lists_are_set_from_comma_separated_text() {
+        let from_text = |text: &str| {
+            let bytes = crate::encoding::encode_with("t", 0, |w| {
+                Vec::<String>::encode_text(text, w).unwrap();
+            });
+            Vec::<String>::decode(&mut Reader::new(&bytes[4..])).unwrap()
+        };
+        assert_eq!(from_text("api, read ,write"), ["api", "read", "write"]);
+        assert_eq!(from_text("api"), ["api"]);
+        assert!(from_text("  ").is_empty());
+        let refused = std::cell::Cell::new(false);
+        crate::encoding::encode_with("t", 0, |w| {
+            refused.set(Vec::<u16>::encode_text("1, two", w).is_err());
+        });
+        assert!(refused.get(), "an item that does not read is an error");
     }
 }

@@ -783,6 +783,18 @@ impl Manager {
         ops::import(self, exported).await
     }
 
+    /// Imports every credential of `exported`, or none of them: each is checked (as
+    /// [`import`](Self::import) checks it) and sealed before the first is written, and when a
+    /// write fails (an id that exists already, say), the ones written before it are deleted
+    /// again and their imports audited as failed, so neither the store nor the trail keeps them.
+    ///
+    /// # Errors
+    /// The first credential's error; nothing was imported. If taking back an import fails as
+    /// well, that error is returned instead, and the credentials not taken back remain.
+    pub async fn import_all(&self, exported: &[ExportedCredential]) -> Result<Vec<DynManaged>> {
+        ops::import_all(self, exported).await
+    }
+
     /// Re-seals every credential of this environment under the key ring's current key, one
     /// record at a time with compare-and-swap, calling `progress` after each. Each re-seal is
     /// authorized as admin and audited like any other change.

@@ -298,6 +298,7 @@ fn outcome_index(outcome: AuditOutcome) -> usize {
 pub(crate) enum StoreOp {
     Get,
     Put,
+    Delete,
 }
 
 impl StoreOp {
@@ -305,6 +306,7 @@ impl StoreOp {
         match self {
             Self::Get => "get",
             Self::Put => "put",
+            Self::Delete => "delete",
         }
     }
 }
@@ -314,6 +316,7 @@ impl StoreOp {
 struct StoreHistograms {
     get: metrics::Histogram,
     put: metrics::Histogram,
+    delete: metrics::Histogram,
 }
 
 #[cfg(feature = "metrics")]
@@ -321,7 +324,7 @@ impl Default for StoreHistograms {
     fn default() -> Self {
         let histogram =
             |op: &'static str| metrics::histogram!("credential_store_call_seconds", "op" => op);
-        Self { get: histogram("get"), put: histogram("put") }
+        Self { get: histogram("get"), put: histogram("put"), delete: histogram("delete") }
     }
 }
 
@@ -344,6 +347,7 @@ impl Telemetry {
             let histogram = match op {
                 StoreOp::Get => &self.store.get,
                 StoreOp::Put => &self.store.put,
+                StoreOp::Delete => &self.store.delete,
             };
             histogram.record(started.elapsed().as_secs_f64());
         }

@@ -310,3 +310,41 @@ async fn an_export_imports_under_another_master_key_with_its_history() {
     broken.id = "hooks/broken".into();
     assert!(matches!(target.import(&broken).await, Err(Error::CorruptRecord { .. })));
 }
+
+#[tokio::test]
+async fn an_import_is_all_or_nothing() {
+    let source = memory_manager_knowing_webhooks().await;
+    for n in 0..5 {
+        let created = source.create(&format!("hooks/{n}"), webhook("whsec_all_or_none")).await;
+        created.unwrap().activate().await.unwrap();
+    }
+    let mut exported = Vec::new();
+    for meta in source.list(&credential::ListFilter::all()).await.unwrap() {
+        exported.push(source.export(&meta.id).await.unwrap());
+    }
+    let target = memory_manager_knowing_webhooks().await;
+    let everything = || credential::ListFilter::all();
+
+    // One credential that does not check out: nothing is written.
+    let mut damaged = exported.clone();
+    damaged[3].versions[0].version = 0;
+    assert!(target.import_all(&damaged).await.is_err());
+    assert!(target.list(&everything()).await.unwrap().is_empty());
+
+    // One that fails only when written (its id exists): those written before it are taken back,
+    // from the store and, as failed imports, from what the trail says happened.
+    target.create("hooks/3", webhook("whsec_already_here")).await.unwrap();
+    let clash = target.import_all(&exported).await.unwrap_err();
+    assert!(matches!(clash, Error::Conflict { .. }), "{clash:?}");
+    let left: Vec<String> =
+        target.list(&everything()).await.unwrap().into_iter().map(|meta| meta.id).collect();
+    assert_eq!(left, ["hooks/3"]);
+    assert!(target.verify_against_trail().await.unwrap().is_clean());
+    let withdrawn = target.audit().query(&AuditQuery::all().action(AuditAction::Import)).await;
+    let withdrawn = withdrawn.unwrap();
+    assert_eq!(withdrawn.len(), 3 * 2 + 2, "three announced and taken back, one refused");
+
+    // And once the way is clear, all of them go in.
+    let target = memory_manager_knowing_webhooks().await;
+    assert_eq!(target.import_all(&exported).await.unwrap().len(), 5);
+}

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use age::armor::{ArmoredReader, ArmoredWriter, Format};
 use age::{Decryptor, Encryptor, Identity, IdentityFile, Recipient};
 use clap::ArgMatches;
-use credential::{ExportedCredential, ListFilter};
+use credential::ListFilter;
 use serde_json::json;
 use zeroize::Zeroizing;
 
@@ -140,7 +140,13 @@ pub(super) async fn import(globals: &Globals, args: &ArgMatches) -> Outcome {
             ),
         ));
     }
-    let imported = import_all(&manager, &credentials).await?;
+    // All or nothing: every credential is checked before the first is written, and those written
+    // are taken back if a later one fails.
+    let imported = manager.import_all(&credentials).await.map_err(|error| {
+        let failure = Failure::from(error);
+        Failure { message: format!("{}; nothing was imported", failure.message), ..failure }
+    })?;
+    let imported = imported.len();
     let human = format!(
         "imported {imported} credential(s) from environment `{from_environment}` into `{}`",
         globals.environment
@@ -149,25 +155,6 @@ pub(super) async fn import(globals: &Globals, args: &ArgMatches) -> Outcome {
         .output
         .either(&human, &json!({ "credentials": imported, "from_environment": from_environment }));
     Ok(())
-}
-
-async fn import_all(
-    manager: &credential::Manager,
-    credentials: &[ExportedCredential],
-) -> Outcome<usize> {
-    for (done, credential) in credentials.iter().enumerate() {
-        manager.import(credential).await.map_err(|error| {
-            let failure = Failure::from(error);
-            Failure {
-                message: format!(
-                    "{}; {done} credential(s) were imported before it, the rest were not",
-                    failure.message
-                ),
-                ..failure
-            }
-        })?;
-    }
-    Ok(credentials.len())
 }
 
 /// The bytes of `file`, or of standard input for `-`.

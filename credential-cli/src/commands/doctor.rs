@@ -191,6 +191,7 @@ async fn check_store(
             let fix = match failure.code {
                 "insecure_permissions" => "chmod go-rwx on the store directory",
                 "unsupported_schema" => "upgrade `cred`: a newer version wrote this store",
+                "no_store" => "check --store; `cred init` creates a new store",
                 _ => "check --store and that the store is reachable (`cred init` creates it)",
             };
             report.fail("store", failure.message, fix);

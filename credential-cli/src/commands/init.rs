@@ -10,7 +10,7 @@ use crate::key_source::{create_key_file, create_passphrase_key};
 
 pub(super) async fn run(globals: &Globals, args: &ArgMatches) -> Outcome {
     let location = globals.location()?;
-    location.prepare()?;
+    location.create().await?;
     let (ring, key) = if args.get_flag("passphrase") {
         let kdf_file = globals.kdf_file().ok_or_else(|| {
             Failure::usage(

@@ -91,6 +91,12 @@ pub(super) async fn get(globals: &Globals, args: &ArgMatches) -> Outcome {
                 format!("credential `{}` has no field `{wanted}`", handle.id()),
             )
         })?;
+        // A masked value printed alone would go down a pipe as if it were the secret.
+        if field.secret && !args.get_flag("reveal") {
+            return Err(Failure::usage(format!(
+                "field `{wanted}` is secret: add --reveal to print it (the trail records that)"
+            )));
+        }
         if output.is_json() {
             output.json(&OneField { name: field.name, value: &field.value });
         } else {

@@ -89,8 +89,11 @@ impl Cli {
     }
 
     /// `cred` with this directory's store and key, and nothing from the caller's environment.
+    /// `cred args`, in a session of its own (`setsid`): it has no terminal to ask at, whoever
+    /// runs the tests, unless the test gives it one (`run_at_terminal`).
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_cred"));
+        let mut command = Command::new("setsid");
+        command.args(["--wait", env!("CARGO_BIN_EXE_cred")]);
         for (var, _) in std::env::vars().filter(|(var, _)| var.starts_with("CRED_")) {
             command.env_remove(var);
         }
@@ -126,15 +129,25 @@ impl Cli {
     /// appeared (after the previous one), so echo is already off when the answer arrives.
     /// Standard output and error both go to the terminal and come back in `stdout`.
     pub fn run_at_terminal(&self, args: &[&str], answers: &[(&str, &str)]) -> Run {
-        let binary = env!("CARGO_BIN_EXE_cred");
-        let line = std::iter::once(binary)
+        self.run_line_at_terminal(&Self::shell_line(args), answers)
+    }
+
+    /// `cred args` as a shell command line, quoted.
+    pub fn shell_line(args: &[&str]) -> String {
+        std::iter::once(env!("CARGO_BIN_EXE_cred"))
             .chain(args.iter().copied())
             .map(shell_quote)
             .collect::<Vec<_>>()
-            .join(" ");
+            .join(" ")
+    }
+
+    /// As [`run_at_terminal`](Self::run_at_terminal), for a whole shell command line (a pipe
+    /// into `cred`, or a command after it at the same terminal).
+    pub fn run_line_at_terminal(&self, line: &str, answers: &[(&str, &str)]) -> Run {
         let command = self.command(&[]);
-        let mut script = Command::new("script");
-        script.args(["-qec", &line, "/dev/null"]);
+        let mut script = Command::new("setsid");
+        script.args(["--wait", "script"]);
+        script.args(["-qec", line, "/dev/null"]);
         for (var, value) in command.get_envs() {
             match value {
                 Some(value) => script.env(var, value),

@@ -7,7 +7,7 @@ mod rekey;
 mod untyped;
 
 pub use self::backup::{ExportedCredential, ExportedVersion};
-pub(super) use self::backup::{export, import};
+pub(super) use self::backup::{export, import, import_all};
 pub(super) use self::lifecycle::AnyState;
 pub use self::lifecycle::{Active, AnyManaged, Draft, Live, Managed, Revoked, Rotating, State};
 pub(super) use self::rekey::rekey;

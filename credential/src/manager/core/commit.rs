@@ -141,6 +141,27 @@ impl Core {
         self.telemetry.store_call(StoreOp::Put, self.store.put(record, expected)).await
     }
 
+    /// Takes back the import of `id`, written at `revision`, because another credential of the
+    /// same import failed with `cause`: the record is deleted, then the import's failure is
+    /// audited after the event that announced it (so the trail, like the store, has it never
+    /// happen). A record changed since is left alone ([`Error::Conflict`]).
+    pub(crate) async fn withdraw_import(
+        &self,
+        actor: &Principal,
+        id: &str,
+        revision: u64,
+        cause: &Error,
+    ) -> Result<()> {
+        let storage_id = self.storage_id(id);
+        self.telemetry
+            .store_call(StoreOp::Delete, self.store.delete(&storage_id, revision))
+            .await?;
+        self.cache.invalidate(id);
+        let mutation = Mutation { id, action: AuditAction::Import, version: None, revision };
+        let reason = Some("withdrawn: another credential of the same import failed");
+        self.audit_mutation(Utc::now(), actor, &mutation, Some(cause), reason).await
+    }
+
     /// The store's clock, which refresh leases are measured on.
     pub(crate) async fn store_now(&self) -> Result<DateTime<Utc>> {
         self.store.now().await

@@ -100,6 +100,46 @@ pub(crate) async fn export(manager: &Manager, id: &str) -> Result<ExportedCreden
 /// Seals `exported` under the current key and commits it as a new record, audited as
 /// [`AuditAction::Import`].
 pub(crate) async fn import(manager: &Manager, exported: &ExportedCredential) -> Result<DynManaged> {
+    let record = prepare(manager, exported)?;
+    commit(manager, &exported.id, record).await
+}
+
+/// Imports every credential of `exported`, or none: each is checked and sealed before the first
+/// is written, and if a write fails, those written before it are withdrawn.
+pub(crate) async fn import_all(
+    manager: &Manager,
+    exported: &[ExportedCredential],
+) -> Result<Vec<DynManaged>> {
+    let mut ids = BTreeSet::new();
+    let mut records = Vec::with_capacity(exported.len());
+    for credential in exported {
+        if !ids.insert(credential.id.as_str()) {
+            return Err(inconsistent(&credential.id, "it appears twice"));
+        }
+        records.push(prepare(manager, credential)?);
+    }
+    let mut imported: Vec<DynManaged> = Vec::with_capacity(records.len());
+    for (credential, record) in exported.iter().zip(records) {
+        match commit(manager, &credential.id, record).await {
+            Ok(handle) => imported.push(handle),
+            Err(error) => {
+                for written in imported.iter().rev() {
+                    manager
+                        .core()
+                        .withdraw_import(manager.actor(), written.id(), written.revision(), &error)
+                        .await?;
+                }
+                return Err(error);
+            }
+        }
+    }
+    Ok(imported)
+}
+
+/// `exported` checked (versions in order, payloads matching their states and decoding as their
+/// kind, a version to serve in its state) and sealed under the current key: the record an
+/// import writes.
+fn prepare(manager: &Manager, exported: &ExportedCredential) -> Result<Record> {
     let id = exported.id.as_str();
     check_id(id)?;
     let core = manager.core();
@@ -156,6 +196,12 @@ pub(crate) async fn import(manager: &Manager, exported: &ExportedCredential) -> 
         };
         served.map_err(|_| inconsistent(id, "no version to serve in its state"))?;
     }
+    Ok(record)
+}
+
+/// Writes `record`, prepared from an export of `id`, as a new record.
+async fn commit(manager: &Manager, id: &str, record: Record) -> Result<DynManaged> {
+    let core = manager.core();
     let version = Some(versions::current_number(&record));
     let change =
         Change { id, expected: None, record, action: AuditAction::Import, version, reason: None };
