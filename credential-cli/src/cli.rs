@@ -156,6 +156,10 @@ fn put() -> Command {
         .arg(Arg::new("kind").required(true).value_name("KIND").help("The kind, e.g. api_key"))
         .arg(id_arg())
         .arg(set_arg())
+        .arg(Arg::new("url").long("url").value_name("-|@FILE").conflicts_with("set").help(
+            "For `database`: the connection URL (postgres://, postgresql://, mysql://), \
+                     from standard input (-) or a file (@FILE), never the command line",
+        ))
         .arg(
             Arg::new("activate")
                 .long("activate")

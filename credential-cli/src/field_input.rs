@@ -110,7 +110,11 @@ fn find<'a>(kind: &str, fields: &'a [FieldSchema], name: &str) -> Outcome<&'a Fi
 /// What reading a secret from standard input reserves.
 const STDIN_RESERVE: usize = 64 * 1024;
 
-fn read_secret(name: &str, source: &str, stdin_taken: &mut bool) -> Outcome<SecretString> {
+pub(crate) fn read_secret(
+    name: &str,
+    source: &str,
+    stdin_taken: &mut bool,
+) -> Outcome<SecretString> {
     if source == "-" {
         if std::mem::replace(stdin_taken, true) {
             return Err(Failure::usage("only one field can be read from standard input"));

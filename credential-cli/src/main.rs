@@ -28,6 +28,12 @@ fn main() -> ExitCode {
         Ok(matches) => matches,
         Err(error) => {
             let usage = error.use_stderr();
+            // A command line that does not parse still asked for JSON: its error says so in JSON.
+            if usage && json_requested() {
+                let rendered = error.render().to_string();
+                let message = rendered.trim().trim_start_matches("error: ");
+                return report(Output::new(true), &Failure::usage(message));
+            }
             let _ = error.print();
             return if usage { ExitCode::from(Status::Usage.code()) } else { ExitCode::SUCCESS };
         }
@@ -53,6 +59,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => report(globals.output, &failure),
     }
+}
+
+/// Whether `--json` is among the options (before a `--`), read from the raw arguments because
+/// they did not parse.
+fn json_requested() -> bool {
+    std::env::args_os().skip(1).take_while(|arg| arg != "--").any(|arg| arg == "--json")
 }
 
 fn report(output: Output, failure: &Failure) -> ExitCode {

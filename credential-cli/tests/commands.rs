@@ -88,6 +88,48 @@ fn list_fields_such_as_scopes_are_set_as_comma_separated_items() {
 }
 
 #[test]
+fn an_existing_id_and_an_empty_revoke_reason_are_refused_saying_why() {
+    let cli = Cli::initialized("refusals");
+    let put = ["put", "api_key", "stripe", "--set", "key=-"];
+    cli.run_with_input(&put, b"sk_first").ok();
+    let again = cli.run_with_input(&put, b"sk_second").fails_with(4);
+    assert!(
+        again.stderr.contains("exists already") && again.stderr.contains("cred rotate"),
+        "{again:?}"
+    );
+    for reason in ["", "  "] {
+        let empty = cli.run(&["revoke", "stripe", "--reason", reason]).fails_with(2);
+        assert!(empty.stderr.contains("needs a reason"), "{empty:?}");
+    }
+    let served = cli.run(&["get", "stripe", "--reveal", "--field", "key"]).ok();
+    assert_eq!(served.stdout.trim(), "sk_first", "neither refusal changed anything");
+    // A kind that is neither known nor stored is a typo, not an empty list.
+    let typo = cli.run(&["list", "--kind", "api_kye"]).fails_with(5);
+    assert!(typo.stderr.contains("api_key") && typo.stderr.contains("basic_auth"), "{typo:?}");
+    assert!(cli.run(&["list", "--kind", "api_key"]).ok().stdout.contains("stripe"));
+}
+
+#[test]
+fn a_database_goes_in_from_its_url_on_standard_input() {
+    let cli = Cli::initialized("database-url");
+    let url = b"postgres://orders_app:p%40ss-7c2e@db.internal/orders?sslmode=verify-full";
+    let put = ["--json", "put", "database", "db/orders", "--url", "-", "--activate"];
+    let created = cli.run_with_input(&put, url).ok();
+    assert_eq!(created.json()["state"], "active");
+    let shown = cli.run(&["--json", "get", "db/orders"]).ok().json();
+    assert_eq!(shown["fields"]["driver"]["value"], "postgresql");
+    assert_eq!(shown["fields"]["user"]["value"], "orders_app");
+    assert_eq!(shown["fields"]["tls_mode"]["value"], "verify-full");
+    let password = cli.run(&["get", "db/orders", "--reveal", "--field", "password"]).ok();
+    assert_eq!(password.stdout.trim(), "p@ss-7c2e");
+    // A malformed URL is refused without being repeated; --url is for databases only.
+    let bad = cli.run_with_input(&["put", "database", "db/bad", "--url", "-"], b"ftp://x@p-7c2e/");
+    let bad = bad.fails_with(5);
+    assert!(!bad.all().contains("p-7c2e"), "{bad:?}");
+    cli.run_with_input(&["put", "api_key", "k", "--url", "-"], url).fails_with(2);
+}
+
+#[test]
 fn usage_errors_exit_2_and_name_what_is_missing() {
     let cli = Cli::new("usage");
     let run = cli.run(&[]).fails_with(2);
@@ -97,6 +139,17 @@ fn usage_errors_exit_2_and_name_what_is_missing() {
     assert_eq!(no_store.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&no_store.stderr).contains("--store"));
     cli.run(&["--store", "redis://x", "list"]).fails_with(2);
+    // Under --json every error is JSON, a command line that does not parse included.
+    for args in
+        [&["--json", "revoke"][..], &["--json", "list", "--no-such-flag"], &["--json", "nope"]]
+    {
+        let run = cli.run(args).fails_with(2);
+        let printed: serde_json::Value = serde_json::from_str(run.stderr.trim()).unwrap();
+        let error = &printed["error"];
+        assert_eq!(error["code"], "usage", "{run:?}");
+        assert_eq!(error["exit"], 2);
+        assert!(!error["message"].as_str().unwrap().is_empty());
+    }
     let help = cli.run(&["--help"]).ok();
     assert!(help.stdout.contains("Exit codes:") && help.stdout.contains("NAME=@FILE"));
     assert!(cli.run(&["completions", "bash"]).ok().stdout.contains("_cred"));

@@ -1,10 +1,11 @@
 //! `cred put` and `cred rotate`: new credentials and new versions, from field values.
 
 use clap::ArgMatches;
+use credential::{Credential, DynManaged, ExposeSecret};
 
 use super::{id, print_handle};
 use crate::exit::{Failure, Outcome, Status};
-use crate::field_input::Given;
+use crate::field_input::{Given, read_secret};
 use crate::globals::Globals;
 
 fn sets(args: &ArgMatches) -> Vec<String> {
@@ -18,10 +19,31 @@ fn input_failure(error: credential::Error) -> Failure {
 }
 
 pub(super) async fn put(globals: &Globals, args: &ArgMatches) -> Outcome {
-    let manager = globals.manager().await?;
     let kind = args.get_one::<String>("kind").map_or("", String::as_str);
+    if let Some(source) = args.get_one::<String>("url") {
+        return put_database_url(globals, args, kind, source).await;
+    }
+    let manager = globals.manager().await?;
     let values = Given::read(&manager, kind, &sets(args))?.complete(None)?;
-    let mut handle = manager.create_dyn(kind, id(args), &values).await.map_err(input_failure)?;
+    let handle = manager.create_dyn(kind, id(args), &values).await.map_err(create_failure)?;
+    created(globals, args, handle).await
+}
+
+/// A create's failure: an id that exists is said plainly, and a malformed value is the
+/// operator's input.
+fn create_failure(error: credential::Error) -> Failure {
+    match error {
+        credential::Error::Conflict { id } => Failure::new(
+            Status::Conflict,
+            "exists",
+            format!("credential `{id}` exists already: `cred rotate {id}` gives it a new version"),
+        ),
+        other => input_failure(other),
+    }
+}
+
+/// Activates `handle`, just created, if asked to, and prints it.
+async fn created(globals: &Globals, args: &ArgMatches, mut handle: DynManaged) -> Outcome {
     let mut verb = "created";
     if args.get_flag("activate") {
         handle = handle.activate().await?;
@@ -29,6 +51,25 @@ pub(super) async fn put(globals: &Globals, args: &ArgMatches) -> Outcome {
     }
     print_handle(globals, &handle, verb);
     Ok(())
+}
+
+/// `put database ID --url -|@FILE`: the fields read from a connection URL, which holds the
+/// password and so never comes from the command line.
+async fn put_database_url(
+    globals: &Globals,
+    args: &ArgMatches,
+    kind: &str,
+    source: &str,
+) -> Outcome {
+    if kind != credential::kinds::Database::KIND {
+        return Err(Failure::usage("--url is for the `database` kind"));
+    }
+    let url = read_secret("url", source, &mut false)?;
+    let database = credential::kinds::Database::from_url(url.expose_secret())?;
+    drop(url);
+    let manager = globals.manager().await?;
+    manager.create(id(args), database).await.map_err(create_failure)?;
+    created(globals, args, manager.load_dyn(id(args)).await?).await
 }
 
 pub(super) async fn rotate(globals: &Globals, args: &ArgMatches) -> Outcome {

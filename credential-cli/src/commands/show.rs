@@ -153,6 +153,9 @@ pub(super) async fn list(globals: &Globals, args: &ArgMatches) -> Outcome {
         .map(|within| duration_arg::parse(within).map(|within| Utc::now() + within))
         .transpose()?;
     let manager = globals.manager().await?;
+    if let Some(kind) = args.get_one::<String>("kind") {
+        check_kind(&manager, kind).await?;
+    }
     let mut metas = manager.list(&filter).await?;
     if let Some(horizon) = horizon {
         metas.retain(|meta| {
@@ -214,4 +217,24 @@ pub(super) async fn history(globals: &Globals, args: &ArgMatches) -> Outcome {
         },
     );
     Ok(())
+}
+
+/// Refuses a kind that is neither known to `cred` nor stored (a typo, not an empty result),
+/// naming the kinds there are.
+async fn check_kind(manager: &credential::Manager, kind: &str) -> Outcome {
+    if manager.kinds().contains(&kind) {
+        return Ok(());
+    }
+    let mut kinds: std::collections::BTreeSet<String> =
+        manager.list(&ListFilter::all()).await?.into_iter().map(|meta| meta.kind).collect();
+    if kinds.contains(kind) {
+        return Ok(());
+    }
+    kinds.extend(manager.kinds().into_iter().map(str::to_owned));
+    let kinds: Vec<String> = kinds.into_iter().collect();
+    Err(Failure::new(
+        Status::Invalid,
+        "unknown_kind",
+        format!("no kind `{kind}` is known or stored; the kinds: {}", kinds.join(", ")),
+    ))
 }
