@@ -63,11 +63,14 @@ impl Output {
         }
     }
 
-    /// Prints rows under headers, columns aligned. Each line is laid out in a buffer that is
-    /// wiped afterwards (a cell may hold a revealed value).
+    /// Prints rows under headers, columns aligned, control characters escaped (a value with a
+    /// line break or a terminal escape in it cannot forge a row or restyle the terminal). Each
+    /// line is laid out in a buffer that is wiped afterwards (a cell may hold a revealed value).
     pub(crate) fn table(self, headers: &[&str], rows: &[Vec<String>]) {
+        let rows: Vec<Vec<Zeroizing<String>>> =
+            rows.iter().map(|row| row.iter().map(|cell| escaped(cell)).collect()).collect();
         let mut widths: Vec<usize> = headers.iter().map(|header| header.len()).collect();
-        for row in rows {
+        for row in &rows {
             for (width, cell) in widths.iter_mut().zip(row) {
                 *width = (*width).max(cell.chars().count());
             }
@@ -81,8 +84,8 @@ impl Output {
             self.line(line.trim_end());
         };
         print(&mut headers.iter().copied());
-        for row in rows {
-            print(&mut row.iter().map(String::as_str));
+        for row in &rows {
+            print(&mut row.iter().map(|cell| cell.as_str()));
         }
     }
 
@@ -109,7 +112,32 @@ impl Output {
     }
 }
 
+/// `cell` with every control character written as its escape (`\n`, `\u{1b}`), into a buffer
+/// that is wiped when dropped.
+fn escaped(cell: &str) -> Zeroizing<String> {
+    let mut text = Zeroizing::new(String::with_capacity(cell.len()));
+    for character in cell.chars() {
+        if character.is_control() {
+            let _ = write!(text, "{}", character.escape_default());
+        } else {
+            text.push(character);
+        }
+    }
+    text
+}
+
 /// A time as RFC 3339 to the second, or `-`.
 pub(crate) fn time(at: Option<credential::DateTime<credential::Utc>>) -> String {
     at.map_or_else(|| "-".to_owned(), |at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_in_cells_are_escaped() {
+        assert_eq!(escaped("ops\nroot\u{1b}[31m").as_str(), "ops\\nroot\\u{1b}[31m");
+        assert_eq!(escaped("plain ✓ text").as_str(), "plain ✓ text");
+    }
 }

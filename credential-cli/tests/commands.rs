@@ -62,6 +62,13 @@ fn a_secret_field_alone_is_printed_only_when_revealed() {
     assert_eq!(cli.run(&["get", "svc/db", "--field", "username"]).ok().stdout, "ops\n");
     let revealed = cli.run(&["get", "svc/db", "--field", "password", "--reveal"]).ok();
     assert_eq!(revealed.stdout, "hunter2-field\n");
+    // A value with a line break cannot forge a row of the table: it is shown escaped.
+    let forged =
+        ["put", "basic_auth", "svc/odd", "--set", "username=ops\nFORGED", "--set", "password=-"];
+    cli.run_with_input(&forged, b"pw").ok();
+    let table = cli.run(&["get", "svc/odd"]).ok();
+    assert!(table.stdout.contains("ops\\nFORGED"), "{table:?}");
+    assert!(!table.stdout.lines().any(|line| line.trim_start().starts_with("FORGED")));
 }
 
 #[test]
