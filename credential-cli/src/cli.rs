@@ -75,6 +75,16 @@ fn global_args() -> Vec<Arg> {
             .global(true)
             .conflicts_with("key-file")
             .help("Read the master key (hex or base64) from this environment variable"),
+        Arg::new("passphrase-file")
+            .long("passphrase-file")
+            .env("CRED_PASSPHRASE_FILE")
+            .value_name("PATH")
+            .global(true)
+            .value_parser(value_parser!(std::path::PathBuf))
+            .help(
+                "Read a passphrase key's passphrase from this file (its first line; mode 0600) \
+                 instead of asking at the terminal: for cron and CI",
+            ),
         Arg::new("kdf-file")
             .long("kdf-file")
             .env("CRED_KDF_FILE")

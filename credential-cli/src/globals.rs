@@ -19,6 +19,8 @@ pub(crate) struct Globals {
     pub(crate) key_file: Option<PathBuf>,
     pub(crate) key_env: Option<String>,
     pub(crate) kdf_file: Option<PathBuf>,
+    /// Where a passphrase key's passphrase is read from, instead of the terminal.
+    pub(crate) passphrase_file: Option<PathBuf>,
     pub(crate) environment: String,
     pub(crate) principal: String,
     pub(crate) audit_file: Option<PathBuf>,
@@ -40,6 +42,7 @@ impl Globals {
             key_file: matches.get_one::<PathBuf>("key-file").cloned(),
             key_env: matches.get_one::<String>("key-env").cloned(),
             kdf_file: matches.get_one::<PathBuf>("kdf-file").cloned(),
+            passphrase_file: matches.get_one::<PathBuf>("passphrase-file").cloned(),
             environment: matches
                 .get_one::<String>("env")
                 .cloned()
@@ -65,7 +68,9 @@ impl Globals {
     }
 
     pub(crate) fn key_source(&self) -> Outcome<KeySource> {
-        KeySource::choose(self.key_file.as_deref(), self.key_env.as_deref(), self.kdf_file())
+        let source =
+            KeySource::choose(self.key_file.as_deref(), self.key_env.as_deref(), self.kdf_file())?;
+        Ok(source.with_passphrase_file(self.passphrase_file.clone()))
     }
 
     /// Opens the store and its audit trail.

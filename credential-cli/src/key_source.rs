@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use credential::KeyRing;
 use credential::crypto::{KdfParams, KdfSettings, MasterKey};
+use credential::{KeyRing, SecretString};
+use zeroize::Zeroizing;
 
 use crate::exit::{Failure, Outcome, Status};
 use crate::files::write_private;
@@ -15,8 +16,12 @@ use crate::prompt;
 pub(crate) enum KeySource {
     File(PathBuf),
     Env(String),
-    /// A passphrase asked for at the terminal; the KDF settings are in this file.
-    Passphrase(PathBuf),
+    /// A passphrase asked for at the terminal, or read from `from_file`; the KDF settings are in
+    /// `kdf`.
+    Passphrase {
+        kdf: PathBuf,
+        from_file: Option<PathBuf>,
+    },
 }
 
 impl KeySource {
@@ -29,7 +34,9 @@ impl KeySource {
         match (key_file, key_env, kdf_file) {
             (Some(path), _, _) => Ok(Self::File(path.to_owned())),
             (None, Some(var), _) => Ok(Self::Env(var.to_owned())),
-            (None, None, Some(kdf)) if kdf.exists() => Ok(Self::Passphrase(kdf)),
+            (None, None, Some(kdf)) if kdf.exists() => {
+                Ok(Self::Passphrase { kdf, from_file: None })
+            }
             _ => Err(Failure::usage(
                 "no master key: give --key-file PATH or --key-env VAR, or create a passphrase \
                  key with `cred init --passphrase`",
@@ -37,11 +44,21 @@ impl KeySource {
         }
     }
 
+    /// This source, with a passphrase read from `file` (if given) rather than asked for.
+    pub(crate) fn with_passphrase_file(self, file: Option<PathBuf>) -> Self {
+        match self {
+            Self::Passphrase { kdf, .. } => Self::Passphrase { kdf, from_file: file },
+            other => other,
+        }
+    }
+
     pub(crate) fn describe(&self) -> String {
         match self {
             Self::File(path) => format!("key file {}", path.display()),
             Self::Env(var) => format!("environment variable {var}"),
-            Self::Passphrase(kdf) => format!("passphrase (salt and cost in {})", kdf.display()),
+            Self::Passphrase { kdf, .. } => {
+                format!("passphrase (salt and cost in {})", kdf.display())
+            }
         }
     }
 
@@ -50,9 +67,12 @@ impl KeySource {
         match self {
             Self::File(path) => Ok(KeyRing::from_file(path)?),
             Self::Env(var) => Ok(KeyRing::from_env(var)?),
-            Self::Passphrase(kdf) => {
+            Self::Passphrase { kdf, from_file } => {
                 let stored = PassphraseKey::read(kdf)?;
-                let passphrase = prompt::passphrase("Passphrase")?;
+                let passphrase = match from_file {
+                    Some(file) => passphrase_from_file(file)?,
+                    None => prompt::passphrase("Passphrase")?,
+                };
                 let ring = KeyRing::from_passphrase(passphrase, stored.settings).await?;
                 if ring.current_id().as_str() != stored.key_id {
                     return Err(Failure::new(
@@ -118,8 +138,40 @@ pub(crate) fn create_key_file(path: &Path) -> Outcome<bool> {
     Ok(true)
 }
 
-/// Asks for a new passphrase, writes fresh KDF settings to `kdf_file` and derives the key.
-pub(crate) async fn create_passphrase_key(kdf_file: &Path) -> Outcome<KeyRing> {
+/// The largest passphrase file read.
+const MAX_PASSPHRASE_FILE: u64 = 4096;
+
+/// The passphrase in the first line of `path`, a file only its owner may read.
+fn passphrase_from_file(path: &Path) -> Outcome<SecretString> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let file =
+        std::fs::File::open(path).map_err(|error| Failure::io(path.display(), "open", &error))?;
+    let metadata = file.metadata().map_err(|error| Failure::io(path.display(), "read", &error))?;
+    if metadata.mode() & 0o077 != 0 {
+        return Err(Failure::new(
+            Status::Invalid,
+            "insecure_permissions",
+            format!("{} may be read by others: chmod 600 it", path.display()),
+        ));
+    }
+    let mut text = Zeroizing::new(String::with_capacity(MAX_PASSPHRASE_FILE as usize));
+    file.take(MAX_PASSPHRASE_FILE)
+        .read_to_string(&mut text)
+        .map_err(|error| Failure::io(path.display(), "read", &error))?;
+    let line = text.lines().next().unwrap_or_default();
+    if line.is_empty() {
+        return Err(Failure::usage(format!("{} holds no passphrase", path.display())));
+    }
+    Ok(SecretString::from(line))
+}
+
+/// Takes a new passphrase (from `from_file`, else asked twice at the terminal), writes fresh KDF
+/// settings to `kdf_file` and derives the key.
+pub(crate) async fn create_passphrase_key(
+    kdf_file: &Path,
+    from_file: Option<&Path>,
+) -> Outcome<KeyRing> {
     if kdf_file.exists() {
         return Err(Failure::new(
             Status::Conflict,
@@ -131,7 +183,10 @@ pub(crate) async fn create_passphrase_key(kdf_file: &Path) -> Outcome<KeyRing> {
             ),
         ));
     }
-    let passphrase = prompt::new_passphrase()?;
+    let passphrase = match from_file {
+        Some(file) => passphrase_from_file(file)?,
+        None => prompt::new_passphrase()?,
+    };
     let settings = KdfSettings::generate(KdfParams::default())?;
     let ring = KeyRing::from_passphrase(passphrase, settings.clone()).await?;
     let stored = PassphraseKey { settings, key_id: ring.current_id().to_string() };

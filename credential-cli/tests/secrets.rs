@@ -143,3 +143,32 @@ fn ctrl_c_at_a_hidden_prompt_leaves_the_terminal_echoing() {
         "echo is still off: {settings}"
     );
 }
+
+#[test]
+fn a_passphrase_file_serves_cron_and_ci_and_must_be_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let cli = Cli::with_passphrase("passphrase-file");
+    let store = format!("file:{}", cli.path("files").display());
+    let file = cli.path("passphrase");
+    std::fs::write(&file, "correct horse battery file\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let with_file = ["--store", &store, "--passphrase-file", file.to_str().unwrap()];
+    cli.run(&[&with_file[..], &["init", "--passphrase"]].concat()).ok();
+    let put = [&with_file[..], &["put", "api_key", "nightly", "--set", "key=-"]].concat();
+    cli.run_with_input(&put, b"sk_nightly").ok();
+    let key = cli.run(&[&with_file[..], &["get", "nightly", "--reveal", "-f", "key"]].concat());
+    assert_eq!(key.ok().stdout.trim(), "sk_nightly");
+    // The same through the environment, as a cron job sets it.
+    let mut listed = cli.command(&["--store", &store, "list"]);
+    let listed = listed.env("CRED_PASSPHRASE_FILE", &file).output().unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    // A wrong passphrase is refused as at the terminal; a file others can read is refused.
+    let wrong = cli.path("wrong");
+    std::fs::write(&wrong, "not it\n").unwrap();
+    std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let with_wrong = ["--store", &store, "--passphrase-file", wrong.to_str().unwrap(), "list"];
+    cli.run(&with_wrong).fails_with(6);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let open = cli.run(&[&with_file[..], &["list"]].concat()).fails_with(5);
+    assert!(open.stderr.contains("chmod 600"), "{open:?}");
+}

@@ -18,7 +18,7 @@ pub(super) async fn run(globals: &Globals, args: &ArgMatches) -> Outcome {
                  salt and cost",
             )
         })?;
-        let ring = create_passphrase_key(&kdf_file).await?;
+        let ring = create_passphrase_key(&kdf_file, globals.passphrase_file.as_deref()).await?;
         (ring, format!("passphrase (salt and cost in {})", kdf_file.display()))
     } else {
         if let Some(path) = &globals.key_file
