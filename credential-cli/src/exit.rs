@@ -73,6 +73,7 @@ impl Status {
             | Error::Decode { .. }
             | Error::WrongMasterKey { .. }
             | Error::CorruptRecord { .. }
+            | Error::CorruptStore { .. }
             | Error::AuditTampered { .. } => Self::Integrity,
             Error::Revoked { .. }
             | Error::Expired { .. }

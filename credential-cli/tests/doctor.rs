@@ -155,3 +155,15 @@ fn a_record_put_back_from_a_backup_is_named() {
     );
     assert!(run.stdout.contains("svc/one"), "{run:?}");
 }
+
+#[test]
+fn a_damaged_database_is_an_integrity_failure_whose_fix_is_a_backup() {
+    let cli = Cli::initialized("doctor-corrupt");
+    let db = cli.path("store/credentials.db");
+    std::fs::write(&db, vec![0x5a; 8192]).unwrap();
+    let list = cli.run(&["list"]).fails_with(6);
+    assert!(list.stderr.contains("damaged"), "{list:?}");
+    let doctor = cli.run(&["doctor"]).fails_with(1);
+    assert!(doctor.stdout.contains("restore the store from a backup"), "{doctor:?}");
+    assert!(!doctor.stdout.contains("`cred init` creates"), "{doctor:?}");
+}

@@ -262,6 +262,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// The store's own files are damaged, or are not a store at all (a file that is not an
+    /// SQLite database, say): restore them from a backup rather than create a new store over them.
+    #[error("the {backend} store is damaged or is not a store: {reason}")]
+    CorruptStore {
+        /// Which backend.
+        backend: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+
     /// An access policy's JSON form does not read.
     #[error("invalid access policy: {reason}")]
     InvalidPolicy {
@@ -508,6 +518,7 @@ impl Error {
             Self::AuditTampered { .. } => "audit_tampered",
             Self::ShutDown => "shut_down",
             Self::InvalidPolicy { .. } => "invalid_policy",
+            Self::CorruptStore { .. } => "corrupt_store",
             Self::Config { .. } => "config",
             Self::InvalidUrl { .. } => "invalid_url",
             Self::Template { .. } => "template",

@@ -172,10 +172,9 @@ async fn a_file_that_is_not_a_database_is_a_clear_error() {
     let scratch = scratch_dir("sqlite-garbage");
     let path = scratch.join("credentials.db");
     std::fs::write(&path, vec![0x5a; 8192]).unwrap();
-    assert!(matches!(
-        SqliteStore::open(&path).await,
-        Err(Error::Storage { backend: "sqlite", .. })
-    ));
+    let error = SqliteStore::open(&path).await.unwrap_err();
+    assert!(matches!(error, Error::CorruptStore { backend: "sqlite", .. }), "{error:?}");
+    assert_eq!(error.code(), "corrupt_store");
 }
 
 #[tokio::test]

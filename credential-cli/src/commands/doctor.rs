@@ -192,6 +192,9 @@ async fn check_store(
                 "insecure_permissions" => "chmod go-rwx on the store directory",
                 "unsupported_schema" => "upgrade `cred`: a newer version wrote this store",
                 "no_store" => "check --store; `cred init` creates a new store",
+                "corrupt_store" => {
+                    "restore the store from a backup (`cred import`); never `cred init` over it"
+                }
                 _ => "check --store and that the store is reachable (`cred init` creates it)",
             };
             report.fail("store", failure.message, fix);

@@ -185,7 +185,14 @@ impl Cli {
                     .unwrap_or_else(|_| panic!("no prompt `{prompt}`; printed: {seen}"));
                 seen.push_str(&String::from_utf8_lossy(&chunk));
             }
-            stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
+            // Ctrl-C is typed alone, as a person does: a line break after it could answer the
+            // question before the signal ends the process.
+            let typed = if answer.ends_with('\u{3}') {
+                (*answer).to_owned()
+            } else {
+                format!("{answer}\n")
+            };
+            stdin.write_all(typed.as_bytes()).unwrap();
             stdin.flush().unwrap();
         }
         let status = child.wait().unwrap();

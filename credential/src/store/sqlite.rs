@@ -163,7 +163,7 @@ impl SqliteStore {
     ///
     /// # Errors
     /// [`Error::UnsupportedSchema`] for a database from a newer version, [`Error::Storage`] for
-    /// a file that is not a usable SQLite database, [`Error::Io`].
+    /// a file that is not an SQLite database [`Error::CorruptStore`], [`Error::Io`].
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::open_with_busy_timeout(path, DEFAULT_BUSY_TIMEOUT).await
     }
@@ -272,6 +272,15 @@ fn migrate(connection: &mut Connection) -> Result<()> {
 
 /// A driver error as a storage error; a busy database is transient, and says what was busy.
 pub(crate) fn storage(error: rusqlite::Error) -> Error {
+    if matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+    ) {
+        return Error::CorruptStore {
+            backend: "sqlite",
+            reason: "the file is not an SQLite database, or its pages are damaged",
+        };
+    }
     let busy = matches!(
         error.sqlite_error_code(),
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
