@@ -27,10 +27,15 @@ pub(crate) struct Globals {
     pub(crate) output: Output,
     /// The audit trail of the store opened, to flush before the process exits.
     trail_opened: OnceLock<Arc<dyn AuditSink>>,
+    /// Kinds the application added (see `Cli::kind`), registered with every manager.
+    registrations: Vec<fn(ManagerBuilder) -> ManagerBuilder>,
 }
 
 impl Globals {
-    pub(crate) fn read(matches: &ArgMatches) -> Outcome<Self> {
+    pub(crate) fn read(
+        matches: &ArgMatches,
+        registrations: Vec<fn(ManagerBuilder) -> ManagerBuilder>,
+    ) -> Outcome<Self> {
         let location =
             matches.get_one::<String>("store").map(|url| StoreLocation::parse(url)).transpose()?;
         let principal = match matches.get_one::<String>("principal") {
@@ -51,6 +56,7 @@ impl Globals {
             audit_file: matches.get_one::<PathBuf>("audit-file").cloned(),
             output: Output::new(matches.get_flag("json")),
             trail_opened: OnceLock::new(),
+            registrations,
         })
     }
 
@@ -115,6 +121,8 @@ impl Globals {
             .environment(&self.environment)
             .audit(Arc::clone(&opened.audit))
             .operator(Principal::named(&self.principal));
+        let builder =
+            self.registrations.iter().fold(builder, |builder, register| register(builder));
         Ok(configure(builder).build().await?)
     }
 }

@@ -67,3 +67,50 @@ async fn a_kind_cred_does_not_know_is_operated_and_restored_intact() {
     assert_eq!(hook.signing_key.expose_secret(), "whsec_custom_canary");
     assert_eq!(hook.url, "https://h.example");
 }
+
+/// The example `app_cred`, an application's own build of the tool, beside this test binary.
+fn application_tool() -> std::path::PathBuf {
+    let deps = std::env::current_exe().unwrap().parent().unwrap().to_owned();
+    deps.parent().unwrap().join("examples/app_cred")
+}
+
+#[test]
+fn an_application_built_tool_puts_reveals_rotates_and_restores_its_own_kinds() {
+    let mut cli = Cli::new("app-tool");
+    cli.binary = application_tool();
+    assert!(cli.binary.exists(), "build the example: cargo build -p credential-cli --examples");
+    cli.run(&["init"]).ok();
+    let put = ["put", "webhook", "hooks/in", "--set", "url=https://hooks.example", "--set"];
+    cli.run_with_input(&[&put[..], &["signing_key=-", "--activate"]].concat(), b"whsec_app_1").ok();
+    let key = cli.run(&["get", "hooks/in", "--reveal", "--field", "signing_key"]).ok();
+    assert_eq!(key.stdout.trim(), "whsec_app_1");
+    let shown = cli.run(&["--json", "get", "hooks/in"]).ok().json();
+    assert_eq!(shown["fields"]["url"]["value"], "https://hooks.example");
+    assert!(!shown.to_string().contains("whsec_app_1"));
+    // Its rules hold here as in the application.
+    let bad = ["put", "webhook", "hooks/bad", "--set", "url=not a url", "--set", "signing_key=-"];
+    cli.run_with_input(&bad, b"whsec_x").fails_with(5);
+    let rotate = ["rotate", "hooks/in", "--set", "signing_key=-", "--commit"];
+    cli.run_with_input(&rotate, b"whsec_app_2").ok();
+    // The generic kind the tool was told of.
+    let partner = ["put", "partner_token", "partners/acme", "--set", "partner=acme"];
+    cli.run_with_input(&[&partner[..], &["--set", "token=-"]].concat(), b"pt_acme").ok();
+
+    // Exported and imported under another key, by the same tool.
+    let identity = cli.path("id.txt");
+    std::process::Command::new("age-keygen").arg("-o").arg(&identity).output().unwrap();
+    let recipient = std::process::Command::new("age-keygen").arg("-y").arg(&identity).output();
+    let recipient = String::from_utf8(recipient.unwrap().stdout).unwrap();
+    let backup = cli.path("b.age");
+    cli.run(&["export", "-r", recipient.trim(), "-o", backup.to_str().unwrap()]).ok();
+    let store = format!("sqlite:{}", cli.path("restored/credentials.db").display());
+    let key = cli.path("restored.key");
+    let other = ["--store", store.as_str(), "--key-file", key.to_str().unwrap()];
+    cli.run(&[&other[..], &["init"]].concat()).ok();
+    let import = ["import", backup.to_str().unwrap(), "-i", identity.to_str().unwrap()];
+    cli.run(&[&other[..], &import[..]].concat()).ok();
+    let get = ["get", "hooks/in", "--reveal", "--field", "signing_key"];
+    assert_eq!(cli.run(&[&other[..], &get[..]].concat()).ok().stdout.trim(), "whsec_app_2");
+    let get = ["get", "partners/acme", "--reveal", "--field", "token"];
+    assert_eq!(cli.run(&[&other[..], &get[..]].concat()).ok().stdout.trim(), "pt_acme");
+}

@@ -107,7 +107,7 @@ fn a_passphrase_key_is_asked_for_and_a_wrong_one_is_refused() {
     // A secret piped in, the passphrase typed at the terminal: both at once.
     let piped = format!(
         "printf 'sk_piped_7d1e' | {}",
-        Cli::shell_line(&["--store", &store, "put", "api_key", "piped", "--set", "key=-"])
+        cli.shell_line(&["--store", &store, "put", "api_key", "piped", "--set", "key=-"])
     );
     let put_piped = cli.run_line_at_terminal(&piped, &[("Passphrase:", passphrase)]);
     assert_eq!(put_piped.code, 0, "{put_piped:?}");
@@ -133,7 +133,7 @@ fn ctrl_c_at_a_hidden_prompt_leaves_the_terminal_echoing() {
     // The shell around it traps the signal, so it goes on to print them.
     let line = format!(
         "trap : INT; {}; echo \"exit=$?\"; stty -a",
-        Cli::shell_line(&["--store", &store, "list"])
+        cli.shell_line(&["--store", &store, "list"])
     );
     let interrupted = cli.run_line_at_terminal(&line, &[("Passphrase:", "\u{3}")]);
     assert!(interrupted.stdout.contains("exit=130"), "{interrupted:?}");

@@ -20,6 +20,8 @@ pub struct Cli {
     pub key_file: PathBuf,
     /// Whether commands get `CRED_KEY_FILE` (not for a passphrase key).
     pub with_key_file: bool,
+    /// The tool run: `cred`, or an application's own build of it.
+    pub binary: PathBuf,
 }
 
 /// What a run printed and how it ended.
@@ -67,7 +69,8 @@ impl Cli {
         std::fs::create_dir_all(&dir).unwrap();
         let store = format!("sqlite:{}", dir.join("store/credentials.db").display());
         let key_file = dir.join("master.key");
-        Self { dir, store, key_file, with_key_file: true }
+        let binary = PathBuf::from(env!("CARGO_BIN_EXE_cred"));
+        Self { dir, store, key_file, with_key_file: true, binary }
     }
 
     /// A fresh directory whose commands get no key file: the key comes from a passphrase.
@@ -88,12 +91,12 @@ impl Cli {
         self.dir.join(name)
     }
 
-    /// `cred` with this directory's store and key, and nothing from the caller's environment.
-    /// `cred args`, in a session of its own (`setsid`): it has no terminal to ask at, whoever
-    /// runs the tests, unless the test gives it one (`run_at_terminal`).
+    /// `cred args` with this directory's store and key, nothing from the caller's environment,
+    /// in a session of its own (`setsid`): it has no terminal to ask at, whoever runs the tests,
+    /// unless the test gives it one (`run_at_terminal`).
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new("setsid");
-        command.args(["--wait", env!("CARGO_BIN_EXE_cred")]);
+        command.arg("--wait").arg(&self.binary);
         for (var, _) in std::env::vars().filter(|(var, _)| var.starts_with("CRED_")) {
             command.env_remove(var);
         }
@@ -129,12 +132,12 @@ impl Cli {
     /// appeared (after the previous one), so echo is already off when the answer arrives.
     /// Standard output and error both go to the terminal and come back in `stdout`.
     pub fn run_at_terminal(&self, args: &[&str], answers: &[(&str, &str)]) -> Run {
-        self.run_line_at_terminal(&Self::shell_line(args), answers)
+        self.run_line_at_terminal(&self.shell_line(args), answers)
     }
 
     /// `cred args` as a shell command line, quoted.
-    pub fn shell_line(args: &[&str]) -> String {
-        std::iter::once(env!("CARGO_BIN_EXE_cred"))
+    pub fn shell_line(&self, args: &[&str]) -> String {
+        std::iter::once(self.binary.to_str().unwrap_or_default())
             .chain(args.iter().copied())
             .map(shell_quote)
             .collect::<Vec<_>>()
