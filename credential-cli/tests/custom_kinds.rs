@@ -114,3 +114,33 @@ fn an_application_built_tool_puts_reveals_rotates_and_restores_its_own_kinds() {
     let get = ["get", "partners/acme", "--reveal", "--field", "token"];
     assert_eq!(cli.run(&[&other[..], &get[..]].concat()).ok().stdout.trim(), "pt_acme");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn audit_query_shows_the_count_of_coalesced_reads_that_the_summary_adds_up() {
+    let cli = Cli::initialized("audit-count");
+    // The application audits to the trail `cred` reads: beside the store.
+    let path = cli.store.strip_prefix("sqlite:").unwrap();
+    let app = Manager::builder()
+        .store(SqliteStore::open(path).await.unwrap())
+        .key_ring(KeyRing::from_file(&cli.key_file).unwrap())
+        .audit(credential::audit::JsonlAuditSink::open(format!("{path}.audit.jsonl")).unwrap())
+        .build()
+        .await
+        .unwrap();
+    let hook = Webhook { signing_key: "whsec_counted".into(), url: "https://h.example".into() };
+    app.create("hooks/in", hook).await.unwrap().activate().await.unwrap();
+    let ctx = app.context(Principal::named("app"));
+    for _ in 0..5 {
+        ctx.get::<Webhook>("hooks/in").await.unwrap();
+    }
+    app.shutdown().await.unwrap();
+
+    let reads = cli.run(&["--json", "audit", "query", "--action", "read"]).ok().json();
+    let counted: u64 =
+        reads.as_array().unwrap().iter().map(|read| read["count"].as_u64().unwrap()).sum();
+    assert_eq!(counted, 5);
+    let table = cli.run(&["audit", "query", "--action", "read"]).ok();
+    assert!(table.stdout.lines().next().unwrap().contains("COUNT"), "{table:?}");
+    let summary = cli.run(&["--json", "audit", "summary", "--action", "read"]).ok().json();
+    assert_eq!(summary["by_credential"]["hooks/in"], 5);
+}

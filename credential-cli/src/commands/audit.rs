@@ -70,12 +70,24 @@ pub(super) async fn run(globals: &Globals, args: &ArgMatches) -> Outcome {
             let events = events(globals, &opened, args).await?;
             output.items(
                 &events,
-                &["TIME", "PRINCIPAL", "ACTION", "CREDENTIAL", "VERSION", "OUTCOME", "NOTE"],
+                &[
+                    "TIME",
+                    "PRINCIPAL",
+                    "ACTION",
+                    "COUNT",
+                    "CREDENTIAL",
+                    "VERSION",
+                    "OUTCOME",
+                    "NOTE",
+                ],
                 |event| {
                     vec![
                         time(Some(event.time)),
                         event.principal.to_string(),
                         event.action.to_string(),
+                        // Repeated reads of one access are one event with a count (and the time
+                        // of the last in `until`): the summary adds these counts up.
+                        event.count.to_string(),
                         event.credential.to_string(),
                         event.version.map_or_else(|| "-".to_owned(), |v| v.to_string()),
                         event.outcome.as_str().to_owned(),
