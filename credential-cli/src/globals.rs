@@ -6,9 +6,9 @@ use std::sync::{Arc, OnceLock};
 
 use clap::ArgMatches;
 use credential::audit::AuditSink;
-use credential::{KeyRing, Manager, ManagerBuilder, Principal};
+use credential::{KeyRing, ListFilter, Manager, ManagerBuilder, Principal};
 
-use crate::exit::{Failure, Outcome};
+use crate::exit::{Failure, Outcome, Status};
 use crate::key_source::KeySource;
 use crate::output::Output;
 use crate::store_location::{OpenedStore, StoreLocation};
@@ -115,6 +115,7 @@ impl Globals {
         configure: impl FnOnce(ManagerBuilder) -> ManagerBuilder,
     ) -> Outcome<Manager> {
         let opened = self.open_store().await?;
+        let given = ring.current_id().as_str().to_owned();
         let builder = Manager::builder()
             .store(Arc::clone(&opened.store))
             .key_ring(ring)
@@ -123,7 +124,36 @@ impl Globals {
             .operator(Principal::named(&self.principal));
         let builder =
             self.registrations.iter().fold(builder, |builder, register| register(builder));
-        Ok(configure(builder).build().await?)
+        match configure(builder).build().await {
+            Err(credential::Error::WrongMasterKey { key_id }) => {
+                Err(self.wrong_key(&opened, &given, key_id).await)
+            }
+            built => Ok(built?),
+        }
+    }
+
+    /// Why the key `given` does not open the store, which needs `needed` too: another key, or,
+    /// when credentials are sealed under both, a rekey that was interrupted, with how to finish
+    /// it.
+    async fn wrong_key(&self, opened: &OpenedStore, given: &str, needed: String) -> Failure {
+        let filter = ListFilter::all().environment(self.environment.clone());
+        let in_use = match opened.store.list(&filter).await {
+            Ok(metas) => metas.iter().any(|meta| meta.key_id == given),
+            Err(_) => false,
+        };
+        if !in_use {
+            return credential::Error::WrongMasterKey { key_id: needed }.into();
+        }
+        Failure::new(
+            Status::Integrity,
+            "rekey_interrupted",
+            format!(
+                "the credentials are sealed under two master keys, `{given}` (the key given) and \
+                 `{needed}`: a rekey was interrupted. Finish it: run `cred rekey` again with the \
+                 old key as --key-file and the new one as --new-key-file; it carries on where it \
+                 stopped"
+            ),
+        )
     }
 }
 

@@ -68,6 +68,12 @@ async fn a_rekey_of_ten_thousand_credentials_can_be_interrupted_and_resumed() {
     let new_id = credential::crypto::MasterKey::from_file(&new_key).unwrap().id().to_string();
     let done_before = sealed_under(&cli, &new_id).await;
     assert!((RECORDS / 10..RECORDS).contains(&done_before), "{done_before}");
+    // Half done, neither key opens the store alone, and the tool says how to finish.
+    for key in [&cli.key_file, &new_key] {
+        let run = cli.run(&["--key-file", key.to_str().unwrap(), "list"]).fails_with(6);
+        assert!(run.stderr.contains("a rekey was interrupted"), "{run:?}");
+        assert!(run.stderr.contains("--new-key-file"), "{run:?}");
+    }
 
     // The second run picks up where the first stopped.
     let second = cli.run(&["--json", "rekey", "--new-key-file", new_key.to_str().unwrap()]).ok();
