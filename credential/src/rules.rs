@@ -183,12 +183,12 @@ pub fn length<T: LengthRule>(
 }
 
 /// `range(min = .., max = ..)`: the value lies within the bounds (inclusive).
-pub fn range<T: RangeRule>(
+pub fn range<T: RangeRule<Bound = B>, B: PartialOrd + Display>(
     errors: &mut ValidationErrors,
     field: &'static str,
     value: &T,
-    min: Option<T::Bound>,
-    max: Option<T::Bound>,
+    min: Option<B>,
+    max: Option<B>,
 ) {
     let Some(value) = value.rule_value() else {
         return;

@@ -1,0 +1,13 @@
+use credential::prelude::*;
+
+type Host = String;
+
+#[derive(Credential)]
+struct Database {
+    #[secret]
+    password: SecretString,
+    #[credential(validate(range(min = 1)))]
+    host: Host,
+}
+
+fn main() {}
