@@ -227,12 +227,17 @@ async fn registered_kinds_are_created_and_rotated_from_field_values() {
             "invalid_field_value",
             "unknown_field",
             "invalid_field_value",
-            "decode"
+            "invalid_field_value"
         ]
     );
     for error in &refused {
         assert!(!format!("{error} {error:?}").contains(canary), "{error}");
     }
+    // A required field left out is named, with what to do.
+    assert_eq!(
+        refused[5].to_string(),
+        "field `signing_key` of kind `webhook` is required: give a value"
+    );
     assert!(manager.list(&credential::ListFilter::all().id_prefix("x/")).await.unwrap().is_empty());
 }
 

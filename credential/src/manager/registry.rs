@@ -79,7 +79,20 @@ impl Decoder {
         values: &FieldValues,
     ) -> Result<(Zeroizing<Vec<u8>>, Decoded)> {
         let encoded = (self.encode_fields)(values)?;
-        let decoded = self.decode(&encoded)?;
+        // Decoding what was just encoded fails only on what the values lack: say which field.
+        let decoded = self.decode(&encoded).map_err(|error| match error {
+            crate::Error::Decode { kind, source } => crate::Error::InvalidFieldValue {
+                kind,
+                field: source.field().unwrap_or_default().to_owned(),
+                reason: match source.reason() {
+                    crate::encoding::DecodeReason::MissingField => {
+                        "is required: give a value".into()
+                    }
+                    other => format!("does not read: {other}"),
+                },
+            },
+            other => other,
+        })?;
         self.validate(&decoded)?;
         Ok((encoded, decoded))
     }
