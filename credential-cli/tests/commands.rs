@@ -114,6 +114,9 @@ fn an_existing_id_and_an_empty_revoke_reason_are_refused_saying_why() {
     let typo = cli.run(&["list", "--kind", "api_kye"]).fails_with(5);
     assert!(typo.stderr.contains("api_key") && typo.stderr.contains("basic_auth"), "{typo:?}");
     assert!(cli.run(&["list", "--kind", "api_key"]).ok().stdout.contains("stripe"));
+    // So is an environment that holds nothing while others do.
+    let env_typo = cli.run(&["--env", "prodution", "list"]).fails_with(5);
+    assert!(env_typo.stderr.contains("environments: default"), "{env_typo:?}");
 }
 
 #[test]

@@ -157,6 +157,9 @@ pub(super) async fn list(globals: &Globals, args: &ArgMatches) -> Outcome {
         check_kind(&manager, kind).await?;
     }
     let mut metas = manager.list(&filter).await?;
+    if metas.is_empty() {
+        check_environment(globals).await?;
+    }
     if let Some(horizon) = horizon {
         metas.retain(|meta| {
             meta.state != LifecycleState::Revoked
@@ -236,5 +239,32 @@ async fn check_kind(manager: &credential::Manager, kind: &str) -> Outcome {
         Status::Invalid,
         "unknown_kind",
         format!("no kind `{kind}` is known or stored; the kinds: {}", kinds.join(", ")),
+    ))
+}
+
+/// Refuses an environment that holds no credential while others do (a typo, not an empty
+/// list), naming the environments there are. A store with none at all is simply empty.
+async fn check_environment(globals: &Globals) -> Outcome {
+    let opened = globals.open_store().await?;
+    let environments: std::collections::BTreeSet<String> = opened
+        .store
+        .list(&ListFilter::all())
+        .await?
+        .into_iter()
+        .map(|meta| meta.environment)
+        .collect();
+    if environments.is_empty() || environments.contains(&globals.environment) {
+        return Ok(());
+    }
+    let environments: Vec<String> = environments.into_iter().collect();
+    Err(Failure::new(
+        Status::Invalid,
+        "unknown_environment",
+        format!(
+            "environment `{}` holds no credentials; the store's environments: {} (`cred put` \
+             starts a new one)",
+            globals.environment,
+            environments.join(", ")
+        ),
     ))
 }
