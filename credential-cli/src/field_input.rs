@@ -62,9 +62,13 @@ impl Given {
     /// a new credential).
     pub(crate) fn complete(self, current: Option<&[RevealedField]>) -> Outcome<FieldValues> {
         let Self { fields, names, mut values } = self;
-        let empty_answer = if current.is_some() { "empty keeps it" } else { "empty to leave out" };
         for field in fields.iter().filter(|field| !names.contains(&field.name)) {
             if field.is_secret() && prompt::interactive() {
+                let empty_answer = match (current.is_some(), field.required) {
+                    (true, _) => "empty keeps it",
+                    (false, true) => "required",
+                    (false, false) => "empty to leave out",
+                };
                 let question = format!("{} (secret, {empty_answer})", field.name);
                 if let Some(secret) = prompt::secret(&question)? {
                     values = values.secret(field.name, secret);

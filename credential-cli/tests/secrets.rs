@@ -14,7 +14,7 @@ fn a_prompted_secret_is_not_echoed_and_is_stored_sealed() {
     let cli = Cli::initialized("prompt");
     let put = cli.run_at_terminal(
         &["put", "bearer_token", "ci/deploy", "--activate"],
-        &[("token (secret, empty to leave out):", CANARY)],
+        &[("token (secret, required):", CANARY)],
     );
     assert_eq!(put.code, 0, "{put:?}");
     assert!(!put.stdout.contains(CANARY), "echoed: {}", put.stdout);

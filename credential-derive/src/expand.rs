@@ -145,7 +145,22 @@ fn field_schema(field: &Field, private: &TokenStream) -> TokenStream {
     } else {
         quote!(::core::option::Option::None)
     };
-    quote!(#private::FieldSchema::new(#name, #rust_name, #secret))
+    // Optional as the decoder treats it: an `Option` (by its name) or a field with a default.
+    let optional = field.attrs.default.is_set() || is_option(field.ty);
+    let optional = optional.then(|| quote!(.optional()));
+    quote!(#private::FieldSchema::new(#name, #rust_name, #secret) #optional)
+}
+
+/// Whether `ty` is written as an `Option<..>`.
+fn is_option(ty: &syn::Type) -> bool {
+    match ty {
+        syn::Type::Path(path) => {
+            path.path.segments.last().is_some_and(|segment| segment.ident == "Option")
+        }
+        syn::Type::Group(group) => is_option(&group.elem),
+        syn::Type::Paren(paren) => is_option(&paren.elem),
+        _ => false,
+    }
 }
 
 fn validate_body(checked: &Checked, private: &TokenStream) -> TokenStream {

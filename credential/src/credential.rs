@@ -102,12 +102,23 @@ pub struct FieldSchema {
     pub rust_name: &'static str,
     /// `Some` with its mask for a `#[secret]` field.
     pub secret: Option<Mask>,
+    /// Whether a value must be given: `false` for an `Option` and for a field with
+    /// `#[credential(default)]`.
+    pub required: bool,
 }
 
 impl FieldSchema {
     #[doc(hidden)]
     pub const fn new(name: &'static str, rust_name: &'static str, secret: Option<Mask>) -> Self {
-        Self { name, rust_name, secret }
+        Self { name, rust_name, secret, required: true }
+    }
+
+    /// This field, with no value required.
+    #[doc(hidden)]
+    #[must_use]
+    pub const fn optional(mut self) -> Self {
+        self.required = false;
+        self
     }
 
     /// Whether the field is `#[secret]`.

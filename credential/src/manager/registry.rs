@@ -226,6 +226,19 @@ mod tests {
     }
 
     #[test]
+    fn the_schema_says_which_fields_need_a_value() {
+        use crate::kinds::{BasicAuth, OAuth2Client};
+        let required = |fields: &[FieldSchema], name: &str| {
+            fields.iter().find(|field| field.name == name).map(|field| field.required)
+        };
+        assert_eq!(required(BasicAuth::FIELDS, "password"), Some(true));
+        // `scopes` has a default; an `Option` needs no value either.
+        assert_eq!(required(OAuth2Client::FIELDS, "scopes"), Some(false));
+        assert_eq!(required(ApiKey::FIELDS, "header"), Some(false));
+        assert_eq!(required(ApiKey::FIELDS, "key"), Some(true));
+    }
+
+    #[test]
     fn registries_know_the_kinds_registered_with_them_and_no_others() {
         let (first, second) = (KindRegistry::default(), KindRegistry::default());
         first.register::<ApiKey>();
