@@ -45,6 +45,9 @@ fn other_store(cli: &Cli) -> [String; 4] {
 
 #[test]
 fn a_backup_is_read_by_age_and_restored_under_another_master_key() {
+    if !support::tools::installed(&[("age", "age"), ("age-keygen", "age")]) {
+        return;
+    }
     let cli = populated("backup-x25519");
     let (identity, recipient) = age_identity(&cli);
     let backup = cli.path("backup.age");
@@ -97,6 +100,9 @@ fn a_backup_is_read_by_age_and_restored_under_another_master_key() {
 
 #[test]
 fn a_file_made_by_age_imports_and_a_damaged_one_imports_nothing() {
+    if !support::tools::installed(&[("age", "age"), ("age-keygen", "age")]) {
+        return;
+    }
     let cli = populated("backup-age-made");
     let (identity, recipient) = age_identity(&cli);
     let armored = cli.run(&["export", "-r", &recipient, "--armor"]).ok();
@@ -160,6 +166,10 @@ fn a_file_made_by_age_imports_and_a_damaged_one_imports_nothing() {
 
 #[test]
 fn a_passphrase_backup_round_trips_at_the_terminal() {
+    if !support::tools::installed(&[("age", "age"), ("age-keygen", "age"), ("script", "bsdutils")])
+    {
+        return;
+    }
     let cli = populated("backup-passphrase");
     let backup = cli.path("backup.age");
     let passphrase = "a long backup passphrase, canary";

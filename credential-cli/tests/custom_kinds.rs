@@ -30,6 +30,9 @@ async fn application(store: &str, key: &std::path::Path) -> Manager {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_kind_cred_does_not_know_is_operated_and_restored_intact() {
+    if !support::tools::installed(&[("age-keygen", "age")]) {
+        return;
+    }
     let cli = Cli::initialized("custom-kind");
     let app = application(&cli.store, &cli.key_file).await;
     let hook =
@@ -76,6 +79,9 @@ fn application_tool() -> std::path::PathBuf {
 
 #[test]
 fn an_application_built_tool_puts_reveals_rotates_and_restores_its_own_kinds() {
+    if !support::tools::installed(&[("age-keygen", "age")]) {
+        return;
+    }
     let mut cli = Cli::new("app-tool");
     cli.binary = application_tool();
     assert!(cli.binary.exists(), "build the example: cargo build -p credential-cli --examples");

@@ -46,6 +46,9 @@ fn psql(url: &str, sql: &str) -> String {
 
 #[test]
 fn the_commands_work_on_postgresql_and_a_backup_moves_to_sqlite() {
+    if !support::tools::installed(&[("age-keygen", "age")]) {
+        return;
+    }
     let Some(schema) = Schema::create("commands") else { return };
     let cli = Cli::new("postgres");
     let pg = ["--store", schema.url.as_str()];

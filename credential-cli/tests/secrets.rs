@@ -11,6 +11,9 @@ const CANARY: &str = "ghp_cli_canary_7f3a9d2e";
 
 #[test]
 fn a_prompted_secret_is_not_echoed_and_is_stored_sealed() {
+    if !support::tools::installed(&[("script", "bsdutils")]) {
+        return;
+    }
     let cli = Cli::initialized("prompt");
     let put = cli.run_at_terminal(
         &["put", "bearer_token", "ci/deploy", "--activate"],
@@ -82,6 +85,9 @@ fn a_canary_appears_only_where_it_was_asked_for() {
 
 #[test]
 fn a_passphrase_key_is_asked_for_and_a_wrong_one_is_refused() {
+    if !support::tools::installed(&[("script", "bsdutils")]) {
+        return;
+    }
     let cli = Cli::with_passphrase("passphrase");
     let store = format!("file:{}", cli.path("files").display());
     let passphrase = "correct horse battery canary";
@@ -121,6 +127,9 @@ fn a_passphrase_key_is_asked_for_and_a_wrong_one_is_refused() {
 
 #[test]
 fn ctrl_c_at_a_hidden_prompt_leaves_the_terminal_echoing() {
+    if !support::tools::installed(&[("script", "bsdutils")]) {
+        return;
+    }
     let cli = Cli::with_passphrase("ctrl-c");
     let store = format!("file:{}", cli.path("files").display());
     let passphrase = "correct horse battery";

@@ -52,6 +52,9 @@ fn read(dir: &Path, file: &str) -> String {
 
 #[test]
 fn expiry_comes_from_the_leaf_not_after() {
+    if !support::tools::installed(&[("openssl", "openssl")]) {
+        return;
+    }
     let dir = scratch_dir("cert-expiry");
     let (cert, key) = self_signed(&dir, "rsa", &["-newkey", "rsa:2048"], "30");
     let certificate = Certificate::new(cert, key.into()).unwrap();
@@ -63,6 +66,9 @@ fn expiry_comes_from_the_leaf_not_after() {
 
 #[test]
 fn rsa_and_ec_keys_match_their_certificates_in_every_pem_form() {
+    if !support::tools::installed(&[("openssl", "openssl")]) {
+        return;
+    }
     let dir = scratch_dir("cert-forms");
     let (rsa_cert, rsa_key) = self_signed(&dir, "rsa", &["-newkey", "rsa:2048"], "5");
     openssl(&dir, &["rsa", "-in", "rsa.key", "-traditional", "-out", "rsa-pkcs1.key"]);
@@ -100,6 +106,9 @@ fn rsa_and_ec_keys_match_their_certificates_in_every_pem_form() {
 
 #[test]
 fn chains_are_validated_whole_and_the_leaf_comes_first() {
+    if !support::tools::installed(&[("openssl", "openssl")]) {
+        return;
+    }
     let dir = scratch_dir("cert-chain");
     let (leaf, key) = self_signed(
         &dir,
@@ -126,6 +135,9 @@ fn chains_are_validated_whole_and_the_leaf_comes_first() {
 
 #[test]
 fn anything_else_is_refused_without_echoing_the_key() {
+    if !support::tools::installed(&[("openssl", "openssl")]) {
+        return;
+    }
     assert!(Certificate::new("not pem".into(), "k".into()).is_err());
     let dir = scratch_dir("cert-garbage");
     let (cert, key) = self_signed(&dir, "rsa", &["-newkey", "rsa:2048"], "5");
@@ -143,6 +155,9 @@ fn anything_else_is_refused_without_echoing_the_key() {
 
 #[tokio::test]
 async fn certificates_round_trip_through_the_manager_and_expire() {
+    if !support::tools::installed(&[("openssl", "openssl")]) {
+        return;
+    }
     let dir = scratch_dir("cert-manager");
     let (cert, key) = self_signed(
         &dir,

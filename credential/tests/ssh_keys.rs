@@ -33,6 +33,9 @@ fn generate_as(name: &str, kind: &str, passphrase: &str, format: &str) -> (Strin
 
 #[test]
 fn unencrypted_keys_parse_and_show_their_public_half() {
+    if !support::tools::installed(&[("ssh-keygen", "openssh-client")]) {
+        return;
+    }
     for kind in ["ed25519", "ecdsa", "rsa"] {
         let (private, public) = generate(&format!("plain-{kind}"), kind, "");
         let key = SshKey { private_key: private.clone().into(), passphrase: None };
@@ -50,6 +53,9 @@ fn unencrypted_keys_parse_and_show_their_public_half() {
 
 #[test]
 fn encrypted_keys_need_the_right_passphrase() {
+    if !support::tools::installed(&[("ssh-keygen", "openssh-client")]) {
+        return;
+    }
     let (private, _) = generate("encrypted", "ed25519", "correct horse");
     let with = |passphrase: Option<&str>| SshKey {
         private_key: private.clone().into(),
@@ -71,6 +77,9 @@ fn encrypted_keys_need_the_right_passphrase() {
 
 #[test]
 fn unencrypted_pem_keys_parse_and_encrypted_ones_are_refused() {
+    if !support::tools::installed(&[("ssh-keygen", "openssh-client")]) {
+        return;
+    }
     for (kind, format, label) in [
         ("rsa", "PEM", "BEGIN RSA PRIVATE KEY"),
         ("rsa", "PKCS8", "BEGIN PRIVATE KEY"),
@@ -103,6 +112,9 @@ fn anything_else_is_refused() {
 
 #[tokio::test]
 async fn keys_round_trip_through_the_manager() {
+    if !support::tools::installed(&[("ssh-keygen", "openssh-client")]) {
+        return;
+    }
     let (private, _) = generate("manager", "ed25519", "pw");
     let manager = Manager::builder()
         .store(MemoryStore::new())

@@ -2,6 +2,10 @@
 //! standard input or typed at a pseudo-terminal (`script`) when a prompt appears.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+/// The tools check the library's tests use too: one rule for both suites.
+#[path = "../../../credential/tests/support/tools.rs"]
+pub mod tools;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

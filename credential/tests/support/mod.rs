@@ -3,6 +3,7 @@
 
 pub(crate) mod oidc;
 pub(crate) mod spans;
+pub(crate) mod tools;
 pub(crate) mod vault;
 
 use std::ops::Deref;
