@@ -25,8 +25,8 @@ pub(crate) struct Globals {
     pub(crate) principal: String,
     pub(crate) audit_file: Option<PathBuf>,
     pub(crate) output: Output,
-    /// The audit trail of the store opened, to flush before the process exits.
-    trail_opened: OnceLock<Arc<dyn AuditSink>>,
+    /// The store opened, and its audit trail, to flush before the process exits.
+    opened: OnceLock<OpenedStore>,
     /// Kinds the application added (see `Cli::kind`), registered with every manager.
     registrations: Vec<fn(ManagerBuilder) -> ManagerBuilder>,
 }
@@ -55,7 +55,7 @@ impl Globals {
             principal,
             audit_file: matches.get_one::<PathBuf>("audit-file").cloned(),
             output: Output::new(matches.get_flag("json")),
-            trail_opened: OnceLock::new(),
+            opened: OnceLock::new(),
             registrations,
         })
     }
@@ -79,18 +79,20 @@ impl Globals {
         Ok(source.with_passphrase_file(self.passphrase_file.clone()))
     }
 
-    /// Opens the store and its audit trail.
+    /// The store and its audit trail, opened once per command however many steps use them.
     pub(crate) async fn open_store(&self) -> Outcome<OpenedStore> {
+        if let Some(opened) = self.opened.get() {
+            return Ok(opened.clone());
+        }
         let opened = self.location()?.open(self.audit_file.as_deref()).await?;
-        let _ = self.trail_opened.set(Arc::clone(&opened.audit));
-        Ok(opened)
+        Ok(self.opened.get_or_init(|| opened).clone())
     }
 
     /// Waits until every audit event queued by the command is written, whether the command
     /// succeeded or not: called once, before the process exits.
     pub(crate) async fn flush_audit(&self) -> Outcome {
-        match self.trail_opened.get() {
-            Some(audit) => Ok(audit.flush().await?),
+        match self.opened.get() {
+            Some(opened) => Ok(opened.audit.flush().await?),
             None => Ok(()),
         }
     }

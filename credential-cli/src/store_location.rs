@@ -19,6 +19,7 @@ pub(crate) enum StoreLocation {
 }
 
 /// An opened store and the audit trail that goes with it.
+#[derive(Clone)]
 pub(crate) struct OpenedStore {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) audit: Arc<dyn AuditSink>,

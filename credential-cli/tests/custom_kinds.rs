@@ -28,6 +28,24 @@ async fn application(store: &str, key: &std::path::Path) -> Manager {
         .unwrap()
 }
 
+/// Exports everything `cli`'s tool holds to an age file and imports it, with the same tool, into
+/// a new SQLite store under a new key; returns that store's URL and key file.
+fn restored_elsewhere(cli: &Cli) -> (String, std::path::PathBuf) {
+    let identity = cli.path("id.txt");
+    std::process::Command::new("age-keygen").arg("-o").arg(&identity).output().unwrap();
+    let recipient = std::process::Command::new("age-keygen").arg("-y").arg(&identity).output();
+    let recipient = String::from_utf8(recipient.unwrap().stdout).unwrap();
+    let backup = cli.path("b.age");
+    cli.run(&["export", "-r", recipient.trim(), "-o", backup.to_str().unwrap()]).ok();
+    let store = format!("sqlite:{}", cli.path("restored/credentials.db").display());
+    let key = cli.path("restored.key");
+    let other = ["--store", store.as_str(), "--key-file", key.to_str().unwrap()];
+    cli.run(&[&other[..], &["init"]].concat()).ok();
+    let import = ["import", backup.to_str().unwrap(), "-i", identity.to_str().unwrap()];
+    cli.run(&[&other[..], &import[..]].concat()).ok();
+    (store, key)
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_kind_cred_does_not_know_is_operated_and_restored_intact() {
     if !support::tools::installed(&[("age-keygen", "age")]) {
@@ -52,18 +70,7 @@ async fn a_kind_cred_does_not_know_is_operated_and_restored_intact() {
     cli.run(&["rotate", "hooks/in", "--set", "url=https://x.example"]).fails_with(5);
 
     // Backed up and restored under a new key, the application reads it as before.
-    let identity = cli.path("id.txt");
-    std::process::Command::new("age-keygen").arg("-o").arg(&identity).output().unwrap();
-    let recipient = std::process::Command::new("age-keygen").arg("-y").arg(&identity).output();
-    let recipient = String::from_utf8(recipient.unwrap().stdout).unwrap();
-    let backup = cli.path("b.age");
-    cli.run(&["export", "-r", recipient.trim(), "-o", backup.to_str().unwrap()]).ok();
-    let store = format!("sqlite:{}", cli.path("restored/credentials.db").display());
-    let key = cli.path("restored.key");
-    let other = ["--store", store.as_str(), "--key-file", key.to_str().unwrap()];
-    cli.run(&[&other[..], &["init"]].concat()).ok();
-    let import = ["import", backup.to_str().unwrap(), "-i", identity.to_str().unwrap()];
-    cli.run(&[&other[..], &import[..]].concat()).ok();
+    let (store, key) = restored_elsewhere(&cli);
     let restored = application(&store, &key).await;
     let ctx = restored.context(Principal::named("app"));
     let hook = ctx.get::<Webhook>("hooks/in").await.unwrap();
@@ -103,18 +110,8 @@ fn an_application_built_tool_puts_reveals_rotates_and_restores_its_own_kinds() {
     cli.run_with_input(&[&partner[..], &["--set", "token=-"]].concat(), b"pt_acme").ok();
 
     // Exported and imported under another key, by the same tool.
-    let identity = cli.path("id.txt");
-    std::process::Command::new("age-keygen").arg("-o").arg(&identity).output().unwrap();
-    let recipient = std::process::Command::new("age-keygen").arg("-y").arg(&identity).output();
-    let recipient = String::from_utf8(recipient.unwrap().stdout).unwrap();
-    let backup = cli.path("b.age");
-    cli.run(&["export", "-r", recipient.trim(), "-o", backup.to_str().unwrap()]).ok();
-    let store = format!("sqlite:{}", cli.path("restored/credentials.db").display());
-    let key = cli.path("restored.key");
+    let (store, key) = restored_elsewhere(&cli);
     let other = ["--store", store.as_str(), "--key-file", key.to_str().unwrap()];
-    cli.run(&[&other[..], &["init"]].concat()).ok();
-    let import = ["import", backup.to_str().unwrap(), "-i", identity.to_str().unwrap()];
-    cli.run(&[&other[..], &import[..]].concat()).ok();
     let get = ["get", "hooks/in", "--reveal", "--field", "signing_key"];
     assert_eq!(cli.run(&[&other[..], &get[..]].concat()).ok().stdout.trim(), "whsec_app_2");
     let get = ["get", "partners/acme", "--reveal", "--field", "token"];

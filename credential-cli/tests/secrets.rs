@@ -83,19 +83,26 @@ fn a_canary_appears_only_where_it_was_asked_for() {
     }
 }
 
+/// A file store under `cli`'s directory with a passphrase key, the passphrase typed at a
+/// terminal: its URL, and the run of `init`.
+fn passphrase_store(cli: &Cli, passphrase: &str) -> (String, support::Run) {
+    let store = format!("file:{}", cli.path("files").display());
+    let init = cli.run_at_terminal(
+        &["--store", &store, "init", "--passphrase"],
+        &[("New passphrase:", passphrase), ("Repeat the passphrase:", passphrase)],
+    );
+    assert_eq!(init.code, 0, "{init:?}");
+    (store, init)
+}
+
 #[test]
 fn a_passphrase_key_is_asked_for_and_a_wrong_one_is_refused() {
     if !support::tools::installed(&[("script", "bsdutils")]) {
         return;
     }
     let cli = Cli::with_passphrase("passphrase");
-    let store = format!("file:{}", cli.path("files").display());
     let passphrase = "correct horse battery canary";
-    let init = cli.run_at_terminal(
-        &["--store", &store, "init", "--passphrase"],
-        &[("New passphrase:", passphrase), ("Repeat the passphrase:", passphrase)],
-    );
-    assert_eq!(init.code, 0, "{init:?}");
+    let (store, init) = passphrase_store(&cli, passphrase);
     assert!(cli.path("files/passphrase.kdf").exists());
     let put = ["--store", &store, "put", "api_key", "k", "--set", "key=@/dev/stdin"];
     // No terminal: nothing to ask the passphrase with.
@@ -131,13 +138,7 @@ fn ctrl_c_at_a_hidden_prompt_leaves_the_terminal_echoing() {
         return;
     }
     let cli = Cli::with_passphrase("ctrl-c");
-    let store = format!("file:{}", cli.path("files").display());
-    let passphrase = "correct horse battery";
-    let init = cli.run_at_terminal(
-        &["--store", &store, "init", "--passphrase"],
-        &[("New passphrase:", passphrase), ("Repeat the passphrase:", passphrase)],
-    );
-    assert_eq!(init.code, 0, "{init:?}");
+    let (store, _) = passphrase_store(&cli, "correct horse battery");
     // Ctrl-C (the terminal turns it into SIGINT) while echo is off; then the terminal's settings.
     // The shell around it traps the signal, so it goes on to print them.
     let line = format!(

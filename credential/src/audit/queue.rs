@@ -559,9 +559,8 @@ mod tests {
 
     #[tokio::test]
     async fn closing_a_failing_queue_hands_back_the_reads_it_could_not_write() {
-        let fail = Arc::new(Mutex::new(true));
         let (written, _batches) = mpsc::channel();
-        let target = Switchable { fail: Arc::clone(&fail), written };
+        let target = Switchable { fail: Arc::new(Mutex::new(true)), written };
         let queue = AuditQueue::start("test-audit", target, 16).unwrap();
         let mut read = event(AuditAction::Read);
         read.credential = Arc::from("served/while-failing");

@@ -53,10 +53,11 @@ impl Equivalent<(Arc<str>, Arc<str>)> for Borrowed<'_> {
 
 /// The policy in force (none: everything is allowed) and the decisions it made.
 pub(crate) struct Decisions {
-    /// The policy and its generation, replaced together.
-    policy: RwLock<(Option<Arc<AccessPolicy>>, u64)>,
-    /// The generation in force, shifted left once, with the low bit set while there is a policy:
-    /// what a read loads to know whether a remembered decision still counts.
+    /// The policy in force; replaced under the write lock together with `state`.
+    policy: RwLock<Option<Arc<AccessPolicy>>>,
+    /// The policy's generation, shifted left once, with the low bit set while there is a policy:
+    /// what a read loads to know whether a remembered decision still counts. Written only under
+    /// `policy`'s write lock, so a reader holding the read lock sees the two agree.
     state: AtomicU64,
     made: Map,
 }
@@ -74,22 +75,21 @@ impl Decisions {
             Default::default(),
         );
         let state = AtomicU64::new(u64::from(policy.is_some()));
-        Self { policy: RwLock::new((policy.map(Arc::new), 0)), state, made }
+        Self { policy: RwLock::new(policy.map(Arc::new)), state, made }
     }
 
     /// The policy in force.
     pub(crate) fn policy(&self) -> Option<Arc<AccessPolicy>> {
-        self.policy.read().unwrap_or_else(PoisonError::into_inner).0.clone()
+        self.policy.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Puts `policy` in force (none: everything is allowed): every decision from now on is made
     /// by it.
     pub(crate) fn replace(&self, policy: Option<AccessPolicy>) {
         let mut current = self.policy.write().unwrap_or_else(PoisonError::into_inner);
-        let generation = current.1 + 1;
-        let enforcing = policy.is_some();
-        *current = (policy.map(Arc::new), generation);
-        self.state.store(generation << 1 | u64::from(enforcing), Ordering::Release);
+        let generation = (self.state.load(Ordering::Acquire) >> 1) + 1;
+        self.state.store(generation << 1 | u64::from(policy.is_some()), Ordering::Release);
+        *current = policy.map(Arc::new);
     }
 
     /// The policy's decision on `principal` doing `permission` on `credential` in `environment`
@@ -120,10 +120,12 @@ impl Decisions {
             return Ok(decision);
         }
         check_id(credential)?;
-        // The policy and its generation as one: a decision is remembered under the generation
-        // of the policy that made it.
-        let (policy, generation) =
-            self.policy.read().unwrap_or_else(PoisonError::into_inner).clone();
+        // The policy and its generation as one (both change under the write lock): a decision
+        // is remembered under the generation of the policy that made it.
+        let (policy, generation) = {
+            let policy = self.policy.read().unwrap_or_else(PoisonError::into_inner);
+            (policy.clone(), self.state.load(Ordering::Acquire) >> 1)
+        };
         let Some(policy) = policy else {
             return Ok(ALLOWED);
         };
