@@ -39,6 +39,33 @@ fn a_tampered_audit_trail_fails_with_its_fix() {
 }
 
 #[test]
+fn an_audit_trail_cut_short_fails_and_a_new_one_is_named_a_warning() {
+    let cli = Cli::initialized("doctor-audit-cut");
+    for id in ["a", "b"] {
+        cli.run_with_input(&["put", "api_key", id, "--set", "key=-"], b"sk").ok();
+    }
+    let verified = cli.run(&["--json", "audit", "verify"]).ok().json();
+    assert_eq!(
+        (verified["lines"].as_u64(), verified["anchored_line"].as_u64()),
+        (Some(2), Some(2))
+    );
+
+    // The last line (the put of `b`) cut off: the chain is intact, the store names line 2.
+    let trail = cli.path("store/credentials.db.audit.jsonl");
+    let text = std::fs::read_to_string(&trail).unwrap();
+    std::fs::write(&trail, format!("{}\n", text.lines().next().unwrap())).unwrap();
+    let run = cli.run(&["doctor"]).fails_with(1);
+    assert!(run.stdout.contains("FAIL  audit: audit trail tampered with"), "{run:?}");
+    assert!(run.stdout.contains("the trail ends at line 1"), "{run:?}");
+    cli.run(&["audit", "verify"]).fails_with(6);
+
+    // A trail started afresh: the records name the old one, which doctor says, not as a failure.
+    std::fs::remove_file(&trail).unwrap();
+    let run = cli.run(&["doctor"]).ok();
+    assert!(run.stdout.contains("warn  audit:") && run.stdout.contains("1 other trail"), "{run:?}");
+}
+
+#[test]
 fn a_wrong_or_exposed_key_and_a_damaged_record_fail() {
     let cli = Cli::new("doctor-records");
     let store = format!("file:{}", cli.path("files").display());

@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod anchor;
 pub(crate) mod bounds;
 mod event;
 mod jsonl;
@@ -33,6 +34,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub(crate) use self::anchor::Anchors;
+pub use self::anchor::TrailAnchor;
 pub use self::bounds::{MAX_AUDIT_PRINCIPAL_LEN, MAX_AUDIT_REASON_LEN};
 pub use self::event::{AuditAction, AuditEvent, AuditOutcome};
 pub use self::jsonl::{ChainReport, JsonlAuditSink};
@@ -91,6 +94,13 @@ pub trait AuditSink: Send + Sync + 'static {
         self.flush().await.map_err(|error| Unwritten::new(Vec::new(), error))
     }
 
+    /// The last line this sink has made durable, when it keeps a hash-chained trail: a manager
+    /// names it in every record it writes (see [`TrailAnchor`]), so a trail cut short ends
+    /// before a line the store vouches for. `None` (the default) for a sink without a chain.
+    fn trail_anchor(&self) -> Option<TrailAnchor> {
+        None
+    }
+
     /// The events passing `query`, oldest first, including every event taken so far.
     ///
     /// # Errors
@@ -141,6 +151,10 @@ impl<S: AuditSink + ?Sized> AuditSink for Arc<S> {
         Self: 'f,
     {
         (**self).close()
+    }
+
+    fn trail_anchor(&self) -> Option<TrailAnchor> {
+        (**self).trail_anchor()
     }
 
     fn query<'a, 'b, 'f>(&'a self, query: &'b AuditQuery) -> ResultFuture<'f, Vec<AuditEvent>>

@@ -644,6 +644,7 @@ impl Manager {
                 key_id: self.core.ring().current_id().as_str().to_owned(),
                 refresh: Default::default(),
                 tag: Vec::new(),
+                trail: None,
             },
             versions: vec![versions::sealed_at(1, VersionState::Pending, sealed, now)],
         };

@@ -60,7 +60,7 @@ async fn verify_lines(
     path: &std::path::Path,
     lines: &[String],
 ) -> credential::Result<credential::audit::ChainReport> {
-    std::fs::write(path, lines.iter().map(|line| format!("{line}\n")).collect::<String>()).unwrap();
+    write_lines(path, lines);
     JsonlAuditSink::open(path).unwrap().verify().await
 }
 
@@ -239,6 +239,75 @@ async fn hostile_ids_and_reasons_leave_the_trail_working() {
     );
     let revoke = events.iter().find(|event| event.action == AuditAction::Revoke).unwrap();
     assert!(revoke.reason.as_ref().unwrap().len() <= credential::audit::MAX_AUDIT_REASON_LEN);
+}
+
+/// A manager over an SQLite store in `dir`, auditing to the trail at `path`.
+async fn sqlite_manager_with_trail(
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    ring: &KeyRing,
+) -> (Manager, JsonlAuditSink, SqliteStore) {
+    let store = SqliteStore::open(dir.join("store.db")).await.unwrap();
+    let sink = JsonlAuditSink::open(path).unwrap();
+    let manager = Manager::builder()
+        .store(store.clone())
+        .key_ring(ring.clone())
+        .audit(sink.clone())
+        .build()
+        .await
+        .unwrap();
+    (manager, sink, store)
+}
+
+fn write_lines(path: &std::path::Path, lines: &[String]) {
+    std::fs::write(path, lines.iter().map(|line| format!("{line}\n")).collect::<String>()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trail_whose_end_was_cut_off_fails_against_the_store() {
+    let dir = scratch_dir("audit-anchor");
+    let path = dir.join("audit.jsonl");
+    let ring = KeyRing::generate().unwrap();
+    let (manager, sink, store) = sqlite_manager_with_trail(&dir, &path, &ring).await;
+    let active = manager.create("api/key", ApiKey { key: "k1".into() }).await.unwrap();
+    let active = active.activate().await.unwrap();
+    let ctx = manager.context(Principal::new("workflow/a", "action/b"));
+    ctx.get::<ApiKey>("api/key").await.unwrap();
+    active.rotate(ApiKey { key: "k2".into() }).await.unwrap().commit().await.unwrap();
+    manager.shutdown().await.unwrap();
+
+    // create, activate, read, rotate, commit: the record names the commit's line.
+    let report = sink.verify_against_store(&store).await.unwrap();
+    assert_eq!((report.lines, report.anchored_line, report.other_trails), (5, Some(5), 0));
+    let lines: Vec<String> =
+        std::fs::read_to_string(&path).unwrap().lines().map(str::to_owned).collect();
+
+    // The last line cut off: the chain alone still verifies; against the store it does not.
+    write_lines(&path, &lines[..4]);
+    let reopened = JsonlAuditSink::open(&path).unwrap();
+    assert_eq!(reopened.verify().await.unwrap().lines, 4, "a cut end leaves a valid chain");
+    match reopened.verify_against_store(&store).await {
+        Err(Error::AuditTampered { line: None, reason }) => {
+            assert!(reason.contains("ends at line 4") && reason.contains("line 5"), "{reason}");
+        }
+        other => panic!("the cut was not noticed: {other:?}"),
+    }
+
+    // Cut further and written on by another manager: the chain is valid and longer than before,
+    // and new records name its new lines, but line 5 is not the line `api/key` names.
+    write_lines(&path, &lines[..2]);
+    let (manager, sink, _) = sqlite_manager_with_trail(&dir, &path, &ring).await;
+    for id in ["other/a", "other/b", "other/c", "other/d"] {
+        manager.create(id, ApiKey { key: "k".into() }).await.unwrap();
+    }
+    manager.shutdown().await.unwrap();
+    assert_eq!(sink.verify().await.unwrap().lines, 6);
+    assert_eq!(broken_at(sink.verify_against_store(&store).await), Some(5));
+
+    // A new, empty trail: the store's records name another trail, which is no cut of this one.
+    let fresh = JsonlAuditSink::open(dir.join("fresh.jsonl")).unwrap();
+    let report = fresh.verify_against_store(&store).await.unwrap();
+    assert_eq!((report.lines, report.anchored_line, report.other_trails), (0, None, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

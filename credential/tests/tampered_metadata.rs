@@ -7,6 +7,7 @@ mod support;
 
 use std::sync::Arc;
 
+use credential::audit::TrailAnchor;
 use credential::kinds::ApiKey;
 use credential::store::{FileStore, Precondition, Record, Store};
 use credential::{
@@ -84,6 +85,12 @@ fn edits() -> Vec<Edit> {
             Box::new(|record: &mut Record| record.meta.kind = "basic_auth".to_owned()),
         ),
         ("flip a bit of the tag", Box::new(|record: &mut Record| record.meta.tag[5] ^= 1)),
+        (
+            "name an earlier line of the audit trail, to hide a cut",
+            Box::new(|record: &mut Record| {
+                record.meta.trail = Some(TrailAnchor::new(&"0".repeat(64), 1, &"0".repeat(64)));
+            }),
+        ),
     ]
 }
 

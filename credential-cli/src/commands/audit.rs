@@ -27,14 +27,32 @@ pub(super) async fn run(globals: &Globals, args: &ArgMatches) -> Outcome {
                      (--audit-file) can be verified",
                 ));
             };
-            let report = trail.verify().await?;
-            let human = format!(
+            let report = trail.verify_against_store(opened.store.as_ref()).await?;
+            let mut human = format!(
                 "audit trail {} verifies: {} line(s), last hash {}",
                 trail.path().display(),
                 report.lines,
                 report.last_hash
             );
-            output.either(&human, &json!({ "lines": report.lines, "last_hash": report.last_hash }));
+            if let Some(line) = report.anchored_line {
+                human.push_str(&format!("; reaches line {line}, the last the store names"));
+            }
+            if report.other_trails > 0 {
+                human.push_str(&format!(
+                    "; the store also names {} other trail(s) (managers auditing elsewhere, or \
+                     this trail before it was replaced)",
+                    report.other_trails
+                ));
+            }
+            output.either(
+                &human,
+                &json!({
+                    "lines": report.lines,
+                    "last_hash": report.last_hash,
+                    "anchored_line": report.anchored_line,
+                    "other_trails": report.other_trails,
+                }),
+            );
         }
         "summary" => {
             let events = events(globals, &opened, args).await?;

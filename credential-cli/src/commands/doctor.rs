@@ -287,7 +287,18 @@ async fn check_audit(opened: &OpenedStore, report: &mut Report) {
         report.ok("audit", "recorded in the store's audit table (not hash-chained)");
         return;
     };
-    match trail.verify().await {
+    match trail.verify_against_store(opened.store.as_ref()).await {
+        Ok(chain) if chain.other_trails > 0 && chain.anchored_line.is_none() => report.warn(
+            "audit",
+            format!(
+                "{} verifies ({} line(s)), but no record names it: the store's records name \
+                 {} other trail(s)",
+                trail.path().display(),
+                chain.lines,
+                chain.other_trails
+            ),
+            "if this trail replaced one, keep the old one; if it was emptied, investigate",
+        ),
         Ok(chain) => report
             .ok("audit", format!("{} verifies ({} line(s))", trail.path().display(), chain.lines)),
         Err(error @ Error::AuditTampered { .. }) => report.fail(

@@ -5,14 +5,15 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::queue::{AuditQueue, BatchTarget, DEFAULT_QUEUE_CAPACITY};
-use super::{AuditEvent, AuditQuery, AuditSink, Unwritten};
+use super::{Anchors, AuditEvent, AuditQuery, AuditSink, TrailAnchor, Unwritten};
+use crate::store::{ListFilter, Store};
 use crate::util::regular_file::{self, Links};
 use crate::{Error, Result, blocking};
 
@@ -63,9 +64,13 @@ fn write_line_prefix(out: &mut Vec<u8>, seq: u64, prev: &str, hash: &str) {
 /// are written by a background writer in batches (group commit, one `fsync` per batch): a
 /// mutation's event is durable before the mutation proceeds; a read's event is durable with the
 /// next batch, milliseconds later. A crash can lose the read events still queued, never a
-/// mutation's. A line left half-written by a crash is cut off before the next append. Removing
-/// lines from the end is not detectable from the file alone: keep the last hash
-/// ([`verify`](Self::verify) returns it) somewhere else to detect that too.
+/// mutation's. A line left half-written by a crash is cut off before the next append.
+///
+/// Removing lines from the end leaves a valid chain, so the file alone cannot show it. A manager
+/// therefore names, in every record it writes, the last line of its trail that was durable then
+/// ([`TrailAnchor`]); [`verify_against_store`](Self::verify_against_store) checks that the trail
+/// still reaches the furthest line the store names, with the same hash. Read events written after
+/// a store's last change are not anchored.
 #[derive(Debug, Clone)]
 pub struct JsonlAuditSink {
     inner: Arc<Inner>,
@@ -75,6 +80,8 @@ pub struct JsonlAuditSink {
 struct Inner {
     path: PathBuf,
     queue: AuditQueue,
+    /// The last line written, once the writer has written a batch.
+    anchor: Arc<Mutex<Option<TrailAnchor>>>,
 }
 
 /// What a successful [`JsonlAuditSink::verify`] found.
@@ -85,6 +92,14 @@ pub struct ChainReport {
     pub lines: u64,
     /// The hash of the last line ("000…" for an empty trail).
     pub last_hash: String,
+    /// The furthest line the store's records name, checked, like every line they name, to be
+    /// there with the hash they name ([`JsonlAuditSink::verify_against_store`]); `None` when no record names this trail, or
+    /// when the trail was verified alone.
+    pub anchored_line: Option<u64>,
+    /// How many other trails the store's records name: trails of managers that audit elsewhere,
+    /// or this trail before its first line was replaced or cut away (an empty trail's records
+    /// name only other trails). Zero when the trail was verified alone.
+    pub other_trails: usize,
 }
 
 impl JsonlAuditSink {
@@ -95,12 +110,13 @@ impl JsonlAuditSink {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_owned();
         open_for_append(&path)?;
+        let anchor = Arc::new(Mutex::new(None));
         let queue = AuditQueue::start(
             "credential-audit-jsonl",
-            JsonlTarget { path: path.clone() },
+            JsonlTarget { path: path.clone(), anchor: Arc::clone(&anchor) },
             DEFAULT_QUEUE_CAPACITY,
         )?;
-        Ok(Self { inner: Arc::new(Inner { path, queue }) })
+        Ok(Self { inner: Arc::new(Inner { path, queue, anchor }) })
     }
 
     /// The trail's file.
@@ -114,9 +130,25 @@ impl JsonlAuditSink {
     /// [`Error::AuditTampered`] naming the first line that was edited, inserted, moved or
     /// follows a deleted line; [`Error::Io`].
     pub async fn verify(&self) -> Result<ChainReport> {
+        self.verify_anchored(Anchors::default()).await
+    }
+
+    /// Checks the whole chain as [`verify`](Self::verify) does, and that every line of this trail
+    /// that `store`'s records name (in any environment) is there with the hash they name: a
+    /// trail whose end was cut off, or that was rewritten from some line on, fails.
+    ///
+    /// # Errors
+    /// As [`verify`](Self::verify); [`Error::AuditTampered`] when the trail ends before the line
+    /// the store names or holds another line there; the store's error.
+    pub async fn verify_against_store<S: Store + ?Sized>(&self, store: &S) -> Result<ChainReport> {
+        let records = store.list(&ListFilter::all()).await?;
+        self.verify_anchored(Anchors::of(&records)).await
+    }
+
+    async fn verify_anchored(&self, anchors: Anchors) -> Result<ChainReport> {
         self.inner.queue.flush().await?;
         let path = self.inner.path.clone();
-        blocking::run(move || verify_file(&path)).await
+        blocking::run(move || verify_file(&path, &anchors)).await
     }
 }
 
@@ -189,9 +221,26 @@ fn last_link(file: &mut File, path: &Path) -> Result<(u64, String)> {
     Ok((link.seq, link.hash))
 }
 
-/// Appends batches to the file, all or nothing.
+/// The hash of the file's first line, when it has one.
+fn first_hash(file: &mut File, path: &Path) -> Result<Option<String>> {
+    file.seek(SeekFrom::Start(0)).map_err(io_error("reading", path))?;
+    let mut line = Vec::new();
+    BufReader::new(&*file).read_until(b'\n', &mut line).map_err(io_error("reading", path))?;
+    if line.is_empty() {
+        return Ok(None);
+    }
+    let link: Link = serde_json::from_slice(&line).map_err(|_| Error::AuditTampered {
+        line: Some(1),
+        reason: "not an audit record".to_owned(),
+    })?;
+    Ok(Some(link.hash))
+}
+
+/// Appends batches to the file, all or nothing, and keeps the last line written as the trail's
+/// anchor.
 struct JsonlTarget {
     path: PathBuf,
+    anchor: Arc<Mutex<Option<TrailAnchor>>>,
 }
 
 impl BatchTarget for JsonlTarget {
@@ -223,7 +272,13 @@ impl BatchTarget for JsonlTarget {
             // All or nothing: a partial batch would be retried and written twice.
             let _ = file.set_len(before);
         }
-        written
+        written?;
+        // Read back rather than remembered: another process may have started the file.
+        if let Some(trail) = first_hash(&mut file, path)? {
+            let anchor = TrailAnchor { trail, line: seq, hash: prev };
+            *self.anchor.lock().unwrap_or_else(PoisonError::into_inner) = Some(anchor);
+        }
+        Ok(())
     }
 }
 
@@ -241,11 +296,14 @@ fn read_events(path: &Path) -> Result<Vec<AuditEvent>> {
     Ok(events)
 }
 
-fn verify_file(path: &Path) -> Result<ChainReport> {
+fn verify_file(path: &Path, anchors: &Anchors) -> Result<ChainReport> {
     let file = open_for_reading(path)?;
     let mut prev = GENESIS.to_owned();
     let mut lines = 0;
     let mut prefix = Vec::new();
+    // The trail's name (its first line's hash), and the lines the store names of it.
+    let mut trail = None;
+    let mut anchored = None;
     for (index, line) in BufReader::new(file).lines().enumerate() {
         let number = index as u64 + 1;
         let tampered =
@@ -274,10 +332,35 @@ fn verify_file(path: &Path) -> Result<ChainReport> {
         if chain_hash(link.seq, &link.prev, event_json) != link.hash {
             return Err(tampered("its content was changed"));
         }
+        if number == 1 {
+            anchored = anchors.of_trail(&link.hash);
+            trail = Some(link.hash.clone());
+        }
+        let named = anchored.and_then(|lines| lines.get(&number));
+        if named.is_some_and(|hashes| hashes.iter().any(|hash| *hash != link.hash)) {
+            return Err(tampered(
+                "is not the line the store's records name: the trail was rewritten from here on",
+            ));
+        }
         prev = link.hash;
         lines = number;
     }
-    Ok(ChainReport { lines, last_hash: prev })
+    let furthest = anchored.and_then(|lines| lines.keys().next_back().copied());
+    if let Some(furthest) = furthest.filter(|furthest| *furthest > lines) {
+        return Err(Error::AuditTampered {
+            line: None,
+            reason: format!(
+                "the trail ends at line {lines}, but the store's records name line {furthest}: \
+                 its last lines were cut off"
+            ),
+        });
+    }
+    Ok(ChainReport {
+        lines,
+        last_hash: prev,
+        anchored_line: furthest,
+        other_trails: anchors.other_trails(trail.as_deref()),
+    })
 }
 
 #[async_trait]
@@ -296,6 +379,10 @@ impl AuditSink for JsonlAuditSink {
 
     async fn close(&self) -> std::result::Result<(), Unwritten> {
         self.inner.queue.close().await
+    }
+
+    fn trail_anchor(&self) -> Option<TrailAnchor> {
+        self.inner.anchor.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>> {

@@ -26,6 +26,7 @@ use super::{
     RefreshMark, SealedVersion, Store, VersionState,
 };
 use crate::Error;
+use crate::audit::TrailAnchor;
 
 /// A record with one current version whose sealed bytes are `payload`.
 pub fn sample_record(id: &str, kind: &str, payload: &[u8]) -> Record {
@@ -51,6 +52,7 @@ pub fn sample_record(id: &str, kind: &str, payload: &[u8]) -> Record {
             },
             // Stores keep the tag as given, whatever its bytes.
             tag: vec![0x5A; 29],
+            trail: Some(TrailAnchor::new(&"7".repeat(64), 42, &"e".repeat(64))),
         },
         versions: vec![SealedVersion {
             version: 1,

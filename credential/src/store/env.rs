@@ -110,6 +110,7 @@ impl EnvStore {
             key_id: self.ring.current_id().to_string(),
             refresh: Default::default(),
             tag: Vec::new(),
+            trail: None,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 
 use crate::Error;
+use crate::audit::TrailAnchor;
 
 /// A stored credential: metadata in the clear, every version sealed.
 ///
@@ -54,6 +55,12 @@ pub struct RecordMeta {
     /// before records were tagged: it is served until its next write tags it, and `cred
     /// doctor` names it.
     pub tag: Vec<u8>,
+    /// The last line of the manager's hash-chained audit trail that was durable when the record
+    /// was last changed, so at least the line recording that change; `None` when the manager's
+    /// sink keeps no chain, or for a record written before records named one. A trail ending
+    /// before a line a record names had its end cut off (see
+    /// [`JsonlAuditSink::verify_against_store`](crate::audit::JsonlAuditSink::verify_against_store)).
+    pub trail: Option<TrailAnchor>,
 }
 
 /// Where an automatic refresh of a credential stands, kept with its metadata so that every process
@@ -114,8 +121,9 @@ impl Record {
 
 impl Record {
     /// What the record's tag covers, in a fixed byte form (see `FORMAT.md`): the id, kind,
-    /// environment, state, expiry, master key id and refresh mark, and for each version its
-    /// number, state, times and whether its payload is destroyed. Not the revision, the write
+    /// environment, state, expiry, master key id and refresh mark, for each version its
+    /// number, state, times and whether its payload is destroyed, and the trail anchor when the
+    /// record names one (appended only then, so a record without one is covered as before). Not the revision, the write
     /// time or the tags, which decide nothing that is served; not the payloads, which their own
     /// seal binds to the id, version and kind.
     pub(crate) fn covered_bytes(&self) -> Vec<u8> {
@@ -159,6 +167,12 @@ impl Record {
             time(&mut out, version.changed_at);
             out.push(u8::from(version.sealed.is_empty()));
         }
+        if let Some(anchor) = &meta.trail {
+            out.push(1);
+            text(&mut out, &anchor.trail);
+            out.extend_from_slice(&anchor.line.to_be_bytes());
+            text(&mut out, &anchor.hash);
+        }
         out
     }
 }
@@ -180,6 +194,7 @@ impl RecordMeta {
             key_id: key_id.to_owned(),
             refresh: RefreshMark::default(),
             tag: Vec::new(),
+            trail: None,
         }
     }
 }

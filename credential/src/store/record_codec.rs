@@ -2,11 +2,12 @@
 //!
 //! ```text
 //! 4 bytes  magic "CRDR"
-//! u8       format version (3; 1 and 2 are still read)
+//! u8       format version (4; 1 to 3 are still read)
 //! then, in the storage encoding's primitives: id, kind, environment, state (text), revision
 //! (varint), created_at, updated_at, expires_at (option), tags (list of text), key id (text),
-//! refresh mark (from version 2), record tag (bytes, from version 3), versions (count, then per
-//! version: number, state, created_at, changed_at, sealed bytes)
+//! refresh mark (from version 2), record tag (bytes, from version 3), trail anchor (option of
+//! trail text, line varint, hash text; from version 4), versions (count, then per version:
+//! number, state, created_at, changed_at, sealed bytes)
 //! ```
 
 use std::collections::BTreeSet;
@@ -14,12 +15,15 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 
 use super::record::{Record, RecordMeta, RefreshLease, RefreshMark, SealedVersion};
+use crate::audit::TrailAnchor;
 use crate::encoding::{self, Reader, Writer};
 use crate::field::{DecodeError, FieldCodec};
 use crate::{Error, Result};
 
 const MAGIC: &[u8; 4] = b"CRDR";
-const VERSION: u8 = 3;
+const VERSION: u8 = 4;
+/// The format before the trail anchor; still read (its records name no anchor).
+const VERSION_WITHOUT_ANCHOR: u8 = 3;
 /// The format before the record tag; still read (its records are untagged).
 const VERSION_WITHOUT_TAG: u8 = 2;
 /// The format before the refresh mark; still read.
@@ -56,6 +60,15 @@ fn write_record(writer: &mut Writer, record: &Record) {
     }
     meta.refresh.reauth_required.encode(writer);
     writer.len_prefixed(&meta.tag);
+    match &meta.trail {
+        None => writer.u8(0),
+        Some(anchor) => {
+            writer.u8(1);
+            anchor.trail.encode(writer);
+            writer.varint(anchor.line);
+            anchor.hash.encode(writer);
+        }
+    }
     writer.varint(record.versions.len() as u64);
     for version in &record.versions {
         writer.varint(version.version);
@@ -90,7 +103,10 @@ fn open(bytes: &[u8]) -> Result<(Reader<'_>, u8)> {
         return Err(Error::CorruptRecord { reason: "not a credential record".to_owned() });
     }
     let version = reader.u8().map_err(corrupt)?;
-    if !matches!(version, VERSION | VERSION_WITHOUT_TAG | VERSION_WITHOUT_REFRESH) {
+    if !matches!(
+        version,
+        VERSION | VERSION_WITHOUT_ANCHOR | VERSION_WITHOUT_TAG | VERSION_WITHOUT_REFRESH
+    ) {
         return Err(Error::CorruptRecord {
             reason: format!(
                 "record format version {version} is not supported (this build reads {VERSION})"
@@ -159,7 +175,12 @@ fn read_meta(reader: &mut Reader<'_>, version: u8) -> std::result::Result<Record
     } else {
         read_refresh(reader)?
     };
-    let tag = if version == VERSION { reader.len_prefixed()?.to_vec() } else { Vec::new() };
+    let tag = if version >= VERSION_WITHOUT_ANCHOR {
+        reader.len_prefixed()?.to_vec()
+    } else {
+        Vec::new()
+    };
+    let trail = if version >= VERSION { read_anchor(reader)? } else { None };
     Ok(RecordMeta {
         id,
         kind,
@@ -173,7 +194,20 @@ fn read_meta(reader: &mut Reader<'_>, version: u8) -> std::result::Result<Record
         key_id,
         refresh,
         tag,
+        trail,
     })
+}
+
+fn read_anchor(reader: &mut Reader<'_>) -> std::result::Result<Option<TrailAnchor>, DecodeError> {
+    match reader.u8()? {
+        0 => Ok(None),
+        1 => Ok(Some(TrailAnchor {
+            trail: String::decode(reader)?,
+            line: reader.varint()?,
+            hash: String::decode(reader)?,
+        })),
+        _ => Err(DecodeError::invalid("invalid trail anchor tag")),
+    }
 }
 
 fn read_refresh(reader: &mut Reader<'_>) -> std::result::Result<RefreshMark, DecodeError> {
@@ -238,13 +272,17 @@ mod tests {
         };
         assert_eq!(decode(&encode(&record)).unwrap(), record);
 
-        // The same record, untagged, in formats 2 and 1: no tag (one byte for an empty one), and
-        // in 1 no refresh mark (two bytes) either, between the key id and the versions.
+        // The same record, untagged and without an anchor, in formats 3, 2 and 1: no anchor (one
+        // byte for none), in 2 no tag either (one byte for an empty one), and in 1 no refresh
+        // mark (two bytes) either, between the key id and the versions.
         record.meta.refresh = RefreshMark::default();
         record.meta.tag.clear();
+        record.meta.trail = None;
         let current = encode(&record);
         let versions_at = current.len() - versions_len(&record);
-        for (version, cut) in [(VERSION_WITHOUT_TAG, 1), (VERSION_WITHOUT_REFRESH, 3)] {
+        let formats =
+            [(VERSION_WITHOUT_ANCHOR, 1), (VERSION_WITHOUT_TAG, 2), (VERSION_WITHOUT_REFRESH, 4)];
+        for (version, cut) in formats {
             let mut old = current[..versions_at - cut].to_vec();
             old[4] = version;
             old.extend_from_slice(&current[versions_at..]);
@@ -263,6 +301,15 @@ mod tests {
         let bytes = encode(&record);
         assert_eq!(decode(&bytes).unwrap(), record);
         assert_eq!(decode_meta(&bytes).unwrap().tag, vec![1; 29]);
+    }
+
+    #[test]
+    fn the_trail_anchor_round_trips_with_the_metadata() {
+        let mut record = sample_record("codec/anchor", "api_key", b"sealed");
+        record.meta.trail = Some(TrailAnchor::new(&"a".repeat(64), 1234, &"b".repeat(64)));
+        let bytes = encode(&record);
+        assert_eq!(decode(&bytes).unwrap(), record);
+        assert_eq!(decode_meta(&bytes).unwrap().trail, record.meta.trail);
     }
 
     /// How many bytes the versions take at the end of `record`'s encoding.

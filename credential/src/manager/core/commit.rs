@@ -1,6 +1,6 @@
 //! The commit path, in order: **authorize** (write, or admin for revoke, restore, rekey and
-//! import) → **audit** the mutation durably → **compare-and-swap** on the record revision →
-//! **invalidate** the cache. A mutation whose event cannot be recorded does not happen; a swap
+//! import) → **audit** the mutation durably → **anchor** the trail's line in the record and tag
+//! it → **compare-and-swap** on the record revision → **invalidate** the cache. A mutation whose event cannot be recorded does not happen; a swap
 //! that fails is audited as failed.
 
 use chrono::{DateTime, Utc};
@@ -99,18 +99,24 @@ impl Core {
             return Err(denied);
         }
         record.meta.updated_at = now;
-        let mut record = self.tagged(record)?;
         // Audited before it happens: an unaudited change must never exist.
         self.audit_mutation(now, actor, &mutation, None, reason).await?;
+        // The record names the trail's line of this change, so a trail cut short shows.
+        if let Some(anchor) = self.audit.trail_anchor() {
+            record.meta.trail = Some(anchor);
+        }
         let precondition = expected.map_or(Precondition::Absent, Precondition::Revision);
-        let written = self
-            .telemetry
-            .store_call(StoreOp::Put, self.store.put(record.clone(), precondition))
-            .await;
+        let written = async {
+            let record = self.tagged(record)?;
+            let put = self.store.put(record.clone(), precondition);
+            let revision = self.telemetry.store_call(StoreOp::Put, put).await?;
+            Ok((record, revision))
+        }
+        .await;
         // Whatever the outcome, a value cached or being loaded may now be stale.
         self.cache.invalidate(id);
         match written {
-            Ok(revision) => {
+            Ok((mut record, revision)) => {
                 record.meta.revision = revision;
                 Ok(record)
             }

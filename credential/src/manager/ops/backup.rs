@@ -186,6 +186,7 @@ fn prepare(manager: &Manager, exported: &ExportedCredential) -> Result<Record> {
             key_id: core.ring().current_id().as_str().to_owned(),
             refresh: Default::default(),
             tag: Vec::new(),
+            trail: None,
         },
         versions: sealed_versions,
     };
