@@ -140,6 +140,27 @@ fn a_database_goes_in_from_its_url_on_standard_input() {
 }
 
 #[test]
+fn a_database_driver_may_be_spelled_as_its_url_scheme() {
+    let cli = Cli::initialized("database-driver");
+    let put = |id: &str, driver: &str| {
+        let driver = format!("driver={driver}");
+        let mut args = vec!["--json", "put", "database", id];
+        for set in [&driver[..], "host=db", "port=5432", "database=o", "user=app", "password=-"] {
+            args.extend(["--set", set]);
+        }
+        cli.run_with_input(&args, b"p-7c2e")
+    };
+    for (id, driver, stored) in [("db/pg", "postgres", "postgresql"), ("db/my", "mariadb", "mysql")]
+    {
+        put(id, driver).ok();
+        let shown = cli.run(&["--json", "get", id]).ok().json();
+        assert_eq!(shown["fields"]["driver"]["value"], stored);
+    }
+    let refused = put("db/x", "redis").fails_with(5);
+    assert!(refused.stderr.contains("`postgresql` or `mysql`"), "{refused:?}");
+}
+
+#[test]
 fn usage_errors_exit_2_and_name_what_is_missing() {
     let cli = Cli::new("usage");
     let run = cli.run(&[]).fails_with(2);

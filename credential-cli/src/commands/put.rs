@@ -1,6 +1,7 @@
 //! `cred put` and `cred rotate`: new credentials and new versions, from field values.
 
 use clap::ArgMatches;
+use credential::kinds::Database;
 use credential::{Credential, DynManaged, ExposeSecret};
 
 use super::{id, print_handle};
@@ -8,8 +9,20 @@ use crate::exit::{Failure, Outcome, Status};
 use crate::field_input::{Given, read_secret};
 use crate::globals::Globals;
 
-fn sets(args: &ArgMatches) -> Vec<String> {
-    args.get_many::<String>("set").map(|sets| sets.cloned().collect()).unwrap_or_default()
+/// The `--set` values, with a `database` driver spelled as its URL schemes spell it
+/// (`postgres`, `mariadb`) given the kind's own name for it.
+fn sets(args: &ArgMatches, kind: &str) -> Vec<String> {
+    let sets = args.get_many::<String>("set").into_iter().flatten().cloned();
+    if kind != Database::KIND {
+        return sets.collect();
+    }
+    sets.map(|set| match set.split_once('=') {
+        Some(("driver", name)) => {
+            Database::driver_named(name).map_or(set.clone(), |driver| format!("driver={driver}"))
+        }
+        _ => set,
+    })
+    .collect()
 }
 
 /// A missing or malformed field reported by the decoder is the operator's input, not stored data.
@@ -24,7 +37,7 @@ pub(super) async fn put(globals: &Globals, args: &ArgMatches) -> Outcome {
         return put_database_url(globals, args, kind, source).await;
     }
     let manager = globals.manager().await?;
-    let values = Given::read(&manager, kind, &sets(args))?.complete(None)?;
+    let values = Given::read(&manager, kind, &sets(args, kind))?.complete(None)?;
     let handle = manager.create_dyn(kind, id(args), &values).await.map_err(create_failure)?;
     created(globals, args, handle).await
 }
@@ -61,11 +74,11 @@ async fn put_database_url(
     kind: &str,
     source: &str,
 ) -> Outcome {
-    if kind != credential::kinds::Database::KIND {
+    if kind != Database::KIND {
         return Err(Failure::usage("--url is for the `database` kind"));
     }
     let url = read_secret("url", source, &mut false)?;
-    let database = credential::kinds::Database::from_url(url.expose_secret())?;
+    let database = Database::from_url(url.expose_secret())?;
     drop(url);
     let manager = globals.manager().await?;
     manager.create(id(args), database).await.map_err(create_failure)?;
@@ -76,7 +89,7 @@ pub(super) async fn rotate(globals: &Globals, args: &ArgMatches) -> Outcome {
     let manager = globals.manager().await?;
     let handle = manager.load_dyn(id(args)).await?;
     let kind = handle.kind().to_owned();
-    let given = Given::read(&manager, &kind, &sets(args))?;
+    let given = Given::read(&manager, &kind, &sets(args, &kind))?;
     // Fields the operator does not give keep their current values.
     let current = if given.incomplete() { handle.reveal().await? } else { Vec::new() };
     let values = given.complete(Some(&current))?;

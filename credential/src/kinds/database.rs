@@ -76,6 +76,24 @@ fn decode(text: &str, what: &'static str) -> Result<String> {
 }
 
 impl Database {
+    /// The driver a URL scheme or a common spelling names (`postgres` and `postgresql`,
+    /// `mysql` and `mariadb`), as this kind stores it: `postgresql` or `mysql`.
+    ///
+    /// ```
+    /// use credential::kinds::Database;
+    ///
+    /// assert_eq!(Database::driver_named("postgres"), Some("postgresql"));
+    /// assert_eq!(Database::driver_named("mariadb"), Some("mysql"));
+    /// assert_eq!(Database::driver_named("redis"), None);
+    /// ```
+    pub fn driver_named(name: &str) -> Option<&'static str> {
+        match name {
+            "postgres" | "postgresql" => Some("postgresql"),
+            "mysql" | "mariadb" => Some("mysql"),
+            _ => None,
+        }
+    }
+
     /// The default port of `driver`.
     pub fn default_port(driver: &str) -> Option<u16> {
         match driver {
@@ -98,11 +116,8 @@ impl Database {
         let scrubbed = database_url::scrub(url);
         let parsed = url::Url::parse(&scrubbed.public)
             .map_err(|_| Error::InvalidUrl { reason: "not a URL" })?;
-        let driver = match parsed.scheme() {
-            "postgres" | "postgresql" => "postgresql",
-            "mysql" | "mariadb" => "mysql",
-            _ => return Err(Error::InvalidUrl { reason: "scheme must be postgresql or mysql" }),
-        };
+        let driver = Self::driver_named(parsed.scheme())
+            .ok_or(Error::InvalidUrl { reason: "scheme must be postgresql or mysql" })?;
         let host = parsed
             .host_str()
             .filter(|host| !host.is_empty())
