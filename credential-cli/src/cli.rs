@@ -155,6 +155,27 @@ fn init() -> Command {
         )
 }
 
+/// `--chain` and `--private-key`: a `certificate` from its PEM files, its expiry read from the
+/// leaf.
+fn certificate_args() -> [Arg; 2] {
+    [
+        Arg::new("chain")
+            .long("chain")
+            .value_name("-|@FILE")
+            .requires("private-key")
+            .conflicts_with("set")
+            .help(
+                "For `certificate`: the PEM chain, leaf first, from standard input (-) or a file \
+                 (@FILE); the expiry is the leaf's notAfter",
+            ),
+        Arg::new("private-key")
+            .long("private-key")
+            .value_name("-|@FILE")
+            .requires("chain")
+            .help("For `certificate`: the leaf's PEM private key, from standard input or a file"),
+    ]
+}
+
 fn put() -> Command {
     Command::new("put")
         .about("Create a credential as a draft")
@@ -170,6 +191,7 @@ fn put() -> Command {
             "For `database`: the connection URL (postgres://, postgresql://, mysql://), \
                      from standard input (-) or a file (@FILE), never the command line",
         ))
+        .args(certificate_args().map(|arg| arg.conflicts_with("url")))
         .arg(
             Arg::new("activate")
                 .long("activate")
@@ -264,6 +286,7 @@ fn rotate() -> Command {
         )
         .arg(id_arg())
         .arg(set_arg().conflicts_with("auto"))
+        .args(certificate_args().map(|arg| arg.conflicts_with("auto")))
         .arg(
             Arg::new("commit")
                 .long("commit")

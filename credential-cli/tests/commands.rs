@@ -325,6 +325,56 @@ fn an_ssh_key_goes_in_from_its_file() {
 }
 
 #[test]
+fn a_certificate_goes_in_from_its_files_with_the_leafs_expiry() {
+    if !support::tools::installed(&[("openssl", "openssl")]) {
+        return;
+    }
+    let cli = Cli::initialized("certificate");
+    let self_signed = |name: &str, days: &str| {
+        let made = std::process::Command::new("openssl")
+            .current_dir(cli.path(""))
+            .args(["req", "-x509", "-nodes", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:P-256", "-subj", "/CN=credential.test", "-days", days])
+            .args(["-keyout", &format!("{name}.key"), "-out", &format!("{name}.crt")])
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "{made:?}");
+    };
+    self_signed("soon", "3");
+    self_signed("later", "90");
+    let put = ["put", "certificate", "web/tls", "--chain", "@soon.crt", "--private-key", "-"];
+    cli.run_with_input(
+        &[&put[..], &["--activate"]].concat(),
+        &std::fs::read(cli.path("soon.key")).unwrap(),
+    )
+    .ok();
+    let expiring = |cli: &Cli| {
+        let listed = cli.run(&["--json", "list", "--expiring", "7d"]).ok().json();
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(expiring(&cli), ["web/tls"], "the expiry is the leaf's notAfter");
+    let doctor = cli.run(&["doctor"]).ok();
+    assert!(doctor.stdout.contains("warn  hygiene: web/tls expires"), "{doctor:?}");
+
+    // Renewed: a rotation from the new files, and the new notAfter is the expiry.
+    let rotate = ["rotate", "web/tls", "--chain", "@later.crt", "--private-key", "@later.key"];
+    cli.run(&[&rotate[..], &["--commit"]].concat()).ok();
+    assert!(expiring(&cli).is_empty());
+
+    // A key that is not the leaf's is refused, and --chain is for certificates only.
+    let mismatched =
+        ["put", "certificate", "web/bad", "--chain", "@soon.crt", "--private-key", "@later.key"];
+    cli.run(&mismatched).fails_with(5);
+    cli.run(&["put", "api_key", "k", "--chain", "@soon.crt", "--private-key", "@soon.key"])
+        .fails_with(2);
+}
+
+#[test]
 fn a_trail_that_cannot_be_written_stops_the_command_with_exit_8() {
     let cli = Cli::initialized("audit-failure");
     cli.run_with_input(&["put", "api_key", "kept", "--set", "key=-"], b"sk_kept_canary").ok();

@@ -1,8 +1,8 @@
 //! `cred put` and `cred rotate`: new credentials and new versions, from field values.
 
 use clap::ArgMatches;
-use credential::kinds::Database;
-use credential::{Credential, DynManaged, ExposeSecret};
+use credential::kinds::{Certificate, Database};
+use credential::{Credential, DynManaged, ExposeSecret, FieldValues};
 
 use super::{id, print_handle};
 use crate::exit::{Failure, Outcome, Status};
@@ -37,7 +37,10 @@ pub(super) async fn put(globals: &Globals, args: &ArgMatches) -> Outcome {
         return put_database_url(globals, args, kind, source).await;
     }
     let manager = globals.manager().await?;
-    let values = Given::read(&manager, kind, &sets(args, kind))?.complete(None)?;
+    let values = match certificate_values(args, kind)? {
+        Some(values) => values,
+        None => Given::read(&manager, kind, &sets(args, kind))?.complete(None)?,
+    };
     let handle = manager.create_dyn(kind, id(args), &values).await.map_err(create_failure)?;
     created(globals, args, handle).await
 }
@@ -85,14 +88,43 @@ async fn put_database_url(
     created(globals, args, manager.load_dyn(id(args)).await?).await
 }
 
+/// `--chain` and `--private-key`: a `certificate`'s fields from its PEM files (or standard
+/// input), with its expiry read from the leaf, so that `list --expiring` and `doctor` see it.
+fn certificate_values(args: &ArgMatches, kind: &str) -> Outcome<Option<FieldValues>> {
+    let (Some(chain), Some(key)) =
+        (args.get_one::<String>("chain"), args.get_one::<String>("private-key"))
+    else {
+        return Ok(None);
+    };
+    if kind != Certificate::KIND {
+        return Err(Failure::usage("--chain and --private-key are for the `certificate` kind"));
+    }
+    let mut stdin_taken = false;
+    let chain = read_secret("chain", chain, &mut stdin_taken)?;
+    let key = read_secret("private_key", key, &mut stdin_taken)?;
+    let certificate = Certificate::new(chain.expose_secret().to_owned(), key)?;
+    let mut values = FieldValues::new()
+        .plain("chain", &certificate.chain)
+        .secret("private_key", certificate.private_key);
+    if let Some(expires) = certificate.expires {
+        values = values.plain("expires", &expires.to_rfc3339());
+    }
+    Ok(Some(values))
+}
+
 pub(super) async fn rotate(globals: &Globals, args: &ArgMatches) -> Outcome {
     let manager = globals.manager().await?;
     let handle = manager.load_dyn(id(args)).await?;
     let kind = handle.kind().to_owned();
-    let given = Given::read(&manager, &kind, &sets(args, &kind))?;
-    // Fields the operator does not give keep their current values.
-    let current = if given.incomplete() { handle.reveal().await? } else { Vec::new() };
-    let values = given.complete(Some(&current))?;
+    let values = match certificate_values(args, &kind)? {
+        Some(values) => values,
+        None => {
+            let given = Given::read(&manager, &kind, &sets(args, &kind))?;
+            // Fields the operator does not give keep their current values.
+            let current = if given.incomplete() { handle.reveal().await? } else { Vec::new() };
+            given.complete(Some(&current))?
+        }
+    };
     let mut handle = handle.rotate(&values).await.map_err(input_failure)?;
     let mut verb = "rotation started for";
     if args.get_flag("commit") {
