@@ -1,23 +1,29 @@
 //! The plaintext inside a backup: one JSON document holding every exported credential with its
-//! versions, payloads in base64. It only ever exists in memory that is wiped, between the store
-//! and the age encryption.
+//! versions, each version's fields as a JSON object (secrets in the clear: what an operator with
+//! the key reads by hand) and its payload in base64 (what an import restores, checked against the
+//! fields). It only ever exists in memory that is wiped, between the store and the age
+//! encryption.
 
 use std::collections::BTreeSet;
 
 use base64ct::{Base64, Encoding};
 use chrono::{DateTime, Utc};
 use credential::{
-    ExportedCredential, ExportedVersion, ExposeSecret, LifecycleState, SecretSlice, VersionState,
+    ExportedCredential, ExportedVersion, ExposeSecret, LifecycleState, SecretSlice, SecretString,
+    VersionState,
 };
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::exit::{Failure, Outcome, Status};
 
 /// What the `format` field of a backup says.
 pub(crate) const FORMAT: &str = "credential-backup";
-/// The version of the document this build writes and reads.
-pub(crate) const VERSION: u32 = 1;
+/// The version of the document this build writes.
+pub(crate) const VERSION: u32 = 2;
+/// The version before versions showed their fields; still read.
+const VERSION_WITHOUT_FIELDS: u32 = 1;
 
 #[derive(Serialize, Deserialize)]
 struct Document {
@@ -45,7 +51,24 @@ struct Version {
     state: String,
     created_at: DateTime<Utc>,
     changed_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fields: Option<Fields>,
     payload: Option<Payload>,
+}
+
+/// A version's fields, the JSON object written into the document as it is (not as a string),
+/// wiped when dropped.
+#[derive(Serialize, Deserialize)]
+#[serde(transparent)]
+struct Fields(Option<Box<RawValue>>);
+
+impl Drop for Fields {
+    fn drop(&mut self) {
+        if let Some(raw) = self.0.take() {
+            let mut text: Box<str> = raw.into();
+            text.zeroize();
+        }
+    }
 }
 
 /// A payload in base64, wiped when dropped.
@@ -95,9 +118,9 @@ pub(crate) fn decode(bytes: &[u8]) -> Outcome<(String, Vec<ExportedCredential>)>
     if document.format != FORMAT {
         return Err(not_a_backup("unknown format"));
     }
-    if document.version != VERSION {
+    if !matches!(document.version, VERSION | VERSION_WITHOUT_FIELDS) {
         return Err(not_a_backup(&format!(
-            "version {} (this build reads version {VERSION})",
+            "version {} (this build reads versions {VERSION_WITHOUT_FIELDS} and {VERSION})",
             document.version
         )));
     }
@@ -123,6 +146,11 @@ impl Credential {
                     state: version.state.as_str().to_owned(),
                     created_at: version.created_at,
                     changed_at: version.changed_at,
+                    fields: version.fields.as_ref().and_then(|fields| {
+                        // The library's JSON, which always reads; written as it is.
+                        let raw = RawValue::from_string(fields.expose_secret().to_owned()).ok()?;
+                        Some(Fields(Some(raw)))
+                    }),
                     payload: version
                         .payload
                         .as_ref()
@@ -157,12 +185,14 @@ impl Credential {
                         Some(SecretSlice::from(bytes.to_vec()))
                     }
                 };
+                let fields = version.fields.as_ref().and_then(|fields| fields.0.as_ref());
                 Ok(ExportedVersion {
                     version: version.version,
                     state,
                     created_at: version.created_at,
                     changed_at: version.changed_at,
                     payload,
+                    fields: fields.map(|raw| SecretString::from(raw.get())),
                 })
             })
             .collect::<Outcome<Vec<_>>>()?;
@@ -197,6 +227,7 @@ mod tests {
                 created_at: now,
                 changed_at: now,
                 payload: Some(SecretSlice::from(b"encoded".to_vec())),
+                fields: Some(SecretString::from(r#"{"key":"sk"}"#)),
             }],
         }
     }
@@ -210,6 +241,23 @@ mod tests {
         let payload =
             credentials[0].versions[0].payload.as_ref().map(|p| p.expose_secret().to_vec());
         assert_eq!(payload.as_deref(), Some(&b"encoded"[..]));
+        let fields =
+            credentials[0].versions[0].fields.as_ref().map(|f| f.expose_secret().to_owned());
+        assert_eq!(fields.as_deref(), Some(r#"{"key":"sk"}"#));
+        // The fields are a JSON object in the document, not a string holding one.
+        let document: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(document["credentials"][0]["versions"][0]["fields"]["key"], "sk");
+    }
+
+    #[test]
+    fn a_document_from_before_fields_still_reads() {
+        let old = br#"{"format":"credential-backup","version":1,"environment":"x",
+            "exported_at":"2026-01-01T00:00:00Z","credentials":[{"id":"a","kind":"api_key",
+            "state":"active","created_at":"2026-01-01T00:00:00Z","expires_at":null,"tags":[],
+            "versions":[{"version":1,"state":"current","created_at":"2026-01-01T00:00:00Z",
+            "changed_at":"2026-01-01T00:00:00Z","payload":"AAEC"}]}]}"#;
+        let (_, credentials) = decode(old).unwrap_or_else(|_| panic!("decode"));
+        assert!(credentials[0].versions[0].fields.is_none());
     }
 
     #[test]

@@ -64,6 +64,11 @@ fn a_backup_is_read_by_age_and_restored_under_another_master_key() {
     let document: serde_json::Value = serde_json::from_slice(&decrypted.stdout).unwrap();
     assert_eq!(document["format"], "credential-backup");
     assert_eq!(document["credentials"].as_array().unwrap().len(), 3);
+    // Each version's fields are there to read by hand, secrets in the clear.
+    let stripe = document["credentials"].as_array().unwrap().iter();
+    let stripe = stripe.clone().find(|credential| credential["id"] == "stripe/live").unwrap();
+    assert_eq!(stripe["versions"][0]["fields"]["key"], "sk_old_1");
+    assert_eq!(stripe["versions"][1]["fields"]["key"], CANARY);
 
     // Restored into a new store under a new key: values, history and states come back.
     let other = other_store(&cli);
@@ -124,6 +129,13 @@ fn a_file_made_by_age_imports_and_a_damaged_one_imports_nothing() {
     let status =
         Command::new("age").args(["-r", &recipient, "-o"]).arg(&age_made).arg(&plain).status();
     assert!(status.unwrap().success());
+    // Edited by hand (a field changed, its payload not): encrypted again, it is refused.
+    let text = std::fs::read_to_string(&plain).unwrap();
+    std::fs::write(&plain, text.replace(CANARY, "sk_live_edited_by_hand")).unwrap();
+    let edited = cli.path("edited.age");
+    let status =
+        Command::new("age").args(["-r", &recipient, "-o"]).arg(&edited).arg(&plain).status();
+    assert!(status.unwrap().success());
     std::fs::remove_file(&plain).unwrap();
 
     let other = other_store(&cli);
@@ -132,8 +144,8 @@ fn a_file_made_by_age_imports_and_a_damaged_one_imports_nothing() {
     let bytes = std::fs::read(&age_made).unwrap();
     let id = identity.to_str().unwrap();
 
-    // Truncated: the last chunk is missing. Altered: one payload byte flipped. Both exit 6 and
-    // leave the store empty.
+    // Truncated: the last chunk is missing. Altered: one payload byte flipped. Edited: a field
+    // that no longer matches its payload. Each exits 6 and leaves the store empty.
     let truncated = cli.path("truncated.age");
     std::fs::write(&truncated, &bytes[..bytes.len() - 20]).unwrap();
     let altered = cli.path("altered.age");
@@ -141,7 +153,7 @@ fn a_file_made_by_age_imports_and_a_damaged_one_imports_nothing() {
     let at = flipped.len() - 30;
     flipped[at] ^= 0x01;
     std::fs::write(&altered, &flipped).unwrap();
-    for damaged in [&truncated, &altered] {
+    for damaged in [&truncated, &altered, &edited] {
         let import = [&other[..], &["import", damaged.to_str().unwrap(), "-i", id]].concat();
         let run = cli.run(&import).fails_with(6);
         assert!(run.stderr.contains("nothing was imported"), "{run:?}");

@@ -314,6 +314,20 @@ async fn an_export_imports_under_another_master_key_with_its_history() {
     broken.versions.reverse();
     broken.id = "hooks/broken".into();
     assert!(matches!(target.import(&broken).await, Err(Error::CorruptRecord { .. })));
+
+    // Each version's fields, as JSON to read by hand; changed, they no longer match the payload
+    // and the credential is refused rather than restored as it was.
+    let mut edited =
+        exported.iter().find(|credential| credential.id == "hooks/in").unwrap().clone();
+    let fields = edited.versions[1].fields.as_ref().unwrap().expose_secret().to_owned();
+    let shown: serde_json::Value = serde_json::from_str(&fields).unwrap();
+    assert_eq!(shown["signing_key"], "whsec_v2_canary");
+    edited.versions[1].fields = Some(fields.replace("whsec_v2_canary", "whsec_by_hand").into());
+    edited.id = "hooks/edited".into();
+    match target.import(&edited).await {
+        Err(Error::CorruptRecord { reason }) => assert!(reason.contains("fields"), "{reason}"),
+        other => panic!("an edited export was imported: {other:?}"),
+    }
 }
 
 #[tokio::test]

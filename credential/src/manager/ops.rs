@@ -2,6 +2,7 @@
 //! lifecycle handles, the untyped handles operator tools use, backups and rekeying.
 
 mod backup;
+mod backup_fields;
 mod lifecycle;
 mod rekey;
 mod untyped;

@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use secrecy::{ExposeSecret, SecretSlice};
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
+use super::backup_fields;
 use super::untyped::DynManaged;
 use crate::audit::AuditAction;
 use crate::manager::Manager;
@@ -46,8 +47,14 @@ pub struct ExportedVersion {
     pub created_at: DateTime<Utc>,
     /// When its state last changed.
     pub changed_at: DateTime<Utc>,
-    /// The kind's storage encoding of the version, in plaintext; `None` once destroyed.
+    /// The kind's storage encoding of the version, in plaintext; `None` once destroyed. What an
+    /// import restores.
     pub payload: Option<SecretSlice<u8>>,
+    /// The same version's fields as a JSON object, secrets in the clear (secret bytes in standard
+    /// base64), for reading a backup by hand; `None` once destroyed or when the exporting
+    /// manager does not know the kind. An import checks it against the payload and refuses a
+    /// credential whose fields were changed.
+    pub fields: Option<SecretString>,
 }
 
 impl fmt::Debug for ExportedVersion {
@@ -56,6 +63,7 @@ impl fmt::Debug for ExportedVersion {
             .field("version", &self.version)
             .field("state", &self.state)
             .field("payload", &self.payload.as_ref().map(|_| crate::field::REDACTED))
+            .field("fields", &self.fields.as_ref().map(|_| crate::field::REDACTED))
             .finish()
     }
 }
@@ -64,22 +72,27 @@ impl fmt::Debug for ExportedVersion {
 pub(crate) async fn export(manager: &Manager, id: &str) -> Result<ExportedCredential> {
     let core = manager.core();
     core.read_record(manager.actor(), id, AuditAction::Export, |record| {
+        let decoder = core.kinds().decoder(&record.meta.kind);
         let versions = record
             .versions
             .iter()
             .map(|version| {
-                let payload = if version.sealed.is_empty() {
-                    None
-                } else {
+                let (mut payload, mut fields) = (None, None);
+                if !version.sealed.is_empty() {
                     let opened = core.open_raw(id, record, version)?;
-                    Some(SecretSlice::from(opened.to_vec()))
-                };
+                    if let Some(decoder) = decoder {
+                        let decoded = decoder.decode(&opened)?;
+                        fields = Some(backup_fields::to_json(&decoded, opened.len())?);
+                    }
+                    payload = Some(SecretSlice::from(opened.to_vec()));
+                }
                 Ok(ExportedVersion {
                     version: version.version,
                     state: version.state,
                     created_at: version.created_at,
                     changed_at: version.changed_at,
                     payload,
+                    fields,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -158,7 +171,16 @@ fn prepare(manager: &Manager, exported: &ExportedCredential) -> Result<Record> {
             }
             (Some(payload), _) => {
                 if let Some(decoder) = decoder {
-                    decoder.decode(payload.expose_secret())?;
+                    let decoded = decoder.decode(payload.expose_secret())?;
+                    if let Some(given) = &version.fields {
+                        let size = payload.expose_secret().len();
+                        if !backup_fields::same(given, &backup_fields::to_json(&decoded, size)?) {
+                            return Err(inconsistent(
+                                id,
+                                "a version's fields differ from its payload (edited by hand?)",
+                            ));
+                        }
+                    }
                 }
                 core.seal(id, version.version, &exported.kind, payload.expose_secret())?
             }
