@@ -1,6 +1,7 @@
 //! The command tree: every command, option and help text `cred` has.
 
 use clap::{Arg, ArgAction, Command, value_parser};
+use credential::audit::AuditAction;
 
 use crate::exit::EXIT_CODES_HELP;
 
@@ -384,7 +385,13 @@ fn audit_filters(command: Command) -> Command {
     command
         .arg(Arg::new("id").long("id").value_name("ID").help("Only this credential"))
         .arg(Arg::new("by").long("by").value_name("PRINCIPAL").help("Only this principal"))
-        .arg(Arg::new("action").long("action").value_name("ACTION").help("Only this action"))
+        .arg(
+            Arg::new("action")
+                .long("action")
+                .value_name("ACTION")
+                .value_parser(AuditAction::ALL.map(AuditAction::as_str))
+                .help("Only this action"),
+        )
         .arg(
             Arg::new("outcome")
                 .long("outcome")

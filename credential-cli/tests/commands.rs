@@ -251,6 +251,11 @@ fn bad_input_is_refused_with_its_own_exit_code() {
     let kind = cli.run_with_input(&["put", "no_such_kind", "x", "--set", "a=-"], b"v");
     let kind = kind.fails_with(5);
     assert!(kind.stderr.contains("known kinds") && kind.stderr.contains("api_key"));
+    // An unknown state or action is a usage error that lists the valid ones.
+    let state = cli.run(&["list", "--state", "live"]).fails_with(2);
+    assert!(state.stderr.contains("rotating"), "{state:?}");
+    let action = cli.run(&["audit", "query", "--action", "rotation"]).fails_with(2);
+    assert!(action.stderr.contains("rotate_set") && action.stderr.contains("set_policy"));
     let field = cli.run(&["put", "api_key", "x", "--set", "nope=1"]).fails_with(5);
     assert!(field.stderr.contains("key (secret)"), "{field:?}");
     cli.run_with_input(&["put", "api_key", "../escape", "--set", "key=-"], b"v").fails_with(5);

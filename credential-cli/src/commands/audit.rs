@@ -140,9 +140,8 @@ fn query(args: &ArgMatches) -> Outcome<AuditQuery> {
         query = query.principal(principal);
     }
     if let Some(action) = args.get_one::<String>("action") {
-        let action: AuditAction = action
-            .parse()
-            .map_err(|_| Failure::usage(format!("unknown audit action `{action}`")))?;
+        // One of `AuditAction::ALL`'s names: the argument's parser lists them.
+        let action: AuditAction = action.parse()?;
         query = query.action(action);
     }
     if let Some(outcome) = args.get_one::<String>("outcome") {

@@ -79,6 +79,29 @@ impl AuditAction {
         )
     }
 
+    /// Every action, in the order of the enum: what a tool lists as the valid names.
+    pub const ALL: [Self; 20] = [
+        Self::Create,
+        Self::Activate,
+        Self::Rotate,
+        Self::Commit,
+        Self::Rollback,
+        Self::RollbackTo,
+        Self::Revoke,
+        Self::Load,
+        Self::History,
+        Self::Rekey,
+        Self::Read,
+        Self::Resolve,
+        Self::Refresh,
+        Self::Reveal,
+        Self::Export,
+        Self::Import,
+        Self::RotateSet,
+        Self::RotateTest,
+        Self::RotateRetire,
+        Self::SetPolicy,
+    ];
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -236,5 +259,19 @@ impl AuditEvent {
             && self.environment == other.environment
             && self.error == other.error
             && self.reason == other.reason
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_is_listed_once_in_order_and_reads_back_by_name() {
+        assert_eq!(AuditAction::ALL.len(), AuditAction::SetPolicy as usize + 1);
+        for (index, action) in AuditAction::ALL.into_iter().enumerate() {
+            assert_eq!(action as usize, index);
+            assert_eq!(action.as_str().parse::<AuditAction>().unwrap(), action);
+        }
     }
 }
