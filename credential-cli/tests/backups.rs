@@ -3,7 +3,7 @@
 //! truncated or altered backup imports nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -3,7 +3,7 @@
 //! for byte, so the application reads it again after a restore under another master key.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use credential::prelude::*;
 use support::Cli;

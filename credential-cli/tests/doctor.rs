@@ -2,7 +2,7 @@
 //! line with its fix and exit code 1.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 

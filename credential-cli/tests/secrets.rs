@@ -3,7 +3,7 @@
 //! passphrase key asks at the terminal and refuses a mistyped passphrase.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use support::{Cli, contains, files_under};
 

@@ -2,7 +2,7 @@
 //! events beside the records; queries and summaries.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use credential::audit::{
     AuditAction, AuditOutcome, AuditQuery, AuditSink, JsonlAuditSink, SqliteAuditSink,
@@ -13,7 +13,7 @@ use credential::{Error, SqliteStore};
 use support::scratch_dir;
 
 #[derive(Credential)]
-#[credential(kind = "api_key")]
+#[credential(kind = "audited_key")]
 struct ApiKey {
     #[secret]
     key: SecretString,
@@ -477,7 +477,12 @@ async fn shutdown_writes_every_read_event_before_the_process_exits() {
     let scratch = scratch_dir("audit-shutdown");
     let path = scratch.join("trail.jsonl");
     let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "shutdown_child", "--nocapture"])
+        .args([
+            "--ignored",
+            "--exact",
+            support::test_named(module_path!(), "shutdown_child").as_str(),
+            "--nocapture",
+        ])
         .env("CREDENTIAL_TEST_TRAIL", &path)
         .status()
         .unwrap();

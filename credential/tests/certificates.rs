@@ -2,7 +2,7 @@
 //! and EC keys in every PEM form, chains, and refusal of anything else.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

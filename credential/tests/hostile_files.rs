@@ -4,7 +4,7 @@
 //! hang the suite).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod support;
+use crate::support;
 
 use std::future::Future;
 use std::os::unix::net::UnixListener;

@@ -2,7 +2,7 @@
 //! `Debug` output or stored byte.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use credential::ListFilter;
 use credential::audit::{AuditQuery, AuditSink, JsonlAuditSink, SqliteAuditSink};
@@ -13,7 +13,7 @@ use support::scratch_dir;
 const CANARY: &str = "CANARY-3c9e1f7a-lifecycle-secret";
 
 #[derive(Credential)]
-#[credential(kind = "canary")]
+#[credential(kind = "lifecycle_canary")]
 struct Canary {
     #[secret]
     #[credential(validate(length(max = 40)))]

@@ -2,7 +2,7 @@
 //! races, access policy and failure modes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +16,7 @@ use credential::{
 use support::{ScratchDir, scratch_dir};
 
 #[derive(Credential)]
-#[credential(kind = "github")]
+#[credential(kind = "managed_github")]
 struct GitHub {
     #[secret]
     #[credential(validate(non_empty))]

@@ -2,7 +2,7 @@
 //! authorized as admin, audited, old key retired at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -4,8 +4,8 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
+use crate::support;
 use credential::hazmat::{self, SealContext};
-mod support;
 
 use support::scratch_dir;
 
@@ -18,7 +18,12 @@ const ENV_VAR: &str = "CREDENTIAL_TEST_MASTER_KEY";
 /// (setting variables in this process would race with other tests).
 fn run_child_with_env(test: &str, value: &str) -> std::process::Output {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            support::test_named(module_path!(), test).as_str(),
+            "--ignored",
+            "--nocapture",
+        ])
         .env(ENV_VAR, value)
         .output()
         .unwrap()

@@ -3,7 +3,7 @@
 //! provider served.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -21,7 +21,6 @@ use credential::{
 use sha2::Digest;
 use support::oidc::{CLIENT_SECRET, OidcProvider};
 use support::scratch_dir;
-use support::spans::global as spans;
 
 const CLIENT: &str = "idp/client";
 const TOKEN: &str = "idp/token";
@@ -29,6 +28,8 @@ const TOKEN: &str = "idp/token";
 struct Fixture {
     manager: Manager,
     audit: Arc<MemoryAuditSink>,
+    /// Every span and event while the fixture lives.
+    spans: support::spans::Capture,
 }
 
 impl Fixture {
@@ -42,7 +43,7 @@ impl Fixture {
         refresher: OAuth2Refresher,
         config: RefreshConfig,
     ) -> Self {
-        spans();
+        let spans = support::spans::capture();
         let audit = Arc::new(MemoryAuditSink::new());
         let manager = Manager::builder()
             .store(store)
@@ -53,7 +54,7 @@ impl Fixture {
             .build()
             .await
             .unwrap();
-        Self { manager, audit }
+        Self { manager, audit, spans }
     }
 
     /// A provider, and a manager on a memory store whose client credential points at it.
@@ -130,7 +131,7 @@ fn secret(token: &OAuth2Token) -> String {
 /// Asserts that none of `secrets` is in any error, span or event, or the audit trail.
 async fn assert_nowhere(fixture: &Fixture, secrets: &[&str], errors: &[Error]) {
     let errors: String = errors.iter().map(|error| format!("{error} {error:?}\n")).collect();
-    let spans = spans().text.lock().unwrap().clone();
+    let spans = fixture.spans.text.lock().unwrap().clone();
     let audit = fixture.audit_text().await;
     for secret in secrets.iter().filter(|secret| !secret.is_empty()) {
         assert!(!errors.contains(secret), "a secret in an error: {errors}");
@@ -350,7 +351,12 @@ async fn two_processes_on_one_sqlite_file_make_one_token_request() {
     fixture.token(TOKEN, Some(refresh_token), -1).await;
 
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "second_process", "--nocapture"])
+        .args([
+            "--ignored",
+            "--exact",
+            support::test_named(module_path!(), "second_process").as_str(),
+            "--nocapture",
+        ])
         .env("REFRESH_DIR", &*dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

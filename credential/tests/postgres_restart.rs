@@ -5,7 +5,7 @@
 //! In a file of its own: the restart would disturb other tests on the server.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::Mutex;

@@ -4,7 +4,7 @@
 //! password in any audit record, error or report.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -171,7 +171,7 @@ const CANARY: &str = "CANARYrot7f3a9c21";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_user_rotation_sets_a_hashed_password_and_the_old_one_is_refused() {
     let Some(roles) = Roles::create("single", CANARY, false) else { return };
-    let spans = support::spans::global();
+    let spans = support::spans::capture();
     let fixture = Fixture::new();
     let manager = fixture.manager(PostgresRotator::single_user(), None).await;
     let database = roles.database(roles.user(), CANARY);
@@ -500,7 +500,12 @@ async fn killed_inside(step: RotationStep, test: &str) {
     drop(writer);
 
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "rotating_child", "--nocapture"])
+        .args([
+            "--ignored",
+            "--exact",
+            support::test_named(module_path!(), "rotating_child").as_str(),
+            "--nocapture",
+        ])
         .env("ROTATION_DIR", &*dir)
         .env("ROTATION_STEP", step.as_str())
         .stdout(std::process::Stdio::piped())

@@ -3,7 +3,7 @@
 //! records behind it and revoked credentials readable again.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

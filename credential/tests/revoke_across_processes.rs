@@ -12,7 +12,7 @@
 //! than 100 ms after that may have succeeded.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -106,7 +106,12 @@ struct Reader {
 impl Reader {
     fn start(backend: &str, dir: &Path, url: &str) -> Self {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "reader_process", "--nocapture"])
+            .args([
+                "--ignored",
+                "--exact",
+                support::test_named(module_path!(), "reader_process").as_str(),
+                "--nocapture",
+            ])
             .env("READER_BACKEND", backend)
             .env("READER_DIR", dir)
             .env("READER_POSTGRES_URL", url)

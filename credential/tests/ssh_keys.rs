@@ -2,7 +2,7 @@
 //! back, and never shown.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

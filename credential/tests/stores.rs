@@ -1,7 +1,7 @@
 //! Every backend passes the conformance suite; backend-specific guarantees and bad input.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
@@ -279,7 +279,11 @@ async fn env_store_child() {
 #[test]
 fn env_store_reads_mapped_variables() {
     let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "env_store_child"])
+        .args([
+            "--ignored",
+            "--exact",
+            support::test_named(module_path!(), "env_store_child").as_str(),
+        ])
         .env("TEST_DB_PASSWORD", "env-canary-pw")
         .env("TEST_DB_USER", "app")
         .env("TEST_DB_PORT", "5432")

@@ -3,7 +3,7 @@
 //! manager serve another version, or serve a revoked or expired credential.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

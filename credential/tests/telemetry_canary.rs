@@ -3,7 +3,7 @@
 //! while what an operator needs does: ids, principals, actions, outcomes, error codes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //! checks, and that no value reaches the audit trail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use credential::{AccessPolicy, Error, Grant, ResolveOptions};
 const CANARY: &str = "CANARY-tpl-5e8d0c2b";
 
 #[derive(Credential)]
-#[credential(kind = "webhook")]
+#[credential(kind = "templated_webhook")]
 struct Webhook {
     #[secret]
     url: SecretString,
@@ -271,7 +271,12 @@ async fn a_second_process_resolves_a_kind_it_never_names() {
     manager.shutdown().await.unwrap();
 
     let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "resolving_child", "--nocapture"])
+        .args([
+            "--ignored",
+            "--exact",
+            support::test_named(module_path!(), "resolving_child").as_str(),
+            "--nocapture",
+        ])
         .env("CREDENTIAL_TEST_STORE", &path)
         .env("CREDENTIAL_TEST_MASTER_KEY", key.to_base64().expose_secret())
         .output()

@@ -4,7 +4,7 @@
 //! refuses.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use credential::audit::{AuditAction, AuditQuery, MemoryAuditSink};
 use credential::prelude::*;

@@ -6,6 +6,10 @@
 #[path = "../../../credential/tests/support/tools.rs"]
 pub mod tools;
 
+/// And its stress counts.
+#[path = "../../../credential/tests/support/stress.rs"]
+pub mod stress;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -1,10 +1,20 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub(crate) mod oidc;
 pub(crate) mod spans;
+pub(crate) mod stress;
 pub(crate) mod tools;
 pub(crate) mod vault;
+
+/// The name the test harness gives test `name` of the module whose `module_path!()` is `module`:
+/// what a test passes (with `--exact`) to run that one test of this binary in a child process.
+pub(crate) fn test_named(module: &str, name: &str) -> String {
+    match module.split_once("::") {
+        Some((_, path)) => format!("{path}::{name}"),
+        None => name.to_owned(),
+    }
+}
 
 use std::ops::Deref;
 use std::os::unix::fs::PermissionsExt;

@@ -1,11 +1,15 @@
 use std::collections::BTreeMap;
 
+use credential::ValidationErrors;
 use credential::prelude::*;
 use credential::rules::RuleError;
-use credential::ValidationErrors;
 
 fn starts_with_sk(key: &SecretString) -> Result<(), RuleError> {
-    if key.expose_secret().starts_with("sk_") { Ok(()) } else { Err(RuleError::new("must start with `sk_`")) }
+    if key.expose_secret().starts_with("sk_") {
+        Ok(())
+    } else {
+        Err(RuleError::new("must start with `sk_`"))
+    }
 }
 
 fn consistent(service: &Service) -> Result<(), ValidationErrors> {
@@ -51,7 +55,8 @@ struct Optional {
     expires: Option<DateTime<Utc>>,
 }
 
-fn main() {
+#[test]
+fn compiles_and_runs() {
     assert_eq!(Service::KIND, "payments.stripe/v2");
     assert_eq!(Optional::KIND, "optional");
     assert_eq!(Service::FIELDS[1].name, "hmac");

@@ -1,5 +1,5 @@
 mod reexport {
-    pub use ::credential as inner;
+    pub(super) use ::credential as inner;
 }
 
 use credential::prelude::*;
@@ -11,6 +11,7 @@ struct GitHub {
     token: SecretString,
 }
 
-fn main() {
+#[test]
+fn compiles_and_runs() {
     assert_eq!(GitHub::KIND, "git_hub");
 }
