@@ -133,11 +133,12 @@ impl Fixture {
     }
 
     /// A manager on the fixture's store rotating with `rotator`; a short lease, so that a
-    /// rotation left behind is taken over quickly.
+    /// rotation left behind is taken over quickly (the lease lapses on the server's clock, which
+    /// a test cannot move), yet long enough for any one rotation here, which takes milliseconds.
     async fn manager<R: Rotator>(&self, rotator: R, policy: Option<RotationPolicy>) -> Manager {
         let store = Arc::clone(&self.store);
         let config = RotationConfig::default()
-            .deadline(Duration::from_secs(3), Duration::from_secs(4))
+            .deadline(Duration::from_millis(1500), Duration::from_secs(2))
             .tick(Duration::from_millis(20));
         let mut builder = Manager::builder()
             .store(store)

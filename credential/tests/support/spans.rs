@@ -100,10 +100,8 @@ pub(crate) fn capture() -> Capture {
 fn global() -> &'static Spans {
     static SPANS: std::sync::OnceLock<std::sync::Arc<Spans>> = std::sync::OnceLock::new();
     SPANS.get_or_init(|| {
-        let spans = std::sync::Arc::new(Spans {
-            capturing: Some(AtomicUsize::new(0)),
-            ..Spans::default()
-        });
+        let spans =
+            std::sync::Arc::new(Spans { capturing: Some(AtomicUsize::new(0)), ..Spans::default() });
         tracing::subscriber::set_global_default(std::sync::Arc::clone(&spans)).unwrap();
         spans
     })
