@@ -51,14 +51,12 @@ async fn first_process() {
 
 #[tokio::test]
 async fn state_survives_a_process_restart() {
-    let dir = std::env::temp_dir().join(format!("credential-e2e-restart-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new();
     MasterKey::generate().unwrap().write_file(dir.join("master.key")).unwrap();
 
     let output = Command::new(std::env::current_exe().unwrap())
         .args(["--ignored", "--exact", "first_process"])
-        .env("E2E_DIR", &dir)
+        .env("E2E_DIR", &*dir)
         .output()
         .unwrap();
     assert!(
@@ -89,5 +87,31 @@ async fn state_survives_a_process_restart() {
     assert_eq!(sink.verify().await.unwrap().lines, 8);
     assert_eq!(sink.query(&AuditQuery::all()).await.unwrap().len(), 8);
     drop((manager, sink));
-    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The test's directory, removed when dropped, whether the test passed or not.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new() -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("credential-e2e-restart-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

@@ -110,9 +110,7 @@ mod tests {
 
     #[test]
     fn the_log_is_followed_line_by_line_and_a_replaced_log_means_lost_changes() {
-        let dir = std::env::temp_dir().join(format!("credential-file-feed-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let dir = crate::util::scratch::ScratchDir::new("file-feed");
         let heard = RecordingListener::default();
         let mut changes = FileChanges::start(&dir);
         assert!(changes.poll(&heard).is_ok());
@@ -136,6 +134,5 @@ mod tests {
         fs::rename(&fresh, &path).unwrap();
         assert!(changes.poll(&heard).is_ok());
         assert_eq!(heard.take(), (vec!["default/d".to_owned()], 1));
-        let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -64,10 +64,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_write_is_reported_once_and_a_trimmed_gap_means_lost_changes() {
-        let dir =
-            std::env::temp_dir().join(format!("credential-sqlite-feed-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::util::scratch::ScratchDir::new("sqlite-feed");
         let store = SqliteStore::open(dir.join("credentials.db")).await.unwrap();
         let mut changes = SqliteChanges::start(store.connect().unwrap()).unwrap();
         let heard = RecordingListener::default();
@@ -105,6 +102,5 @@ mod tests {
         changes.poll(&heard).unwrap();
         assert_eq!(heard.take().1, 1);
         drop(store);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -95,25 +95,7 @@ mod tests {
     use std::process::Command;
 
     use super::*;
-
-    /// A directory of the test's own, removed when dropped.
-    struct Scratch(std::path::PathBuf);
-
-    impl Scratch {
-        fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir()
-                .join(format!("credential-regular-file-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Self(dir)
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::util::scratch::ScratchDir as Scratch;
 
     fn mkfifo(path: &Path) {
         assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
@@ -122,14 +104,14 @@ mod tests {
     #[test]
     fn fifos_sockets_devices_and_directories_fail_at_once() {
         let scratch = Scratch::new("kinds");
-        let fifo = scratch.0.join("fifo");
+        let fifo = scratch.join("fifo");
         mkfifo(&fifo);
-        let socket = scratch.0.join("socket");
+        let socket = scratch.join("socket");
         let _listener = UnixListener::bind(&socket).unwrap();
         for (path, says) in [
             (fifo.as_path(), "a FIFO"),
             (Path::new("/dev/zero"), "a device"),
-            (scratch.0.as_path(), "a directory"),
+            (&*scratch, "a directory"),
         ] {
             let error = read(path, Links::Follow, 1024).unwrap_err();
             assert!(error.to_string().contains(says), "{}: {error}", path.display());
@@ -142,16 +124,16 @@ mod tests {
         #[cfg(feature = "file")]
         {
             assert!(open_dir(&fifo).is_err());
-            assert!(open_dir(&scratch.0).is_ok());
+            assert!(open_dir(&scratch).is_ok());
         }
     }
 
     #[test]
     fn links_are_followed_only_when_asked_and_sizes_are_bounded() {
         let scratch = Scratch::new("links");
-        let target = scratch.0.join("target");
+        let target = scratch.join("target");
         std::fs::write(&target, b"0123456789").unwrap();
-        let link = scratch.0.join("link");
+        let link = scratch.join("link");
         std::os::unix::fs::symlink(&target, &link).unwrap();
         assert_eq!(&**read(&link, Links::Follow, 10).unwrap(), b"0123456789");
         assert!(read(&link, Links::Refuse, 10).is_err());

@@ -23,6 +23,12 @@ fn provider_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/oidc")
 }
 
+/// Whether Node.js and npm are installed, which the provider runs on (see `tools`: a test without
+/// them says what to install and passes, unless tools are required).
+pub(crate) fn available() -> bool {
+    super::tools::installed(&[("node", "nodejs"), ("npm", "npm")])
+}
+
 /// `npm ci`, once per test process, unless the packages are there.
 fn install() {
     static INSTALLED: OnceLock<()> = OnceLock::new();
