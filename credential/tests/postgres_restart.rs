@@ -2,7 +2,7 @@
 //! fail while it is down (never served from a cache nobody vouches for), and once it is back a
 //! change made elsewhere is seen within 100 ms, never the value before it.
 //!
-//! In a file of its own: the restart would disturb other tests on the server.
+//! On a server of its own: the restart would disturb the other tests on the shared one.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use crate::support;
@@ -16,7 +16,7 @@ use credential::crypto::MasterKey;
 use credential::kinds::ApiKey;
 use credential::store::PostgresStore;
 use credential::{CacheConfig, ExposeSecret, KeyRing, Manager, Principal};
-use support::{PgSchema, postgres_state_dir};
+use support::OwnPgServer;
 
 const BOUND: Duration = Duration::from_millis(100);
 
@@ -39,10 +39,10 @@ type Observation = (u128, Result<String, &'static str>);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_restart_surfaces_errors_then_fresh_values_never_a_stale_one() {
-    let Some(schema) = PgSchema::create("restart") else { return };
+    let Some(server) = OwnPgServer::start("restart") else { return };
     let key = MasterKey::generate().unwrap();
-    let writer = manager(&schema.url, &key).await;
-    let reader = manager(&schema.url, &key).await;
+    let writer = manager(&server.url, &key).await;
+    let reader = manager(&server.url, &key).await;
     writer
         .create("restart/api", ApiKey::new("sk_before".into()))
         .await
@@ -73,7 +73,7 @@ async fn a_server_restart_surfaces_errors_then_fresh_values_never_a_stale_one() 
         tokio::task::yield_now().await;
     }
 
-    let restart = postgres_state_dir().join("restart");
+    let restart = server.state.join("restart");
     let status =
         tokio::task::spawn_blocking(move || std::process::Command::new(restart).status().unwrap())
             .await

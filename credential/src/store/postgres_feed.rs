@@ -64,8 +64,10 @@ async fn listen(
     listener: Arc<dyn ChangeListener>,
     stop: &AtomicBool,
 ) {
-    // Named per process, so an operator (or a test) can find this connection's backend.
-    let name = format!("credential-feed/{}", std::process::id());
+    // Named per process and schema, so an operator (or a test) can find this connection's
+    // backend in `pg_stat_activity`.
+    let schema = channel.strip_prefix("credential_changes/").unwrap_or(channel);
+    let name = format!("credential-feed/{}/{schema}", std::process::id());
     let mut backoff = FIRST_BACKOFF;
     while !stop.load(Ordering::Acquire) {
         let vouched = session(settings, &name, channel, &listener, stop).await;

@@ -20,8 +20,8 @@ use std::ops::Deref;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-/// A fresh scratch directory (mode 0700) under the system temp dir, unique to this process and
-/// `name`, removed with everything in it when dropped.
+/// A fresh scratch directory (mode 0700) under the system temp dir, unique to this process, its
+/// `name` and its number, removed with everything in it when dropped.
 pub(crate) struct ScratchDir(PathBuf);
 
 impl Deref for ScratchDir {
@@ -45,7 +45,11 @@ impl Drop for ScratchDir {
 }
 
 pub(crate) fn scratch_dir(name: &str) -> ScratchDir {
-    let dir = std::env::temp_dir().join(format!("credential-test-{name}-{}", std::process::id()));
+    // Numbered too: two tests of the binary that pick one name still get a directory each.
+    static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let number = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir()
+        .join(format!("credential-test-{name}-{}-{number}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -65,14 +69,7 @@ impl PgSchema {
     /// A fresh schema for `test`, or `None` when no server is configured: the test says so and
     /// passes, unless `CREDENTIAL_TEST_POSTGRES_REQUIRED` is set (as CI sets it), when it fails.
     pub(crate) fn create(test: &str) -> Option<Self> {
-        let Some(base) = postgres_server_url() else {
-            assert!(
-                std::env::var_os("CREDENTIAL_TEST_POSTGRES_REQUIRED").is_none(),
-                "CREDENTIAL_TEST_POSTGRES_URL is not set: start a server with .ci/postgres.sh"
-            );
-            eprintln!("skipped {test}: no PostgreSQL server (see .ci/postgres.sh)");
-            return None;
-        };
+        let base = postgres_server_or_skip(test)?;
         let name = format!("t_{}_{}", test.replace(['-', '/'], "_"), std::process::id());
         psql(&base, &format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"));
         let url = format!("{base}&options=-csearch_path%3D{name}");
@@ -99,6 +96,60 @@ impl Drop for PgSchema {
     }
 }
 
+/// The test server's URL, or `None` when no server is configured: the test says so and passes,
+/// unless `CREDENTIAL_TEST_POSTGRES_REQUIRED` is set (as CI sets it), when it fails.
+pub(crate) fn postgres_server_or_skip(test: &str) -> Option<String> {
+    let url = postgres_server_url();
+    if url.is_none() {
+        assert!(
+            std::env::var_os("CREDENTIAL_TEST_POSTGRES_REQUIRED").is_none(),
+            "CREDENTIAL_TEST_POSTGRES_URL is not set: start a server with .ci/postgres.sh"
+        );
+        eprintln!("skipped {test}: no PostgreSQL server (see .ci/postgres.sh)");
+    }
+    url
+}
+
+/// A PostgreSQL server of one test's own, made by `.ci/postgres.sh` like the shared one, for a
+/// test that disturbs its server (restarts it) while other tests use theirs; stopped when
+/// dropped. Started only where the shared test server runs, so where PostgreSQL is installed.
+pub(crate) struct OwnPgServer {
+    /// A `verify-full` URL for its `credential` database.
+    pub(crate) url: String,
+    /// Its directory: data, certificates, and the `restart` script.
+    pub(crate) state: PathBuf,
+}
+
+impl OwnPgServer {
+    pub(crate) fn start(test: &str) -> Option<Self> {
+        postgres_server_or_skip(test)?;
+        let output = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(r#"eval "$(bash "$0" start)" && printf '%s\n%s\n' "$CREDENTIAL_TEST_POSTGRES_URL" "$CREDENTIAL_TEST_POSTGRES_STATE""#)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/postgres.sh"))
+            .output()
+            .unwrap();
+        let printed = String::from_utf8(output.stdout).unwrap();
+        let mut lines = printed.lines();
+        match (output.status.success(), lines.next(), lines.next()) {
+            (true, Some(url), Some(state)) => {
+                Some(Self { url: url.to_owned(), state: PathBuf::from(state) })
+            }
+            _ => panic!("no server of its own: {}", String::from_utf8_lossy(&output.stderr)),
+        }
+    }
+}
+
+impl Drop for OwnPgServer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/postgres.sh"))
+            .arg("stop")
+            .arg(&self.state)
+            .output();
+    }
+}
+
 /// The test server's URL (a `verify-full` URL with a query string), if one is configured.
 pub(crate) fn postgres_server_url() -> Option<String> {
     std::env::var("CREDENTIAL_TEST_POSTGRES_URL").ok().filter(|url| !url.is_empty())
@@ -119,12 +170,14 @@ pub(crate) fn psql(url: &str, sql: &str) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// The process ids of the backends of the change feeds `process` runs.
+/// The process ids of the backends of the change feeds `process` runs on the schema `url`
+/// names (its search path): not those of other tests in the same process.
 pub(crate) fn feed_backends(url: &str, process: u32) -> Vec<u32> {
     psql(
         url,
         &format!(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = 'credential-feed/{process}'"
+            "SELECT pid FROM pg_stat_activity
+             WHERE application_name = 'credential-feed/{process}/' || current_schema()"
         ),
     )
     .lines()
