@@ -380,6 +380,18 @@ pub(crate) fn feed_lost(store: &'static str) {
     let _ = store;
 }
 
+/// The server `store` names refused a new connection for having too many: the caller waits and
+/// tries again.
+#[cfg(feature = "postgres")]
+pub(crate) fn server_full(store: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("credential_server_full_waits_total", "store" => store).increment(1);
+    #[cfg(feature = "tracing")]
+    tracing::warn!(store, "the server refuses new connections (too many clients); waiting");
+    #[cfg(not(any(feature = "metrics", feature = "tracing")))]
+    let _ = store;
+}
+
 /// A refresh of `id` landed with `outcome`.
 pub(crate) fn refresh_landed(id: &str, outcome: &Result<(), Error>) {
     let code = outcome.as_ref().err().map(Error::code);

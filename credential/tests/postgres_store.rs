@@ -305,3 +305,76 @@ async fn the_server_sees_sealed_records_and_audit_rows_never_a_secret() {
     assert!(everything.contains("payments/stripe"));
     assert!(!everything.contains("CANARY"), "a secret reached the server");
 }
+
+/// A role that may hold one connection at a time, owning a schema of its own: a server "full" for
+/// that role alone (PostgreSQL refuses it as it refuses a client past `max_connections`), without
+/// touching the other tests' connections. Dropped with its schema.
+struct OneConnectionRole {
+    admin_url: String,
+    name: String,
+    /// The role's URL, with its schema as the search path.
+    url: String,
+}
+
+impl OneConnectionRole {
+    fn create(test: &str) -> Option<Self> {
+        let admin_url = support::postgres_server_or_skip(test)?;
+        let name = format!("full_{test}_{}", std::process::id());
+        let password = "one-connection-role";
+        psql(
+            &admin_url,
+            &format!(
+                "DROP SCHEMA IF EXISTS {name} CASCADE; DROP ROLE IF EXISTS {name};
+                 CREATE ROLE {name} LOGIN PASSWORD '{password}' CONNECTION LIMIT 1;
+                 CREATE SCHEMA {name} AUTHORIZATION {name}"
+            ),
+        );
+        let (scheme, rest) = admin_url.split_once("://").unwrap();
+        let server = &rest[rest.find('@').unwrap() + 1..];
+        let url = format!("{scheme}://{name}:{password}@{server}&options=-csearch_path%3D{name}");
+        Some(Self { admin_url, name, url })
+    }
+}
+
+impl Drop for OneConnectionRole {
+    fn drop(&mut self) {
+        let name = &self.name;
+        let _ = std::process::Command::new("psql")
+            .args([self.admin_url.as_str(), "-qAtc"])
+            .arg(format!("DROP SCHEMA IF EXISTS {name} CASCADE; DROP ROLE IF EXISTS {name}"))
+            .output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_too_full_to_connect_is_waited_out_then_named_in_a_transient_error() {
+    let Some(role) = OneConnectionRole::create("wait") else { return };
+    let spans = support::spans::capture();
+    // The one connection the role may have, kept by a store's pool.
+    let holder = PostgresStore::connect(&role.url).await.unwrap();
+    holder.put(sample_record("full/one", "api_key", b"x"), Precondition::Absent).await.unwrap();
+
+    // Another store refused for it waits, and says so; given the connection back, it goes on.
+    let waiting = tokio::spawn({
+        let url = role.url.clone();
+        async move {
+            let store = PostgresStore::connect(&url).await?;
+            store.get("full/one").await
+        }
+    });
+    let said = "the server refuses new connections (too many clients); waiting";
+    while !spans.text.lock().unwrap().contains(said) && !waiting.is_finished() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(holder);
+    assert!(waiting.await.unwrap().unwrap().is_some(), "the waiting store read the record");
+
+    // Held for longer than a store waits: the server's refusal is the error, transient, and says
+    // what happened.
+    let holder = PostgresStore::connect(&role.url).await.unwrap();
+    assert!(holder.get("full/one").await.unwrap().is_some());
+    let refused = PostgresStore::connect(&role.url).await.unwrap_err();
+    assert!(refused.is_transient(), "{refused:?}");
+    assert!(refused.to_string().contains("too many connections"), "{refused}");
+    drop(holder);
+}

@@ -25,6 +25,12 @@ pub(crate) fn changes_channel(schema: &str) -> String {
 }
 /// How long establishing one connection may take (unless the URL says otherwise).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a new connection waits for a server that refuses it for having too many clients (a
+/// busy fleet's connections are given back within moments), trying again with a backoff from the
+/// first pause to the longest.
+const FULL_SERVER_WAIT: Duration = Duration::from_secs(5);
+const FIRST_FULL_PAUSE: Duration = Duration::from_millis(10);
+const LONGEST_FULL_PAUSE: Duration = Duration::from_millis(250);
 /// How long a call waits for a pooled connection before failing.
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections kept by a store's pool.
@@ -72,6 +78,11 @@ impl Settings {
 
     /// One new connection named `application_name` (so operators can tell connections apart in
     /// `pg_stat_activity`); the caller drives the returned connection.
+    ///
+    /// A server that refuses for having too many clients (its `max_connections`, or a role's or
+    /// database's connection limit) is tried again, with backoff, for up to
+    /// [`FULL_SERVER_WAIT`]; its last refusal is then the (transient) error. Any other failure,
+    /// a server that is away among them, is the error at once.
     pub(crate) async fn connect_raw(
         &self,
         application_name: Option<&str>,
@@ -80,7 +91,24 @@ impl Settings {
         if let Some(name) = application_name {
             config.application_name(name);
         }
-        config.connect(self.tls.clone()).await.map_err(storage)
+        let deadline = tokio::time::Instant::now() + FULL_SERVER_WAIT;
+        let mut pause = FIRST_FULL_PAUSE;
+        loop {
+            match config.connect(self.tls.clone()).await {
+                Ok(connected) => return Ok(connected),
+                Err(error)
+                    if error.code() == Some(&SqlState::TOO_MANY_CONNECTIONS)
+                        && tokio::time::Instant::now() + pause < deadline =>
+                {
+                    if pause == FIRST_FULL_PAUSE {
+                        crate::telemetry::server_full("postgres");
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(LONGEST_FULL_PAUSE);
+                }
+                Err(error) => return Err(storage(error)),
+            }
+        }
     }
 
     /// One new connection, driven by a task on the current runtime until it closes.
@@ -338,7 +366,11 @@ impl Pool {
                 true,
                 std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
-                    "timed out waiting for a free connection",
+                    format!(
+                        "every connection of the store's pool ({}) stayed busy for {} s",
+                        self.pool.status().max_size,
+                        CHECKOUT_TIMEOUT.as_secs()
+                    ),
                 ),
             ),
             _ => Error::storage(
