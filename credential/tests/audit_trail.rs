@@ -385,6 +385,9 @@ async fn a_trail_that_cannot_be_written_refuses_the_mutation_as_an_audit_failure
     assert!(store.get("default/stripe").await.unwrap().is_none(), "nothing was written");
     // Reads are refused too while the trail fails (fail closed).
     assert!(matches!(manager.load_dyn("stripe").await, Err(Error::AuditBackpressure)));
+    // The writer stops before the directory goes: a writer still trying would make the trail
+    // anew as the directory is removed.
+    let _ = manager.shutdown().await;
 }
 
 #[tokio::test]
@@ -454,6 +457,8 @@ async fn cached_reads_are_counted_in_order_and_refused_once_the_trail_fails() {
     }
     assert!(full.flush().await.is_err());
     assert!(matches!(ctx.get::<ApiKey>("api/key").await, Err(Error::AuditBackpressure)));
+    // As above: the writer stops before the directory goes.
+    let _ = reader.shutdown().await;
 }
 
 /// How many reads the shutdown child makes before it shuts down and exits at once.
