@@ -16,11 +16,9 @@ fn sets(args: &ArgMatches, kind: &str) -> Vec<String> {
     if kind != Database::KIND {
         return sets.collect();
     }
-    sets.map(|set| match set.split_once('=') {
-        Some(("driver", name)) => {
-            Database::driver_named(name).map_or(set.clone(), |driver| format!("driver={driver}"))
-        }
-        _ => set,
+    sets.map(|set| {
+        let driver = set.strip_prefix("driver=").and_then(Database::driver_named);
+        driver.map_or(set, |driver| format!("driver={driver}"))
     })
     .collect()
 }

@@ -1,7 +1,7 @@
 //! The commit path, in order: **authorize** (write, or admin for revoke, restore, rekey and
 //! import) → **audit** the mutation durably → **anchor** the trail's line in the record and tag
-//! it → **compare-and-swap** on the record revision → **invalidate** the cache. A mutation whose event cannot be recorded does not happen; a swap
-//! that fails is audited as failed.
+//! it → **compare-and-swap** on the record revision → **invalidate** the cache. A mutation whose
+//! event cannot be recorded does not happen; a tag or swap that fails is audited as failed.
 
 use chrono::{DateTime, Utc};
 

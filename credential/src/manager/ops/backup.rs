@@ -51,8 +51,8 @@ pub struct ExportedVersion {
     /// import restores.
     pub payload: Option<SecretSlice<u8>>,
     /// The same version's fields as a JSON object, secrets in the clear (secret bytes in standard
-    /// base64), for reading a backup by hand; `None` once destroyed or when the exporting
-    /// manager does not know the kind. An import checks it against the payload and refuses a
+    /// base64), for reading a backup by hand; `None` once destroyed, or when the exporting
+    /// manager does not know the kind or cannot decode the version with it. An import checks it against the payload and refuses a
     /// credential whose fields were changed.
     pub fields: Option<SecretString>,
 }
@@ -80,8 +80,9 @@ pub(crate) async fn export(manager: &Manager, id: &str) -> Result<ExportedCreden
                 let (mut payload, mut fields) = (None, None);
                 if !version.sealed.is_empty() {
                     let opened = core.open_raw(id, record, version)?;
-                    if let Some(decoder) = decoder {
-                        let decoded = decoder.decode(&opened)?;
+                    // A version its kind no longer decodes (written before a field became
+                    // required, say) is still backed up, by its payload alone.
+                    if let Some(decoded) = decoder.and_then(|kind| kind.decode(&opened).ok()) {
                         fields = Some(backup_fields::to_json(&decoded, opened.len())?);
                     }
                     payload = Some(SecretSlice::from(opened.to_vec()));

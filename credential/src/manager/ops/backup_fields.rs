@@ -55,11 +55,10 @@ pub(crate) fn to_json(decoded: &Decoded, size_hint: usize) -> Result<SecretStrin
         map.serialize_entry(field.name, &shown).map_err(json_error)?;
     }
     map.end().map_err(json_error)?;
-    let text = String::from_utf8(std::mem::take(&mut *json)).map_err(|error| {
-        let mut bytes = error.into_bytes();
-        bytes.zeroize();
-        Error::CorruptRecord { reason: "a field is not UTF-8 text".to_owned() }
-    })?;
+    // Copied at its exact size into the secret (a `String` of spare capacity would be shrunk by
+    // reallocating, leaving the old buffer unwiped); the buffer is wiped when dropped.
+    let text = std::str::from_utf8(&json)
+        .map_err(|_| Error::CorruptRecord { reason: "a field is not UTF-8 text".to_owned() })?;
     Ok(SecretString::from(text))
 }
 
