@@ -30,7 +30,11 @@ pub(crate) mod postgres_connection;
 #[cfg(feature = "postgres")]
 mod postgres_feed;
 #[cfg(feature = "postgres")]
+pub(crate) mod postgres_pool;
+#[cfg(feature = "postgres")]
 mod postgres_schema;
+#[cfg(feature = "postgres")]
+mod postgres_shared;
 #[cfg(feature = "postgres")]
 mod postgres_tls;
 mod record;
@@ -68,7 +72,7 @@ pub use memory::MemoryStore;
 #[doc(hidden)]
 pub use postgres::PooledDriverClient;
 #[cfg(feature = "postgres")]
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresStore, PostgresStoreBuilder};
 pub use record::{
     LifecycleState, ListFilter, Precondition, Record, RecordMeta, RefreshLease, RefreshMark,
     SealedVersion, VersionState,

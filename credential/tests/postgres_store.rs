@@ -354,9 +354,11 @@ async fn a_server_too_full_to_connect_is_waited_out_then_named_in_a_transient_er
     let holder = PostgresStore::connect(&role.url).await.unwrap();
     holder.put(sample_record("full/one", "api_key", b"x"), Precondition::Absent).await.unwrap();
 
-    // Another store refused for it waits, and says so; given the connection back, it goes on.
+    // Another store (on a URL of its own, so with connections of its own) refused for it waits,
+    // and says so; given the connection back, it goes on.
+    let other_url = format!("{}&application_name=credential-other", role.url);
     let waiting = tokio::spawn({
-        let url = role.url.clone();
+        let url = other_url.clone();
         async move {
             let store = PostgresStore::connect(&url).await?;
             store.get("full/one").await
@@ -373,7 +375,7 @@ async fn a_server_too_full_to_connect_is_waited_out_then_named_in_a_transient_er
     // what happened.
     let holder = PostgresStore::connect(&role.url).await.unwrap();
     assert!(holder.get("full/one").await.unwrap().is_some());
-    let refused = PostgresStore::connect(&role.url).await.unwrap_err();
+    let refused = PostgresStore::connect(&other_url).await.unwrap_err();
     assert!(refused.is_transient(), "{refused:?}");
     assert!(refused.to_string().contains("too many connections"), "{refused}");
     drop(holder);

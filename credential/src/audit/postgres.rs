@@ -4,17 +4,17 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tokio_postgres::Client;
+use tokio_postgres::types::Type;
 
 use super::queue::{AuditQueue, BatchTarget, DEFAULT_QUEUE_CAPACITY};
 use super::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, AuditSink, Unwritten};
 use crate::store::PostgresStore;
-use crate::store::postgres_connection::{Settings, storage};
+use crate::store::postgres_connection::storage;
 use crate::{Error, Result};
 
 /// Audit events in the `credential_audit` table of a [`PostgresStore`]'s database. A writer
-/// thread with a connection of its own inserts them in batches, one statement per batch (group
-/// commit): a mutation's event is committed before the mutation proceeds; a read's event with the
+/// thread inserts them in batches on the store's pooled connections, one statement per batch
+/// (group commit): a mutation's event is committed before the mutation proceeds; a read's event with the
 /// next batch, milliseconds later. A crash can lose the read events still queued, never a
 /// mutation's. While the database cannot be reached, mutations fail and reads are refused once
 /// the queue is failing ([`Error::AuditBackpressure`]).
@@ -39,54 +39,46 @@ impl PostgresAuditSink {
             .enable_all()
             .build()
             .map_err(|source| Error::io("starting the audit writer", source))?;
-        let target =
-            PostgresTarget { settings: Arc::clone(store.settings()), runtime, client: None };
+        let target = PostgresTarget { store: store.clone(), runtime };
         let queue = AuditQueue::start("credential-audit-postgres", target, DEFAULT_QUEUE_CAPACITY)?;
         Ok(Self { inner: Arc::new(Inner { store: store.clone(), queue }) })
     }
 }
 
-/// Inserts each batch with one statement, on a connection (re)made as needed and driven by the
-/// writer thread's own runtime.
+/// Inserts each batch with one (unnamed) statement on one of the store's pooled connections,
+/// waiting for it on the writer thread's own runtime.
 struct PostgresTarget {
-    settings: Arc<Settings>,
+    store: PostgresStore,
     runtime: tokio::runtime::Runtime,
-    client: Option<Client>,
 }
 
 impl BatchTarget for PostgresTarget {
     fn write(&mut self, events: &[AuditEvent]) -> Result<()> {
         let columns = Columns::of(events);
-        let (settings, client) = (&self.settings, &mut self.client);
+        let pool = self.store.pool();
         self.runtime
             .block_on(async {
-                if client.as_ref().is_none_or(Client::is_closed) {
-                    *client = Some(settings.connect().await?);
-                }
-                let Some(connected) = client.as_ref() else {
-                    return Err(Error::audit("no audit connection"));
-                };
-                connected
-                    .execute(
+                let connection = pool.get().await?;
+                connection
+                    .client
+                    .execute_typed(
                         "INSERT INTO credential_audit
                             (time_ns, principal, credential, environment, action, outcome, version,
                              error, reason, count, until_ns, revision)
-                         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[],
-                             $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[],
-                             $10::bigint[], $11::bigint[], $12::bigint[])",
+                         SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                         &[
-                            &columns.time_ns,
-                            &columns.principal,
-                            &columns.credential,
-                            &columns.environment,
-                            &columns.action,
-                            &columns.outcome,
-                            &columns.version,
-                            &columns.error,
-                            &columns.reason,
-                            &columns.count,
-                            &columns.until_ns,
-                            &columns.revision,
+                            (&columns.time_ns, Type::INT8_ARRAY),
+                            (&columns.principal, Type::TEXT_ARRAY),
+                            (&columns.credential, Type::TEXT_ARRAY),
+                            (&columns.environment, Type::TEXT_ARRAY),
+                            (&columns.action, Type::TEXT_ARRAY),
+                            (&columns.outcome, Type::TEXT_ARRAY),
+                            (&columns.version, Type::INT8_ARRAY),
+                            (&columns.error, Type::TEXT_ARRAY),
+                            (&columns.reason, Type::TEXT_ARRAY),
+                            (&columns.count, Type::INT8_ARRAY),
+                            (&columns.until_ns, Type::INT8_ARRAY),
+                            (&columns.revision, Type::INT8_ARRAY),
                         ],
                     )
                     .await
@@ -167,7 +159,7 @@ impl AuditSink for PostgresAuditSink {
         let connection = self.inner.store.pool().get().await?;
         let rows = connection
             .client
-            .query(
+            .query_typed(
                 "SELECT time_ns, principal, credential, environment, action, outcome, version,
                         error, reason, count, until_ns, revision
                  FROM credential_audit
@@ -176,13 +168,13 @@ impl AuditSink for PostgresAuditSink {
                    AND ($5::bigint IS NULL OR time_ns >= $5) AND ($6::bigint IS NULL OR time_ns < $6)
                  ORDER BY seq DESC LIMIT $7",
                 &[
-                    &query.credential,
-                    &query.principal,
-                    &query.action.map(AuditAction::as_str),
-                    &query.outcome.map(AuditOutcome::as_str),
-                    &nanos(query.since),
-                    &nanos(query.until),
-                    &limit,
+                    (&query.credential, Type::TEXT),
+                    (&query.principal, Type::TEXT),
+                    (&query.action.map(AuditAction::as_str), Type::TEXT),
+                    (&query.outcome.map(AuditOutcome::as_str), Type::TEXT),
+                    (&nanos(query.since), Type::INT8),
+                    (&nanos(query.until), Type::INT8),
+                    (&limit, Type::INT8),
                 ],
             )
             .await

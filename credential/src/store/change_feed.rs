@@ -75,7 +75,9 @@ impl Drop for ChangeFeed {
 }
 
 /// The listeners of the feeds running on one store handle, told of that handle's own writes
-/// before the writes return: in-process sharers of a handle need not wait for a poll.
+/// before the writes return: in-process sharers of a handle need not wait for a poll. As a
+/// [`ChangeListener`] it passes what one feed reports to every listener (the PostgreSQL store
+/// runs one feed per process for all of them).
 #[derive(Default)]
 pub(crate) struct LocalListeners {
     watchers: std::sync::Mutex<Vec<Watcher>>,
@@ -96,17 +98,44 @@ impl LocalListeners {
         self.lock().push((listener, stop));
     }
 
-    /// Tells every running feed that `id` changed, dropping the listeners of stopped feeds.
+    /// Tells every running feed that `id` changed.
     pub(crate) fn report(&self, id: &str) {
+        self.each(|listener| listener.changed(id));
+    }
+
+    /// Whether any feed still runs.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn any_running(&self) -> bool {
+        let mut watchers = self.lock();
+        watchers.retain(|(_, stopped)| !stopped.load(Ordering::Acquire));
+        !watchers.is_empty()
+    }
+
+    /// Calls `tell` with the listener of every running feed, dropping those of stopped feeds.
+    fn each(&self, tell: impl Fn(&dyn ChangeListener)) {
         let mut watchers = self.lock();
         watchers.retain(|(_, stopped)| !stopped.load(Ordering::Acquire));
         for (listener, _) in watchers.iter() {
-            listener.changed(id);
+            tell(listener.as_ref());
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Watcher>> {
         self.watchers.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl ChangeListener for LocalListeners {
+    fn changed(&self, id: &str) {
+        self.report(id);
+    }
+
+    fn lost(&self) {
+        self.each(|listener| listener.lost());
+    }
+
+    fn caught_up(&self, as_of: SystemTime) {
+        self.each(|listener| listener.caught_up(as_of));
     }
 }
 

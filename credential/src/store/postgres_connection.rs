@@ -1,13 +1,12 @@
-//! Reaching the PostgreSQL server: the connection URL, TLS, a pool of connections with their
-//! statements prepared, and what a driver error means for a retry.
+//! Reaching the PostgreSQL server: the connection URL, TLS, one connection waiting out a full
+//! server, and what a driver error means for a retry.
 
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, Config, Connection, Socket, Statement};
+use tokio_postgres::{Client, Config, Connection, Socket};
 use zeroize::Zeroizing;
 
 use super::postgres_tls::{RustlsConnector, RustlsStream, TlsMode, TlsSettings};
@@ -31,10 +30,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const FULL_SERVER_WAIT: Duration = Duration::from_secs(5);
 const FIRST_FULL_PAUSE: Duration = Duration::from_millis(10);
 const LONGEST_FULL_PAUSE: Duration = Duration::from_millis(250);
-/// How long a call waits for a pooled connection before failing.
-const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections kept by a store's pool.
-pub(crate) const DEFAULT_POOL_SIZE: usize = 16;
 
 /// Where the server is and how to talk to it; read once from the URL.
 pub(crate) struct Settings {
@@ -206,89 +201,6 @@ impl std::error::Error for DriverError {
     }
 }
 
-/// A pooled connection with the store's statements prepared on it.
-pub(crate) struct PooledClient {
-    pub(crate) client: Client,
-    pub(crate) statements: Statements,
-}
-
-/// The statements a store runs, prepared once per connection: each call is then one round trip.
-pub(crate) struct Statements {
-    pub(crate) get: Statement,
-    pub(crate) insert: Statement,
-    pub(crate) update: Statement,
-    pub(crate) delete: Statement,
-    pub(crate) list: Statement,
-    pub(crate) now: Statement,
-    pub(crate) key_ids_unknown: Statement,
-    pub(crate) key_ids: Statement,
-}
-
-impl Statements {
-    async fn prepare(client: &Client, channel: &str) -> Result<Self> {
-        // A write and its notification are one statement: the notification goes out when the
-        // write commits, and not at all when the compare-and-swap finds nothing to change.
-        let notify = format!("SELECT pg_notify({}, revision || ' ' || id)", quote_literal(channel));
-        let prepare = |sql: String| async move { client.prepare(&sql).await.map_err(storage) };
-        Ok(Self {
-            get: prepare("SELECT record FROM credential_records WHERE id = $1".to_owned()).await?,
-            insert: prepare(format!(
-                "WITH written AS (
-                    INSERT INTO credential_records
-                        (id, kind, environment, state, revision, record, key_id)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7)
-                    ON CONFLICT (id) DO NOTHING
-                    RETURNING id, revision)
-                 {notify} FROM written"
-            ))
-            .await?,
-            update: prepare(format!(
-                "WITH written AS (
-                    UPDATE credential_records
-                    SET kind = $2, environment = $3, state = $4, revision = $5, record = $6,
-                        key_id = $7
-                    WHERE id = $1 AND revision = $8
-                    RETURNING id, revision)
-                 {notify} FROM written"
-            ))
-            .await?,
-            delete: prepare(format!(
-                "WITH deleted AS (
-                    DELETE FROM credential_records WHERE id = $1 AND revision = $2
-                    RETURNING id, revision)
-                 {notify} FROM deleted"
-            ))
-            .await?,
-            list: prepare(
-                "SELECT id, record FROM credential_records
-                 WHERE ($1::text IS NULL OR kind = $1)
-                   AND ($2::text IS NULL OR state = $2)
-                   AND ($3::text IS NULL OR environment = $3)
-                   AND ($4::text IS NULL OR starts_with(id, $4))
-                 ORDER BY id"
-                    .to_owned(),
-            )
-            .await?,
-            key_ids_unknown: prepare(
-                "SELECT EXISTS (SELECT 1 FROM credential_records
-                 WHERE key_id = '' AND environment = $1 AND state <> 'revoked')"
-                    .to_owned(),
-            )
-            .await?,
-            key_ids: prepare(
-                "SELECT key_id FROM credential_key_usage WHERE environment = $1 AND records > 0"
-                    .to_owned(),
-            )
-            .await?,
-            // Microseconds since the epoch: the server's clock, not the transaction's start.
-            now: prepare(
-                "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint".to_owned(),
-            )
-            .await?,
-        })
-    }
-}
-
 /// `text` as an SQL string literal.
 pub(crate) fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
@@ -297,89 +209,6 @@ pub(crate) fn quote_literal(text: &str) -> String {
 /// `text` as an SQL identifier.
 pub(crate) fn quote_identifier(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))
-}
-
-/// Makes and checks the pool's connections.
-pub(crate) struct Connector {
-    settings: Arc<Settings>,
-    /// The store's notification channel.
-    channel: String,
-}
-
-impl Connector {
-    /// A pool of at most `size` connections to the server `settings` name.
-    pub(crate) fn pool(settings: Arc<Settings>, channel: String, size: usize) -> Result<Pool> {
-        deadpool::managed::Pool::builder(Self { settings, channel })
-            .max_size(size)
-            .runtime(deadpool::Runtime::Tokio1)
-            .wait_timeout(Some(CHECKOUT_TIMEOUT))
-            .build()
-            .map(|pool| Pool { pool })
-            .map_err(|_| Error::Config { reason: "the PostgreSQL connection pool cannot be built" })
-    }
-}
-
-impl deadpool::managed::Manager for Connector {
-    type Type = PooledClient;
-    type Error = Error;
-
-    async fn create(&self) -> Result<PooledClient> {
-        let client = self.settings.connect().await?;
-        let statements = Statements::prepare(&client, &self.channel).await?;
-        Ok(PooledClient { client, statements })
-    }
-
-    /// A connection the driver found closed (the server restarted, say) is dropped; checking
-    /// each one with a round trip would double the cost of every call.
-    async fn recycle(
-        &self,
-        connection: &mut PooledClient,
-        _: &deadpool::managed::Metrics,
-    ) -> deadpool::managed::RecycleResult<Error> {
-        if connection.client.is_closed() {
-            Err(deadpool::managed::RecycleError::message("closed"))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-/// The store's connections. A checkout that finds no open idle connection connects, and a failure
-/// to connect is the caller's error at once: while the server is away calls fail fast.
-pub(crate) struct Pool {
-    pool: deadpool::managed::Pool<Connector>,
-}
-
-impl std::fmt::Debug for Pool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool").field("max_size", &self.pool.status().max_size).finish()
-    }
-}
-
-impl Pool {
-    /// An open connection.
-    pub(crate) async fn get(&self) -> Result<deadpool::managed::Object<Connector>> {
-        self.pool.get().await.map_err(|error| match error {
-            deadpool::managed::PoolError::Backend(error) => error,
-            deadpool::managed::PoolError::Timeout(_) => Error::storage(
-                "postgres",
-                true,
-                std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!(
-                        "every connection of the store's pool ({}) stayed busy for {} s",
-                        self.pool.status().max_size,
-                        CHECKOUT_TIMEOUT.as_secs()
-                    ),
-                ),
-            ),
-            _ => Error::storage(
-                "postgres",
-                false,
-                std::io::Error::other("the connection pool is closed"),
-            ),
-        })
-    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The PostgreSQL store's change feed: one connection outside the pool that `LISTEN`s for the
-//! notifications every write sends in the statement that makes it, and a heartbeat on it.
+//! The PostgreSQL store's change feed: one connection per process and schema, outside the pool,
+//! that `LISTEN`s for the notifications every write sends in the statement that makes it, and a
+//! heartbeat on it; what it hears goes to every manager in the process that watches the schema.
 //!
 //! - The connection is driven by polling its messages, so no notification is dropped, and each
 //!   notification is reported before anything after it on the wire: when a heartbeat's reply
@@ -8,16 +9,19 @@
 //!   therefore reports the feed caught up to the moment its heartbeat left.
 //! - A heartbeat goes out every [`HEARTBEAT_INTERVAL`]; one that gets no reply within
 //!   [`HEARTBEAT_TIMEOUT`] means the connection is stalled, silently or not.
-//! - On any loss: tell the cache everything may have changed (it clears, and while no heartbeat
-//!   succeeds it is bypassed), reconnect with backoff, `LISTEN` first, tell it again, then let
-//!   heartbeats vouch for the cache once more.
+//! - On any loss: tell the caches everything may have changed (they clear, and while no heartbeat
+//!   succeeds they are bypassed), reconnect with backoff, `LISTEN` first, tell them again, then
+//!   let heartbeats vouch for the caches once more.
+//! - A watcher that joins a running feed hears what the feed hears from then on: its cache starts
+//!   empty, so what was reported before it joined is in the store it reads from.
 //!
-//! The feed runs on a thread of its own with its own single-threaded runtime, so it does not
-//! depend on the caller's runtime and stops when its [`ChangeFeed`] is dropped.
+//! The feed runs on the runtime that drives the process's connections to the server, so it does
+//! not depend on a caller's runtime; it runs while any of its [`ChangeFeed`]s is alive and stops
+//! (closing its connection) when the last is dropped.
 
 use std::future::poll_fn;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
@@ -25,7 +29,6 @@ use tokio_postgres::{AsyncMessage, Client};
 
 use super::postgres_connection::{Settings, quote_identifier};
 use super::{ChangeFeed, ChangeListener, FeedKind, LocalListeners};
-use crate::{Error, Result};
 
 /// How often the heartbeat goes out: well inside [`MAX_FEED_LAG`](super::MAX_FEED_LAG).
 pub(crate) const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(20);
@@ -35,107 +38,156 @@ pub(crate) const HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(1_500);
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
-/// Starts the feed on a thread of its own; the writes of the store handle itself reach `listener`
-/// through `local` at once.
-pub(crate) fn spawn(
+/// The feed of one schema on one server, for every watcher in the process.
+#[derive(Debug)]
+pub(crate) struct SharedFeed {
+    /// A direct connection to the server: `LISTEN` does not pass a pooler in transaction mode.
     settings: Arc<Settings>,
     channel: String,
-    listener: Arc<dyn ChangeListener>,
-    local: &LocalListeners,
-) -> Result<ChangeFeed> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| Error::io("starting the change feed", source))?;
-    let stop = Arc::new(AtomicBool::new(false));
-    local.add(Arc::clone(&listener), Arc::clone(&stop));
-    let stopped = Arc::clone(&stop);
-    std::thread::Builder::new()
-        .name("credential-postgres-feed".to_owned())
-        .spawn(move || runtime.block_on(listen(&settings, &channel, listener, &stopped)))
-        .map_err(|source| Error::io("starting the change feed", source))?;
-    Ok(ChangeFeed::new(FeedKind::Polled, stop))
+    /// Every watcher, told of the process's own writes at once and of the rest by the feed.
+    listeners: LocalListeners,
+    /// Whether the listening task runs; changed only under this lock, with the watchers checked.
+    running: Mutex<bool>,
 }
 
-/// Keeps a listening session up until `stop` is set.
-async fn listen(
-    settings: &Settings,
-    channel: &str,
-    listener: Arc<dyn ChangeListener>,
-    stop: &AtomicBool,
-) {
-    // Named per process and schema, so an operator (or a test) can find this connection's
-    // backend in `pg_stat_activity`.
-    let schema = channel.strip_prefix("credential_changes/").unwrap_or(channel);
-    let name = format!("credential-feed/{}/{schema}", std::process::id());
-    let mut backoff = FIRST_BACKOFF;
-    while !stop.load(Ordering::Acquire) {
-        let vouched = session(settings, &name, channel, &listener, stop).await;
-        if !stop.load(Ordering::Acquire) {
-            crate::telemetry::feed_lost("credential-postgres-feed");
-        }
-        listener.lost();
-        if vouched {
-            backoff = FIRST_BACKOFF;
-        }
-        sleep_unless_stopped(backoff, stop).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+impl SharedFeed {
+    pub(crate) fn new(settings: Arc<Settings>, channel: String) -> Self {
+        Self { settings, channel, listeners: LocalListeners::default(), running: Mutex::new(false) }
     }
-}
 
-/// One connection: `LISTEN`, then heartbeats until one fails or the feed stops. Whether any
-/// heartbeat succeeded.
-async fn session(
-    settings: &Settings,
-    name: &str,
-    channel: &str,
-    listener: &Arc<dyn ChangeListener>,
-    stop: &AtomicBool,
-) -> bool {
-    let Ok(Ok((client, mut connection))) =
-        tokio::time::timeout(HEARTBEAT_TIMEOUT, settings.connect_raw(Some(name))).await
-    else {
-        return false;
-    };
-    let reporter = Arc::clone(listener);
-    let heard_channel = channel.to_owned();
-    let driver = tokio::spawn(async move {
-        poll_fn(|cx| {
-            loop {
-                match connection.poll_message(cx) {
-                    Poll::Ready(Some(Ok(AsyncMessage::Notification(notification)))) => {
-                        if notification.channel() == heard_channel {
-                            report(reporter.as_ref(), notification.payload());
+    /// Adds `listener` until the returned feed is dropped, starting the listening task on
+    /// `driver` if it does not run.
+    pub(crate) fn watch(
+        self: &Arc<Self>,
+        listener: Arc<dyn ChangeListener>,
+        driver: &tokio::runtime::Handle,
+    ) -> ChangeFeed {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        self.listeners.add(listener, Arc::clone(&stop));
+        if !*running {
+            *running = true;
+            driver.spawn(Arc::clone(self).listen());
+        }
+        ChangeFeed::new(FeedKind::Polled, stop)
+    }
+
+    /// Tells every watcher that the process itself changed record `id`.
+    pub(crate) fn report(&self, id: &str) {
+        self.listeners.report(id);
+    }
+
+    /// Whether the task should go on; once it says no, the task ends (and a later watcher starts
+    /// another).
+    fn still_watched(&self) -> bool {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        *running = self.listeners.any_running();
+        *running
+    }
+
+    /// Keeps a listening session up while anyone watches.
+    async fn listen(self: Arc<Self>) {
+        // Named per process and schema, so an operator (or a test) can find this connection's
+        // backend in `pg_stat_activity`.
+        let schema = self.channel.strip_prefix("credential_changes/").unwrap_or(&self.channel);
+        let name = format!("credential-feed/{}/{schema}", std::process::id());
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let vouched = match self.session(&name).await {
+                Session::Unwatched => return,
+                Session::Lost { vouched } => vouched,
+            };
+            crate::telemetry::feed_lost("credential-postgres-feed");
+            self.listeners.lost();
+            if vouched {
+                backoff = FIRST_BACKOFF;
+            }
+            if !self.pause(backoff).await {
+                return;
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// One connection: `LISTEN`, then heartbeats until one fails or nobody watches.
+    async fn session(self: &Arc<Self>, name: &str) -> Session {
+        let Ok(Ok((client, mut connection))) =
+            tokio::time::timeout(HEARTBEAT_TIMEOUT, self.settings.connect_raw(Some(name))).await
+        else {
+            return Session::Lost { vouched: false };
+        };
+        let feed = Arc::clone(self);
+        let driver = tokio::spawn(async move {
+            poll_fn(|cx| {
+                loop {
+                    match connection.poll_message(cx) {
+                        Poll::Ready(Some(Ok(AsyncMessage::Notification(notification)))) => {
+                            if notification.channel() == feed.channel {
+                                report(&feed.listeners, notification.payload());
+                            }
                         }
+                        Poll::Ready(Some(Ok(_))) => {}
+                        Poll::Ready(None | Some(Err(_))) => {
+                            // Closed under us: say so now rather than at the next heartbeat.
+                            feed.listeners.lost();
+                            return Poll::Ready(());
+                        }
+                        Poll::Pending => return Poll::Pending,
                     }
-                    Poll::Ready(Some(Ok(_))) => {}
-                    Poll::Ready(None | Some(Err(_))) => {
-                        // Closed under us: say so now rather than at the next heartbeat.
-                        reporter.lost();
-                        return Poll::Ready(());
-                    }
-                    Poll::Pending => return Poll::Pending,
+                }
+            })
+            .await;
+        });
+        let listening = tokio::time::timeout(
+            HEARTBEAT_TIMEOUT,
+            client.batch_execute(&format!("LISTEN {}", quote_identifier(&self.channel))),
+        )
+        .await;
+        let mut ended = Session::Lost { vouched: false };
+        if matches!(listening, Ok(Ok(()))) {
+            // Whatever changed before the `LISTEN` took effect was never notified to us.
+            self.listeners.lost();
+            loop {
+                if !self.still_watched() {
+                    ended = Session::Unwatched;
+                    break;
+                }
+                if !heartbeat(&client, &self.listeners).await {
+                    break;
+                }
+                ended = Session::Lost { vouched: true };
+                if !self.pause(HEARTBEAT_INTERVAL).await {
+                    ended = Session::Unwatched;
+                    break;
                 }
             }
-        })
-        .await;
-    });
-    let listening = tokio::time::timeout(
-        HEARTBEAT_TIMEOUT,
-        client.batch_execute(&format!("LISTEN {}", quote_identifier(channel))),
-    )
-    .await;
-    let mut vouched = false;
-    if matches!(listening, Ok(Ok(()))) {
-        // Whatever changed before the `LISTEN` took effect was never notified to us.
-        listener.lost();
-        while !stop.load(Ordering::Acquire) && heartbeat(&client, listener.as_ref()).await {
-            vouched = true;
-            sleep_unless_stopped(HEARTBEAT_INTERVAL, stop).await;
         }
+        driver.abort();
+        ended
     }
-    driver.abort();
-    vouched
+
+    /// Sleeps for `duration` in steps of the heartbeat interval; `false` (at once) when nobody
+    /// watches any more.
+    async fn pause(&self, duration: Duration) -> bool {
+        let mut left = duration;
+        while !left.is_zero() {
+            let step = left.min(HEARTBEAT_INTERVAL);
+            tokio::time::sleep(step).await;
+            left -= step;
+            if !self.still_watched() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// How a listening session ended.
+enum Session {
+    /// Nobody watches any more: the task ends.
+    Unwatched,
+    /// The connection was lost (or never made); whether any heartbeat succeeded on it.
+    Lost { vouched: bool },
 }
 
 /// One heartbeat; whether its reply came in time.
@@ -156,15 +208,5 @@ fn report(listener: &dyn ChangeListener, payload: &str) {
         Some((_, id)) => listener.changed(id),
         // Not one of ours: whatever it meant, forgetting is safe.
         None => listener.lost(),
-    }
-}
-
-/// Sleeps for `duration`, waking early (in steps of the heartbeat interval) when `stop` is set.
-async fn sleep_unless_stopped(duration: Duration, stop: &AtomicBool) {
-    let mut left = duration;
-    while !left.is_zero() && !stop.load(Ordering::Acquire) {
-        let step = left.min(HEARTBEAT_INTERVAL);
-        tokio::time::sleep(step).await;
-        left -= step;
     }
 }

@@ -1,8 +1,10 @@
 //! The PostgreSQL store's tables, versioned and migrated under an advisory lock, so processes that
 //! start at once migrate one after the other and a database written by a newer version is refused
-//! without being touched.
+//! without being touched. Statements are unnamed (nothing is prepared), so a migration runs
+//! through a pooler in transaction mode too.
 
 use tokio_postgres::Client;
+use tokio_postgres::types::Type;
 
 use super::postgres_connection::storage;
 use crate::{Error, Result};
@@ -89,22 +91,22 @@ const MIGRATIONS: [&str; 3] = [
 pub(crate) async fn migrate(client: &mut Client) -> Result<String> {
     let transaction = client.transaction().await.map_err(storage)?;
     let schema: Option<String> =
-        transaction.query_one("SELECT current_schema()", &[]).await.map_err(storage)?.get(0);
+        transaction.query_typed_one("SELECT current_schema()", &[]).await.map_err(storage)?.get(0);
     let schema = schema.ok_or(Error::Config {
         reason: "the PostgreSQL search path names no existing schema to keep the tables in",
     })?;
     transaction
-        .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .execute_typed("SELECT pg_advisory_xact_lock($1)", &[(&MIGRATION_LOCK, Type::INT8)])
         .await
         .map_err(storage)?;
     let exists: bool = transaction
-        .query_one("SELECT to_regclass('credential_schema') IS NOT NULL", &[])
+        .query_typed_one("SELECT to_regclass('credential_schema') IS NOT NULL", &[])
         .await
         .map_err(storage)?
         .get(0);
     let found: i64 = if exists {
         let row = transaction
-            .query_opt("SELECT version FROM credential_schema", &[])
+            .query_typed_opt("SELECT version FROM credential_schema", &[])
             .await
             .map_err(storage)?;
         row.map_or(0, |row| row.get(0))
@@ -128,10 +130,10 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<String> {
     }
     if found < SCHEMA_VERSION {
         transaction
-            .execute(
+            .execute_typed(
                 "INSERT INTO credential_schema (version) VALUES ($1)
                  ON CONFLICT (only_row) DO UPDATE SET version = excluded.version",
-                &[&SCHEMA_VERSION],
+                &[(&SCHEMA_VERSION, Type::INT8)],
             )
             .await
             .map_err(storage)?;
