@@ -19,6 +19,7 @@ mod masking;
 mod master_key_rotation;
 mod master_keys;
 mod oauth2_refresh;
+mod postgres_fleet;
 mod postgres_restart;
 mod postgres_rotation;
 mod postgres_store;

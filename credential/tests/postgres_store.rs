@@ -131,10 +131,7 @@ async fn stores_in_one_process_on_one_url_share_one_pool_and_one_listener() {
             "SELECT count(*) FROM pg_stat_activity
              WHERE application_name = '{name}' AND pid <> pg_backend_pid()"
         );
-        psql(&url, &count)
-            .trim()
-            .parse::<usize>()
-            .unwrap()
+        psql(&url, &count).trim().parse::<usize>().unwrap()
     };
     assert!(
         pooled(&name) <= PostgresStore::DEFAULT_POOL_SIZE,
@@ -155,6 +152,30 @@ async fn stores_in_one_process_on_one_url_share_one_pool_and_one_listener() {
         assert!(std::time::Instant::now() < deadline, "connections left open");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[test]
+fn a_connection_made_on_a_runtime_that_is_not_running_still_serves_the_pool() {
+    let Some(schema) = PgSchema::create("runtime_idle") else { return };
+    let current = || tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    // One connection, made by a call on a runtime that then stops running but stays (as a
+    // writer thread's runtime between batches).
+    let idle = current();
+    let store = idle.block_on(async {
+        let store = PostgresStore::connect_with_pool_size(&schema.url, 1).await.unwrap();
+        store.put(sample_record("idle/one", "api_key", b"x"), Precondition::Absent).await.unwrap();
+        store
+    });
+    // The same connection serves calls on another runtime.
+    current().block_on(async {
+        let reads = async {
+            for _ in 0..20 {
+                assert!(store.get("idle/one").await.unwrap().is_some());
+            }
+        };
+        tokio::time::timeout(PATIENCE, reads).await.expect("the pooled connection stalled");
+    });
+    drop(idle);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

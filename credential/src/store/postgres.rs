@@ -312,7 +312,8 @@ impl Store for PostgresStore {
         environment: &str,
     ) -> Result<Option<std::collections::BTreeSet<String>>> {
         let connection = self.inner.pool.get().await?;
-        let unknown: bool = connection.query_one(Query::KeyIdsUnknown, &[&environment]).await?.get(0);
+        let unknown: bool =
+            connection.query_one(Query::KeyIdsUnknown, &[&environment]).await?.get(0);
         if unknown {
             return Ok(None);
         }

@@ -14,6 +14,10 @@ use crate::{Error, Result};
 
 /// How long a call waits for a pooled connection before failing.
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long making a pooled connection may take, a wait for a full server included, before the
+/// checkout fails: a server that accepts the socket and then stops answering does not hold a
+/// call for ever.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How the pool's connections run statements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,6 +203,7 @@ impl Connector {
             .max_size(size)
             .runtime(deadpool::Runtime::Tokio1)
             .wait_timeout(Some(CHECKOUT_TIMEOUT))
+            .create_timeout(Some(CREATE_TIMEOUT))
             .build()
             .map(|pool| Pool { pool })
             .map_err(|_| Error::Config { reason: "the PostgreSQL connection pool cannot be built" })
@@ -210,11 +215,21 @@ impl deadpool::managed::Manager for Connector {
     type Error = Error;
 
     async fn create(&self) -> Result<PooledClient> {
-        let (client, connection) = self.settings.connect_raw(None).await?;
-        // The driver ends when the connection closes; the client then reports it closed.
-        self.driver.spawn(async move {
-            let _ = connection.await;
+        // Made on the driver's runtime: a socket answers to the runtime it was made on, and the
+        // caller's may stop running (a writer thread's between batches) while the pool keeps it.
+        let settings = Arc::clone(&self.settings);
+        let driver = self.driver.clone();
+        let connecting = self.driver.spawn(async move {
+            let (client, connection) = settings.connect_raw(None).await?;
+            // The driver ends when the connection closes; the client then reports it closed.
+            driver.spawn(async move {
+                let _ = connection.await;
+            });
+            Ok::<_, Error>(client)
         });
+        let client = connecting.await.map_err(|_| {
+            Error::storage("postgres", true, std::io::Error::other("the connection driver stopped"))
+        })??;
         let prepared = match self.statements {
             Statements::Unnamed => None,
             Statements::Prepared => {
@@ -262,6 +277,19 @@ impl Pool {
     pub(crate) async fn get(&self) -> Result<deadpool::managed::Object<Connector>> {
         self.pool.get().await.map_err(|error| match error {
             deadpool::managed::PoolError::Backend(error) => error,
+            deadpool::managed::PoolError::Timeout(deadpool::managed::TimeoutType::Create) => {
+                Error::storage(
+                    "postgres",
+                    true,
+                    std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "the server did not complete a new connection within {} s",
+                            CREATE_TIMEOUT.as_secs()
+                        ),
+                    ),
+                )
+            }
             deadpool::managed::PoolError::Timeout(_) => Error::storage(
                 "postgres",
                 true,

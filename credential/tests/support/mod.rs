@@ -169,8 +169,14 @@ pub(crate) struct OwnPgServer {
 
 impl OwnPgServer {
     pub(crate) fn start(test: &str) -> Option<Self> {
+        Self::start_taking(test, 200)
+    }
+
+    /// A server that takes at most `max_connections` clients (PostgreSQL's default is 100).
+    pub(crate) fn start_taking(test: &str, max_connections: u32) -> Option<Self> {
         postgres_server_or_skip(test)?;
         let output = std::process::Command::new("bash")
+            .env("CREDENTIAL_TEST_POSTGRES_MAX_CONNECTIONS", max_connections.to_string())
             .arg("-c")
             .arg(r#"eval "$(bash "$0" start)" && printf '%s\n%s\n' "$CREDENTIAL_TEST_POSTGRES_URL" "$CREDENTIAL_TEST_POSTGRES_STATE""#)
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/postgres.sh"))
@@ -191,6 +197,45 @@ impl Drop for OwnPgServer {
     fn drop(&mut self) {
         let _ = std::process::Command::new("bash")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/postgres.sh"))
+            .arg("stop")
+            .arg(&self.state)
+            .output();
+    }
+}
+
+/// PgBouncer in transaction mode in front of an [`OwnPgServer`], made by `.ci/pgbouncer.sh`;
+/// stopped when dropped.
+pub(crate) struct OwnPgBouncer {
+    /// The server's `credential` database through the pooler (`verify-full`).
+    pub(crate) url: String,
+    state: PathBuf,
+}
+
+impl OwnPgBouncer {
+    pub(crate) fn start(server: &OwnPgServer) -> Self {
+        let output = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(r#"eval "$(bash "$0" start "$1" "$2")" && printf '%s\n%s\n' "$CREDENTIAL_TEST_PGBOUNCER_URL" "$CREDENTIAL_TEST_PGBOUNCER_STATE""#)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/pgbouncer.sh"))
+            .arg(&server.url)
+            .arg(&server.state)
+            .output()
+            .unwrap();
+        let printed = String::from_utf8(output.stdout).unwrap();
+        let mut lines = printed.lines();
+        match (output.status.success(), lines.next(), lines.next()) {
+            (true, Some(url), Some(state)) => {
+                Self { url: url.to_owned(), state: PathBuf::from(state) }
+            }
+            _ => panic!("no PgBouncer: {}", String::from_utf8_lossy(&output.stderr)),
+        }
+    }
+}
+
+impl Drop for OwnPgBouncer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/pgbouncer.sh"))
             .arg("stop")
             .arg(&self.state)
             .output();
