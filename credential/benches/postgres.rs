@@ -62,7 +62,12 @@ fn postgres(c: &mut Criterion) {
             .await
             .unwrap();
         let store = PostgresStore::connect(&url).await.unwrap();
-        let other = PostgresStore::connect(&url).await.unwrap();
+        // Connections of its own (another application name), as another process would have:
+        // stores on one URL share theirs and hear each other's writes without the server.
+        let other =
+            PostgresStore::connect(&format!("{url}&application_name=credential-bench-other"))
+                .await
+                .unwrap();
         for id in [ID, RAW_ID] {
             store
                 .put(sample_record(id, "github", &[7; SEALED_LEN]), Precondition::Absent)
