@@ -306,7 +306,7 @@ async fn run_fleet(
     let (workers, managers) = fleet_size();
     let admin = Manager::builder()
         .store(PostgresStore::connect(&server.url).await.unwrap())
-        .key_ring(KeyRing::from_file(&key_file).unwrap())
+        .key_ring(KeyRing::from_file(key_file).unwrap())
         .cache(CacheConfig::disabled())
         .build()
         .await
