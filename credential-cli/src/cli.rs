@@ -62,6 +62,17 @@ fn global_args() -> Vec<Arg> {
             .global(true)
             .hide_env_values(true)
             .help("Where the credentials are (sqlite:PATH, file:DIR, postgres://...)"),
+        Arg::new("behind-pooler")
+            .long("behind-pooler")
+            .env("CRED_STORE_SERVER")
+            .value_name("URL")
+            .global(true)
+            .hide_env_values(true)
+            .help(
+                "The PostgreSQL server behind a --store URL that names a pooler in transaction \
+                 mode (PgBouncer): statements then go through the pooler unnamed, migrations \
+                 to the server",
+            ),
         Arg::new("key-file")
             .long("key-file")
             .env("CRED_KEY_FILE")

@@ -36,8 +36,11 @@ impl Globals {
         matches: &ArgMatches,
         registrations: Vec<fn(ManagerBuilder) -> ManagerBuilder>,
     ) -> Outcome<Self> {
-        let location =
-            matches.get_one::<String>("store").map(|url| StoreLocation::parse(url)).transpose()?;
+        let behind_pooler = matches.get_one::<String>("behind-pooler").map(String::as_str);
+        let location = matches
+            .get_one::<String>("store")
+            .map(|url| StoreLocation::parse(url, behind_pooler))
+            .transpose()?;
         let principal = match matches.get_one::<String>("principal") {
             Some(principal) => principal.clone(),
             None => format!("user:{}", user_name()),

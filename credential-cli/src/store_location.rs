@@ -14,8 +14,12 @@ use crate::exit::{Failure, Outcome, Status};
 pub(crate) enum StoreLocation {
     Sqlite(PathBuf),
     Files(PathBuf),
+    /// A PostgreSQL URL and, when it names a pooler in transaction mode, the server behind it.
     #[cfg(feature = "postgres")]
-    Postgres(String),
+    Postgres {
+        url: String,
+        server: Option<String>,
+    },
 }
 
 /// An opened store and the audit trail that goes with it.
@@ -28,8 +32,14 @@ pub(crate) struct OpenedStore {
 }
 
 impl StoreLocation {
-    /// Reads `sqlite:PATH`, `file:DIR` or `postgres://...` (`sqlite://` and `file://` too).
-    pub(crate) fn parse(text: &str) -> Outcome<Self> {
+    /// Reads `sqlite:PATH`, `file:DIR` or `postgres://...` (`sqlite://` and `file://` too);
+    /// `behind_pooler` is the server behind a PostgreSQL URL that names a pooler.
+    pub(crate) fn parse(text: &str, behind_pooler: Option<&str>) -> Outcome<Self> {
+        if behind_pooler.is_some()
+            && !(text.starts_with("postgres://") || text.starts_with("postgresql://"))
+        {
+            return Err(Failure::usage("--behind-pooler applies to a postgres:// store only"));
+        }
         let path = |rest: &str| {
             let rest = rest.strip_prefix("//").unwrap_or(rest);
             if rest.is_empty() {
@@ -46,7 +56,10 @@ impl StoreLocation {
         }
         if text.starts_with("postgres://") || text.starts_with("postgresql://") {
             #[cfg(feature = "postgres")]
-            return Ok(Self::Postgres(text.to_owned()));
+            return Ok(Self::Postgres {
+                url: text.to_owned(),
+                server: behind_pooler.map(str::to_owned),
+            });
             #[cfg(not(feature = "postgres"))]
             return Err(Failure::usage(
                 "this `cred` was built without PostgreSQL support (feature `postgres`)",
@@ -63,7 +76,7 @@ impl StoreLocation {
             Self::Sqlite(path) => format!("SQLite database {}", path.display()),
             Self::Files(dir) => format!("file store {}", dir.display()),
             #[cfg(feature = "postgres")]
-            Self::Postgres(_) => "PostgreSQL database".to_owned(),
+            Self::Postgres { .. } => "PostgreSQL database".to_owned(),
         }
     }
 
@@ -74,7 +87,7 @@ impl StoreLocation {
             Self::Sqlite(path) => Some(beside(path, "audit.jsonl")),
             Self::Files(dir) => Some(dir.join("audit.jsonl")),
             #[cfg(feature = "postgres")]
-            Self::Postgres(_) => None,
+            Self::Postgres { .. } => None,
         }
     }
 
@@ -84,7 +97,7 @@ impl StoreLocation {
             Self::Sqlite(path) => Some(beside(path, "kdf")),
             Self::Files(dir) => Some(dir.join("passphrase.kdf")),
             #[cfg(feature = "postgres")]
-            Self::Postgres(_) => None,
+            Self::Postgres { .. } => None,
         }
     }
 
@@ -96,7 +109,7 @@ impl StoreLocation {
             Self::Sqlite(path) => drop(SqliteStore::open(path).await?),
             Self::Files(dir) => drop(FileStore::open(dir).await?),
             #[cfg(feature = "postgres")]
-            Self::Postgres(_) => {}
+            Self::Postgres { .. } => {}
         }
         Ok(())
     }
@@ -109,7 +122,7 @@ impl StoreLocation {
             Self::Sqlite(path) => !path.exists(),
             Self::Files(dir) => !dir.exists(),
             #[cfg(feature = "postgres")]
-            Self::Postgres(_) => false,
+            Self::Postgres { .. } => false,
         };
         if missing {
             return Err(Failure::new(
@@ -127,7 +140,7 @@ impl StoreLocation {
             Self::Sqlite(path) => path.parent().map(Path::to_owned),
             Self::Files(dir) => Some(dir.clone()),
             #[cfg(feature = "postgres")]
-            Self::Postgres(_) => None,
+            Self::Postgres { .. } => None,
         };
         if let Some(dir) = dir.filter(|dir| !dir.as_os_str().is_empty() && !dir.exists()) {
             use std::os::unix::fs::DirBuilderExt;
@@ -149,8 +162,14 @@ impl StoreLocation {
             Self::Sqlite(path) => (Arc::new(SqliteStore::open(path).await?), None),
             Self::Files(dir) => (Arc::new(FileStore::open(dir).await?), None),
             #[cfg(feature = "postgres")]
-            Self::Postgres(url) => {
-                let store = credential::store::PostgresStore::connect(url).await?;
+            Self::Postgres { url, server } => {
+                let builder = credential::store::PostgresStore::builder(url);
+                let store = match server {
+                    Some(server) => builder.behind_pooler(server),
+                    None => builder,
+                }
+                .connect()
+                .await?;
                 let table: Option<Arc<dyn AuditSink>> = match trail_path {
                     Some(_) => None,
                     None => Some(Arc::new(credential::audit::PostgresAuditSink::new(&store)?)),
@@ -185,14 +204,23 @@ mod tests {
 
     #[test]
     fn urls_name_their_store_and_the_files_beside_it() {
-        let sqlite = StoreLocation::parse("sqlite:/srv/creds.db").unwrap_or_else(|_| panic!());
+        let sqlite =
+            StoreLocation::parse("sqlite:/srv/creds.db", None).unwrap_or_else(|_| panic!());
         assert_eq!(sqlite.default_trail(), Some(PathBuf::from("/srv/creds.db.audit.jsonl")));
         assert_eq!(sqlite.default_kdf_file(), Some(PathBuf::from("/srv/creds.db.kdf")));
-        let files = StoreLocation::parse("file:///srv/creds").unwrap_or_else(|_| panic!());
+        let files = StoreLocation::parse("file:///srv/creds", None).unwrap_or_else(|_| panic!());
         assert_eq!(files.default_trail(), Some(PathBuf::from("/srv/creds/audit.jsonl")));
         for bad in ["creds.db", "sqlite:", "redis://host", "file://"] {
-            let Err(failure) = StoreLocation::parse(bad) else { panic!("{bad} was accepted") };
+            let Err(failure) = StoreLocation::parse(bad, None) else {
+                panic!("{bad} was accepted")
+            };
             assert_eq!(failure.status, crate::exit::Status::Usage);
         }
+        // A pooler stands in front of PostgreSQL only.
+        let Err(failure) = StoreLocation::parse("sqlite:/srv/creds.db", Some("postgres://db/x"))
+        else {
+            panic!("a pooler in front of SQLite was accepted")
+        };
+        assert_eq!(failure.status, crate::exit::Status::Usage);
     }
 }

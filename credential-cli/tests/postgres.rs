@@ -14,17 +14,19 @@ struct Schema {
     url: String,
 }
 
+/// The test server's URL; `None` when no server is configured (and none is required).
+fn server() -> Option<String> {
+    let base = std::env::var("CREDENTIAL_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty());
+    assert!(
+        base.is_some() || std::env::var_os("CREDENTIAL_TEST_POSTGRES_REQUIRED").is_none(),
+        "CREDENTIAL_TEST_POSTGRES_URL is not set: start a server with .ci/postgres.sh"
+    );
+    base
+}
+
 impl Schema {
     fn create(test: &str) -> Option<Self> {
-        let Some(base) =
-            std::env::var("CREDENTIAL_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())
-        else {
-            assert!(
-                std::env::var_os("CREDENTIAL_TEST_POSTGRES_REQUIRED").is_none(),
-                "CREDENTIAL_TEST_POSTGRES_URL is not set: start a server with .ci/postgres.sh"
-            );
-            return None;
-        };
+        let base = server()?;
         let name = format!("cred_cli_{test}_{}", std::process::id());
         psql(&base, &format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"));
         let url = format!("{base}&options=-csearch_path%3D{name}");
@@ -192,4 +194,54 @@ fn rotate_auto_changes_a_real_password_and_rotation_list_shows_it() {
     for run in runs {
         assert!(!run.all().contains(CANARY) && !run.all().contains(&new_password), "{run:?}");
     }
+}
+
+/// A database of its own on the test server, reached directly and through the PgBouncer in
+/// front of it (`CREDENTIAL_TEST_PGBOUNCER_URL`); dropped afterwards.
+struct Database {
+    base: String,
+    name: String,
+    url: String,
+    pooled_url: String,
+}
+
+impl Database {
+    fn create(test: &str) -> Option<Self> {
+        let base = server()?;
+        let Some(pooler) = std::env::var("CREDENTIAL_TEST_PGBOUNCER_URL").ok() else {
+            assert!(
+                std::env::var_os("CREDENTIAL_TEST_POSTGRES_REQUIRED").is_none(),
+                "CREDENTIAL_TEST_PGBOUNCER_URL is not set: start a pooler with .ci/pgbouncer.sh"
+            );
+            return None;
+        };
+        let name = format!("cred_cli_{test}_{}", std::process::id());
+        psql(&base, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        psql(&base, &format!("CREATE DATABASE {name}"));
+        let with_database = |url: &str| url.replacen("/credential?", &format!("/{name}?"), 1);
+        Some(Self { url: with_database(&base), pooled_url: with_database(&pooler), base, name })
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        psql(&self.base, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+#[test]
+fn the_commands_work_through_pgbouncer() {
+    let Some(database) = Database::create("pgbouncer") else { return };
+    let cli = Cli::new("pgbouncer");
+    let pg = ["--store", database.pooled_url.as_str(), "--behind-pooler", database.url.as_str()];
+    cli.run(&[&pg[..], &["init"]].concat()).ok();
+    let put = [&pg[..], &["put", "api_key", "stripe/pooled", "--set", "key=-", "--activate"]];
+    cli.run_with_input(&put.concat(), b"sk_live_pooled").ok();
+    for _ in 0..3 {
+        // Each run a new process, its statements on whichever server connection the pooler picks.
+        let get = [&pg[..], &["get", "stripe/pooled", "--reveal", "-f", "key"]].concat();
+        assert_eq!(cli.run(&get).ok().stdout.trim(), "sk_live_pooled");
+    }
+    let rows = psql(&database.url, "SELECT count(*) FROM credential_audit WHERE action = 'reveal'");
+    assert_eq!(rows.trim(), "3");
 }
