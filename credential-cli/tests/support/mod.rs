@@ -123,7 +123,8 @@ impl Cli {
         self.run_with_input(args, b"")
     }
 
-    /// Runs with `input` on standard input.
+    /// Runs with `input` on standard input. A command may exit without reading it (refusing its
+    /// arguments first): the input it never read is then no failure of the test's.
     pub fn run_with_input(&self, args: &[&str], input: &[u8]) -> Run {
         let mut child = self
             .command(args)
@@ -132,7 +133,10 @@ impl Cli {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
+        match child.stdin.take().unwrap().write_all(input) {
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {}
+            written => written.unwrap(),
+        }
         finished(child.wait_with_output().unwrap())
     }
 

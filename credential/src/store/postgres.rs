@@ -363,3 +363,18 @@ impl Store for PostgresStore {
         Ok(Some(self.inner.feed.watch(listener, self.inner.driver.handle())))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_builder_never_shows_its_urls() {
+        let builder = PostgresStore::builder("postgres://app:hunter2-canary@pooler/x")
+            .behind_pooler("postgres://app:hunter2-canary@db/x")
+            .pool_size(0);
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("behind_pooler: true") && shown.contains("pool_size: 1"), "{shown}");
+    }
+}
