@@ -72,8 +72,9 @@ async fn connect(url: &str, direct: Option<&str>) -> PostgresStore {
 
 /// One worker: `FLEET_MANAGERS` managers with the cache off (each its own store handle and
 /// audit sink) read and write; then as many caching managers read `target` until refused.
-/// Reports `LOADED <reads> <writes> <failures> <first failure>`, waits for `GO`, and reports
-/// `SEEN <last success start> <refused at> <error code>` for each caching manager.
+/// Reports `LOADED <reads> <writes> <failures> <first failure>`, waits for `GO`, says `READING`
+/// once every caching manager has read once, and reports `SEEN <last success start> <refused at>
+/// <error code>` for each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run as a child process by the tests below"]
 async fn fleet_worker() {
@@ -188,15 +189,21 @@ async fn fleet_worker() {
     let mut go = String::new();
     std::io::stdin().lock().read_line(&mut go).unwrap();
     assert_eq!(go.trim(), "GO");
+    // Once each has read once, the worker tells the parent, which then revokes.
+    let reading = Arc::new(tokio::sync::Barrier::new(cachers.len() + 1));
     let watching: Vec<_> = cachers
         .iter()
         .map(|cacher| {
             let (cacher, target) = (cacher.clone(), target.clone());
+            let reading = Arc::clone(&reading);
             tokio::spawn(async move {
                 let ctx = cacher.context(Principal::named("fleet"));
                 let give_up = Instant::now() + Duration::from_secs(10);
                 let mut last_success = 0;
-                loop {
+                for read in 0.. {
+                    if read == 1 {
+                        reading.wait().await;
+                    }
                     let started = unix_nanos();
                     match ctx.get::<ApiKey>(&target).await {
                         Ok(_) if Instant::now() < give_up => last_success = started,
@@ -207,9 +214,12 @@ async fn fleet_worker() {
                     }
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
+                unreachable!("the reads end by returning")
             })
         })
         .collect();
+    reading.wait().await;
+    println!("{TAG}READING");
     for seen in watching {
         println!("{TAG}SEEN {}", seen.await.unwrap());
     }
@@ -352,8 +362,11 @@ async fn run_fleet(
         writeln!(worker.stdin, "GO").unwrap();
         worker.stdin.flush().unwrap();
     }
-    // Let every worker's readers start their loops on the cached value.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Every worker's caching managers are reading the cached value.
+    for worker in &mut fleet {
+        let reading = tokio::task::block_in_place(|| worker.expect());
+        assert_eq!(reading, "READING");
+    }
     target.revoke("fleet test").await.unwrap();
     let revoked_at = unix_nanos();
     let mut refusals = Vec::new();
