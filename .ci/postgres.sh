@@ -11,6 +11,7 @@
 # The server runs as the `postgres` user when started by root (PostgreSQL refuses root). It takes
 # 200 connections (the suite runs many tests at once), or CREDENTIAL_TEST_POSTGRES_MAX_CONNECTIONS.
 set -euo pipefail
+source "$(dirname "$0")/service-helpers.sh"
 
 install_server() {
   # Install without the default cluster: the tests make their own.
@@ -27,10 +28,6 @@ server_bin() {
   ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
 }
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 start() {
   local bin
   bin="$(server_bin)"
@@ -38,15 +35,10 @@ start() {
     install_server
     bin="$(server_bin)"
   fi
-  local state run_as=() owner
+  local state run_as owner
   state="$(mktemp -d /tmp/credential-postgres.XXXXXX)"
   chmod 0755 "$state"
-  if [ "$(id -u)" = 0 ]; then
-    run_as=(runuser -u postgres --)
-    owner=postgres
-  else
-    owner="$(id -un)"
-  fi
+  service_user
 
   # Certificates: a CA that signs the server's, and another CA that signs nothing.
   (
@@ -104,17 +96,8 @@ EOF
 
 stop() {
   local state="${1:?usage: postgres.sh stop STATE_DIR}"
-  local pidfile="$state/data/postmaster.pid"
-  if [ -f "$pidfile" ]; then
-    local pid
-    pid="$(head -n 1 "$pidfile")"
-    # A fast shutdown: roll back open transactions, close connections, stop.
-    kill -INT "$pid" 2>/dev/null || true
-    for _ in $(seq 1 300); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-  fi
+  # A fast shutdown: roll back open transactions, close connections, stop.
+  stop_pid "$state/data/postmaster.pid" INT 300 0.1
   rm -rf "$state"
 }
 

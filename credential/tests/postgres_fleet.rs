@@ -17,9 +17,8 @@
 
 use crate::support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -29,7 +28,8 @@ use credential::crypto::MasterKey;
 use credential::kinds::ApiKey;
 use credential::store::PostgresStore;
 use credential::{CacheConfig, KeyRing, Manager, Principal};
-use support::{OwnPgBouncer, OwnPgServer, scratch_dir};
+use support::conversation::{Conversation, TAG, child_test};
+use support::{OwnService, scratch_dir};
 
 /// What a fleet of 8 workers may not reach, with PostgreSQL's default `max_connections` of 100.
 const PEAK_BOUND: usize = 50;
@@ -46,8 +46,6 @@ const WRITES_PER_MANAGER: usize = 3;
 const SHARED: usize = 8;
 /// How long a worker may take before it gives up (seconds are enough on a loaded machine).
 const WORKER_DEADLINE: Duration = Duration::from_secs(180);
-/// Lines a worker writes for the parent start with this, apart from the test harness's own.
-const TAG: &str = "@@";
 
 fn unix_nanos() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
@@ -228,48 +226,26 @@ async fn fleet_worker() {
     }
 }
 
-struct Worker {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Worker {
-    fn start(url: &str, direct: Option<&str>, run: &str, worker: usize, key: &str) -> Self {
-        let mut command = Command::new(std::env::current_exe().unwrap());
-        command
-            .args([
-                "--ignored",
-                "--exact",
-                support::test_named(module_path!(), "fleet_worker").as_str(),
-                "--nocapture",
-            ])
-            .env("FLEET_URL", url)
-            .env("FLEET_RUN", run)
-            .env("FLEET_WORKER", worker.to_string())
-            .env("FLEET_MANAGERS", fleet_size().1.to_string())
-            .env("FLEET_KEY", key)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped());
-        if let Some(direct) = direct {
-            command.env("FLEET_DIRECT", direct);
-        }
-        let mut child = command.spawn().unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Self { child, stdin, stdout }
+/// Worker `worker` of fleet run `run`, its stores at `url` (behind a pooler: `direct` the
+/// server), its master key in the file `key`.
+fn start_worker(
+    url: &str,
+    direct: Option<&str>,
+    run: &str,
+    worker: usize,
+    key: &str,
+) -> Conversation {
+    let mut command = child_test(module_path!(), "fleet_worker");
+    command
+        .env("FLEET_URL", url)
+        .env("FLEET_RUN", run)
+        .env("FLEET_WORKER", worker.to_string())
+        .env("FLEET_MANAGERS", fleet_size().1.to_string())
+        .env("FLEET_KEY", key);
+    if let Some(direct) = direct {
+        command.env("FLEET_DIRECT", direct);
     }
-
-    /// The next line the worker meant for the parent.
-    fn expect(&mut self) -> String {
-        loop {
-            let mut line = String::new();
-            assert_ne!(self.stdout.read_line(&mut line).unwrap(), 0, "a worker exited");
-            if let Some(message) = line.trim_end().strip_prefix(TAG) {
-                return message.to_owned();
-            }
-        }
-    }
+    Conversation::start(command)
 }
 
 /// Counts the server's client connections (other than its own) every few milliseconds until
@@ -308,8 +284,8 @@ struct Figures {
 }
 
 async fn run_fleet(
-    server: &OwnPgServer,
-    pooler: Option<&OwnPgBouncer>,
+    server: &OwnService,
+    pooler: Option<&OwnService>,
     run: &str,
     key_file: &Path,
 ) -> Figures {
@@ -344,8 +320,8 @@ async fn run_fleet(
         None => (server.url.as_str(), None),
     };
     let started = Instant::now();
-    let mut fleet: Vec<Worker> = (0..workers)
-        .map(|worker| Worker::start(url, direct, run, worker, key_file.to_str().unwrap()))
+    let mut fleet: Vec<Conversation> = (0..workers)
+        .map(|worker| start_worker(url, direct, run, worker, key_file.to_str().unwrap()))
         .collect();
     let (mut reads, mut writes) = (0, 0);
     for worker in &mut fleet {
@@ -359,8 +335,7 @@ async fn run_fleet(
     let load = started.elapsed();
 
     for worker in &mut fleet {
-        writeln!(worker.stdin, "GO").unwrap();
-        worker.stdin.flush().unwrap();
+        worker.send("GO");
     }
     // Every worker's caching managers are reading the cached value.
     for worker in &mut fleet {
@@ -395,8 +370,8 @@ async fn run_fleet(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_on_a_default_server_never_runs_out_of_connections_directly_or_through_pgbouncer() {
-    let Some(server) = OwnPgServer::start_taking("fleet", 100) else { return };
-    let pooler = OwnPgBouncer::start(&server);
+    let Some(server) = OwnService::postgres_taking("fleet", 100) else { return };
+    let pooler = OwnService::pgbouncer(&server);
     let dir = scratch_dir("fleet");
     let key_file = dir.join("master.key");
     MasterKey::generate().unwrap().write_file(&key_file).unwrap();

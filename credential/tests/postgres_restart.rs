@@ -16,7 +16,7 @@ use credential::crypto::MasterKey;
 use credential::kinds::ApiKey;
 use credential::store::PostgresStore;
 use credential::{CacheConfig, ExposeSecret, KeyRing, Manager, Principal};
-use support::OwnPgServer;
+use support::OwnService;
 
 const BOUND: Duration = Duration::from_millis(100);
 
@@ -39,7 +39,7 @@ type Observation = (u128, Result<String, &'static str>);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_restart_surfaces_errors_then_fresh_values_never_a_stale_one() {
-    let Some(server) = OwnPgServer::start("restart") else { return };
+    let Some(server) = OwnService::postgres("restart") else { return };
     let key = MasterKey::generate().unwrap();
     let writer = manager(&server.url, &key).await;
     let reader = manager(&server.url, &key).await;

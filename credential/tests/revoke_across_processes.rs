@@ -14,9 +14,9 @@
 
 use crate::support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -24,13 +24,12 @@ use credential::crypto::MasterKey;
 use credential::kinds::ApiKey;
 use credential::store::{FileStore, PostgresStore, Store, VaultStore};
 use credential::{CacheConfig, KeyRing, Manager, Principal, SecretString, SqliteStore};
+use support::conversation::{Conversation, TAG, child_test};
 use support::vault::Bao;
 use support::{PgSchema, feed_backends, psql, scratch_dir};
 
 const ROUNDS: usize = 20;
 const BOUND: Duration = Duration::from_millis(100);
-/// Lines the child writes for the parent start with this, apart from the test harness's own.
-const TAG: &str = "@@";
 
 fn unix_nanos() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
@@ -97,48 +96,11 @@ async fn reader_process() {
     }
 }
 
-struct Reader {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Reader {
-    fn start(backend: &str, dir: &Path, url: &str) -> Self {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--ignored",
-                "--exact",
-                support::test_named(module_path!(), "reader_process").as_str(),
-                "--nocapture",
-            ])
-            .env("READER_BACKEND", backend)
-            .env("READER_DIR", dir)
-            .env("READER_POSTGRES_URL", url)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Self { child, stdin, stdout }
-    }
-
-    fn send(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
-    }
-
-    /// The next line the child meant for the parent.
-    fn expect(&mut self) -> String {
-        loop {
-            let mut line = String::new();
-            assert_ne!(self.stdout.read_line(&mut line).unwrap(), 0, "the reader exited");
-            if let Some(message) = line.trim_end().strip_prefix(TAG) {
-                return message.to_owned();
-            }
-        }
-    }
+/// The reader child, started for `backend`'s store in `dir` (or at `url`).
+fn start_reader(backend: &str, dir: &Path, url: &str) -> Conversation {
+    let mut command = child_test(module_path!(), "reader_process");
+    command.env("READER_BACKEND", backend).env("READER_DIR", dir).env("READER_POSTGRES_URL", url);
+    Conversation::start(command)
 }
 
 /// What happens to the reader's change feed right before each revoke.
@@ -175,7 +137,7 @@ async fn revokes_reach_the_other_process(backend: &str, rounds: usize, disruptio
     };
     MasterKey::generate().unwrap().write_file(dir.join("master.key")).unwrap();
     let writer = open_manager(backend, &dir, &url).await;
-    let mut reader = Reader::start(backend, &dir, &url);
+    let mut reader = start_reader(backend, &dir, &url);
     let mut worst = Duration::ZERO;
     for round in 0..rounds {
         let id = format!("revoke/round-{round}");

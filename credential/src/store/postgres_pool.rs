@@ -275,33 +275,22 @@ impl std::fmt::Debug for Pool {
 impl Pool {
     /// An open connection.
     pub(crate) async fn get(&self) -> Result<deadpool::managed::Object<Connector>> {
+        use deadpool::managed::{PoolError, TimeoutType};
+        let timed_out = |message: String| {
+            let error = std::io::Error::new(std::io::ErrorKind::TimedOut, message);
+            Error::storage("postgres", true, error)
+        };
         self.pool.get().await.map_err(|error| match error {
-            deadpool::managed::PoolError::Backend(error) => error,
-            deadpool::managed::PoolError::Timeout(deadpool::managed::TimeoutType::Create) => {
-                Error::storage(
-                    "postgres",
-                    true,
-                    std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!(
-                            "the server did not complete a new connection within {} s",
-                            CREATE_TIMEOUT.as_secs()
-                        ),
-                    ),
-                )
-            }
-            deadpool::managed::PoolError::Timeout(_) => Error::storage(
-                "postgres",
-                true,
-                std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!(
-                        "every connection of the store's pool ({}) stayed busy for {} s",
-                        self.pool.status().max_size,
-                        CHECKOUT_TIMEOUT.as_secs()
-                    ),
-                ),
-            ),
+            PoolError::Backend(error) => error,
+            PoolError::Timeout(TimeoutType::Create) => timed_out(format!(
+                "the server did not complete a new connection within {} s",
+                CREATE_TIMEOUT.as_secs()
+            )),
+            PoolError::Timeout(_) => timed_out(format!(
+                "every connection of the store's pool ({}) stayed busy for {} s",
+                self.max_size(),
+                CHECKOUT_TIMEOUT.as_secs()
+            )),
             _ => Error::storage(
                 "postgres",
                 false,

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub(crate) mod conversation;
 pub(crate) mod oidc;
 pub(crate) mod spans;
 pub(crate) mod stress;
@@ -157,89 +158,89 @@ pub(crate) fn postgres_server_or_skip(test: &str) -> Option<String> {
     url
 }
 
-/// A PostgreSQL server of one test's own, made by `.ci/postgres.sh` like the shared one, for a
-/// test that disturbs its server (restarts it) while other tests use theirs; stopped when
-/// dropped. Started only where the shared test server runs, so where PostgreSQL is installed.
-pub(crate) struct OwnPgServer {
+/// A server of one test's own, made by a `.ci` script like the shared ones and stopped by it when
+/// dropped: a PostgreSQL server for a test that disturbs its server (restarts it) or needs its
+/// limits while other tests use theirs, and PgBouncer in front of one. Started only where the
+/// shared test server runs, so where PostgreSQL is installed.
+pub(crate) struct OwnService {
     /// A `verify-full` URL for its `credential` database.
     pub(crate) url: String,
-    /// Its directory: data, certificates, and the `restart` script.
+    /// Its directory: for a server its data, certificates, and the `restart` script.
     pub(crate) state: PathBuf,
+    /// The `.ci` script that made it.
+    script: &'static str,
 }
 
-impl OwnPgServer {
-    pub(crate) fn start(test: &str) -> Option<Self> {
-        Self::start_taking(test, 200)
+impl OwnService {
+    /// A PostgreSQL server that takes 200 clients, as the shared one.
+    pub(crate) fn postgres(test: &str) -> Option<Self> {
+        Self::postgres_taking(test, 200)
     }
 
-    /// A server that takes at most `max_connections` clients (PostgreSQL's default is 100).
-    pub(crate) fn start_taking(test: &str, max_connections: u32) -> Option<Self> {
+    /// A PostgreSQL server that takes at most `max_connections` clients (PostgreSQL's default
+    /// is 100).
+    pub(crate) fn postgres_taking(test: &str, max_connections: u32) -> Option<Self> {
         postgres_server_or_skip(test)?;
-        let output = std::process::Command::new("bash")
-            .env("CREDENTIAL_TEST_POSTGRES_MAX_CONNECTIONS", max_connections.to_string())
+        let limit = max_connections.to_string();
+        Some(Self::start(
+            "postgres.sh",
+            "POSTGRES",
+            &[],
+            Some(("CREDENTIAL_TEST_POSTGRES_MAX_CONNECTIONS", &limit)),
+        ))
+    }
+
+    /// PgBouncer in transaction mode in front of `server`.
+    pub(crate) fn pgbouncer(server: &OwnService) -> Self {
+        let state = server.state.to_str().unwrap();
+        Self::start("pgbouncer.sh", "PGBOUNCER", &[&server.url, state], None)
+    }
+
+    /// Runs `.ci/{script} start args…` with `env` set and reads the URL and state directory it
+    /// exports as `CREDENTIAL_TEST_{exports}_URL` and `_STATE`.
+    fn start(
+        script: &'static str,
+        exports: &str,
+        args: &[&str],
+        env: Option<(&str, &str)>,
+    ) -> Self {
+        let mut command = std::process::Command::new("bash");
+        if let Some((name, value)) = env {
+            command.env(name, value);
+        }
+        let output = command
             .arg("-c")
-            .arg(r#"eval "$(bash "$0" start)" && printf '%s\n%s\n' "$CREDENTIAL_TEST_POSTGRES_URL" "$CREDENTIAL_TEST_POSTGRES_STATE""#)
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/postgres.sh"))
+            .arg(format!(
+                r#"eval "$(bash "$0" start "$@")" && printf '%s\n%s\n' "$CREDENTIAL_TEST_{exports}_URL" "$CREDENTIAL_TEST_{exports}_STATE""#
+            ))
+            .arg(ci_script(script))
+            .args(args)
             .output()
             .unwrap();
         let printed = String::from_utf8(output.stdout).unwrap();
         let mut lines = printed.lines();
         match (output.status.success(), lines.next(), lines.next()) {
             (true, Some(url), Some(state)) => {
-                Some(Self { url: url.to_owned(), state: PathBuf::from(state) })
+                Self { url: url.to_owned(), state: PathBuf::from(state), script }
             }
-            _ => panic!("no server of its own: {}", String::from_utf8_lossy(&output.stderr)),
+            _ => panic!("{script} did not start: {}", String::from_utf8_lossy(&output.stderr)),
         }
     }
 }
 
-impl Drop for OwnPgServer {
+impl Drop for OwnService {
     fn drop(&mut self) {
         let _ = std::process::Command::new("bash")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/postgres.sh"))
+            .arg(ci_script(self.script))
             .arg("stop")
             .arg(&self.state)
             .output();
     }
 }
 
-/// PgBouncer in transaction mode in front of an [`OwnPgServer`], made by `.ci/pgbouncer.sh`;
-/// stopped when dropped.
-pub(crate) struct OwnPgBouncer {
-    /// The server's `credential` database through the pooler (`verify-full`).
-    pub(crate) url: String,
-    state: PathBuf,
-}
-
-impl OwnPgBouncer {
-    pub(crate) fn start(server: &OwnPgServer) -> Self {
-        let output = std::process::Command::new("bash")
-            .arg("-c")
-            .arg(r#"eval "$(bash "$0" start "$1" "$2")" && printf '%s\n%s\n' "$CREDENTIAL_TEST_PGBOUNCER_URL" "$CREDENTIAL_TEST_PGBOUNCER_STATE""#)
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/pgbouncer.sh"))
-            .arg(&server.url)
-            .arg(&server.state)
-            .output()
-            .unwrap();
-        let printed = String::from_utf8(output.stdout).unwrap();
-        let mut lines = printed.lines();
-        match (output.status.success(), lines.next(), lines.next()) {
-            (true, Some(url), Some(state)) => {
-                Self { url: url.to_owned(), state: PathBuf::from(state) }
-            }
-            _ => panic!("no PgBouncer: {}", String::from_utf8_lossy(&output.stderr)),
-        }
-    }
-}
-
-impl Drop for OwnPgBouncer {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("bash")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/pgbouncer.sh"))
-            .arg("stop")
-            .arg(&self.state)
-            .output();
-    }
+/// The path of `.ci/{script}`.
+fn ci_script(script: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci").join(script)
 }
 
 /// The test server's URL (a `verify-full` URL with a query string), if one is configured.
